@@ -1,0 +1,153 @@
+"""Assemble and run one gateway: store, rules, MQTT source, pipeline and HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import uvicorn
+
+from drivers.mqtt_client import MqttSource
+from gateway.config import Config
+from gateway.events import Hub
+from gateway.http import Context, create_app
+from gateway.ingest import Ingestor
+from gateway.metrics import Metrics
+from gateway.pipeline import Pipeline
+from gateway.registry import Registry
+from gateway.store import Store
+from rules.evaluator import RuleSet
+from rules.model import Rule
+from rules.schema import load_rules
+
+log = logging.getLogger("stationgw")
+
+GATEWAY_NODE = "_gateway"  # the gateway's own availability; no device id starts with "_"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside our loop: the gateway owns the signals, not uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def load_ruleset(cfg: Config) -> tuple[Rule, ...]:
+    if cfg.rules.file is None:
+        return ()
+    registry = Registry(cfg)
+    return load_rules(
+        cfg.rules.file, metrics=registry.metrics(), devices={d.id for d in cfg.devices}
+    )
+
+
+@dataclass
+class Running:
+    """Handles a caller (the demo, tests) may want while the gateway runs."""
+
+    http_port: int
+    metrics: Metrics
+    broker_up: asyncio.Event
+
+
+async def run_gateway(
+    cfg: Config,
+    stop: asyncio.Event,
+    *,
+    started: asyncio.Future[Running] | None = None,
+) -> None:
+    """Run until `stop` is set; then finish the batch in hand and shut down cleanly."""
+    rules = load_ruleset(cfg)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+    loop = asyncio.get_running_loop()
+    store = await loop.run_in_executor(writer, Store, cfg.database.path)
+    await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
+    ingestor = await loop.run_in_executor(writer, Ingestor, store, RuleSet(rules))
+    registry = Registry(cfg)
+    hub = Hub()
+    metrics = Metrics()
+    base = f"stations/{cfg.station.id}"
+
+    def on_connection(up: bool) -> None:
+        metrics.broker_up.set(1 if up else 0)
+        hub.publish("broker", {"connected": up})
+
+    source = MqttSource(
+        cfg.broker,
+        [f"{base}/+/telemetry", f"{base}/+/status"],
+        capacity=cfg.pipeline.queue_max,
+        availability_topic=f"{base}/{GATEWAY_NODE}/status",
+        on_connection=on_connection,
+    )
+    pipeline = Pipeline(
+        source, ingestor, writer, registry, hub, metrics, batch_max=cfg.pipeline.batch_max
+    )
+    metrics.watch(source.depth, hub.subscribers)
+    ctx = Context(
+        config=cfg,
+        db_path=cfg.database.path,
+        writer=writer,
+        writer_store=store,
+        hub=hub,
+        metrics=metrics,
+        broker_connected=lambda: source.connected,
+        queue_depth=source.depth,
+        store_error=lambda: pipeline.store_error,
+        started_at=time.monotonic(),
+    )
+    server = _Server(
+        uvicorn.Config(
+            create_app(ctx),
+            host=cfg.http.host,
+            port=cfg.http.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+    )
+    log.info(
+        "station %s: %d devices, %d rules, database %s",
+        cfg.station.id,
+        len(cfg.devices),
+        len(rules),
+        cfg.database.path,
+    )
+    await source.start()
+    pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
+    http_task = asyncio.create_task(server.serve(), name="http")
+    try:
+        while not server.started:
+            if http_task.done():
+                http_task.result()
+                raise OSError(f"HTTP server on {cfg.http.host}:{cfg.http.port} did not start")
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        log.info("web page on http://%s:%d/", cfg.http.host, port)
+        if started is not None:
+            started.set_result(Running(http_port=port, metrics=metrics, broker_up=source.up))
+        stop_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait(
+            {stop_task, pipe_task, http_task}, return_when=asyncio.FIRST_COMPLETED
+        )
+        stop_task.cancel()
+        for task in done:
+            if task is not stop_task:
+                task.result()  # a crashed part stops the gateway loudly
+    finally:
+        log.info("stopping")
+        pipe_task.cancel()
+        await pipeline.drain()
+        hub.close_all()
+        server.should_exit = True
+        await source.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(http_task, 5)
+        await loop.run_in_executor(writer, store.close)
+        writer.shutdown(wait=True)
+        log.info("stopped")

@@ -1,0 +1,176 @@
+"""Station configuration: TOML read with tomllib, validated with pydantic.
+
+Unknown keys are errors. Every problem is reported with its key path and the file name.
+Relative paths inside the file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.errors import ConfigError
+from gateway.validation import problems
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StationSection(_Model):
+    id: Ident
+    name: str = Field(min_length=1)
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+
+class Village(_Model):
+    id: Ident
+    name: str = Field(min_length=1)
+
+
+class Point(_Model):
+    """A monitoring point (监测点): a slope, a river section."""
+
+    id: Ident
+    name: str = Field(min_length=1)
+    village: Ident
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+
+
+class MetricSpec(_Model):
+    unit: str = Field(min_length=1)
+    min: float
+    max: float
+    name: str | None = None
+
+
+class Device(_Model):
+    id: Ident
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    point: Ident
+    transport: Literal["mqtt_json"] = "mqtt_json"
+    metrics: dict[Ident, MetricSpec] = Field(min_length=1)
+
+
+class Broker(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = Field(default="stationgw", min_length=1, max_length=64)
+    protocol: Literal["3.1.1", "5"] = "5"
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    username: str | None = None
+    password: str | None = None
+    session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    receive_maximum: int = Field(default=10000, ge=1, le=65535)
+
+
+class Database(_Model):
+    path: Path
+
+
+class Http(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class RulesSection(_Model):
+    file: Path | None = None
+
+
+class PipelineSection(_Model):
+    batch_max: int = Field(default=2000, ge=1, le=100_000)
+    queue_max: int = Field(default=20_000, ge=1, le=1_000_000)
+
+
+class Config(_Model):
+    station: StationSection
+    villages: list[Village] = []
+    points: list[Point] = []
+    devices: list[Device] = []
+    broker: Broker = Broker()
+    database: Database
+    http: Http = Http()
+    rules: RulesSection = RulesSection()
+    pipeline: PipelineSection = PipelineSection()
+
+    def device(self, device_id: str) -> Device | None:
+        return next((d for d in self.devices if d.id == device_id), None)
+
+
+def _cross_check(cfg: Config) -> list[str]:
+    out: list[str] = []
+
+    def dupes(kind: str, ids: list[str]) -> None:
+        seen: set[str] = set()
+        for i, x in enumerate(ids):
+            if x in seen:
+                out.append(f"{kind}[{i}].id: duplicate id {x!r}")
+            seen.add(x)
+
+    dupes("villages", [v.id for v in cfg.villages])
+    dupes("points", [p.id for p in cfg.points])
+    dupes("devices", [d.id for d in cfg.devices])
+    villages = {v.id for v in cfg.villages}
+    points = {p.id for p in cfg.points}
+    for i, p in enumerate(cfg.points):
+        if p.village not in villages:
+            out.append(f"points[{i}].village: unknown village {p.village!r}")
+    for i, d in enumerate(cfg.devices):
+        if d.point not in points:
+            out.append(f"devices[{i}].point: unknown monitoring point {d.point!r}")
+        for name, m in d.metrics.items():
+            if m.min >= m.max:
+                out.append(f"devices[{i}].metrics.{name}.max: must be greater than min ({m.min})")
+    return out
+
+
+def _resolve(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p)
+
+
+def parse_config(data: dict[str, object], path: Path) -> Config:
+    """Validate parsed TOML; raise ConfigError listing every problem."""
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(str(path), problems(e)) from None
+    found = _cross_check(cfg)
+    if found:
+        raise ConfigError(str(path), found)
+    base = path.parent
+    db = Database(path=_resolve(base, cfg.database.path))
+    rules = RulesSection(file=_resolve(base, cfg.rules.file) if cfg.rules.file else None)
+    return cfg.model_copy(update={"database": db, "rules": rules})
+
+
+def read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except OSError as e:
+        raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), [f"not valid TOML: {e}"]) from None
+
+
+def load_config(path: Path) -> Config:
+    return parse_config(read_toml(path), path)

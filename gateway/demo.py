@@ -1,0 +1,115 @@
+"""`stationgw demo`: broker, gateway, simulated devices and the page in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from firmware_stubs.mqtt_device import run_scenario
+from firmware_stubs.scenario import load_scenario
+from gateway.app import Running, run_gateway
+from gateway.broker import EmbeddedBroker
+from gateway.config import Broker, Config, Database, Http, load_config
+from gateway.errors import GatewayError
+from gateway.store import Store
+
+T = TypeVar("T")
+
+log = logging.getLogger("stationgw.demo")
+
+DEMO_CONFIG = Path(str(resources.files("gateway") / "demo_station.toml"))
+DEMO_SCENARIO = Path(str(resources.files("firmware_stubs") / "scenarios" / "rainstorm.toml"))
+
+
+def demo_config(data: Path, http_port: int, broker_port: int) -> Config:
+    cfg = load_config(DEMO_CONFIG)
+    return cfg.model_copy(
+        update={
+            "broker": Broker(**{**cfg.broker.model_dump(), "port": broker_port}),
+            "database": Database(path=data / "station.db"),
+            "http": Http(host="127.0.0.1", port=http_port),
+        }
+    )
+
+
+async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
+    data.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker()
+    await broker.start()
+    cfg = demo_config(data.resolve(), http_port, broker.port)
+    scenario = load_scenario(DEMO_SCENARIO)
+    gateway_stop = asyncio.Event()
+    started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+    gateway = asyncio.create_task(run_gateway(cfg, gateway_stop, started=started))
+    stubs: asyncio.Task[None] | None = None
+    stubs_stop = asyncio.Event()
+    t0 = time.monotonic()
+    try:
+        running = await _first(started, gateway)
+        await _first(asyncio.ensure_future(running.broker_up.wait()), gateway)
+        print(
+            f"\n  stationgw demo — {cfg.station.name}\n"
+            f"  web page:  http://127.0.0.1:{running.http_port}/\n"
+            f"  database:  {cfg.database.path}\n"
+            f"  broker:    mqtt://127.0.0.1:{broker.port} (embedded amqtt)\n"
+            f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
+            "a scripted rainstorm opens a ticket within the first minute.\n"
+            "  Ctrl-C stops.\n",
+            flush=True,
+        )
+        stubs = asyncio.create_task(
+            run_scenario(
+                scenario,
+                station=cfg.station.id,
+                host="127.0.0.1",
+                port=broker.port,
+                protocol="3.1.1",
+                stop=stubs_stop,
+            )
+        )
+        stop_wait = asyncio.create_task(stop.wait())
+        await asyncio.wait([stop_wait, gateway, stubs], return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+    finally:
+        stubs_stop.set()
+        if stubs is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(stubs, 5)
+        await asyncio.sleep(0.3)  # let the last reports reach the gateway
+        gateway_stop.set()
+        try:
+            await gateway
+        finally:
+            await broker.stop()
+    _summary(cfg, time.monotonic() - t0)
+
+
+async def _first(wanted: asyncio.Future[T], gateway: asyncio.Task[None]) -> T:
+    """Wait for `wanted`, unless the gateway ends first (its error is raised then)."""
+    pending: list[asyncio.Future[Any]] = [wanted, gateway]
+    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    if not wanted.done():
+        gateway.result()
+        raise GatewayError("the gateway stopped during start-up")
+    return wanted.result()
+
+
+def _summary(cfg: Config, elapsed: float) -> None:
+    store = Store(cfg.database.path, writer=False)
+    try:
+        readings = store.count_readings()
+        tickets = store.tickets()
+    finally:
+        store.close()
+    print(
+        f"\n  demo ran {elapsed:.0f} s: {readings} readings stored, "
+        f"{len(tickets)} tickets in the ledger",
+        flush=True,
+    )
+    for t in tickets[:10]:
+        print(f"    #{t.id} {t.level.label:<6} {t.title} ({t.device}/{t.metric} = {t.value})")

@@ -1,0 +1,40 @@
+"""The gateway's error tree; foreign exceptions are converted where they enter."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """A configuration or rules file is invalid; `problems` lists each one."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+class StoreError(GatewayError):
+    """The database could not be opened, migrated or written."""
+
+
+class DriverError(GatewayError):
+    """A transport or protocol driver failed."""
+
+
+class PayloadError(DriverError):
+    """A device payload could not be decoded; the reason names what and where."""
+
+
+class TicketError(GatewayError):
+    """A ticket action is not allowed (unknown ticket, wrong state)."""
+
+
+class TicketNotFound(TicketError):
+    pass
+
+
+class TicketConflict(TicketError):
+    pass

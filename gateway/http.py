@@ -1,0 +1,213 @@
+"""HTTP: the JSON API, server-sent events, Prometheus metrics and the duty-room page.
+
+FastAPI for validation and the OpenAPI schema (`/openapi.json`). Its Swagger pages are
+off: they load scripts from a CDN and stations are offline. Reads use one read-only
+connection per worker thread; writes go through the single writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from gateway.config import Config
+from gateway.errors import TicketConflict, TicketNotFound
+from gateway.events import Hub
+from gateway.metrics import Metrics
+from gateway.store import Store, Ticket
+
+WEB = Path(str(resources.files("dashboards") / "web"))
+
+
+@dataclass
+class Context:
+    """What the HTTP layer needs from a running gateway."""
+
+    config: Config
+    db_path: Path
+    writer: Executor
+    writer_store: Store
+    hub: Hub
+    metrics: Metrics
+    broker_connected: Callable[[], bool]
+    queue_depth: Callable[[], int]
+    store_error: Callable[[], str | None]
+    started_at: float
+
+
+class AckBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(min_length=1, max_length=64, description="who acknowledges (name)")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def _ms(v: int | datetime | None, default: int) -> int:
+    if v is None:
+        return default
+    if isinstance(v, datetime):
+        return int(v.timestamp() * 1000)
+    return v
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(
+        title="stationgw",
+        summary="Township emergency-management station gateway",
+        docs_url=None,
+        redoc_url=None,
+    )
+    local = threading.local()
+
+    def reader() -> Store:
+        store: Store | None = getattr(local, "store", None)
+        if store is None:
+            store = Store(ctx.db_path, writer=False)
+            local.store = store
+        return store
+
+    station = ctx.config.station
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        error = ctx.store_error()
+        broker = ctx.broker_connected()
+        return {
+            "status": "ok" if broker and error is None else "degraded",
+            "station": {"id": station.id, "name": station.name, "timezone": station.timezone},
+            "broker": {"connected": broker},
+            "store": {"ok": error is None, "error": error},
+            "queue_depth": ctx.queue_depth(),
+            "uptime_s": round(time.monotonic() - ctx.started_at, 1),
+        }
+
+    @app.get("/api/devices")
+    def devices() -> list[dict[str, Any]]:
+        store = reader()
+        states = {d.id: d for d in store.devices()}
+        latest = store.latest()
+        out = []
+        for d in ctx.config.devices:
+            state = states.get(d.id)
+            metrics = {}
+            for name, spec in d.metrics.items():
+                ts, value, flags = latest.get((d.id, name), (None, None, 0))
+                metrics[name] = {
+                    "unit": spec.unit,
+                    "value": value,
+                    "ts": ts,
+                    "out_of_range": bool(flags),
+                }
+            out.append(
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "kind": d.kind,
+                    "point": d.point,
+                    "online": state.online if state else False,
+                    "last_seen": state.last_seen if state else None,
+                    "last_seq": state.last_seq if state else None,
+                    "metrics": metrics,
+                }
+            )
+        return out
+
+    @app.get("/api/readings")
+    def readings(
+        device: str,
+        metric: str,
+        from_: Annotated[int | AwareDatetime | None, Query(alias="from")] = None,
+        to: int | AwareDatetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    ) -> dict[str, Any]:
+        """Readings of one series; `from`/`to` in UTC ms or ISO 8601 (default: last 24 h)."""
+        now = int(time.time() * 1000)
+        end = _ms(to, now + 1)
+        start = _ms(from_, end - 86_400_000)
+        rows = reader().readings(device, metric, start, end, limit)
+        return {
+            "device": device,
+            "metric": metric,
+            "from": start,
+            "to": end,
+            "points": [{"ts": t, "value": v, "flags": f} for t, v, f in rows],
+        }
+
+    @app.get("/api/tickets")
+    def tickets(
+        open: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 500
+    ) -> list[dict[str, Any]]:
+        return [t.to_json() for t in reader().tickets(open_only=open, limit=limit)]
+
+    @app.get("/api/tickets/{ticket_id}")
+    def ticket(ticket_id: int) -> dict[str, Any]:
+        store = reader()
+        t = store.ticket(ticket_id)
+        if t is None:
+            raise HTTPException(404, f"ticket {ticket_id} does not exist")
+        return {**t.to_json(), "events": [e.to_json() for e in store.events(ticket_id)]}
+
+    @app.post("/api/tickets/{ticket_id}/ack")
+    async def acknowledge(ticket_id: int, body: AckBody) -> dict[str, Any]:
+        """Acknowledge (叫应回应) a ticket; answered 2xx only once it is stored."""
+        loop = asyncio.get_running_loop()
+        now = int(time.time() * 1000)
+
+        def write() -> Ticket:
+            return ctx.writer_store.acknowledge(ticket_id, body.by, body.note, now)
+
+        try:
+            t = await loop.run_in_executor(ctx.writer, write)
+        except TicketNotFound as e:
+            raise HTTPException(404, str(e)) from None
+        except TicketConflict as e:
+            raise HTTPException(409, str(e)) from None
+        data = t.to_json()
+        ctx.hub.publish("ticket", data)
+        return data
+
+    @app.get("/api/quarantine")
+    def quarantine(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": i,
+                "received_at": at,
+                "source": src,
+                "reason": why,
+                "payload": payload.decode("utf-8", errors="replace")[:2000],
+            }
+            for i, at, src, why, payload in reader().quarantined(limit)
+        ]
+
+    @app.get("/api/events")
+    async def events() -> StreamingResponse:
+        """Server-sent events: `readings`, `ticket`, `device`."""
+        return StreamingResponse(
+            ctx.hub.subscribe(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        ctx.metrics.open_tickets.set(reader().count_open_tickets())
+        return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB / "index.html")
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    return app

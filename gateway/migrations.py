@@ -1,0 +1,96 @@
+"""Numbered schema migrations; `PRAGMA user_version` records how far a database is."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gateway.errors import StoreError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the spine — series, readings, devices, quarantine, rule state, tickets and events
+    """
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        device TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        UNIQUE (device, metric)
+    );
+    CREATE TABLE readings (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        ts INTEGER NOT NULL,            -- device time, UTC milliseconds
+        value REAL NOT NULL,
+        flags INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (series_id, ts)
+    ) WITHOUT ROWID;
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        online INTEGER NOT NULL DEFAULT 0,
+        status_at INTEGER,              -- gateway time of the last status message
+        last_seen INTEGER,              -- gateway time of the last telemetry
+        last_seq INTEGER
+    );
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        payload BLOB NOT NULL
+    );
+    CREATE TABLE rule_state (
+        rule TEXT NOT NULL,
+        device TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        level INTEGER,
+        last_ts INTEGER NOT NULL,
+        PRIMARY KEY (rule, device, metric)
+    ) WITHOUT ROWID;
+    CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        title TEXT NOT NULL,
+        device TEXT,
+        metric TEXT,
+        rule TEXT,
+        value REAL,
+        opened_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        acknowledged_at INTEGER,
+        acknowledged_by TEXT
+    );
+    CREATE UNIQUE INDEX tickets_one_open_per_series ON tickets (rule, device, metric)
+        WHERE state NOT IN ('closed', 'dismissed');
+    CREATE INDEX tickets_by_state ON tickets (state, opened_at);
+    CREATE TABLE ticket_events (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        level INTEGER,
+        value REAL,
+        note TEXT
+    );
+    CREATE INDEX ticket_events_by_ticket ON ticket_events (ticket_id, id);
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to the newest schema; return the version it is at."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"database schema version {version} is newer than this gateway knows "
+            f"({len(MIGRATIONS)}); upgrade stationgw"
+        )
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]};\nPRAGMA user_version = {number};"
+        try:
+            conn.executescript(script + "\nCOMMIT;")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"migration {number} failed: {e}") from e
+    return len(MIGRATIONS)

@@ -1,0 +1,38 @@
+"""Plain internal types that move through the pipeline (no pydantic inside)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Level(enum.IntEnum):
+    """Four-colour warning levels (预警级别); higher value is more severe."""
+
+    BLUE = 1
+    YELLOW = 2
+    ORANGE = 3
+    RED = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, name: str) -> Level:
+        return cls[name.upper()]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One sample: device, metric, timestamp in UTC milliseconds, value."""
+
+    device: str
+    metric: str
+    ts: int
+    value: float
+    flags: int = 0
+
+
+# Reading.flags bits
+FLAG_OUT_OF_RANGE = 1

@@ -1,0 +1,191 @@
+"""From broker messages to committed batches: decode, commit, acknowledge, announce.
+
+One loop: take whatever the MQTT buffer holds (up to batch_max), decode it, commit it on
+the writer thread, acknowledge it, publish the changes. While a batch commits, the next
+one gathers, so batches grow with load. A batch the store refuses (disk full, I/O error)
+is retried with backoff and never acknowledged meanwhile: senders are slowed, nothing
+acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from drivers.mqtt_client import Message, MqttSource
+from drivers.mqtt_json import decode_status, decode_telemetry, parse_topic
+from gateway.errors import PayloadError, StoreError
+from gateway.events import Hub
+from gateway.ingest import Batch, Ingestor, Outcome, Quarantined
+from gateway.logs import Once
+from gateway.metrics import Metrics
+from gateway.registry import Registry
+
+log = logging.getLogger("stationgw.pipeline")
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: MqttSource,
+        ingestor: Ingestor,
+        writer: Executor,
+        registry: Registry,
+        hub: Hub,
+        metrics: Metrics,
+        *,
+        batch_max: int,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        self.source = source
+        self.ingestor = ingestor
+        self.writer = writer
+        self.registry = registry
+        self.hub = hub
+        self.metrics = metrics
+        self.batch_max = batch_max
+        self.clock = clock
+        self.store_error: str | None = None
+        self._once = Once(log)
+        self._current: asyncio.Future[None] | None = None
+
+    async def run(self) -> None:
+        while True:
+            messages = await self.source.batch(self.batch_max)
+            self._current = asyncio.ensure_future(self._handle(messages))
+            await asyncio.shield(self._current)
+
+    async def drain(self) -> None:
+        """Let the batch in hand finish committing and acknowledging (on shutdown)."""
+        if self._current is not None and not self._current.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._current), 10)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("shutdown: the last batch did not finish; it will be redelivered")
+
+    def build(self, messages: list[Message]) -> Batch:
+        """Decode messages into one batch; what cannot be decoded goes to quarantine."""
+        batch = Batch()
+        m = self.metrics
+        for msg in messages:
+            topic = parse_topic(msg.topic)
+            if topic is not None and topic.device.startswith("_"):
+                continue  # the gateway's own availability message
+            if topic is None or topic.station != self.registry.station:
+                self._quarantine(batch, msg, "topic", f"unexpected topic {msg.topic!r}")
+                continue
+            device = topic.device
+            if not self.registry.knows(device):
+                self._quarantine(
+                    batch, msg, "unknown_device", f"unknown device {device!r} (not configured)"
+                )
+                continue
+            try:
+                if topic.kind == "status":
+                    m.messages.labels("status").inc()
+                    batch.statuses[device] = (decode_status(msg.payload), msg.received_ms)
+                    continue
+                m.messages.labels("telemetry").inc()
+                reports = decode_telemetry(msg.payload, msg.received_ms)
+            except PayloadError as e:
+                self._quarantine(batch, msg, "payload", f"bad payload from {device}: {e}")
+                continue
+            mapped = self.registry.map(device, reports)
+            batch.readings.extend(mapped.readings)
+            seqs = [r.seq for r in reports if r.seq is not None]
+            batch.seen[device] = (msg.received_ms, max(seqs) if seqs else None)
+            if mapped.unknown_metrics:
+                names = ", ".join(mapped.unknown_metrics)
+                self._quarantine(
+                    batch, msg, "unknown_metric", f"{device}: metrics not configured: {names}"
+                )
+            for r in mapped.out_of_range:
+                m.out_of_range.inc()
+                self._once.warning(
+                    f"range:{device}:{r.metric}",
+                    "%s %s = %s is outside the sensor's physical range; stored flagged, "
+                    "not judged by hazard rules",
+                    device,
+                    r.metric,
+                    r.value,
+                )
+        m.readings_in.inc(len(batch.readings))
+        return batch
+
+    def _quarantine(self, batch: Batch, msg: Message, kind: str, reason: str) -> None:
+        batch.quarantined.append(Quarantined(msg.received_ms, msg.topic, reason, msg.payload))
+        self.metrics.quarantined.labels(kind).inc()
+        self._once.warning(f"{kind}:{msg.topic}", "quarantined (topic %s): %s", msg.topic, reason)
+
+    async def _handle(self, messages: list[Message]) -> None:
+        batch = self.build(messages)
+        outcome = await self._commit(batch)
+        self.metrics.acks.inc(self.source.ack(messages))
+        self._announce(outcome)
+
+    async def _commit(self, batch: Batch) -> Outcome:
+        loop = asyncio.get_running_loop()
+        delay = 0.5
+        while True:
+            try:
+                outcome = await loop.run_in_executor(
+                    self.writer, self.ingestor.commit, batch, self.clock()
+                )
+            except (sqlite3.Error, StoreError, OSError) as e:
+                self.store_error = str(e)
+                self.metrics.commit_failures.inc()
+                log.error(
+                    "store refused a batch of %d readings (%s); not acknowledging, retry in %.1fs",
+                    len(batch.readings),
+                    e,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if self.store_error is not None:
+                log.warning("store accepts batches again")
+                self.store_error = None
+            return outcome
+
+    def _announce(self, outcome: Outcome) -> None:
+        m = self.metrics
+        m.batches.inc()
+        m.readings_stored.inc(len(outcome.new))
+        m.duplicates.inc(outcome.duplicates)
+        if outcome.new:
+            latest: dict[tuple[str, str], tuple[int, float]] = {}
+            for r in outcome.new:
+                key = (r.device, r.metric)
+                if key not in latest or r.ts >= latest[key][0]:
+                    latest[key] = (r.ts, r.value)
+            self.hub.publish(
+                "readings",
+                [
+                    {"device": d, "metric": mt, "ts": t, "value": v}
+                    for (d, mt), (t, v) in latest.items()
+                ],
+            )
+        for t in outcome.transitions:
+            log.info(
+                "rule %s: %s/%s %s -> %s (value %s)",
+                t.rule,
+                t.device,
+                t.metric,
+                t.previous.label if t.previous else "none",
+                t.level.label if t.level else "none",
+                t.value,
+            )
+        for ticket in outcome.tickets:
+            m.ticket_changes.inc()
+            self.hub.publish("ticket", ticket.to_json())
+        for device in outcome.devices:
+            self.hub.publish("device", device.to_json())

@@ -1,0 +1,226 @@
+"""A stub publishes to real Mosquitto; the gateway stores, opens one ticket, serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware_stubs.mqtt_device import run_device
+from firmware_stubs.scenario import DeviceScript, MetricScript
+from tests.conftest import REPO, Gateway, Mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+class SSE:
+    """Collects server-sent events in a background thread."""
+
+    def __init__(self, url: str) -> None:
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.connected = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+        assert self.connected.wait(10), "event stream did not open"
+
+    def _run(self, url: str) -> None:
+        with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=60)) as r:
+            self.connected.set()
+            name = ""
+            for line in r.iter_lines():
+                if self._stop:
+                    return
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    self.events.put((name, json.loads(line[6:])))
+
+    def next(self, name: str, timeout: float = 15.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {name!r} event within {timeout} s")
+            got, data = self.events.get(timeout=left)
+            if got == name:
+                return data
+
+    def close(self) -> None:
+        self._stop = True
+
+
+def publish_raw(port: int, topic: str, payloads: list[bytes]) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="raw-publisher")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    for p in payloads:
+        c.publish(topic, p, qos=1).wait_for_publish(5)
+    c.disconnect()
+    c.loop_stop()
+
+
+def wait_for(check: Any, timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not reached in {timeout} s")
+
+
+def db_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_stub_to_ticket_to_api_and_events(gateway: Gateway, mosquitto: Mosquitto) -> None:
+    gateway.start()
+    sse = SSE(f"{gateway.url}/api/events")
+    # rain rises past blue once and stays there: exactly one ticket
+    script = DeviceScript(
+        id="rg-01",
+        metrics=(
+            MetricScript("rain_mm", ((0.0, 0.0), (0.5, 3.0), (60.0, 3.5)), decimals=2),
+            MetricScript("battery_v", ((0.0, 4.0),), decimals=2),
+        ),
+    )
+    sent = asyncio.run(
+        run_device(
+            script,
+            station="test",
+            host="127.0.0.1",
+            port=mosquitto.port,
+            interval_s=0.05,
+            count=30,
+        )
+    )
+    assert sent == 30
+
+    ticket = sse.next("ticket")
+    assert (ticket["level"], ticket["device"], ticket["metric"], ticket["rule"]) == (
+        "blue",
+        "rg-01",
+        "rain_mm",
+        "rain-burst",
+    )
+    assert ticket["state"] == "discovered" and ticket["acknowledged_at"] is None
+
+    wait_for(
+        lambda: db_rows(gateway.db, "SELECT COUNT(*) FROM readings")[0][0] == 60,
+        what="60 readings stored",
+    )
+    assert db_rows(gateway.db, "SELECT COUNT(*) FROM tickets") == [(1,)]
+
+    api = httpx.get(f"{gateway.url}/api/tickets?open=true").json()
+    assert [t["id"] for t in api] == [ticket["id"]]
+    devices = {d["id"]: d for d in httpx.get(f"{gateway.url}/api/devices").json()}
+    assert devices["rg-01"]["metrics"]["battery_v"]["value"] == 4.0
+    assert devices["rg-01"]["last_seq"] == 30
+    assert devices["rg-01"]["online"] is False  # the stub said offline when it stopped
+    now = int(time.time() * 1000)
+    series = httpx.get(
+        f"{gateway.url}/api/readings",
+        params={"device": "rg-01", "metric": "rain_mm", "from": now - 600_000, "to": now + 1},
+    ).json()
+    assert len(series["points"]) == 30
+
+    # acknowledge through the API: stored, announced, listed by the CLI
+    r = httpx.post(
+        f"{gateway.url}/api/tickets/{ticket['id']}/ack", json={"by": "张三", "note": "已通知"}
+    )
+    assert r.status_code == 200 and r.json()["acknowledged_by"] == "张三"
+    assert sse.next("ticket")["acknowledged_by"] == "张三"
+    again = httpx.post(f"{gateway.url}/api/tickets/{ticket['id']}/ack", json={"by": "李四"})
+    assert again.status_code == 409
+    assert httpx.post(f"{gateway.url}/api/tickets/999/ack", json={"by": "x"}).status_code == 404
+    assert httpx.post(f"{gateway.url}/api/tickets/1/ack", json={}).status_code == 422
+    detail = httpx.get(f"{gateway.url}/api/tickets/{ticket['id']}").json()
+    assert [e["kind"] for e in detail["events"]] == ["opened", "acknowledged"]
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "tickets",
+            "list",
+            "-c",
+            str(gateway.config),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    listed = json.loads(out.stdout)
+    assert [(t["id"], t["kind"], t["level"], t["acknowledged_by"]) for t in listed] == [
+        (ticket["id"], "hazard", "blue", "张三")
+    ]
+    for key in ("id", "kind", "level", "state", "device", "metric", "rule", "opened_at"):
+        assert key in listed[0]
+    sse.close()
+
+
+def test_bad_payloads_are_quarantined_and_neighbours_kept(
+    gateway: Gateway, mosquitto: Mosquitto
+) -> None:
+    gateway.start()
+    t = int(time.time() * 1000)
+    good = [json.dumps({"ts": t + i, "values": {"rain_mm": 0.5}}).encode() for i in range(3)]
+    publish_raw(
+        mosquitto.port,
+        "stations/test/rg-02/telemetry",
+        [
+            good[0],
+            b"{not json",
+            good[1],
+            b'{"values": {"rain_mm": "wet"}}',
+            good[2],
+            json.dumps({"ts": t + 9, "values": {"rain_mm": 1, "colour_idx": 3}}).encode(),
+        ],
+    )
+    publish_raw(mosquitto.port, "stations/test/ghost/telemetry", [good[0]])
+    wait_for(
+        lambda: len(httpx.get(f"{gateway.url}/api/quarantine").json()) == 4,
+        what="4 quarantined",
+    )
+    reasons = sorted(q["reason"] for q in httpx.get(f"{gateway.url}/api/quarantine").json())
+    assert reasons[0].startswith("bad payload from rg-02: (top level): Invalid JSON")
+    assert (
+        reasons[1]
+        == "bad payload from rg-02: values.rain_mm: Input should be a valid number, unable to parse string as a number"
+    )
+    assert reasons[2] == "rg-02: metrics not configured: colour_idx"
+    assert reasons[3] == "unknown device 'ghost' (not configured)"
+    stored = db_rows(
+        gateway.db,
+        "SELECT r.ts FROM readings r JOIN series s ON s.id = r.series_id "
+        "WHERE s.device = 'rg-02' ORDER BY r.ts",
+    )
+    assert [ts for (ts,) in stored] == [t, t + 1, t + 2, t + 9]
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'stationgw_quarantined_total{reason="payload"} 2.0' in metrics
+    assert "stationgw_readings_stored_total 4.0" in metrics
+    assert "stationgw_open_tickets 0.0" in metrics
+    log = gateway.log.read_text()
+    # two bad payloads from one device: one log line (repeats are counted, not logged)
+    assert log.count("quarantined (topic stations/test/rg-02/telemetry): bad payload") == 1
+    assert log.count("metrics not configured: colour_idx") == 1

@@ -1,0 +1,137 @@
+"""Station files: every problem named with its file and key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import load_config
+from gateway.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = """
+[station]
+id = "qingshui"
+name = "清水镇"
+
+[[villages]]
+id = "xiaxi"
+name = "下溪村"
+
+[[points]]
+id = "slope"
+name = "后山"
+village = "xiaxi"
+
+[[devices]]
+id = "rg-01"
+name = "雨量计"
+kind = "rain_gauge"
+point = "slope"
+metrics.rain_mm = { unit = "mm", min = 0, max = 50 }
+
+[[devices]]
+id = "rg-02"
+name = "雨量计2"
+kind = "rain_gauge"
+point = "slope"
+metrics.rain_mm = { unit = "mm", min = 0, max = 50 }
+
+[database]
+path = "data/station.db"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "station.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_good_file_resolves_paths_against_its_folder(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.database.path == tmp_path / "data" / "station.db"
+    assert [d.id for d in cfg.devices] == ["rg-01", "rg-02"]
+    assert cfg.broker.protocol == "5"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ('unit = "mm", min = 0, max = 50 }\n\n[database]', "min = 0, max = 50 }\n\n[database]"),
+            "devices[1].metrics.rain_mm.unit: Field required",
+        ),
+        (
+            (
+                'unit = "mm", min = 0, max = 50 }\n\n[database]',
+                'unit = "mm", min = 9, max = 5 }\n\n[database]',
+            ),
+            "devices[1].metrics.rain_mm.max: must be greater than min",
+        ),
+        (
+            (
+                'kind = "rain_gauge"\npoint = "slope"\nmetrics.rain_mm = { unit = "mm", min = 0, max = 50 }\n\n[database]',
+                'kind = "rain_gauge"\npoint = "nowhere"\nmetrics.rain_mm = { unit = "mm", min = 0, max = 50 }\n\n[database]',
+            ),
+            "devices[1].point: unknown monitoring point 'nowhere'",
+        ),
+        (('name = "清水镇"', 'name = "清水镇"\ncolour = "red"'), "station.colour: unknown key"),
+        (('id = "rg-02"', 'id = "rg-01"'), "devices[1].id: duplicate id 'rg-01'"),
+        (('id = "rg-02"', 'id = "rg/02"'), "devices[1].id: String should match pattern"),
+        (
+            ('name = "清水镇"', 'name = "清水镇"\ntimezone = "Mars/Olympus"'),
+            "station.timezone: Value error, unknown time zone 'Mars/Olympus'",
+        ),
+        (('path = "data/station.db"', ""), "database.path: Field required"),
+        (('village = "xiaxi"', 'village = "shangping"'), "points[0].village: unknown village"),
+        (("[station]", "[station\n"), "not valid TOML"),
+    ],
+)
+def test_bad_files_name_the_key(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    old, new = change
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.path == str(path)
+    assert any(expected in p for p in err.value.problems), err.value.problems
+
+
+def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, GOOD)
+    assert main(["check", "-c", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "ok" in out and "2 devices" in out and out.count("\n") == 1
+    bad = write(tmp_path, GOOD.replace('unit = "mm", ', "", 2), "bad.toml")
+    assert main(["check", "-c", str(bad)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{bad}: devices[0].metrics.rain_mm.unit: Field required",
+        f"{bad}: devices[1].metrics.rain_mm.unit: Field required",
+    ]
+
+
+def test_check_reports_rule_problems_with_the_rules_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = write(
+        tmp_path,
+        '[[rules]]\nid = "r"\nname = "x"\nkind = "threshold"\nmetric = "level_m"\n'
+        "above = { blue = 3, yellow = 2 }\n",
+        "rules.toml",
+    )
+    station = write(tmp_path, GOOD + '\n[rules]\nfile = "rules.toml"\n')
+    assert main(["check", "-c", str(station)]) == 2
+    err = capsys.readouterr().err
+    assert f"{rules}: rules[0]: Value error, level values must strictly increase" in err
+
+
+@pytest.mark.parametrize(
+    "path", [REPO / "examples" / "station.toml", REPO / "gateway" / "demo_station.toml"]
+)
+def test_shipped_station_files_are_valid(path: Path) -> None:
+    assert main(["check", "-c", str(path)]) == 0
