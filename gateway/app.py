@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -86,7 +87,14 @@ async def run_gateway(
         on_connection=on_connection,
     )
     pipeline = Pipeline(
-        source, ingestor, writer, registry, hub, metrics, batch_max=cfg.pipeline.batch_max
+        source,
+        ingestor,
+        writer,
+        registry,
+        hub,
+        metrics,
+        batch_max=cfg.pipeline.batch_max,
+        commit_delay_s=float(os.environ.get("STATIONGW_TEST_COMMIT_DELAY_S", "0")),
     )
     metrics.watch(source.depth, hub.subscribers)
     ctx = Context(

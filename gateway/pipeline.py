@@ -44,6 +44,7 @@ class Pipeline:
         *,
         batch_max: int,
         clock: Callable[[], int] = wall_ms,
+        commit_delay_s: float = 0.0,
     ) -> None:
         self.source = source
         self.ingestor = ingestor
@@ -53,6 +54,7 @@ class Pipeline:
         self.metrics = metrics
         self.batch_max = batch_max
         self.clock = clock
+        self.commit_delay_s = commit_delay_s  # test hook: widens the arrival→commit window
         self.store_error: str | None = None
         self._once = Once(log)
         self._current: asyncio.Future[None] | None = None
@@ -127,6 +129,8 @@ class Pipeline:
 
     async def _handle(self, messages: list[Message]) -> None:
         batch = self.build(messages)
+        if self.commit_delay_s:
+            await asyncio.sleep(self.commit_delay_s)
         outcome = await self._commit(batch)
         self.metrics.acks.inc(self.source.ack(messages))
         self._announce(outcome)

@@ -131,6 +131,7 @@ class Gateway:
     http_port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -143,6 +144,7 @@ class Gateway:
                 stdout=log,
                 stderr=log,
                 cwd=REPO,
+                env={**os.environ, **(self.env or {})},
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

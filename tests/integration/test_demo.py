@@ -1,0 +1,84 @@
+"""`stationgw demo`: embedded broker, stubs, gateway and page; a ticket within a minute."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def stationgw(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway.cli", *args]
+
+
+def wait_health(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "demo exited early"
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).json()["broker"]["connected"]:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("demo did not come up")
+
+
+def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        stationgw("demo", "--for", "25", "--data", str(tmp_path), "--http-port", str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    wait_health(url, proc)
+    page = httpx.get(url + "/").text
+    assert "/static/app.js" in page
+    assert httpx.get(url + "/static/app.js").status_code == 200
+    assert "/api/tickets" in httpx.get(url + "/openapi.json").json()["paths"]
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert f"http://127.0.0.1:{port}/" in out
+    tickets = json.loads(
+        subprocess.run(
+            stationgw("tickets", "list", "--data", str(tmp_path), "--json"),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        ).stdout
+    )
+    rain = [t for t in tickets if t["rule"] == "rain-burst" and t["device"] == "rg-01"]
+    assert len(rain) == 1, tickets
+    assert rain[0]["level"] in ("blue", "yellow")
+
+
+def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        stationgw("demo", "--data", str(tmp_path), "--http-port", str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    wait_health(f"http://127.0.0.1:{port}", proc)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    assert "readings stored" in out
