@@ -142,7 +142,7 @@ def _cross_check(cfg: Config) -> list[str]:
 
 
 def _resolve(base: Path, p: Path) -> Path:
-    return p if p.is_absolute() else (base / p)
+    return p if p.is_absolute() else (base / p).resolve()
 
 
 def parse_config(data: dict[str, object], path: Path) -> Config:

@@ -53,7 +53,7 @@ def write(tmp_path: Path, text: str, name: str = "station.toml") -> Path:
 
 def test_good_file_resolves_paths_against_its_folder(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
-    assert cfg.database.path == tmp_path / "data" / "station.db"
+    assert cfg.database.path == (tmp_path / "data" / "station.db").resolve()
     assert [d.id for d in cfg.devices] == ["rg-01", "rg-02"]
     assert cfg.broker.protocol == "5"
 
