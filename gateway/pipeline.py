@@ -131,9 +131,18 @@ class Pipeline:
         batch = self.build(messages)
         if self.commit_delay_s:
             await asyncio.sleep(self.commit_delay_s)
-        outcome = await self._commit(batch)
+        await self.submit(batch)
         self.metrics.acks.inc(self.source.ack(messages))
+
+    async def submit(self, batch: Batch) -> Outcome:
+        """Commit a batch durably (retrying while the store refuses), then announce it.
+
+        Every driver hands its batches here and answers its device (an MQTT ack, a
+        protocol's confirmation frame) only after this returns: acknowledged means stored.
+        """
+        outcome = await self._commit(batch)
         self._announce(outcome)
+        return outcome
 
     async def _commit(self, batch: Batch) -> Outcome:
         loop = asyncio.get_running_loop()
