@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -21,10 +23,9 @@ from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
+from gateway.rules_loader import RulesLoader
+from gateway.rules_service import RulesService
 from gateway.store import Store
-from rules.evaluator import RuleSet
-from rules.model import Rule
-from rules.schema import load_rules
 
 log = logging.getLogger("stationgw")
 
@@ -37,15 +38,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
-
-
-def load_ruleset(cfg: Config) -> tuple[Rule, ...]:
-    if cfg.rules.file is None:
-        return ()
-    registry = Registry(cfg)
-    return load_rules(
-        cfg.rules.file, metrics=registry.metrics(), devices={d.id for d in cfg.devices}
-    )
 
 
 @dataclass
@@ -64,12 +56,14 @@ async def run_gateway(
     started: asyncio.Future[Running] | None = None,
 ) -> None:
     """Run until `stop` is set; then finish the batch in hand and shut down cleanly."""
-    rules = load_ruleset(cfg)
+    loader = RulesLoader(cfg)
+    loader.load()
+    ruleset = loader.ruleset()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
     loop = asyncio.get_running_loop()
     store = await loop.run_in_executor(writer, Store, cfg.database.path)
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
-    ingestor = await loop.run_in_executor(writer, Ingestor, store, RuleSet(rules))
+    ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset)
     registry = Registry(cfg)
     hub = Hub()
     metrics = Metrics()
@@ -97,6 +91,7 @@ async def run_gateway(
         commit_delay_s=float(os.environ.get("STATIONGW_TEST_COMMIT_DELAY_S", "0")),
     )
     metrics.watch(source.depth, hub.subscribers)
+    rules_service = RulesService(loader, ingestor, writer, pipeline)
     ctx = Context(
         config=cfg,
         db_path=cfg.database.path,
@@ -107,6 +102,7 @@ async def run_gateway(
         broker_connected=lambda: source.connected,
         queue_depth=source.depth,
         store_error=lambda: pipeline.store_error,
+        rules=rules_service,
         started_at=time.monotonic(),
     )
     server = _Server(
@@ -123,12 +119,21 @@ async def run_gateway(
         "station %s: %d devices, %d rules, database %s",
         cfg.station.id,
         len(cfg.devices),
-        len(rules),
+        len(ruleset.rules),
         cfg.database.path,
     )
     await source.start()
     pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
     http_task = asyncio.create_task(server.serve(), name="http")
+    helpers: list[asyncio.Task[Any]] = [
+        asyncio.create_task(rules_service.ticks(), name="rule-timers"),
+        asyncio.create_task(rules_service.watch(), name="rule-files"),
+    ]
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread
+        loop.add_signal_handler(
+            signal.SIGHUP,
+            lambda: helpers.append(asyncio.create_task(rules_service.reload("SIGHUP"))),
+        )
     try:
         while not server.started:
             if http_task.done():
@@ -149,6 +154,8 @@ async def run_gateway(
                 task.result()  # a crashed part stops the gateway loudly
     finally:
         log.info("stopping")
+        for task in helpers:
+            task.cancel()
         pipe_task.cancel()
         await pipeline.drain()
         hub.close_all()

@@ -68,10 +68,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from gateway.app import load_ruleset
+    from gateway.rules_loader import RulesLoader
 
     cfg = load_config(args.config)
-    rules = load_ruleset(cfg)
+    loader = RulesLoader(cfg)
+    loader.load()
+    if loader.errors:
+        for name, found in loader.errors.items():
+            for problem in found:
+                print(f"{name}: {problem}", file=sys.stderr)
+        return 2
+    rules = loader.ruleset().rules
     metrics = sum(len(d.metrics) for d in cfg.devices)
     print(
         f"{args.config}: ok — station {cfg.station.id} ({cfg.station.name}), "
@@ -104,8 +111,9 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
     print(f"{'id':>4}  {'level':<6} {'state':<10} {'opened':<19}  {'device/metric':<20} title")
     for t in tickets:
         ack = f"  acknowledged by {t.acknowledged_by}" if t.acknowledged_by else ""
+        level = t.level.label if t.level else "fault"
         print(
-            f"{t.id:>4}  {t.level.label:<6} {t.state:<10} {local(t.opened_at)}  "
+            f"{t.id:>4}  {level:<6} {t.state:<10} {local(t.opened_at)}  "
             f"{f'{t.device}/{t.metric}':<20} {t.title}{ack}"
         )
     print(f"({len(tickets)} tickets; times in {tz.key})")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.errors import ConfigError
 from gateway.validation import problems
+from rules.durations import parse_duration
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
@@ -53,11 +54,30 @@ class Point(_Model):
     lat: float | None = Field(default=None, ge=-90, le=90)
 
 
+def _duration(v: str | None) -> str | None:
+    if v is not None:
+        parse_duration(v)
+    return v
+
+
 class MetricSpec(_Model):
+    """A metric of a device: its unit, physical range and plausibility settings.
+
+    A value outside [min, max] is a sensor fault; so are the same value for longer than
+    `stuck_after`, a step larger than `max_jump` between readings, and a supply or
+    battery value under `fault_below`. Faulty values are stored flagged and never judged
+    by hazard rules.
+    """
+
     unit: str = Field(min_length=1)
     min: float
     max: float
     name: str | None = None
+    stuck_after: str | None = None
+    max_jump: float | None = Field(default=None, gt=0)
+    fault_below: float | None = None
+
+    _check_stuck = field_validator("stuck_after")(_duration)
 
 
 class Device(_Model):
@@ -65,6 +85,7 @@ class Device(_Model):
     name: str = Field(min_length=1)
     kind: str = Field(min_length=1)
     point: Ident
+    tags: list[str] = []
     transport: Literal["mqtt_json"] = "mqtt_json"
     metrics: dict[Ident, MetricSpec] = Field(min_length=1)
 
@@ -91,7 +112,10 @@ class Http(_Model):
 
 
 class RulesSection(_Model):
-    file: Path | None = None
+    path: Path | None = None  # a rules file, or a folder of them (*.toml)
+    lateness: str = "1h"  # how late a reading may come and still move accumulation levels
+
+    _check_lateness = field_validator("lateness")(_duration)
 
 
 class PipelineSection(_Model):
@@ -156,7 +180,9 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
         raise ConfigError(str(path), found)
     base = path.parent
     db = Database(path=_resolve(base, cfg.database.path))
-    rules = RulesSection(file=_resolve(base, cfg.rules.file) if cfg.rules.file else None)
+    rules = cfg.rules.model_copy(
+        update={"path": _resolve(base, cfg.rules.path) if cfg.rules.path else None}
+    )
     return cfg.model_copy(update={"database": db, "rules": rules})
 
 

@@ -112,4 +112,5 @@ def _summary(cfg: Config, elapsed: float) -> None:
         flush=True,
     )
     for t in tickets[:10]:
-        print(f"    #{t.id} {t.level.label:<6} {t.title} ({t.device}/{t.metric} = {t.value})")
+        level = t.level.label if t.level else "fault"
+        print(f"    #{t.id} {level:<6} {t.title} ({t.device}/{t.metric} = {t.value})")

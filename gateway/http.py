@@ -27,6 +27,7 @@ from gateway.config import Config
 from gateway.errors import TicketConflict, TicketNotFound
 from gateway.events import Hub
 from gateway.metrics import Metrics
+from gateway.rules_service import RulesService
 from gateway.store import Store, Ticket
 
 WEB = Path(str(resources.files("dashboards") / "web"))
@@ -45,6 +46,7 @@ class Context:
     broker_connected: Callable[[], bool]
     queue_depth: Callable[[], int]
     store_error: Callable[[], str | None]
+    rules: RulesService
     started_at: float
 
 
@@ -199,6 +201,16 @@ def create_app(ctx: Context) -> FastAPI:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    @app.get("/api/rules")
+    def rules() -> dict[str, Any]:
+        """The rules running, their files, and the errors of files that were rejected."""
+        return ctx.rules.status()
+
+    @app.post("/api/rules/reload")
+    async def reload_rules() -> dict[str, Any]:
+        """Re-read the rule files; a file with errors is rejected and its old rules kept."""
+        return await ctx.rules.reload("API")
 
     @app.get("/metrics")
     def metrics() -> Response:

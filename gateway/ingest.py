@@ -1,17 +1,23 @@
 """The commit unit: one transaction stores a batch, judges it and updates tickets.
 
-Readings, rule state, tickets, quarantine and device state of a batch commit together,
-so a crash leaves either all of it or none of it; only then is the batch acknowledged.
+Readings (flagged by fault screening), rule state, tickets, quarantine and device state
+of a batch commit together, so a crash leaves either all of it or none of it; only then
+is the batch acknowledged. The rules' state lives here, on the writer thread.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from gateway.model import Reading
 from gateway.store import DeviceState, Store, Ticket
-from gateway.tickets import Note, Open, Raise, TicketKind, decide, title
-from rules.evaluator import RuleSet, Transition, evaluate
+from gateway.tickets import Note, Open, Raise, decide, title
+from rules.evaluator import RuleSet, State, Transition, evaluate, screen, tick
+from rules.model import AccumulationRule, RateRule
+from rules.windows import PointWindow
+
+log = logging.getLogger("stationgw.ingest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,35 +45,82 @@ class Outcome:
     devices: list[DeviceState]
 
 
+def restore(ruleset: RuleSet, store: Store) -> State:
+    """Rule state from the store: scalars as saved, windows refilled from stored readings."""
+    state = State()
+    for key, data in store.rule_state():
+        state.load(key, data)
+    for key, acc in state.acc.items():
+        rule = ruleset.by_id.get(key[0])
+        if not isinstance(rule, AccumulationRule):
+            continue
+        last = acc.levels.last_ts
+        since = last - rule.span_ms - ruleset.lateness_ms
+        if rule.source == "counter":
+            previous = None
+            for r in store.history(key[1], key[2], since):
+                if previous is not None:
+                    step = r.value - previous if r.value >= previous else r.value
+                    acc.window.add(r.ts, step)
+                previous = r.value
+        else:
+            for r in store.history(key[1], key[2], since):
+                acc.window.add(r.ts, r.value)
+    for key, rate in state.rate.items():
+        rule = ruleset.by_id.get(key[0])
+        if not isinstance(rule, RateRule):
+            continue
+        rate.window = PointWindow()
+        for r in store.history(key[1], key[2], rate.levels.last_ts - rule.window_ms):
+            rate.window.add(r.ts, r.value)
+    return state
+
+
 class Ingestor:
-    """Owns the writer store and the rules' series state (only touched on the writer)."""
+    """Owns the writer store and the rules' state (only touched on the writer thread)."""
 
     def __init__(self, store: Store, ruleset: RuleSet) -> None:
         self.store = store
         self.ruleset = ruleset
-        self.state = store.rule_state()
+        self.state = restore(ruleset, store)
+        self._stale = False
+
+    def replace_rules(self, ruleset: RuleSet) -> None:
+        """Swap the rules; a rule keeps its state where its id and kind are unchanged."""
+        old = self.ruleset.by_id
+        keep = {r.id for r in ruleset.rules if r.id in old and old[r.id].kind == r.kind}
+        self.ruleset = ruleset
+        self.state.forget(keep)
+        with self.store.transaction():
+            self._save_state()
+        self.state = restore(ruleset, self.store)
 
     def commit(self, batch: Batch, now: int) -> Outcome:
+        if self._stale:  # a failed transaction left the in-memory state ahead of the store
+            self.state = restore(self.ruleset, self.store)
+            self._stale = False
         store = self.store
-        with store.transaction():
-            new = store.insert_readings(batch.readings)
-            evaluation = evaluate(self.ruleset, self.state, new, now)
-            store.save_rule_state(evaluation.updates)
-            touched = [self._apply(t, now) for t in evaluation.transitions]
-            for q in batch.quarantined:
-                store.quarantine(q.received_at, q.source, q.reason, q.payload)
-            for device, (at, seq) in batch.seen.items():
-                store.device_seen(device, at, seq)
-            for device, (online, at) in batch.statuses.items():
-                store.device_status(device, online, at)
-        self.state.update(evaluation.updates)
-        ids = list(dict.fromkeys(t for t in touched if t is not None))
-        tickets = [tk for i in ids if (tk := store.ticket(i)) is not None]
+        try:
+            with store.transaction():
+                readings, faults = screen(self.ruleset, self.state, batch.readings, now)
+                new = store.insert_readings(readings)
+                transitions = faults + evaluate(self.ruleset, self.state, new, now)
+                touched = [self._apply(t, now) for t in transitions]
+                self._save_state()
+                for q in batch.quarantined:
+                    store.quarantine(q.received_at, q.source, q.reason, q.payload)
+                for device, (at, seq) in batch.seen.items():
+                    store.device_seen(device, at, seq)
+                for device, (online, at) in batch.statuses.items():
+                    store.device_status(device, online, at)
+        except BaseException:
+            self._stale = True
+            raise
         return Outcome(
             new=new,
             duplicates=len(batch.readings) - len(new),
-            transitions=evaluation.transitions,
-            tickets=tickets,
+            transitions=tuple(transitions),
+            tickets=self._tickets(touched),
             devices=[
                 d
                 for i in sorted(set(batch.seen) | set(batch.statuses))
@@ -75,28 +128,67 @@ class Ingestor:
             ],
         )
 
+    def tick(self, now: int) -> Outcome:
+        """Timers and no-data rules: time passing alone can change levels."""
+        if self._stale:
+            self.state = restore(self.ruleset, self.store)
+            self._stale = False
+        try:
+            with self.store.transaction():
+                transitions = tick(self.ruleset, self.state, now)
+                touched = [self._apply(t, now) for t in transitions]
+                self._save_state()
+        except BaseException:
+            self._stale = True
+            raise
+        return Outcome([], 0, tuple(transitions), self._tickets(touched), [])
+
+    def _save_state(self) -> None:
+        dirty = self.state.dirty
+        if dirty:
+            self.store.save_rule_state((k, self.state.dump(k)) for k in dirty)
+            dirty.clear()
+
+    def _tickets(self, touched: list[int | None]) -> list[Ticket]:
+        ids = list(dict.fromkeys(t for t in touched if t is not None))
+        return [tk for i in ids if (tk := self.store.ticket(i)) is not None]
+
     def _apply(self, t: Transition, now: int) -> int | None:
         store = self.store
-        action = decide(store.open_ticket_for(t.rule, t.device, t.metric), t)
+        device = t.device or None
+        metric = t.metric or None
+        action = decide(store.open_ticket_for(t.rule, device, metric, t.point), t)
         actor = f"rule:{t.rule}"
+        reason = f"{t.reason_zh} / {t.reason_en}"
         if isinstance(action, Open):
             return store.open_ticket(
-                kind=TicketKind.HAZARD,
+                kind=action.kind,
                 level=action.level,
-                title=title(t.rule_name, action.level),
-                device=t.device,
-                metric=t.metric,
+                title=title(t, action.level),
+                device=device,
+                metric=metric,
+                point=t.point,
                 rule=t.rule,
                 value=t.value,
+                reason=reason,
+                actor=actor,
                 at=now,
             )
         if isinstance(action, Raise):
             store.raise_ticket(
-                action.ticket, action.level, title(t.rule_name, action.level), t.value, actor, now
+                action.ticket, action.level, title(t, action.level), t.value, reason, actor, now
             )
             return action.ticket
         if isinstance(action, Note):
-            store.add_event(action.ticket, now, action.kind, actor, level=t.level, value=t.value)
+            store.add_event(
+                action.ticket,
+                now,
+                action.kind,
+                actor,
+                level=t.level,
+                value=t.value,
+                reason=reason,
+            )
             store.touch_ticket(action.ticket, now)
             return action.ticket
         return None

@@ -74,6 +74,51 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ticket_events_by_ticket ON ticket_events (ticket_id, id);
     """,
+    # 2: the rules engine — rule state as JSON per kind; tickets for device faults (no
+    # colour level) and for monitoring points (compound rules)
+    """
+    CREATE TABLE rule_state_2 (
+        rule TEXT NOT NULL,
+        device TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (rule, device, metric)
+    ) WITHOUT ROWID;
+    INSERT INTO rule_state_2
+        SELECT rule, device, metric, json_object('t', 'level', 'level', level, 'raw', level,
+                                                 'last_ts', last_ts)
+        FROM rule_state;
+    DROP TABLE rule_state;
+    ALTER TABLE rule_state_2 RENAME TO rule_state;
+    CREATE TABLE tickets_2 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        level INTEGER,
+        state TEXT NOT NULL,
+        title TEXT NOT NULL,
+        device TEXT,
+        metric TEXT,
+        point TEXT,
+        rule TEXT,
+        value REAL,
+        reason TEXT,
+        opened_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        acknowledged_at INTEGER,
+        acknowledged_by TEXT
+    );
+    INSERT INTO tickets_2 (id, kind, level, state, title, device, metric, rule, value,
+                           opened_at, updated_at, acknowledged_at, acknowledged_by)
+        SELECT id, kind, level, state, title, device, metric, rule, value,
+               opened_at, updated_at, acknowledged_at, acknowledged_by FROM tickets;
+    DROP TABLE tickets;
+    ALTER TABLE tickets_2 RENAME TO tickets;
+    CREATE UNIQUE INDEX tickets_one_open_per_series
+        ON tickets (rule, ifnull(device, ''), ifnull(metric, ''), ifnull(point, ''))
+        WHERE state NOT IN ('closed', 'dismissed');
+    CREATE INDEX tickets_by_state ON tickets (state, opened_at);
+    ALTER TABLE ticket_events ADD COLUMN reason TEXT;
+    """,
 )
 
 

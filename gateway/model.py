@@ -34,5 +34,7 @@ class Reading:
     flags: int = 0
 
 
-# Reading.flags bits
-FLAG_OUT_OF_RANGE = 1
+# Reading.flags bits: a flagged reading is stored but never judged by hazard rules
+FLAG_OUT_OF_RANGE = 1  # outside the sensor's physical range
+FLAG_STUCK = 2  # the same value for longer than the sensor can plausibly stay still
+FLAG_JUMP = 4  # a step larger than physics allows since the last good value

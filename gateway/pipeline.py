@@ -141,7 +141,7 @@ class Pipeline:
         protocol's confirmation frame) only after this returns: acknowledged means stored.
         """
         outcome = await self._commit(batch)
-        self._announce(outcome)
+        self.announce(outcome)
         return outcome
 
     async def _commit(self, batch: Batch) -> Outcome:
@@ -169,7 +169,7 @@ class Pipeline:
                 self.store_error = None
             return outcome
 
-    def _announce(self, outcome: Outcome) -> None:
+    def announce(self, outcome: Outcome) -> None:
         m = self.metrics
         m.batches.inc()
         m.readings_stored.inc(len(outcome.new))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from gateway.errors import StoreError, TicketConflict, TicketNotFound
 from gateway.migrations import migrate
 from gateway.model import Level, Reading
 from gateway.tickets import FINAL_STATES, EventKind, OpenTicket, TicketKind, TicketState
-from rules.evaluator import SeriesKey, SeriesState
+from rules.evaluator import SeriesKey
 
 _FINAL = tuple(str(s) for s in FINAL_STATES)
 _OPEN_CLAUSE = f"state NOT IN ({', '.join(repr(s) for s in _FINAL)})"
@@ -28,13 +28,15 @@ _OPEN_CLAUSE = f"state NOT IN ({', '.join(repr(s) for s in _FINAL)})"
 class Ticket:
     id: int
     kind: str
-    level: Level
+    level: Level | None  # None for device faults: they have no warning colour
     state: str
     title: str
     device: str | None
     metric: str | None
+    point: str | None
     rule: str | None
     value: float | None
+    reason: str | None
     opened_at: int
     updated_at: int
     acknowledged_at: int | None
@@ -44,13 +46,15 @@ class Ticket:
         return {
             "id": self.id,
             "kind": self.kind,
-            "level": self.level.label,
+            "level": self.level.label if self.level else None,
             "state": self.state,
             "title": self.title,
             "device": self.device,
             "metric": self.metric,
+            "point": self.point,
             "rule": self.rule,
             "value": self.value,
+            "reason": self.reason,
             "opened_at": self.opened_at,
             "updated_at": self.updated_at,
             "acknowledged_at": self.acknowledged_at,
@@ -68,6 +72,7 @@ class TicketEvent:
     level: Level | None
     value: float | None
     note: str | None
+    reason: str | None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -79,6 +84,7 @@ class TicketEvent:
             "level": self.level.label if self.level else None,
             "value": self.value,
             "note": self.note,
+            "reason": self.reason,
         }
 
 
@@ -101,8 +107,8 @@ class DeviceState:
 
 
 _TICKET_COLS = (
-    "id, kind, level, state, title, device, metric, rule, value, opened_at, updated_at, "
-    "acknowledged_at, acknowledged_by"
+    "id, kind, level, state, title, device, metric, point, rule, value, reason, opened_at, "
+    "updated_at, acknowledged_at, acknowledged_by"
 )
 
 
@@ -110,17 +116,19 @@ def _ticket(row: Any) -> Ticket:
     return Ticket(
         id=row[0],
         kind=row[1],
-        level=Level(row[2]),
+        level=Level(row[2]) if row[2] else None,
         state=row[3],
         title=row[4],
         device=row[5],
         metric=row[6],
-        rule=row[7],
-        value=row[8],
-        opened_at=row[9],
-        updated_at=row[10],
-        acknowledged_at=row[11],
-        acknowledged_by=row[12],
+        point=row[7],
+        rule=row[8],
+        value=row[9],
+        reason=row[10],
+        opened_at=row[11],
+        updated_at=row[12],
+        acknowledged_at=row[13],
+        acknowledged_by=row[14],
     )
 
 
@@ -141,8 +149,8 @@ class Store:
             if writer:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
+                migrate(self.conn)  # before foreign keys: migrations may rebuild tables
                 self.conn.execute("PRAGMA foreign_keys = ON")
-                migrate(self.conn)
         except sqlite3.Error as e:
             raise StoreError(f"{path}: cannot open database: {e}") from e
         self._series: dict[tuple[str, str], int] = {}
@@ -158,6 +166,7 @@ class Store:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
+            self._series.clear()  # ids handed out inside the transaction are gone
             raise
         self.conn.execute("COMMIT")
 
@@ -265,76 +274,103 @@ class Store:
 
     # --- rule state -------------------------------------------------------------------
 
-    def rule_state(self) -> dict[SeriesKey, SeriesState]:
-        rows = self.conn.execute(
-            "SELECT rule, device, metric, level, last_ts FROM rule_state"
-        ).fetchall()
-        return {
-            (r, d, m): SeriesState(Level(lv) if lv is not None else None, int(ts))
-            for r, d, m, lv, ts in rows
-        }
+    def rule_state(self) -> list[tuple[SeriesKey, str]]:
+        rows = self.conn.execute("SELECT rule, device, metric, data FROM rule_state").fetchall()
+        return [((r, d, m), data) for r, d, m, data in rows]
 
-    def save_rule_state(self, updates: Mapping[SeriesKey, SeriesState]) -> None:
-        self.conn.executemany(
-            "INSERT INTO rule_state (rule, device, metric, level, last_ts) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (rule, device, metric) DO UPDATE SET "
-            "level = excluded.level, last_ts = excluded.last_ts",
-            [
-                (k[0], k[1], k[2], int(s.level) if s.level else None, s.last_ts)
-                for k, s in updates.items()
-            ],
-        )
+    def save_rule_state(self, rows: Iterable[tuple[SeriesKey, str | None]]) -> None:
+        """Upsert each key's JSON state; None deletes the key."""
+        for (rule, device, metric), data in rows:
+            if data is None:
+                self.conn.execute(
+                    "DELETE FROM rule_state WHERE rule = ? AND device = ? AND metric = ?",
+                    (rule, device, metric),
+                )
+            else:
+                self.conn.execute(
+                    "INSERT INTO rule_state (rule, device, metric, data) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (rule, device, metric) DO UPDATE SET data = excluded.data",
+                    (rule, device, metric, data),
+                )
+
+    def history(self, device: str, metric: str, since: int) -> list[Reading]:
+        """Good (unflagged) readings of a series newer than `since`, oldest first."""
+        return [
+            Reading(device, metric, ts, value)
+            for ts, value, flags in self.readings(device, metric, since + 1, 2**62)
+            if flags == 0
+        ]
 
     # --- tickets ----------------------------------------------------------------------
 
-    def open_ticket_for(self, rule: str, device: str, metric: str) -> OpenTicket | None:
+    def open_ticket_for(
+        self, rule: str, device: str | None, metric: str | None, point: str | None
+    ) -> OpenTicket | None:
         row = self.conn.execute(
-            f"SELECT id, level FROM tickets WHERE rule = ? AND device = ? AND metric = ? "
-            f"AND {_OPEN_CLAUSE}",
-            (rule, device, metric),
+            f"SELECT id, level FROM tickets WHERE rule = ? AND ifnull(device, '') = ? "
+            f"AND ifnull(metric, '') = ? AND ifnull(point, '') = ? AND {_OPEN_CLAUSE}",
+            (rule, device or "", metric or "", point or ""),
         ).fetchone()
-        return OpenTicket(int(row[0]), Level(row[1])) if row else None
+        return OpenTicket(int(row[0]), Level(row[1]) if row[1] else None) if row else None
 
     def open_ticket(
         self,
         *,
         kind: TicketKind,
-        level: Level,
+        level: Level | None,
         title: str,
-        device: str,
-        metric: str,
-        rule: str,
-        value: float,
+        device: str | None,
+        metric: str | None,
+        point: str | None,
+        rule: str | None,
+        value: float | None,
+        reason: str | None,
+        actor: str,
         at: int,
     ) -> int:
         row = self.conn.execute(
-            "INSERT INTO tickets (kind, level, state, title, device, metric, rule, value, "
-            "opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO tickets (kind, level, state, title, device, metric, point, rule, value, "
+            "reason, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             (
                 str(kind),
-                int(level),
+                int(level) if level else None,
                 str(TicketState.DISCOVERED),
                 title,
                 device,
                 metric,
+                point,
                 rule,
                 value,
+                reason,
                 at,
                 at,
             ),
         ).fetchone()
         ticket_id = int(row[0])
-        self.add_event(ticket_id, at, EventKind.OPENED, "rule:" + rule, level=level, value=value)
+        self.add_event(
+            ticket_id, at, EventKind.OPENED, actor, level=level, value=value, reason=reason
+        )
         return ticket_id
 
     def raise_ticket(
-        self, ticket_id: int, level: Level, title: str, value: float, actor: str, at: int
+        self,
+        ticket_id: int,
+        level: Level,
+        title: str,
+        value: float | None,
+        reason: str,
+        actor: str,
+        at: int,
     ) -> None:
         self.conn.execute(
-            "UPDATE tickets SET level = ?, title = ?, value = ?, updated_at = ? WHERE id = ?",
-            (int(level), title, value, at, ticket_id),
+            "UPDATE tickets SET level = ?, title = ?, value = ?, reason = ?, updated_at = ? "
+            "WHERE id = ?",
+            (int(level), title, value, reason, at, ticket_id),
         )
-        self.add_event(ticket_id, at, EventKind.RAISED, actor, level=level, value=value)
+        self.add_event(
+            ticket_id, at, EventKind.RAISED, actor, level=level, value=value, reason=reason
+        )
 
     def touch_ticket(self, ticket_id: int, at: int) -> None:
         self.conn.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (at, ticket_id))
@@ -349,11 +385,12 @@ class Store:
         level: Level | None = None,
         value: float | None = None,
         note: str | None = None,
+        reason: str | None = None,
     ) -> None:
         self.conn.execute(
-            "INSERT INTO ticket_events (ticket_id, at, kind, actor, level, value, note) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ticket_id, at, str(kind), actor, int(level) if level else None, value, note),
+            "INSERT INTO ticket_events (ticket_id, at, kind, actor, level, value, note, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ticket_id, at, str(kind), actor, int(level) if level else None, value, note, reason),
         )
 
     def acknowledge(self, ticket_id: int, by: str, note: str | None, at: int) -> Ticket:
@@ -397,11 +434,13 @@ class Store:
 
     def events(self, ticket_id: int) -> list[TicketEvent]:
         rows = self.conn.execute(
-            "SELECT id, ticket_id, at, kind, actor, level, value, note FROM ticket_events "
+            "SELECT id, ticket_id, at, kind, actor, level, value, note, reason FROM ticket_events "
             "WHERE ticket_id = ? ORDER BY id",
             (ticket_id,),
         ).fetchall()
         return [
-            TicketEvent(r[0], r[1], r[2], r[3], r[4], Level(r[5]) if r[5] else None, r[6], r[7])
+            TicketEvent(
+                r[0], r[1], r[2], r[3], r[4], Level(r[5]) if r[5] else None, r[6], r[7], r[8]
+            )
             for r in rows
         ]

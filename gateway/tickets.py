@@ -1,7 +1,8 @@
 """Ticket decisions: what a rule transition does to the open ticket of its series.
 
 Pure: the store looks up the open ticket, calls `decide`, and writes the action in the
-same transaction as the readings that caused it.
+same transaction as the readings that caused it. One open ticket per (rule, series): a
+crossing opens it, a higher level raises it, anything else is an event on it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from dataclasses import dataclass
 
 from gateway.model import Level
 from rules.evaluator import Transition
+from rules.reasons import ZH_LEVEL
 
 
 class TicketKind(enum.StrEnum):
-    HAZARD = "hazard"
+    HAZARD = "hazard"  # from a hazard rule: goes to responders
+    DEVICE_FAULT = "device_fault"  # from fault detection and no-data rules: the technician
 
 
 class TicketState(enum.StrEnum):
-    """Hazard lifecycle (发现→确认→管控→整改→核销); the spine opens tickets as discovered."""
+    """Hazard lifecycle (发现→确认→管控→整改→核销); rules open tickets as discovered."""
 
     DISCOVERED = "discovered"
     CLOSED = "closed"
@@ -33,18 +36,21 @@ class EventKind(enum.StrEnum):
     RAISED = "raised"
     LEVEL_CHANGED = "level_changed"  # the series moved without raising the ticket
     CONDITION_CLEARED = "condition_cleared"  # a suggestion to close; only people close
+    FAULT_CLEARED = "fault_cleared"  # the device behaves again; the technician closes
+    FAULT_AGAIN = "fault_again"  # the fault came back while its ticket was open
     ACKNOWLEDGED = "acknowledged"
 
 
 @dataclass(frozen=True, slots=True)
 class OpenTicket:
     id: int
-    level: Level
+    level: Level | None
 
 
 @dataclass(frozen=True, slots=True)
 class Open:
-    level: Level
+    kind: TicketKind
+    level: Level | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +71,25 @@ Action = Open | Raise | Note
 
 
 def decide(ticket: OpenTicket | None, t: Transition) -> Action | None:
-    """One ticket per (rule, series): open on a crossing, raise on a higher level."""
+    if t.kind == "fault":
+        if ticket is None:
+            return Open(TicketKind.DEVICE_FAULT, None) if t.active else None
+        return Note(ticket.id, EventKind.FAULT_AGAIN if t.active else EventKind.FAULT_CLEARED)
     if ticket is None:
         if t.level is not None and t.rising:
-            return Open(t.level)
+            return Open(TicketKind.HAZARD, t.level)
         return None
     if t.level is None:
         return Note(ticket.id, EventKind.CONDITION_CLEARED)
-    if t.level > ticket.level:
+    if ticket.level is None or t.level > ticket.level:
         return Raise(ticket.id, t.level)
     return Note(ticket.id, EventKind.LEVEL_CHANGED)
 
 
-def title(rule_name: str, level: Level) -> str:
-    colour = {Level.BLUE: "蓝色", Level.YELLOW: "黄色", Level.ORANGE: "橙色", Level.RED: "红色"}
-    return f"{rule_name} {colour[level]}"
+def title(t: Transition, level: Level | None) -> str:
+    if t.kind == "fault":
+        where = f"{t.device} {t.metric}".strip()
+        return f"设备故障：{where} {t.rule_name}"
+    colour = ZH_LEVEL[level] if level else ""
+    where = t.point if not t.device and t.point else t.device
+    return f"{t.rule_name} {colour} {where}".strip()

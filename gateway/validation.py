@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
@@ -16,17 +17,21 @@ def key_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def message(err: ErrorDetails) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (not allowed here)"
+    return err["msg"]
+
+
+def clean_loc(err: ErrorDetails, tags: frozenset[str] = frozenset()) -> tuple[int | str, ...]:
+    """The key path without pydantic's validator names and discriminator values."""
+    return tuple(
+        p
+        for p in err["loc"]
+        if not (isinstance(p, str) and (p.startswith("function-") or p in tags))
+    )
+
+
 def problems(err: ValidationError, tags: frozenset[str] = frozenset()) -> list[str]:
     """One line per error; `tags` are discriminator values pydantic puts in the path."""
-    msgs = []
-    for e in err.errors(include_url=False):
-        loc = tuple(
-            p
-            for p in e["loc"]
-            if not (isinstance(p, str) and (p.startswith("function-") or p in tags))
-        )
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (not allowed here)"
-        msgs.append(f"{key_path(loc)}: {msg}")
-    return msgs
+    return [f"{key_path(clean_loc(e, tags))}: {message(e)}" for e in err.errors(include_url=False)]

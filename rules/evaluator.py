@@ -1,98 +1,624 @@
 """Evaluate readings against rules. Pure: no IO, no clock; `now` is an argument.
 
-State is kept per (rule, device, metric) series and returned as updates, never mutated
-in place, so the caller can persist exactly what changed in the same transaction as the
-readings that changed it.
+    screen(ruleset, state, readings, now)   -> (flagged readings, fault transitions)
+    evaluate(ruleset, state, readings, now) -> hazard and no-data transitions
+    tick(ruleset, state, now)               -> transitions due to time alone
+
+The caller screens a batch, stores it (which tells it which readings were new), evaluates
+the new ones and saves the state keys marked dirty — all in one transaction. `state` is
+updated in place (windows are too large to copy per reading); if the transaction fails
+the caller rebuilds the state from the store.
+
+Time: levels move in data time (the readings' timestamps). Threshold and rate rules judge
+readings in time order and ignore older ones; accumulation rules take late readings into
+their windows up to `lateness_ms` behind the newest one. `tick` uses `now` for `for`,
+`keep_for` and no-data timers.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from gateway.model import Level, Reading
-from rules.model import Rule
+from rules import levels as lv
+from rules.faults import FaultSpec, FaultState
+from rules.faults import screen as screen_reading
+from rules.model import (
+    AccumulationRule,
+    CompoundRule,
+    DeviceInfo,
+    HazardRule,
+    NoDataRule,
+    RateRule,
+    Rule,
+    ThresholdRule,
+    level_for,
+    level_with_clear,
+)
+from rules.reasons import ZH_FAULT, ZH_LEVEL, fault_reason, level_reason, zh_duration
+from rules.windows import PointWindow, SumWindow
 
-SeriesKey = tuple[str, str, str]  # (rule id, device, metric)
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesState:
-    level: Level | None
-    last_ts: int  # newest reading evaluated; older ones are stored but not re-judged
+SeriesKey = tuple[str, str, str]  # (rule id, device — or "@point" for compound, metric)
+FAULT = "fault"  # rule id of the built-in fault detector's state keys
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A series changed level (None means the condition cleared)."""
+    """A series changed level (hazard) or a fault turned on or off (fault)."""
 
-    rule: str
+    kind: Literal["hazard", "fault"]
+    rule: str  # rule id; built-in faults: "fault:<type>"
     rule_name: str
-    device: str
+    device: str  # "" for a monitoring point's compound rule
     metric: str
+    point: str | None
     previous: Level | None
     level: Level | None
-    value: float
-    ts: int
-    at: int  # `now` when it was decided
+    active: bool  # hazard: a level is held; fault: the fault is on
+    value: float | None
+    ts: int  # data time
+    at: int  # `now` when decided
+    reason_zh: str
+    reason_en: str
 
     @property
     def rising(self) -> bool:
+        if self.kind == "fault":
+            return self.active
         return (self.level or 0) > (self.previous or 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    transitions: tuple[Transition, ...]
-    updates: dict[SeriesKey, SeriesState]
+@dataclass(slots=True)
+class AccState:
+    levels: lv.LevelState = field(default_factory=lv.LevelState)
+    window: SumWindow = field(default_factory=SumWindow)
+    last_counter: float | None = None
+    last_counter_ts: int = 0
+
+
+@dataclass(slots=True)
+class RateState:
+    levels: lv.LevelState = field(default_factory=lv.LevelState)
+    window: PointWindow = field(default_factory=PointWindow)
+    slopes: PointWindow = field(default_factory=PointWindow)
+
+
+@dataclass(slots=True)
+class SilenceState:
+    last_ts: int
+    active: bool = False
+
+
+@dataclass
+class State:
+    levels: dict[SeriesKey, lv.LevelState] = field(default_factory=dict)  # threshold, compound
+    acc: dict[SeriesKey, AccState] = field(default_factory=dict)
+    rate: dict[SeriesKey, RateState] = field(default_factory=dict)
+    silence: dict[SeriesKey, SilenceState] = field(default_factory=dict)
+    faults: dict[SeriesKey, FaultState] = field(default_factory=dict)
+    dirty: set[SeriesKey] = field(default_factory=set)
+    late_dropped: int = 0  # readings too late to move any level (counted, stored)
+
+    # --- persistence: scalars only; windows are refilled from stored readings ----------
+
+    def dump(self, key: SeriesKey) -> str | None:
+        """JSON of one key's state (None: the key no longer exists)."""
+        data: dict[str, Any]
+        if key in self.levels:
+            data = {"t": "level", **self.levels[key].to_json()}
+        elif key in self.acc:
+            a = self.acc[key]
+            data = {
+                "t": "acc",
+                **a.levels.to_json(),
+                "last_counter": a.last_counter,
+                "last_counter_ts": a.last_counter_ts,
+            }
+        elif key in self.rate:
+            data = {"t": "rate", **self.rate[key].levels.to_json()}
+        elif key in self.silence:
+            s = self.silence[key]
+            data = {"t": "silence", "last_ts": s.last_ts, "active": s.active}
+        elif key in self.faults:
+            data = {"t": "fault", **self.faults[key].to_json()}
+        else:
+            return None
+        return json.dumps(data, separators=(",", ":"))
+
+    def load(self, key: SeriesKey, text: str) -> None:
+        d = json.loads(text)
+        t = d.pop("t")
+        if t == "level":
+            self.levels[key] = lv.LevelState.from_json(d)
+        elif t == "acc":
+            self.acc[key] = AccState(
+                lv.LevelState.from_json(d),
+                last_counter=d.get("last_counter"),
+                last_counter_ts=d.get("last_counter_ts") or 0,
+            )
+        elif t == "rate":
+            self.rate[key] = RateState(lv.LevelState.from_json(d))
+        elif t == "silence":
+            self.silence[key] = SilenceState(d["last_ts"], d["active"])
+        elif t == "fault":
+            self.faults[key] = FaultState.from_json(d)
+
+    def keys_of(self, rule: str) -> list[SeriesKey]:
+        return [k for d in (self.levels, self.acc, self.rate) for k in d if k[0] == rule]
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop the state of rules no longer loaded (reload); faults are always kept."""
+        for d in (self.levels, self.acc, self.rate, self.silence):
+            for k in [k for k in d if k[0] not in keep]:
+                del d[k]
+                self.dirty.add(k)
 
 
 class RuleSet:
-    """Rules indexed by metric so each reading meets only the rules that can match it."""
+    """Compiled rules, indexed by series so a reading meets only the rules that concern it."""
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        devices: Mapping[str, DeviceInfo] | None = None,
+        faults: Mapping[tuple[str, str], FaultSpec] | None = None,
+        lateness_ms: int = 3_600_000,
+    ) -> None:
         self.rules = tuple(rules)
-        by_metric: dict[str, list[Rule]] = defaultdict(list)
+        self.devices = dict(devices or {})
+        self.faults = dict(faults or {})
+        self.lateness_ms = lateness_ms
+        self.by_id = {r.id: r for r in self.rules}
+        hazard: dict[str, list[HazardRule]] = defaultdict(list)
         for r in self.rules:
-            by_metric[r.metric].append(r)
-        self.by_metric: dict[str, tuple[Rule, ...]] = {m: tuple(v) for m, v in by_metric.items()}
+            if isinstance(r, ThresholdRule | AccumulationRule | RateRule):
+                hazard[r.metric].append(r)
+        self._hazard_by_metric = {m: tuple(v) for m, v in hazard.items()}
+        self.nodata = tuple(r for r in self.rules if isinstance(r, NoDataRule))
+        self.compound = tuple(r for r in self.rules if isinstance(r, CompoundRule))
+        self._referenced = {c.rule for r in self.compound for c in r.conditions}
+        self._series: dict[tuple[str, str], tuple[HazardRule, ...]] = {}
+        self._silence: dict[str, tuple[NoDataRule, ...]] = {}
+
+    def rules_for(self, device: str, metric: str) -> tuple[HazardRule, ...]:
+        key = (device, metric)
+        found = self._series.get(key)
+        if found is None:
+            found = tuple(
+                r
+                for r in self._hazard_by_metric.get(metric, ())
+                if r.scope.devices is None or device in r.scope.devices
+            )
+            self._series[key] = found
+        return found
+
+    def nodata_for(self, device: str) -> tuple[NoDataRule, ...]:
+        found = self._silence.get(device)
+        if found is None:
+            found = tuple(
+                r for r in self.nodata if r.scope.devices is None or device in r.scope.devices
+            )
+            self._silence[device] = found
+        return found
+
+    def point_of(self, device: str) -> str | None:
+        info = self.devices.get(device)
+        return info.point if info else None
+
+    def unit(self, device: str, metric: str) -> str:
+        info = self.devices.get(device)
+        return info.unit(metric) if info else ""
+
+
+# --- screening: sensor faults ------------------------------------------------------------
+
+
+def screen(
+    ruleset: RuleSet, state: State, readings: Sequence[Reading], now: int
+) -> tuple[list[Reading], list[Transition]]:
+    """Flag faulty readings and report fault transitions, in time order per series."""
+    out: list[Reading] = []
+    transitions: list[Transition] = []
+    specs = ruleset.faults
+    for r in sorted(readings, key=_ts):
+        spec = specs.get((r.device, r.metric))
+        if spec is None:
+            out.append(r)
+            continue
+        key = (FAULT, r.device, r.metric)
+        fs = state.faults.get(key)
+        if fs is None:
+            fs = state.faults[key] = FaultState()
+        flagged, changes = screen_reading(spec, fs, r)
+        state.dirty.add(key)
+        out.append(flagged)
+        for c in changes:
+            zh, en = fault_reason(c.fault, r.metric, r.value, c.active, c.detail)
+            transitions.append(
+                Transition(
+                    "fault",
+                    f"fault:{c.fault}",
+                    ZH_FAULT[c.fault],
+                    r.device,
+                    r.metric,
+                    ruleset.point_of(r.device),
+                    None,
+                    None,
+                    c.active,
+                    r.value,
+                    r.ts,
+                    now,
+                    zh,
+                    en,
+                )
+            )
+    return out, transitions
+
+
+def _ts(r: Reading) -> int:
+    return r.ts
+
+
+# --- evaluation --------------------------------------------------------------------------
 
 
 def evaluate(
-    ruleset: RuleSet,
-    state: Mapping[SeriesKey, SeriesState],
-    readings: Iterable[Reading],
-    now: int,
-) -> Evaluation:
-    """Judge a batch of readings in timestamp order; return level changes and new state."""
-    updates: dict[SeriesKey, SeriesState] = {}
-    transitions: list[Transition] = []
-    candidates = [r for r in readings if r.flags == 0 and r.metric in ruleset.by_metric]
-    candidates.sort(key=lambda r: r.ts)
-    for reading in candidates:
-        for rule in ruleset.by_metric[reading.metric]:
-            if not rule.applies_to(reading.device):
+    ruleset: RuleSet, state: State, readings: Iterable[Reading], now: int
+) -> list[Transition]:
+    """Judge new readings (faulty ones are skipped) and return the transitions."""
+    out: list[Transition] = []
+    touched_points: set[str] = set()
+    newest = 0
+    for r in sorted(readings, key=_ts):
+        if ruleset.nodata:
+            _heard(ruleset, state, r, now, out)
+        if r.flags:
+            continue
+        rules = ruleset.rules_for(r.device, r.metric)
+        for rule in rules:
+            key = (rule.id, r.device, r.metric)
+            if isinstance(rule, ThresholdRule):
+                t = _threshold(ruleset, state, rule, key, r, now)
+            elif isinstance(rule, AccumulationRule):
+                t = _accumulation(ruleset, state, rule, key, r, now)
+            else:
+                t = _rate(ruleset, state, rule, key, r, now)
+            if t is not None:
+                out.append(t)
+        if rules and ruleset.compound:
+            point = ruleset.point_of(r.device)
+            if point is not None:
+                touched_points.add(point)
+        newest = max(newest, r.ts)
+    if touched_points:
+        out.extend(_compounds(ruleset, state, touched_points, newest, now))
+    return out
+
+
+def tick(ruleset: RuleSet, state: State, now: int) -> list[Transition]:
+    """Let time pass: `for`/`keep_for` timers complete, silent devices turn offline."""
+    out: list[Transition] = []
+    timed: list[tuple[SeriesKey, lv.LevelState]] = [
+        *state.levels.items(),
+        *((k, a.levels) for k, a in state.acc.items()),
+        *((k, r.levels) for k, r in state.rate.items()),
+    ]
+    for key, st in timed:
+        rule = ruleset.by_id.get(key[0])
+        if rule is None or isinstance(rule, NoDataRule) or not lv.waiting(st):
+            continue
+        ch = lv.tick(st, now, rule.timing)
+        if ch is not None:
+            state.dirty.add(key)
+            out.append(_timed(ruleset, rule, key, ch, st.last_ts, now))
+    for rule in ruleset.nodata:
+        for device in _nodata_devices(ruleset, rule):
+            key = (rule.id, device, rule.metric or "*")
+            silent = state.silence.get(key)
+            if silent is None:
+                state.silence[key] = SilenceState(last_ts=now)  # counting from now
+                state.dirty.add(key)
                 continue
-            key = (rule.id, reading.device, reading.metric)
-            current = updates.get(key) or state.get(key)
-            if current is not None and reading.ts <= current.last_ts:
-                continue  # late or repeated: stored, but the series has moved on
-            previous = current.level if current else None
-            level = rule.level_for(reading.value)
-            updates[key] = SeriesState(level=level, last_ts=reading.ts)
-            if level != previous:
-                transitions.append(
+            if not silent.active and now - silent.last_ts > rule.after_ms:
+                silent.active = True
+                state.dirty.add(key)
+                zh, en = fault_reason(
+                    "no_data", rule.metric or "*", None, True, zh_duration(rule.after_ms)
+                )
+                out.append(
                     Transition(
-                        rule=rule.id,
-                        rule_name=rule.name,
-                        device=reading.device,
-                        metric=reading.metric,
-                        previous=previous,
-                        level=level,
-                        value=reading.value,
-                        ts=reading.ts,
-                        at=now,
+                        "fault",
+                        rule.id,
+                        rule.name,
+                        device,
+                        rule.metric or "",
+                        ruleset.point_of(device),
+                        None,
+                        None,
+                        True,
+                        None,
+                        silent.last_ts,
+                        now,
+                        zh,
+                        en,
                     )
                 )
-    return Evaluation(tuple(transitions), updates)
+    return out
+
+
+def _nodata_devices(ruleset: RuleSet, rule: NoDataRule) -> list[str]:
+    ids = rule.scope.devices if rule.scope.devices is not None else ruleset.devices.keys()
+    out = []
+    for d in sorted(ids):
+        info = ruleset.devices.get(d)
+        if rule.metric is None or info is None or any(m == rule.metric for m, _ in info.units):
+            out.append(d)
+    return out
+
+
+def _heard(ruleset: RuleSet, state: State, r: Reading, now: int, out: list[Transition]) -> None:
+    for rule in ruleset.nodata_for(r.device):
+        if rule.metric is not None and rule.metric != r.metric:
+            continue
+        key = (rule.id, r.device, rule.metric or "*")
+        s = state.silence.get(key)
+        if s is None:
+            s = state.silence[key] = SilenceState(last_ts=r.ts)
+        elif r.ts > s.last_ts:
+            s.last_ts = r.ts
+        else:
+            continue
+        state.dirty.add(key)
+        if s.active:
+            s.active = False
+            zh, en = fault_reason("no_data", rule.metric or "*", r.value, False, "")
+            out.append(
+                Transition(
+                    "fault",
+                    rule.id,
+                    rule.name,
+                    r.device,
+                    rule.metric or "",
+                    ruleset.point_of(r.device),
+                    None,
+                    None,
+                    False,
+                    r.value,
+                    r.ts,
+                    now,
+                    zh,
+                    en,
+                )
+            )
+
+
+def _hazard(
+    ruleset: RuleSet,
+    rule: Rule,
+    key: SeriesKey,
+    ch: lv.Change,
+    value: float | None,
+    ts: int,
+    now: int,
+    zh: str,
+    en: str,
+) -> Transition:
+    previous, level = ch
+    device = key[1] if not key[1].startswith("@") else ""
+    point = key[1][1:] if key[1].startswith("@") else ruleset.point_of(key[1])
+    return Transition(
+        "hazard",
+        rule.id,
+        rule.name,
+        device,
+        key[2],
+        point,
+        previous,
+        level,
+        level is not None,
+        value,
+        ts,
+        now,
+        zh,
+        en,
+    )
+
+
+def _timed(
+    ruleset: RuleSet, rule: Rule, key: SeriesKey, ch: lv.Change, ts: int, now: int
+) -> Transition:
+    _, level = ch
+    if level is None:
+        zh, en = "保持时间已过，条件已解除", "keep_for elapsed, the condition has ended"
+    else:
+        zh = f"条件持续满足，达到{ZH_LEVEL[level]}预警"
+        en = f"the condition held long enough: {level.label}"
+    return _hazard(ruleset, rule, key, ch, None, ts, now, zh, en)
+
+
+def _threshold(
+    ruleset: RuleSet, state: State, rule: ThresholdRule, key: SeriesKey, r: Reading, now: int
+) -> Transition | None:
+    st = state.levels.get(key)
+    if st is None:
+        st = state.levels[key] = lv.LevelState()
+    elif r.ts <= st.last_ts:
+        state.late_dropped += 1
+        return None
+    raw = level_with_clear(rule.limits, rule.direction, r.value, st.level, rule.clear)
+    st.last_ts = r.ts
+    state.dirty.add(key)
+    ch = lv.step(st, raw, r.ts, rule.timing)
+    if ch is None:
+        return None
+    limit = dict(rule.limits).get(ch[1]) if ch[1] else None
+    zh, en = level_reason(
+        r.metric, r.metric, r.value, ruleset.unit(r.device, r.metric), ch[1], limit, rule.direction
+    )
+    return _hazard(ruleset, rule, key, ch, r.value, r.ts, now, zh, en)
+
+
+def add_to_window(rule: AccumulationRule, st: AccState, r: Reading, lateness_ms: int) -> bool:
+    """Put a reading's increment into the window; False when it is too late or repeated."""
+    if rule.source == "counter":
+        if r.ts <= st.last_counter_ts:
+            return False  # counters give increments only in time order
+        last = st.last_counter
+        st.last_counter, st.last_counter_ts = r.value, r.ts
+        if last is None:
+            return True  # the first value is the baseline
+        amount = r.value - last if r.value >= last else r.value  # a reset counts from zero
+    else:
+        if st.levels.last_ts and r.ts <= st.levels.last_ts - lateness_ms:
+            return False
+        amount = r.value
+    return st.window.add(r.ts, amount)
+
+
+def _accumulation(
+    ruleset: RuleSet, state: State, rule: AccumulationRule, key: SeriesKey, r: Reading, now: int
+) -> Transition | None:
+    st = state.acc.get(key)
+    if st is None:
+        st = state.acc[key] = AccState()
+    if not add_to_window(rule, st, r, ruleset.lateness_ms):
+        state.late_dropped += 1
+        return None
+    state.dirty.add(key)
+    end = max(st.levels.last_ts, r.ts)
+    st.levels.last_ts = end
+    best: tuple[Level, int, float, float] | None = None  # level, window, total, limit
+    for w in rule.windows:
+        total = st.window.total(end - w.ms, end)
+        level = level_for(w.limits, "above", total)
+        if level is not None and (best is None or level > best[0]):
+            best = (level, w.ms, total, dict(w.limits)[level])
+    st.window.prune(end - rule.span_ms - ruleset.lateness_ms)
+    ch = lv.step(st.levels, best[0] if best else None, end, rule.timing)
+    if ch is None:
+        return None
+    unit = ruleset.unit(r.device, r.metric)
+    if best is not None and ch[1] is not None:
+        _, ms, total, limit = best
+        zh, en = level_reason(
+            f"{zh_duration(ms)}累计{r.metric}",
+            f"{ms // 60000} min total {r.metric}",
+            total,
+            unit,
+            ch[1],
+            limit,
+            "above",
+        )
+        value = total
+    else:
+        span = rule.span_ms
+        value = st.window.total(end - span, end)
+        zh, en = level_reason(
+            f"{zh_duration(span)}累计{r.metric}",
+            f"{span // 60000} min total {r.metric}",
+            value,
+            unit,
+            None,
+            None,
+            "above",
+        )
+    return _hazard(ruleset, rule, key, ch, value, end, now, zh, en)
+
+
+def _rate(
+    ruleset: RuleSet, state: State, rule: RateRule, key: SeriesKey, r: Reading, now: int
+) -> Transition | None:
+    st = state.rate.get(key)
+    if st is None:
+        st = state.rate[key] = RateState()
+    if r.ts <= st.levels.last_ts:
+        state.late_dropped += 1
+        return None
+    st.window.add(r.ts, r.value)
+    st.window.prune(r.ts - rule.window_ms)
+    st.levels.last_ts = r.ts
+    state.dirty.add(key)
+    slope, n = st.window.slope(r.ts - rule.window_ms, r.ts, rule.per_ms)
+    raw = level_for(rule.limits, rule.direction, slope) if n >= rule.min_points else None
+    accel: float | None = None
+    if rule.accel_limits and n >= rule.min_points:
+        st.slopes.add(r.ts, slope)
+        st.slopes.prune(r.ts - rule.window_ms)
+        t0 = st.slopes.ts[0]
+        if r.ts - t0 >= rule.window_ms // 2:
+            accel = round((slope - st.slopes.values[0]) / ((r.ts - t0) / rule.per_ms), 9)
+            a_level = level_for(rule.accel_limits, "above", accel)
+            if a_level is not None and (raw is None or a_level > raw):
+                raw = a_level
+    ch = lv.step(st.levels, raw, r.ts, rule.timing)
+    if ch is None:
+        return None
+    unit = ruleset.unit(r.device, r.metric)
+    per = f"{unit}/{rule.per_label}" if unit else f"/{rule.per_label}"
+    limit = dict(rule.limits).get(ch[1]) if ch[1] else None
+    what = f"{zh_duration(rule.window_ms)}内{r.metric}变化速率"
+    zh, en = level_reason(
+        what,
+        f"{r.metric} rate over {rule.window_ms // 60000} min",
+        slope,
+        per,
+        ch[1],
+        limit,
+        rule.direction,
+    )
+    if ch[1] is not None and limit is None and accel is not None:
+        zh = f"{r.metric}变化加速 {accel:g} ≥ {ZH_LEVEL[ch[1]]}阈值"
+        en = f"{r.metric} rate accelerating {accel:g} ≥ {ch[1].label} threshold"
+    return _hazard(ruleset, rule, key, ch, slope, r.ts, now, zh, en)
+
+
+def _levels_at(ruleset: RuleSet, state: State, rule_id: str) -> dict[str, Level]:
+    """Highest level a rule holds per monitoring point."""
+    out: dict[str, Level] = {}
+    for key in state.keys_of(rule_id):
+        st = state.levels.get(key) or (
+            state.acc[key].levels if key in state.acc else state.rate[key].levels
+        )
+        point = key[1][1:] if key[1].startswith("@") else ruleset.point_of(key[1])
+        if st.level is not None and point is not None and st.level > out.get(point, 0):
+            out[point] = st.level
+    return out
+
+
+def _compounds(
+    ruleset: RuleSet, state: State, points: set[str], t: int, now: int
+) -> list[Transition]:
+    out: list[Transition] = []
+    held = {rid: _levels_at(ruleset, state, rid) for rid in ruleset._referenced}
+    for rule in ruleset.compound:
+        for point in sorted(points):
+            if rule.points is not None and point not in rule.points:
+                continue
+            key = (rule.id, "@" + point, "")
+            st = state.levels.get(key)
+            met = [held[c.rule].get(point, 0) >= c.level for c in rule.conditions]
+            ok = all(met) if rule.mode == "all" else any(met)
+            if st is None:
+                if not ok:
+                    continue
+                st = state.levels[key] = lv.LevelState()
+            st.last_ts = max(st.last_ts, t)
+            ch = lv.step(st, rule.level if ok else None, t, rule.timing)
+            state.dirty.add(key)
+            if ch is None:
+                continue
+            names = "，".join(f"{c.rule}≥{ZH_LEVEL[c.level]}" for c in rule.conditions)
+            joiner = "全部" if rule.mode == "all" else "任一"
+            if ch[1] is not None:
+                zh = f"{point} 组合条件{joiner}满足（{names}）"
+                en = f"{point}: {rule.mode} of " + ", ".join(
+                    f"{c.rule} ≥ {c.level.label}" for c in rule.conditions
+                )
+            else:
+                zh, en = f"{point} 组合条件已不满足", f"{point}: compound condition no longer met"
+            out.append(_hazard(ruleset, rule, key, ch, None, t, now, zh, en))
+    return out

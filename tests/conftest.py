@@ -109,7 +109,7 @@ path = "data/station.db"
 port = {http_port}
 
 [rules]
-file = "rules.toml"
+path = "rules.toml"
 """
 
 RULES = """

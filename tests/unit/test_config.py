@@ -124,10 +124,10 @@ def test_check_reports_rule_problems_with_the_rules_file(
         "above = { blue = 3, yellow = 2 }\n",
         "rules.toml",
     )
-    station = write(tmp_path, GOOD + '\n[rules]\nfile = "rules.toml"\n')
+    station = write(tmp_path, GOOD + '\n[rules]\npath = "rules.toml"\n')
     assert main(["check", "-c", str(station)]) == 2
     err = capsys.readouterr().err
-    assert f"{rules}: rules[0]: Value error, level values must strictly increase" in err
+    assert f"{rules}: rules[0] (r): Value error, level values must strictly increase" in err
 
 
 @pytest.mark.parametrize(
