@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.cli_rules import add_parser as add_rules_parser
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import setup_logging
@@ -146,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("-c", "--config", type=Path, required=True)
     check.set_defaults(func=cmd_check)
 
+    add_rules_parser(sub)
+
     tickets = sub.add_parser("tickets", help="hazard tickets")
     tsub = tickets.add_subparsers(dest="tickets_command", required=True)
     tlist = tsub.add_parser("list", help="list tickets, newest first")
@@ -162,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as e:
-        for problem in e.problems:
-            print(f"{e.path}: {problem}", file=sys.stderr)
+        print(e, file=sys.stderr)
+        return 2
+    except ValueError as e:  # a malformed argument, e.g. a time
+        print(f"stationgw: {e}", file=sys.stderr)
         return 2
     except GatewayError as e:
         print(f"stationgw: {e}", file=sys.stderr)

@@ -13,7 +13,7 @@ class ConfigError(GatewayError):
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
-        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+        super().__init__("\n".join(f"{path}: {p}" if path else p for p in problems))
 
 
 class StoreError(GatewayError):

@@ -173,10 +173,18 @@ class Ingestor:
                 reason=reason,
                 actor=actor,
                 at=now,
+                ts=t.ts,
             )
         if isinstance(action, Raise):
             store.raise_ticket(
-                action.ticket, action.level, title(t, action.level), t.value, reason, actor, now
+                action.ticket,
+                action.level,
+                title(t, action.level),
+                t.value,
+                reason,
+                actor,
+                now,
+                ts=t.ts,
             )
             return action.ticket
         if isinstance(action, Note):
@@ -188,6 +196,7 @@ class Ingestor:
                 level=t.level,
                 value=t.value,
                 reason=reason,
+                ts=t.ts,
             )
             store.touch_ticket(action.ticket, now)
             return action.ticket

@@ -118,6 +118,7 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE state NOT IN ('closed', 'dismissed');
     CREATE INDEX tickets_by_state ON tickets (state, opened_at);
     ALTER TABLE ticket_events ADD COLUMN reason TEXT;
+    ALTER TABLE ticket_events ADD COLUMN ts INTEGER;  -- data time of what caused it
     """,
 )
 

@@ -188,15 +188,13 @@ class Pipeline:
                 ],
             )
         for t in outcome.transitions:
-            log.info(
-                "rule %s: %s/%s %s -> %s (value %s)",
-                t.rule,
-                t.device,
-                t.metric,
-                t.previous.label if t.previous else "none",
-                t.level.label if t.level else "none",
-                t.value,
-            )
+            where = f"{t.device}/{t.metric}" if t.device else f"@{t.point}"
+            if t.kind == "fault":
+                change = "fault on" if t.active else "fault off"
+            else:
+                before = t.previous.label if t.previous else "none"
+                change = f"{before} -> {t.level.label if t.level else 'none'}"
+            log.info("%s %s %s: %s", t.rule, where, change, t.reason_en)
         for ticket in outcome.tickets:
             m.ticket_changes.inc()
             self.hub.publish("ticket", ticket.to_json())

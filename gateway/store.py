@@ -73,6 +73,7 @@ class TicketEvent:
     value: float | None
     note: str | None
     reason: str | None
+    ts: int | None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -85,6 +86,7 @@ class TicketEvent:
             "value": self.value,
             "note": self.note,
             "reason": self.reason,
+            "ts": self.ts,
         }
 
 
@@ -327,6 +329,7 @@ class Store:
         reason: str | None,
         actor: str,
         at: int,
+        ts: int | None = None,
     ) -> int:
         row = self.conn.execute(
             "INSERT INTO tickets (kind, level, state, title, device, metric, point, rule, value, "
@@ -349,7 +352,7 @@ class Store:
         ).fetchone()
         ticket_id = int(row[0])
         self.add_event(
-            ticket_id, at, EventKind.OPENED, actor, level=level, value=value, reason=reason
+            ticket_id, at, EventKind.OPENED, actor, level=level, value=value, reason=reason, ts=ts
         )
         return ticket_id
 
@@ -362,6 +365,7 @@ class Store:
         reason: str,
         actor: str,
         at: int,
+        ts: int | None = None,
     ) -> None:
         self.conn.execute(
             "UPDATE tickets SET level = ?, title = ?, value = ?, reason = ?, updated_at = ? "
@@ -369,7 +373,7 @@ class Store:
             (int(level), title, value, reason, at, ticket_id),
         )
         self.add_event(
-            ticket_id, at, EventKind.RAISED, actor, level=level, value=value, reason=reason
+            ticket_id, at, EventKind.RAISED, actor, level=level, value=value, reason=reason, ts=ts
         )
 
     def touch_ticket(self, ticket_id: int, at: int) -> None:
@@ -386,11 +390,22 @@ class Store:
         value: float | None = None,
         note: str | None = None,
         reason: str | None = None,
+        ts: int | None = None,
     ) -> None:
         self.conn.execute(
-            "INSERT INTO ticket_events (ticket_id, at, kind, actor, level, value, note, reason) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (ticket_id, at, str(kind), actor, int(level) if level else None, value, note, reason),
+            "INSERT INTO ticket_events (ticket_id, at, kind, actor, level, value, note, reason, "
+            "ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ticket_id,
+                at,
+                str(kind),
+                actor,
+                int(level) if level else None,
+                value,
+                note,
+                reason,
+                ts,
+            ),
         )
 
     def acknowledge(self, ticket_id: int, by: str, note: str | None, at: int) -> Ticket:
@@ -434,13 +449,23 @@ class Store:
 
     def events(self, ticket_id: int) -> list[TicketEvent]:
         rows = self.conn.execute(
-            "SELECT id, ticket_id, at, kind, actor, level, value, note, reason FROM ticket_events "
+            "SELECT id, ticket_id, at, kind, actor, level, value, note, reason, ts "
+            "FROM ticket_events "
             "WHERE ticket_id = ? ORDER BY id",
             (ticket_id,),
         ).fetchall()
         return [
             TicketEvent(
-                r[0], r[1], r[2], r[3], r[4], Level(r[5]) if r[5] else None, r[6], r[7], r[8]
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                Level(r[5]) if r[5] else None,
+                r[6],
+                r[7],
+                r[8],
+                r[9],
             )
             for r in rows
         ]
