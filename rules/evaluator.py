@@ -18,6 +18,7 @@ their windows up to `lateness_ms` behind the newest one. `tick` uses `now` for `
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -281,10 +282,11 @@ def evaluate(
         rules = ruleset.rules_for(r.device, r.metric)
         for rule in rules:
             key = (rule.id, r.device, r.metric)
+            if isinstance(rule, AccumulationRule):
+                out.extend(_accumulation(ruleset, state, rule, key, r, now))
+                continue
             if isinstance(rule, ThresholdRule):
                 t = _threshold(ruleset, state, rule, key, r, now)
-            elif isinstance(rule, AccumulationRule):
-                t = _accumulation(ruleset, state, rule, key, r, now)
             else:
                 t = _rate(ruleset, state, rule, key, r, now)
             if t is not None:
@@ -479,54 +481,78 @@ def add_to_window(rule: AccumulationRule, st: AccState, r: Reading, lateness_ms:
     return st.window.add(r.ts, amount)
 
 
+def _judge_windows(
+    rule: AccumulationRule, window: SumWindow, end: int
+) -> tuple[Level, int, float, float] | None:
+    """The highest level the windows ending at `end` give: (level, window, total, limit)."""
+    best: tuple[Level, int, float, float] | None = None
+    for w in rule.windows:
+        total = window.total(end - w.ms, end)
+        level = level_for(w.limits, "above", total)
+        if level is not None and (best is None or level > best[0]):
+            best = (level, w.ms, total, dict(w.limits)[level])
+    return best
+
+
 def _accumulation(
     ruleset: RuleSet, state: State, rule: AccumulationRule, key: SeriesKey, r: Reading, now: int
-) -> Transition | None:
+) -> list[Transition]:
     st = state.acc.get(key)
     if st is None:
         st = state.acc[key] = AccState()
     if not add_to_window(rule, st, r, ruleset.lateness_ms):
         state.late_dropped += 1
-        return None
+        return []
     state.dirty.add(key)
     end = max(st.levels.last_ts, r.ts)
     st.levels.last_ts = end
-    best: tuple[Level, int, float, float] | None = None  # level, window, total, limit
-    for w in rule.windows:
-        total = st.window.total(end - w.ms, end)
-        level = level_for(w.limits, "above", total)
-        if level is not None and (best is None or level > best[0]):
-            best = (level, w.ms, total, dict(w.limits)[level])
+    steps: list[tuple[int, tuple[Level, int, float, float] | None]] = []
+    if r.ts < end:
+        # a late reading: the windows that ended between it and now may have peaked
+        # higher than the windows ending now; a level reached then is reached once now
+        ends = st.window.ts
+        lo = bisect_left(ends, r.ts)
+        hi = bisect_right(ends, min(end, r.ts + rule.span_ms))
+        peak: tuple[int, tuple[Level, int, float, float]] | None = None
+        for e in ends[lo:hi]:
+            judged = _judge_windows(rule, st.window, e)
+            if judged is not None and (peak is None or judged[0] > peak[1][0]):
+                peak = (e, judged)
+        if peak is not None and peak[1][0] > (st.levels.level or 0):
+            steps.append(peak)
+    steps.append((end, _judge_windows(rule, st.window, end)))
     st.window.prune(end - rule.span_ms - ruleset.lateness_ms)
-    ch = lv.step(st.levels, best[0] if best else None, end, rule.timing)
-    if ch is None:
-        return None
+    out: list[Transition] = []
     unit = ruleset.unit(r.device, r.metric)
-    if best is not None and ch[1] is not None:
-        _, ms, total, limit = best
-        zh, en = level_reason(
-            f"{zh_duration(ms)}累计{r.metric}",
-            f"{ms // 60000} min total {r.metric}",
-            total,
-            unit,
-            ch[1],
-            limit,
-            "above",
-        )
-        value = total
-    else:
-        span = rule.span_ms
-        value = st.window.total(end - span, end)
-        zh, en = level_reason(
-            f"{zh_duration(span)}累计{r.metric}",
-            f"{span // 60000} min total {r.metric}",
-            value,
-            unit,
-            None,
-            None,
-            "above",
-        )
-    return _hazard(ruleset, rule, key, ch, value, end, now, zh, en)
+    for at_end, best in steps:
+        ch = lv.step(st.levels, best[0] if best else None, at_end, rule.timing)
+        if ch is None:
+            continue
+        if best is not None and ch[1] is not None:
+            _, ms, value, limit = best
+            zh, en = level_reason(
+                f"{zh_duration(ms)}累计{r.metric}",
+                f"{ms // 60000} min total {r.metric}",
+                value,
+                unit,
+                ch[1],
+                limit,
+                "above",
+            )
+        else:
+            span = rule.span_ms
+            value = st.window.total(at_end - span, at_end)
+            zh, en = level_reason(
+                f"{zh_duration(span)}累计{r.metric}",
+                f"{span // 60000} min total {r.metric}",
+                value,
+                unit,
+                None,
+                None,
+                "above",
+            )
+        out.append(_hazard(ruleset, rule, key, ch, value, at_end, now, zh, en))
+    return out
 
 
 def _rate(
