@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `… | head`: the reader has gone; nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout must stay open at exit
+        return 0
     return code
 
 

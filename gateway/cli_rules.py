@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.config import Config, load_config, read_toml
 from gateway.errors import ConfigError, GatewayError
@@ -175,13 +176,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         fault_specs(cfg) if cfg else None,
         parse_duration(cfg.rules.lateness) if cfg else 3_600_000,
     )
+    tz = ZoneInfo(cfg.station.timezone) if cfg else UTC
     count = 0
     for t in replay(ruleset, history):
         count += 1
         if args.json:
             print(json.dumps(transition_json(t), ensure_ascii=False))
         else:
-            when = datetime.fromtimestamp(t.at / 1000, UTC).isoformat(timespec="seconds")
+            when = datetime.fromtimestamp(t.at / 1000, tz).isoformat(timespec="seconds")
             where = t.device or f"@{t.point}"
             change = (
                 f"{t.previous.label if t.previous else 'none'} -> "
