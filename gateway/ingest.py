@@ -72,7 +72,7 @@ def restore(ruleset: RuleSet, store: Store) -> State:
             continue
         rate.window = PointWindow()
         for r in store.history(key[1], key[2], rate.levels.last_ts - rule.window_ms):
-            rate.window.add(r.ts, r.value)
+            rate.window.add(r.ts, r.value, rule.per_ms)
     return state
 
 

@@ -45,6 +45,7 @@ from rules.windows import PointWindow, SumWindow
 
 SeriesKey = tuple[str, str, str]  # (rule id, device — or "@point" for compound, metric)
 FAULT = "fault"  # rule id of the built-in fault detector's state keys
+EPS = 1e-9  # sums of decimal rainfall are compared with this much tolerance
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,9 +489,12 @@ def _judge_windows(
     best: tuple[Level, int, float, float] | None = None
     for w in rule.windows:
         total = window.total(end - w.ms, end)
-        level = level_for(w.limits, "above", total)
+        if total + EPS < w.limits[0][1]:
+            continue  # below the window's lowest level: the common case
+        level = level_for(w.limits, "above", total + EPS)
         if level is not None and (best is None or level > best[0]):
-            best = (level, w.ms, total, dict(w.limits)[level])
+            limit = next(v for lv_, v in w.limits if lv_ == level)
+            best = (level, w.ms, round(total, 6), limit)
     return best
 
 
@@ -523,11 +527,11 @@ def _accumulation(
     steps.append((end, _judge_windows(rule, st.window, end)))
     st.window.prune(end - rule.span_ms - ruleset.lateness_ms)
     out: list[Transition] = []
-    unit = ruleset.unit(r.device, r.metric)
     for at_end, best in steps:
         ch = lv.step(st.levels, best[0] if best else None, at_end, rule.timing)
         if ch is None:
             continue
+        unit = ruleset.unit(r.device, r.metric)
         if best is not None and ch[1] is not None:
             _, ms, value, limit = best
             zh, en = level_reason(
@@ -541,7 +545,7 @@ def _accumulation(
             )
         else:
             span = rule.span_ms
-            value = st.window.total(at_end - span, at_end)
+            value = round(st.window.total(at_end - span, at_end), 6)
             zh, en = level_reason(
                 f"{zh_duration(span)}累计{r.metric}",
                 f"{span // 60000} min total {r.metric}",
@@ -564,19 +568,21 @@ def _rate(
     if r.ts <= st.levels.last_ts:
         state.late_dropped += 1
         return None
-    st.window.add(r.ts, r.value)
-    st.window.prune(r.ts - rule.window_ms)
+    per = rule.per_ms
+    st.window.add(r.ts, r.value, per)
+    st.window.prune(r.ts - rule.window_ms, per)
     st.levels.last_ts = r.ts
     state.dirty.add(key)
-    slope, n = st.window.slope(r.ts - rule.window_ms, r.ts, rule.per_ms)
+    slope, n = st.window.slope()
     raw = level_for(rule.limits, rule.direction, slope) if n >= rule.min_points else None
     accel: float | None = None
     if rule.accel_limits and n >= rule.min_points:
-        st.slopes.add(r.ts, slope)
-        st.slopes.prune(r.ts - rule.window_ms)
-        t0 = st.slopes.ts[0]
+        slopes = st.slopes
+        slopes.add(r.ts, slope)
+        slopes.prune(r.ts - rule.window_ms)
+        t0, s0 = slopes.first()
         if r.ts - t0 >= rule.window_ms // 2:
-            accel = round((slope - st.slopes.values[0]) / ((r.ts - t0) / rule.per_ms), 9)
+            accel = round((slope - s0) / ((r.ts - t0) / per), 9)
             a_level = level_for(rule.accel_limits, "above", accel)
             if a_level is not None and (raw is None or a_level > raw):
                 raw = a_level
@@ -584,14 +590,14 @@ def _rate(
     if ch is None:
         return None
     unit = ruleset.unit(r.device, r.metric)
-    per = f"{unit}/{rule.per_label}" if unit else f"/{rule.per_label}"
+    per_unit = f"{unit}/{rule.per_label}" if unit else f"/{rule.per_label}"
     limit = dict(rule.limits).get(ch[1]) if ch[1] else None
     what = f"{zh_duration(rule.window_ms)}内{r.metric}变化速率"
     zh, en = level_reason(
         what,
         f"{r.metric} rate over {rule.window_ms // 60000} min",
         slope,
-        per,
+        per_unit,
         ch[1],
         limit,
         rule.direction,

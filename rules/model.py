@@ -83,9 +83,10 @@ class AccumulationRule:
     scope: Scope = Scope()
     kind: Literal["accumulation"] = "accumulation"
 
-    @property
-    def span_ms(self) -> int:
-        return max(w.ms for w in self.windows)
+    span_ms: int = 0  # the longest window; computed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "span_ms", max(w.ms for w in self.windows))
 
 
 @dataclass(frozen=True, slots=True)

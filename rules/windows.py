@@ -6,14 +6,23 @@ where it belongs. Sums use prefix sums, so each window's sum costs two bisection
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 
+def _ints() -> array[int]:
+    return array("q")
+
+
+def _floats() -> array[float]:
+    return array("d")
+
+
 @dataclass(slots=True)
 class SumWindow:
-    ts: list[int] = field(default_factory=list)
-    cum: list[float] = field(default_factory=list)  # prefix sums, offset by `base`
+    ts: array[int] = field(default_factory=_ints)  # arrays: 16 bytes a point, not ~70
+    cum: array[float] = field(default_factory=_floats)  # prefix sums, offset by `base`
     base: float = 0.0  # the prefix sum before ts[0]
 
     def add(self, t: int, amount: float) -> bool:
@@ -34,12 +43,13 @@ class SumWindow:
         return True
 
     def total(self, start_exclusive: int, end_inclusive: int) -> float:
-        j = bisect_right(self.ts, end_inclusive)
-        i = bisect_right(self.ts, start_exclusive)
+        """The sum of the points in (start, end]; float noise is left to the caller."""
+        ts = self.ts
+        j = len(ts) if ts and end_inclusive >= ts[-1] else bisect_right(ts, end_inclusive)
+        i = bisect_right(ts, start_exclusive, 0, j)
         if j <= i:
             return 0.0
-        lo = self.cum[i - 1] if i > 0 else self.base
-        return round(self.cum[j - 1] - lo, 6)
+        return self.cum[j - 1] - (self.cum[i - 1] if i > 0 else self.base)
 
     def prune(self, before: int) -> None:
         """Forget points at or before `before`."""
@@ -55,45 +65,74 @@ class SumWindow:
 
 @dataclass(slots=True)
 class PointWindow:
-    ts: list[int] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
+    """Points in time order with running least-squares sums, so a slope costs O(1).
 
-    def add(self, t: int, v: float) -> bool:
+    Only appends (rate rules skip late readings) and pruning from the front; x is kept
+    relative to an origin that moves whenever the window empties or drifts far.
+    """
+
+    ts: array[int] = field(default_factory=_ints)
+    values: array[float] = field(default_factory=_floats)
+    origin: int = 0
+    sx: float = 0.0
+    sy: float = 0.0
+    sxx: float = 0.0
+    sxy: float = 0.0
+    start: int = 0  # index of the first live point (pruned ones are dropped in bulk)
+
+    def add(self, t: int, v: float, per_ms: int = 1) -> bool:
         ts = self.ts
-        if not ts or t > ts[-1]:
-            ts.append(t)
-            self.values.append(v)
-            return True
-        i = bisect_left(ts, t)
-        if i < len(ts) and ts[i] == t:
+        if ts and t <= ts[-1]:
             return False
-        ts.insert(i, t)
-        self.values.insert(i, v)
+        if self.start >= len(ts):
+            self._reset(t)
+        ts.append(t)
+        self.values.append(v)
+        x = (t - self.origin) / per_ms
+        self.sx += x
+        self.sy += v
+        self.sxx += x * x
+        self.sxy += x * v
         return True
 
-    def prune(self, before: int) -> None:
-        k = bisect_right(self.ts, before)
-        if k:
-            del self.ts[:k]
-            del self.values[:k]
+    def _reset(self, origin: int) -> None:
+        del self.ts[:]
+        del self.values[:]
+        self.start = 0
+        self.origin = origin
+        self.sx = self.sy = self.sxx = self.sxy = 0.0
 
-    def slope(self, start_exclusive: int, end_inclusive: int, per_ms: int) -> tuple[float, int]:
-        """Least-squares change per `per_ms` of the points in the window, and their count."""
-        i = bisect_right(self.ts, start_exclusive)
-        j = bisect_right(self.ts, end_inclusive)
-        n = j - i
-        if n < 2:
-            return 0.0, n
-        t0 = self.ts[i]
-        xs = [(t - t0) / per_ms for t in self.ts[i:j]]
-        ys = self.values[i:j]
-        mx = sum(xs) / n
-        my = sum(ys) / n
-        sxx = sum((x - mx) ** 2 for x in xs)
-        if sxx == 0:
-            return 0.0, n
-        sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-        return round(sxy / sxx, 9), n
+    def prune(self, before: int, per_ms: int = 1) -> None:
+        """Forget points at or before `before`."""
+        ts, values = self.ts, self.values
+        i = self.start
+        while i < len(ts) and ts[i] <= before:
+            x = (ts[i] - self.origin) / per_ms
+            v = values[i]
+            self.sx -= x
+            self.sy -= v
+            self.sxx -= x * x
+            self.sxy -= x * v
+            i += 1
+        self.start = i
+        if i > 64 and i * 2 > len(ts):  # compact, and re-sum against a fresh origin
+            live_t, live_v = ts[i:], values[i:]
+            self._reset(live_t[0] if live_t else 0)
+            for t, v in zip(live_t, live_v, strict=True):
+                self.add(t, v, per_ms)
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return len(self.ts) - self.start
+
+    def first(self) -> tuple[int, float]:
+        return self.ts[self.start], self.values[self.start]
+
+    def slope(self) -> tuple[float, int]:
+        """Least-squares change per `per_ms` (as added) of the live points, and their count."""
+        n = len(self)
+        if n < 2:
+            return 0.0, n
+        sxx = self.sxx - self.sx * self.sx / n
+        if sxx <= 1e-12:
+            return 0.0, n
+        return round((self.sxy - self.sx * self.sy / n) / sxx, 9), n
