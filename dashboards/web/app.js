@@ -142,7 +142,8 @@ function ticketRow(tk) {
   const tr = el("tr", { "data-ticket-id": tk.id, "data-level": tk.level, "data-state": tk.state,
     "data-acknowledged": String(acked) });
   const level = el("td", { class: "col-level" });
-  level.append(el("span", { class: `badge level-${tk.level}` }, t(tk.level)));
+  const badge = tk.level ?? "fault"; // device faults carry no warning colour
+  level.append(el("span", { class: `badge level-${badge}` }, t(tk.level ?? "device_fault")));
   const title = el("td", { class: "col-title" });
   if (tk.kind && tk.kind !== "hazard") title.append(el("span", { class: "kind" }, t(tk.kind)), " ");
   title.append(document.createTextNode(tk.title ?? ""));
