@@ -236,7 +236,8 @@ def screen(
         if fs is None:
             fs = state.faults[key] = FaultState()
         flagged, changes = screen_reading(spec, fs, r)
-        state.dirty.add(key)
+        if changes or spec.stuck_after_ms is not None or spec.max_jump is not None:
+            state.dirty.add(key)  # a range-only check has nothing worth saving per reading
         out.append(flagged)
         for c in changes:
             zh, en = fault_reason(c.fault, r.metric, r.value, c.active, c.detail)
