@@ -13,13 +13,16 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from drivers.context import DriverContext
 from drivers.mqtt_client import MqttSource
 from gateway.config import Config
 from gateway.events import Hub
+from gateway.field import FieldDrivers
+from gateway.health import HealthMonitor, HealthRecorder
 from gateway.http import Context, create_app
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Pipeline, wall_ms
 from gateway.registry import Registry
 from gateway.store import Store
 from rules.evaluator import RuleSet
@@ -55,6 +58,7 @@ class Running:
     http_port: int
     metrics: Metrics
     broker_up: asyncio.Event
+    field: FieldDrivers | None = None
 
 
 async def run_gateway(
@@ -97,6 +101,9 @@ async def run_gateway(
         commit_delay_s=float(os.environ.get("STATIONGW_TEST_COMMIT_DELAY_S", "0")),
     )
     metrics.watch(source.depth, hub.subscribers)
+    recorder = HealthRecorder()
+    field = FieldDrivers(DriverContext(cfg, registry, pipeline.submit, recorder, metrics, wall_ms))
+    monitor = HealthMonitor(cfg, store, writer, recorder, hub, wall_ms)
     ctx = Context(
         config=cfg,
         db_path=cfg.database.path,
@@ -128,6 +135,8 @@ async def run_gateway(
     )
     await source.start()
     pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
+    await field.start()
+    health_task = asyncio.create_task(monitor.run(), name="device-health")
     http_task = asyncio.create_task(server.serve(), name="http")
     try:
         while not server.started:
@@ -138,7 +147,9 @@ async def run_gateway(
         port = server.servers[0].sockets[0].getsockname()[1]
         log.info("web page on http://%s:%d/", cfg.http.host, port)
         if started is not None:
-            started.set_result(Running(http_port=port, metrics=metrics, broker_up=source.up))
+            started.set_result(
+                Running(http_port=port, metrics=metrics, broker_up=source.up, field=field)
+            )
         stop_task = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait(
             {stop_task, pipe_task, http_task}, return_when=asyncio.FIRST_COMPLETED
@@ -149,8 +160,11 @@ async def run_gateway(
                 task.result()  # a crashed part stops the gateway loudly
     finally:
         log.info("stopping")
+        await field.stop()
+        health_task.cancel()
         pipe_task.cancel()
         await pipeline.drain()
+        await monitor.close()
         hub.close_all()
         server.should_exit = True
         await source.stop()

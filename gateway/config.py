@@ -14,6 +14,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.errors import ConfigError
+from gateway.transports import (
+    TRANSPORT_KINDS,
+    CigemSection,
+    HealthSection,
+    MqttJsonTransport,
+    SerialPort,
+    Sl651Section,
+    Transport,
+    transport_problems,
+)
 from gateway.validation import problems
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -65,8 +75,14 @@ class Device(_Model):
     name: str = Field(min_length=1)
     kind: str = Field(min_length=1)
     point: Ident
-    transport: Literal["mqtt_json"] = "mqtt_json"
+    transport: Transport = MqttJsonTransport()
     metrics: dict[Ident, MetricSpec] = Field(min_length=1)
+    interval_s: float | None = Field(default=None, gt=0)  # expected reporting interval
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _transport_name(cls, v: object) -> object:
+        return {"kind": v} if isinstance(v, str) else v
 
 
 class Broker(_Model):
@@ -109,6 +125,10 @@ class Config(_Model):
     http: Http = Http()
     rules: RulesSection = RulesSection()
     pipeline: PipelineSection = PipelineSection()
+    sl651: Sl651Section | None = None
+    cigem: CigemSection = CigemSection()
+    serial_ports: list[SerialPort] = []
+    health: HealthSection = HealthSection()
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)
@@ -127,6 +147,8 @@ def _cross_check(cfg: Config) -> list[str]:
     dupes("villages", [v.id for v in cfg.villages])
     dupes("points", [p.id for p in cfg.points])
     dupes("devices", [d.id for d in cfg.devices])
+    dupes("serial_ports", [s.id for s in cfg.serial_ports])
+    ports = {s.id: s.protocol for s in cfg.serial_ports}
     villages = {v.id for v in cfg.villages}
     points = {p.id for p in cfg.points}
     for i, p in enumerate(cfg.points):
@@ -138,6 +160,7 @@ def _cross_check(cfg: Config) -> list[str]:
         for name, m in d.metrics.items():
             if m.min >= m.max:
                 out.append(f"devices[{i}].metrics.{name}.max: must be greater than min ({m.min})")
+        out += transport_problems(i, d.transport, set(d.metrics), ports)
     return out
 
 
@@ -150,14 +173,15 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(str(path), problems(e)) from None
+        raise ConfigError(str(path), problems(e, TRANSPORT_KINDS)) from None
     found = _cross_check(cfg)
     if found:
         raise ConfigError(str(path), found)
     base = path.parent
     db = Database(path=_resolve(base, cfg.database.path))
     rules = RulesSection(file=_resolve(base, cfg.rules.file) if cfg.rules.file else None)
-    return cfg.model_copy(update={"database": db, "rules": rules})
+    ports = [p.model_copy(update={"path": _resolve(base, p.path)}) for p in cfg.serial_ports]
+    return cfg.model_copy(update={"database": db, "rules": rules, "serial_ports": ports})
 
 
 def read_toml(path: Path) -> dict[str, object]:

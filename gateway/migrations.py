@@ -74,6 +74,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ticket_events_by_ticket ON ticket_events (ticket_id, id);
     """,
+    # 2: device health reported by field drivers (supply, signal, firmware, error counters)
+    """
+    CREATE TABLE device_health (
+        device TEXT PRIMARY KEY,
+        battery REAL,                   -- battery charge, % (as the device reports it)
+        supply_v REAL,                  -- supply / battery voltage
+        solar_v REAL,
+        signal REAL,                    -- radio signal as the device reports it
+        temperature REAL,               -- the device's own temperature, °C
+        firmware TEXT,
+        crc_errors INTEGER NOT NULL DEFAULT 0,
+        timeouts INTEGER NOT NULL DEFAULT 0,
+        malformed INTEGER NOT NULL DEFAULT 0,
+        offline_reason TEXT,
+        updated_at INTEGER
+    ) WITHOUT ROWID;
+    """,
 )
 
 

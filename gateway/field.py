@@ -1,0 +1,74 @@
+"""Start the field drivers a station file configures, each as its own supervised task.
+
+A driver that crashes is logged and restarted with backoff; it never stops the gateway
+or the other drivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from drivers.context import DriverContext
+from drivers.sl651_server import Sl651Driver
+from gateway.transports import Sl651Transport
+
+log = logging.getLogger("stationgw.field")
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    delay = 1.0
+    while True:
+        try:
+            await run()
+            log.warning("%s ended; restarting in %.0f s", name, delay)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s crashed; restarting in %.0f s", name, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+class FieldDrivers:
+    def __init__(self, ctx: DriverContext) -> None:
+        self.ctx = ctx
+        self.tasks: list[asyncio.Task[None]] = []
+        self.sl651: Sl651Driver | None = None
+        self._servers: list[asyncio.Server] = []
+
+    async def start(self) -> None:
+        cfg = self.ctx.config
+        sl651_devices = [d for d in cfg.devices if isinstance(d.transport, Sl651Transport)]
+        if cfg.sl651 is not None or sl651_devices:
+            from gateway.transports import Sl651Section
+
+            self.sl651 = Sl651Driver(self.ctx, cfg.sl651 or Sl651Section())
+            if self.sl651.section.listen is not None:
+                self._servers.append(await self.sl651.serve())
+        for port in cfg.serial_ports:
+            if port.protocol == "sl651" and self.sl651 is not None:
+                self._spawn(f"sl651 serial {port.id}", self.sl651.run_serial, port)
+
+    def _spawn(self, name: str, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        task = asyncio.create_task(supervise(name, lambda: fn(*args)), name=name)
+        self.tasks.append(task)
+
+    def ports(self) -> list[int]:
+        return [s.sockets[0].getsockname()[1] for s in self._servers if s.sockets]
+
+    async def stop(self) -> None:
+        for s in self._servers:
+            s.close()
+        if self.sl651 is not None:
+            self.sl651.close_connections()
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        for s in self._servers:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(s.wait_closed(), 5)
