@@ -294,7 +294,12 @@ def parse(raw: bytes, tz: tzinfo = BEIJING) -> Frame:
 
 def _body(header: Header, raw: bytes, body: bytes, base: int, tz: tzinfo) -> Frame:
     if header.downlink:
-        return Frame(header, raw, body, notes=("downlink frame: body not decoded",))
+        if len(body) < 8:
+            return Frame(header, raw, body, notes=("downlink frame: body not decoded",))
+        serial = int.from_bytes(body[0:2], "big")
+        sent = _time(body[2:8], base + 2, tz)
+        note = "downlink frame: body after serial and time not decoded"
+        return Frame(header, raw, body, serial, sent, notes=(note,) if len(body) > 8 else ())
     if len(body) < 8:
         if header.function == 0x2F and not body:
             return Frame(header, raw, body)

@@ -40,6 +40,8 @@ class Sl651Driver:
         self.replies = 0
         self.connections = 0
         self._writers: set[asyncio.StreamWriter] = set()
+        self.streams: dict[str, Stream[Frame]] = {}  # per connection or line, for inspection
+        self.lines: dict[str, SerialLine] = {}
 
     def close_connections(self) -> None:
         for w in list(self._writers):
@@ -146,7 +148,7 @@ class Sl651Driver:
         source = f"sl651 tcp {peer[0]}:{peer[1]}" if peer else "sl651 tcp"
         self.connections += 1
         self._writers.add(writer)
-        stream = self._stream()
+        stream = self.streams[source] = self._stream()
         reassembler = Reassembler(self.tz)
         s = self.section
         try:
@@ -171,12 +173,17 @@ class Sl651Driver:
                     await writer.drain()
         except (ConnectionError, OSError) as e:
             log.info("%s: connection lost (%s)", source, e)
+        except Exception:
+            log.exception(
+                "%s: closing the connection after an error; nothing was confirmed", source
+            )
         finally:
             partial = stream.flush("connection closed")
             if partial is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self.handle([partial], source, reassembler)
             self._writers.discard(writer)
+            self.streams.pop(source, None)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
@@ -188,7 +195,8 @@ class Sl651Driver:
         line = SerialLine(port)
         source = f"sl651 serial {port.id}"
         reassembler = Reassembler(self.tz)
-        stream = self._stream()
+        stream = self.streams[source] = self._stream()
+        self.lines[port.id] = line
         try:
             while True:
                 await line.open()

@@ -28,7 +28,9 @@ def test_sl651_example(capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
-def test_stdin_and_trailing_bytes(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stdin_and_trailing_bytes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO(EXAMPLE[:40] + "\n" + EXAMPLE[40:] + "7E\n"))
@@ -58,7 +60,12 @@ def test_bad_frames_exit_2_with_what_and_where(
 
 def test_modbus_request_and_response(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "modbus-rtu", "02030000000305F8")
-    assert code == 0 and (out["kind"], out["unit"], out["address"], out["count"]) == ("request", 2, 0, 3)
+    assert code == 0 and (out["kind"], out["unit"], out["address"], out["count"]) == (
+        "request",
+        2,
+        0,
+        3,
+    )
     from drivers.framing import crc16
 
     body = bytes.fromhex("0203060001000207D0")
@@ -70,9 +77,21 @@ def test_modbus_request_and_response(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_gb26875_fire_alarm(capsys: pytest.CaptureFixture[str]) -> None:
     desc = "3号楼烟感".encode("gb18030").ljust(31, b"\x00")
-    obj = bytes([1, 1, 21]) + (305).to_bytes(4, "little") + (0b11).to_bytes(2, "little") + desc + bytes([0, 30, 6, 1, 7, 26])
-    frame = gb26875.encode(serial=7, sent_at=1782858600000, source="0A0000000001",
-                           destination="000000000000", command=2, data=bytes([2, 1]) + obj)
+    obj = (
+        bytes([1, 1, 21])
+        + (305).to_bytes(4, "little")
+        + (0b11).to_bytes(2, "little")
+        + desc
+        + bytes([0, 30, 6, 1, 7, 26])
+    )
+    frame = gb26875.encode(
+        serial=7,
+        sent_at=1782858600000,
+        source="0A0000000001",
+        destination="000000000000",
+        command=2,
+        data=bytes([2, 1]) + obj,
+    )
     code, out = run(capsys, "gb26875", frame.hex())
     assert code == 0 and out["fire_alarm"] is True and out["command_name"] == "send data"
     (r,) = out["readings"]  # type: ignore[misc]
@@ -81,8 +100,15 @@ def test_gb26875_fire_alarm(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cigem_timestamped(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = cigem.encode(2, {"5300001": {"L1_LF_1": {"2026-04-05T08:23:10.000Z": 0.2136},
-                                          "L1_QJ_1": {"2026-04-05T08:23:10.000Z": {"X": 0.5, "angle": 1.25}}}})
+    payload = cigem.encode(
+        2,
+        {
+            "5300001": {
+                "L1_LF_1": {"2026-04-05T08:23:10.000Z": 0.2136},
+                "L1_QJ_1": {"2026-04-05T08:23:10.000Z": {"X": 0.5, "angle": 1.25}},
+            }
+        },
+    )
     code, out = run(capsys, "cigem", payload.hex())
     assert code == 0 and out["dev_id"] == "5300001"
     assert [(r["element"], r["value"], r["unit"], r["ts"]) for r in out["readings"]] == [  # type: ignore[union-attr]

@@ -66,7 +66,13 @@ def test_the_worked_example() -> None:
     frame, rest = decode_frame(EXAMPLE)
     assert rest == b""
     h = frame.header
-    assert (h.centre, h.station, h.password, h.function, h.downlink) == (0, "0081120005", "FFFF", 0x32, False)
+    assert (h.centre, h.station, h.password, h.function, h.downlink) == (
+        0,
+        "0081120005",
+        "FFFF",
+        0x32,
+        False,
+    )
     assert (frame.serial, frame.station_type) == (0x25B9, 0x50)
     assert [(e.name, e.value, e.unit, e.ts) for e in frame.elements] == [
         ("PT", 184.8, "mm", T0630),
@@ -89,11 +95,18 @@ def test_values_negative_missing_status_and_extended_ids() -> None:
     assert sl651._value(b"\xaa\xaa", 1, 0) is None
     # Fujian 0x37: Z = FFFFFFFF is "no value"
     q = next(decode_frame(d)[0] for _, _, d in FRAMES if d[10] == 0x37)
-    assert [(e.name, e.value) for e in q.elements] == [("PJ", 0.0), ("PT", 0.0), ("Z", None), ("VT", 11.43)]
+    assert [(e.name, e.value) for e in q.elements] == [
+        ("PJ", 0.0),
+        ("PT", 0.0),
+        ("Z", None),
+        ("VT", 11.43),
+    ]
 
 
 def test_arrays_time_step_and_observation_time_changes() -> None:
-    hourly = next(decode_frame(d)[0] for n, i, d in FRAMES if (n, i) == ("sl651_frames_fujian.txt", 18))
+    hourly = next(
+        decode_frame(d)[0] for n, i, d in FRAMES if (n, i) == ("sl651_frames_fujian.txt", 18)
+    )
     f4 = [e for e in hourly.elements if e.code == "F4"]
     f5 = [e for e in hourly.elements if e.code == "F5"]
     assert len(f4) == len(f5) == 12
@@ -113,7 +126,9 @@ def test_arrays_time_step_and_observation_time_changes() -> None:
 
 def test_manual_entry_and_version() -> None:
     manual = next(decode_frame(d)[0] for _, _, d in FRAMES if d[10] == 0x35)
-    assert manual.text == "Q 1.234" and [(e.name, e.value) for e in manual.elements] == [("Q", 1.234)]
+    assert manual.text == "Q 1.234" and [(e.name, e.value) for e in manual.elements] == [
+        ("Q", 1.234)
+    ]
     version = next(decode_frame(d)[0] for _, _, d in FRAMES if d[10] == 0x45)
     assert version.text == "V1.0.20220420"
 
@@ -142,7 +157,9 @@ def test_bad_frames_say_what_and_where(data: bytes, reason: str, offset: int) ->
 def test_bad_bcd_in_a_good_crc_frame_names_the_byte() -> None:
     body = bytearray(EXAMPLE[14:-3])
     body[-6] = 0x1A  # a PT digit that is not BCD
-    frame = sl651.encode(centre=0, station="0081120005", password="FFFF", function=0x32, body=bytes(body))
+    frame = sl651.encode(
+        centre=0, station="0081120005", password="FFFF", function=0x32, body=bytes(body)
+    )
     with pytest.raises(Sl651Error, match="byte 1A is not BCD") as e:
         decode_frame(frame)
     assert e.value.offset == 14 + len(body) - 6
@@ -199,8 +216,15 @@ def test_multi_packet_reassembly() -> None:
     body = EXAMPLE[14:-3]
     parts = [body[:10], body[10:20], body[20:]]
     frames = [
-        sl651.encode(centre=0, station="0081120005", password="FFFF", function=0x32, body=p,
-                     packet=(3, k + 1), end=sl651.ETB if k < 2 else sl651.ETX)
+        sl651.encode(
+            centre=0,
+            station="0081120005",
+            password="FFFF",
+            function=0x32,
+            body=p,
+            packet=(3, k + 1),
+            end=sl651.ETB if k < 2 else sl651.ETX,
+        )
         for k, p in enumerate(parts)
     ]
     r = Reassembler()
