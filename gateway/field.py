@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from drivers.context import DriverContext
+from drivers.modbus_master import ModbusBus
 from drivers.sl651_server import Sl651Driver
 from gateway.transports import Sl651Transport
 
@@ -37,6 +38,7 @@ class FieldDrivers:
         self.ctx = ctx
         self.tasks: list[asyncio.Task[None]] = []
         self.sl651: Sl651Driver | None = None
+        self.modbus: dict[str, ModbusBus] = {}
         self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
@@ -51,6 +53,11 @@ class FieldDrivers:
         for port in cfg.serial_ports:
             if port.protocol == "sl651" and self.sl651 is not None:
                 self._spawn(f"sl651 serial {port.id}", self.sl651.run_serial, port)
+            elif port.protocol == "modbus_rtu":
+                bus = ModbusBus(self.ctx, port)
+                if bus.slaves:
+                    self.modbus[port.id] = bus
+                    self._spawn(f"modbus {port.id}", bus.run)
 
     def _spawn(self, name: str, fn: Callable[..., Awaitable[None]], *args: object) -> None:
         task = asyncio.create_task(supervise(name, lambda: fn(*args)), name=name)
