@@ -11,10 +11,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from drivers.cigem_mqtt import CigemDriver
 from drivers.context import DriverContext
 from drivers.modbus_master import ModbusBus
 from drivers.sl651_server import Sl651Driver
-from gateway.transports import Sl651Transport
+from gateway.transports import CigemTransport, Sl651Section, Sl651Transport
 
 log = logging.getLogger("stationgw.field")
 
@@ -39,14 +40,13 @@ class FieldDrivers:
         self.tasks: list[asyncio.Task[None]] = []
         self.sl651: Sl651Driver | None = None
         self.modbus: dict[str, ModbusBus] = {}
+        self.cigem: CigemDriver | None = None
         self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
         cfg = self.ctx.config
         sl651_devices = [d for d in cfg.devices if isinstance(d.transport, Sl651Transport)]
         if cfg.sl651 is not None or sl651_devices:
-            from gateway.transports import Sl651Section
-
             self.sl651 = Sl651Driver(self.ctx, cfg.sl651 or Sl651Section())
             if self.sl651.section.listen is not None:
                 self._servers.append(await self.sl651.serve())
@@ -58,6 +58,9 @@ class FieldDrivers:
                 if bus.slaves:
                     self.modbus[port.id] = bus
                     self._spawn(f"modbus {port.id}", bus.run)
+        if any(isinstance(d.transport, CigemTransport) for d in cfg.devices):
+            self.cigem = CigemDriver(self.ctx)
+            self._spawn("cigem", self.cigem.run)
 
     def _spawn(self, name: str, fn: Callable[..., Awaitable[None]], *args: object) -> None:
         task = asyncio.create_task(supervise(name, lambda: fn(*args)), name=name)
