@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from drivers.mqtt_json import Report
 from gateway.config import Config
+from gateway.events import Hub
 from gateway.health import HealthRecorder
 from gateway.ingest import Batch, Outcome, Quarantined
 from gateway.logs import Once
 from gateway.metrics import Metrics
 from gateway.registry import Registry
+from gateway.store import Store, Ticket
+
+Write = Callable[[Callable[[Store], Any]], Awaitable[Any]]
 
 
 @dataclass
@@ -23,6 +28,27 @@ class DriverContext:
     health: HealthRecorder
     metrics: Metrics
     clock: Callable[[], int]  # gateway time, UTC ms
+    write: Write | None = None  # run fn(store) in one transaction on the writer thread
+    hub: Hub | None = None
+
+    async def open_hazard(self, **kw: Any) -> tuple[int, bool]:
+        """Store.open_hazard in its own transaction; announce a new ticket."""
+        if self.write is None:
+            raise RuntimeError("this driver context cannot write tickets")
+
+        def tx(store: Store) -> tuple[int, bool, Ticket | None]:
+            tid, new = store.open_hazard(**kw)
+            return tid, new, store.ticket(tid)
+
+        tid, new, ticket = await self.write(tx)
+        if new and ticket is not None and self.hub is not None:
+            self.announce(ticket)
+        return tid, new
+
+    def announce(self, ticket: Ticket) -> None:
+        if self.hub is not None:
+            self.metrics.ticket_changes.inc()
+            self.hub.publish("ticket", ticket.to_json())
 
 
 class BatchBuilder:

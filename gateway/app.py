@@ -7,9 +7,10 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -102,7 +103,17 @@ async def run_gateway(
     )
     metrics.watch(source.depth, hub.subscribers)
     recorder = HealthRecorder()
-    field = FieldDrivers(DriverContext(cfg, registry, pipeline.submit, recorder, metrics, wall_ms))
+
+    async def write(fn: Callable[[Store], Any]) -> Any:
+        def tx() -> Any:
+            with store.transaction():
+                return fn(store)
+
+        return await loop.run_in_executor(writer, tx)
+
+    field = FieldDrivers(
+        DriverContext(cfg, registry, pipeline.submit, recorder, metrics, wall_ms, write, hub)
+    )
     monitor = HealthMonitor(cfg, store, writer, recorder, hub, wall_ms)
     ctx = Context(
         config=cfg,

@@ -17,6 +17,7 @@ from gateway.errors import ConfigError
 from gateway.transports import (
     TRANSPORT_KINDS,
     CigemSection,
+    Gb26875Section,
     HealthSection,
     MqttJsonTransport,
     SerialPort,
@@ -127,6 +128,7 @@ class Config(_Model):
     pipeline: PipelineSection = PipelineSection()
     sl651: Sl651Section | None = None
     cigem: CigemSection = CigemSection()
+    gb26875: Gb26875Section | None = None
     serial_ports: list[SerialPort] = []
     health: HealthSection = HealthSection()
 

@@ -13,9 +13,16 @@ from collections.abc import Awaitable, Callable
 
 from drivers.cigem_mqtt import CigemDriver
 from drivers.context import DriverContext
+from drivers.gb26875_server import Gb26875Driver
 from drivers.modbus_master import ModbusBus
 from drivers.sl651_server import Sl651Driver
-from gateway.transports import CigemTransport, Sl651Section, Sl651Transport
+from gateway.transports import (
+    CigemTransport,
+    Gb26875Section,
+    Gb26875Transport,
+    Sl651Section,
+    Sl651Transport,
+)
 
 log = logging.getLogger("stationgw.field")
 
@@ -41,6 +48,7 @@ class FieldDrivers:
         self.sl651: Sl651Driver | None = None
         self.modbus: dict[str, ModbusBus] = {}
         self.cigem: CigemDriver | None = None
+        self.gb26875: Gb26875Driver | None = None
         self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
@@ -50,9 +58,16 @@ class FieldDrivers:
             self.sl651 = Sl651Driver(self.ctx, cfg.sl651 or Sl651Section())
             if self.sl651.section.listen is not None:
                 self._servers.append(await self.sl651.serve())
+        panels = [d for d in cfg.devices if isinstance(d.transport, Gb26875Transport)]
+        if cfg.gb26875 is not None or panels:
+            self.gb26875 = Gb26875Driver(self.ctx, cfg.gb26875 or Gb26875Section())
+            if self.gb26875.section.listen is not None:
+                self._servers.append(await self.gb26875.serve())
         for port in cfg.serial_ports:
             if port.protocol == "sl651" and self.sl651 is not None:
                 self._spawn(f"sl651 serial {port.id}", self.sl651.run_serial, port)
+            elif port.protocol == "gb26875" and self.gb26875 is not None:
+                self._spawn(f"gb26875 serial {port.id}", self.gb26875.run_serial, port)
             elif port.protocol == "modbus_rtu":
                 bus = ModbusBus(self.ctx, port)
                 if bus.slaves:
@@ -74,6 +89,8 @@ class FieldDrivers:
             s.close()
         if self.sl651 is not None:
             self.sl651.close_connections()
+        if self.gb26875 is not None:
+            self.gb26875.close_connections()
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:

@@ -74,11 +74,19 @@ class CigemTransport(_Model):
     sensors: dict[str, Name] = Field(min_length=1)
 
 
+class Gb26875Transport(_Model):
+    """A user information transmission device (fire-alarm panel) by its source address."""
+
+    kind: Literal["gb26875"]
+    address: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{12}$")]  # 6 bytes, as sent
+    reply: bool = True  # confirm (command 3) after the commit
+
+
 Transport = Annotated[
-    MqttJsonTransport | Sl651Transport | ModbusRtuTransport | CigemTransport,
+    MqttJsonTransport | Sl651Transport | ModbusRtuTransport | CigemTransport | Gb26875Transport,
     Field(discriminator="kind"),
 ]
-TRANSPORT_KINDS = frozenset({"mqtt_json", "sl651", "modbus_rtu", "cigem"})
+TRANSPORT_KINDS = frozenset({"mqtt_json", "sl651", "modbus_rtu", "cigem", "gb26875"})
 
 
 class Listen(_Model):
@@ -103,12 +111,21 @@ class Sl651Section(_Model):
     frame_timeout_s: float = Field(default=5.0, gt=0)  # drop a partial frame after silence
 
 
+class Gb26875Section(_Model):
+    """Where alarm panels reach the gateway: a TCP port and/or serial ports."""
+
+    listen: Listen | None = None
+    timezone: str = "Asia/Shanghai"
+    idle_timeout_s: float = Field(default=600.0, gt=0)
+    frame_timeout_s: float = Field(default=5.0, gt=0)
+
+
 class SerialPort(_Model):
     """A serial line (RS-485 bus, radio modem, USB dock) and the protocol spoken on it."""
 
     id: Name
     path: Path
-    protocol: Literal["sl651", "modbus_rtu"]
+    protocol: Literal["sl651", "modbus_rtu", "gb26875"]
     baud: int = Field(default=9600, ge=300, le=4_000_000)
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
