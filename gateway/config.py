@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gateway.errors import ConfigError
 from gateway.transports import (
     TRANSPORT_KINDS,
+    Checklist,
     CigemSection,
     Gb26875Section,
     HealthSection,
@@ -62,6 +63,7 @@ class Point(_Model):
     village: Ident
     lon: float | None = Field(default=None, ge=-180, le=180)
     lat: float | None = Field(default=None, ge=-90, le=90)
+    kind: Ident | None = None  # slope, river, …: which checklists apply
 
 
 class MetricSpec(_Model):
@@ -129,6 +131,7 @@ class Config(_Model):
     sl651: Sl651Section | None = None
     cigem: CigemSection = CigemSection()
     gb26875: Gb26875Section | None = None
+    checklists: list[Checklist] = []
     serial_ports: list[SerialPort] = []
     health: HealthSection = HealthSection()
 
@@ -151,6 +154,12 @@ def _cross_check(cfg: Config) -> list[str]:
     dupes("devices", [d.id for d in cfg.devices])
     dupes("serial_ports", [s.id for s in cfg.serial_ports])
     ports = {s.id: s.protocol for s in cfg.serial_ports}
+    handhelds = {d.id for d in cfg.devices if d.transport.kind == "handheld"}
+    for i, sp in enumerate(cfg.serial_ports):
+        if sp.protocol == "handheld_dock" and sp.device not in handhelds:
+            out.append(
+                f"serial_ports[{i}].device: a dock names its handheld (transport kind handheld)"
+            )
     villages = {v.id for v in cfg.villages}
     points = {p.id for p in cfg.points}
     for i, p in enumerate(cfg.points):

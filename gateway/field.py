@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from drivers.cigem_mqtt import CigemDriver
 from drivers.context import DriverContext
 from drivers.gb26875_server import Gb26875Driver
+from drivers.handheld_io import HandheldDriver
 from drivers.modbus_master import ModbusBus
 from drivers.sl651_server import Sl651Driver
 from gateway.transports import (
     CigemTransport,
     Gb26875Section,
     Gb26875Transport,
+    HandheldTransport,
     Sl651Section,
     Sl651Transport,
 )
@@ -49,6 +51,7 @@ class FieldDrivers:
         self.modbus: dict[str, ModbusBus] = {}
         self.cigem: CigemDriver | None = None
         self.gb26875: Gb26875Driver | None = None
+        self.handheld: HandheldDriver | None = None
         self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
@@ -63,11 +66,16 @@ class FieldDrivers:
             self.gb26875 = Gb26875Driver(self.ctx, cfg.gb26875 or Gb26875Section())
             if self.gb26875.section.listen is not None:
                 self._servers.append(await self.gb26875.serve())
+        if any(isinstance(d.transport, HandheldTransport) for d in cfg.devices):
+            self.handheld = HandheldDriver(self.ctx)
+            self._spawn("handheld", self.handheld.run)
         for port in cfg.serial_ports:
             if port.protocol == "sl651" and self.sl651 is not None:
                 self._spawn(f"sl651 serial {port.id}", self.sl651.run_serial, port)
             elif port.protocol == "gb26875" and self.gb26875 is not None:
                 self._spawn(f"gb26875 serial {port.id}", self.gb26875.run_serial, port)
+            elif port.protocol == "handheld_dock" and self.handheld and port.device:
+                self._spawn(f"dock {port.id}", self.handheld.run_dock, port, port.device)
             elif port.protocol == "modbus_rtu":
                 bus = ModbusBus(self.ctx, port)
                 if bus.slaves:

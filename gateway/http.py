@@ -184,6 +184,13 @@ def create_app(ctx: Context) -> FastAPI:
         ctx.hub.publish("ticket", data)
         return data
 
+    @app.get("/api/patrols")
+    def patrol_records(limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[dict[str, Any]]:
+        """Patrol records from handheld recorders, newest first, with their flags."""
+        from gateway.patrols import patrols
+
+        return patrols(reader(), limit)
+
     @app.get("/api/quarantine")
     def quarantine(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
         return [

@@ -82,11 +82,37 @@ class Gb26875Transport(_Model):
     reply: bool = True  # confirm (command 3) after the commit
 
 
+class HandheldTransport(_Model):
+    """A handheld recorder: records over MQTT (`stations/<station>/<device>/patrol`) or
+    from a dock on a serial port."""
+
+    kind: Literal["handheld"]
+
+
+class ChecklistItem(_Model):
+    id: Name
+    text: str = Field(min_length=1)
+
+
+class Checklist(_Model):
+    """A patrol checklist (巡查清单) for monitoring points of the given kinds."""
+
+    id: Name
+    name: str = Field(min_length=1)
+    point_kinds: list[Name] = []  # empty: any point
+    items: list[ChecklistItem] = Field(min_length=1)
+
+
 Transport = Annotated[
-    MqttJsonTransport | Sl651Transport | ModbusRtuTransport | CigemTransport | Gb26875Transport,
+    MqttJsonTransport
+    | Sl651Transport
+    | ModbusRtuTransport
+    | CigemTransport
+    | Gb26875Transport
+    | HandheldTransport,
     Field(discriminator="kind"),
 ]
-TRANSPORT_KINDS = frozenset({"mqtt_json", "sl651", "modbus_rtu", "cigem", "gb26875"})
+TRANSPORT_KINDS = frozenset({"mqtt_json", "sl651", "modbus_rtu", "cigem", "gb26875", "handheld"})
 
 
 class Listen(_Model):
@@ -125,11 +151,12 @@ class SerialPort(_Model):
 
     id: Name
     path: Path
-    protocol: Literal["sl651", "modbus_rtu", "gb26875"]
+    protocol: Literal["sl651", "modbus_rtu", "gb26875", "handheld_dock"]
     baud: int = Field(default=9600, ge=300, le=4_000_000)
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
+    device: Name | None = None  # handheld_dock: the recorder docked on this port
 
 
 class HealthSection(_Model):

@@ -85,6 +85,8 @@ def test_fire_alarm_opens_one_hazard_ticket_and_every_frame_is_confirmed(
     ]
     reasons = [r for (r,) in rows(db, "SELECT reason FROM quarantine ORDER BY id")]
     assert any(r.startswith("fp-01: checksum mismatch") for r in reasons), reasons
-    assert any("fp-01: no ## where the data length says the frame ends" in r for r in reasons), reasons
+    assert any("fp-01: no ## where the data length says the frame ends" in r for r in reasons), (
+        reasons
+    )
     assert rows(db, "SELECT crc_errors FROM device_health WHERE device='fp-01'") == [(1,)]
     assert rows(db, "SELECT online FROM devices WHERE id='fp-01'") == [(1,)]
