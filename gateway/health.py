@@ -130,6 +130,10 @@ def sweep(
     changed: list[str] = []
     conn = store.conn
     with store.transaction():
+        conn.execute(  # back online through its driver since: the reason no longer holds
+            "UPDATE device_health SET offline_reason = NULL WHERE offline_reason IS NOT NULL "
+            "AND device IN (SELECT id FROM devices WHERE online = 1)"
+        )
         for d in store.devices():
             interval = intervals.get(d.id)
             if interval is None:
@@ -140,8 +144,8 @@ def sweep(
                 _reason(
                     conn,
                     d.id,
-                    f"no data for {round((now - last) / 1000)} s "
-                    f"(interval {interval // 1000} s × {factor:g})",
+                    f"no data for {(now - last) / 1000:.1f} s "
+                    f"(interval {interval / 1000:g} s × {factor:g})",
                     now,
                 )
                 changed.append(d.id)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from pathlib import Path
 
 import pytest
-from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
-from pymodbus.server import ModbusSerialServer
 
+from firmware_stubs.modbus_slave import Fault, SlaveBus
 from tests.conftest import Mosquitto
 from tests.integration.field import PtyPair, config, gateway, rows, series, until
 
@@ -46,6 +44,7 @@ port = "rs485"
 unit = 2
 poll_s = 0.1
 timeout_s = 0.5
+retries = 0
 registers = [
   {{ metric = "rain_mm", address = 0, type = "uint16", scale = 0.1 }},
   {{ metric = "level_m", address = 4, type = "float32", word_order = "little" }},
@@ -82,20 +81,12 @@ check_s = 0.2
 """
 
 
-def slave_context(rain_tenths: int) -> ModbusServerContext:
+def registers(rain_tenths: int) -> tuple[list[int], list[int]]:
     f = struct.pack(">f", 2.5)
     hi, lo = int.from_bytes(f[:2], "big"), int.from_bytes(f[2:], "big")
     hr = [rain_tenths, 0, 0, 0, lo, hi, 0, 0, 1, 2]  # float32 little word order at 4
     ir = [0] * 6 + [(-123) & 0xFFFF] + [0] * 3
-    dev = ModbusDeviceContext(
-        hr=ModbusSequentialDataBlock(1, hr), ir=ModbusSequentialDataBlock(1, ir)
-    )
-    return ModbusServerContext(devices={2: dev}, single=False)
-
-
-def dead_unit_3(sending: bool, data: bytes) -> bytes:
-    """pymodbus answers an unknown unit with an exception; a dead slave says nothing."""
-    return b"" if sending and data[:1] == b"\x03" else data
+    return hr, ir
 
 
 def test_polls_map_registers_dead_slave_counts_and_adapter_comes_back(
@@ -105,44 +96,46 @@ def test_polls_map_registers_dead_slave_counts_and_adapter_comes_back(
     cfg = config(tmp_path, STATION.format(tty=pair.a, broker=mosquitto.port))
     db = cfg.database.path
 
-    async def slave(rain: int) -> tuple[ModbusSerialServer, asyncio.Task[None]]:
-        server = ModbusSerialServer(
-            slave_context(rain), port=str(pair.b), baudrate=19200, trace_packet=dead_unit_3
-        )
-        return server, asyncio.create_task(server.serve_forever())
+    def health(device: str) -> tuple[int, int]:
+        got = rows(db, "SELECT timeouts, malformed FROM device_health WHERE device = ?", device)
+        return got[0] if got else (0, 0)
+
+    async def slave(rain: int) -> SlaveBus:
+        hr, ir = registers(rain)
+        bus = SlaveBus(str(pair.b), {2: hr}, {2: ir})  # unit 3 is configured but dead
+        await bus.start()
+        return bus
 
     async def main() -> int:
         pair.start()
-        server, task = await slave(123)
+        bus = await slave(123)
         try:
             async with gateway(cfg) as running:
                 assert running.field is not None
-                bus = running.field.modbus["rs485"]
+                master = running.field.modbus["rs485"]
                 await until(lambda: len(series(db, "rg-485", "rain_mm")) >= 3, "3 polls stored")
-                await until(
-                    lambda: rows(
-                        db,
-                        "SELECT timeouts FROM device_health WHERE device='gas-dead' AND timeouts >= 2",
-                    ),
-                    "dead slave counted",
-                )
+                await until(lambda: health("gas-dead")[0] >= 2, "dead slave counted")
+                # a noisy line: corrupted answers are counted, then polls go on
+                for kind in ("garbage", "bad_crc", "truncated", "silence"):
+                    bus.faults[2] = Fault(kind, 1)
+                    await until(lambda: bus.faults[2].remaining == 0, f"{kind} injected")
+                n = len(series(db, "rg-485", "rain_mm"))
+                await until(lambda: len(series(db, "rg-485", "rain_mm")) > n + 2, "polls resume")
+                await until(lambda: sum(health("rg-485")) >= 4, "each bad answer counted")
                 # the USB adapter goes away and comes back with a new reading
-                await server.shutdown()
-                task.cancel()
+                await bus.stop()
                 pair.kill()
                 before = len(series(db, "rg-485", "rain_mm"))
                 pair.start()
-                server, task = await slave(456)
+                bus = await slave(456)
                 await until(
                     lambda: any(v == 45.6 for _, v in series(db, "rg-485", "rain_mm")),
                     "new value after reconnect",
                 )
                 assert len(series(db, "rg-485", "rain_mm")) > before
-                return bus.connects
+                return master.connects
         finally:
-            with contextlib.suppress(Exception):
-                await server.shutdown()
-            task.cancel()
+            await bus.stop()
             pair.kill()
 
     connects = asyncio.run(main())
