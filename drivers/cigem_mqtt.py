@@ -31,6 +31,7 @@ class CigemDriver:
             if isinstance(d.transport, CigemTransport)
         }
         broker = cfg.broker.model_copy(update={"client_id": f"{cfg.broker.client_id}-cigem"[:64]})
+        self._broker, self._capacity, self._runs = broker, cfg.pipeline.queue_max, 0
         self.source = MqttSource(broker, [self.topic], capacity=cfg.pipeline.queue_max)
         self.once = once("cigem")
         self.messages = 0
@@ -84,6 +85,9 @@ class CigemDriver:
         b.seen(device.id)
 
     async def run(self) -> None:
+        if self._runs:  # restarted after a crash: a stopped client does not start again
+            self.source = MqttSource(self._broker, [self.topic], capacity=self._capacity)
+        self._runs += 1
         await self.source.start()
         try:
             while True:

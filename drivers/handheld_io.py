@@ -35,6 +35,7 @@ class HandheldDriver:
         broker = cfg.broker.model_copy(
             update={"client_id": f"{cfg.broker.client_id}-handheld"[:64]}
         )
+        self._broker, self._capacity, self._runs = broker, cfg.pipeline.queue_max, 0
         self.source = MqttSource(broker, [self.topic], capacity=cfg.pipeline.queue_max)
         self.once = once("handheld")
         self.stored = 0
@@ -128,6 +129,9 @@ class HandheldDriver:
         return device, records
 
     async def run(self) -> None:
+        if self._runs:  # restarted after a crash: a stopped client does not start again
+            self.source = MqttSource(self._broker, [self.topic], capacity=self._capacity)
+        self._runs += 1
         await self.source.start()
         try:
             while True:

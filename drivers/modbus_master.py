@@ -156,7 +156,8 @@ class ModbusBus:
                     continue
                 b = BatchBuilder(self.ctx, "modbus", self.once)
                 for s in due:
-                    s.due = max(s.due + s.t.poll_s, now)
+                    nxt = s.due + s.t.poll_s
+                    s.due = nxt if nxt > now else now + s.t.poll_s  # behind: skip, no burst
                     await self.poll(s, b)
                     if not self.client.connected:
                         break  # the adapter went away: reopen before the next slave
