@@ -32,8 +32,9 @@ class Reject:
     station: str | None = None
 
     def describe(self) -> str:
+        """The reason, and which bytes of the stream were discarded."""
         who = f"station {self.station}: " if self.station else ""
-        return f"{who}{self.reason} ({len(self.raw)} bytes at offset {self.offset})"
+        return f"{who}{self.reason}; {len(self.raw)} bytes discarded at stream offset {self.offset}"
 
 
 F = TypeVar("F")

@@ -235,12 +235,13 @@ def take(buf: bytes, tz: tzinfo = LOCAL) -> tuple[int, Frame | Reject | None]:
         _check(raw)
         return total, parse(raw, tz)
     except Gb26875Error as e:
+        reason = f"{e.reason} (byte {e.offset} of the frame)"
         if e.kind == "malformed" and e.offset != 26:
-            return total, Reject("malformed", e.reason, e.offset, raw)
+            return total, Reject("malformed", reason, 0, raw)
         j = buf.find(START, 1, total)
         drop = j if j > 0 else total
         kind: RejectKind = "crc" if e.kind == "crc" else "truncated"
-        return drop, Reject(kind, e.reason, e.offset if drop == total else 0, buf[:drop])
+        return drop, Reject(kind, reason, 0, buf[:drop])
 
 
 def encode(

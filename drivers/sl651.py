@@ -511,11 +511,12 @@ def take(buf: bytes, tz: tzinfo = BEIJING) -> tuple[int, Frame | Reject | None]:
         return total, parse(raw, tz)
     except Sl651Error as e:
         station = station_of(buf)
+        reason = f"{e.reason} (byte {e.offset} of the frame)"
         if e.kind == "malformed":
-            return total, Reject("malformed", e.reason, e.offset, raw, station)
+            return total, Reject("malformed", reason, 0, raw, station)
         drop = _skip_to_sync(buf, total)
         kind: RejectKind = "crc" if e.kind == "crc" else "truncated"
-        return drop, Reject(kind, e.reason, e.offset if drop == total else 0, buf[:drop], station)
+        return drop, Reject(kind, reason, 0, buf[:drop], station)
 
 
 def decode_frame(data: bytes, tz: tzinfo = BEIJING) -> tuple[Frame, bytes]:

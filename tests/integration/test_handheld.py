@@ -139,8 +139,9 @@ def test_records_stored_once_flagged_and_hazard_opens_one_ticket(
     ]
     reasons = [r for (r,) in rows(db, "SELECT reason FROM quarantine ORDER BY id")]
     assert len(reasons) == 2
-    assert (
-        reasons[0].startswith("hh-01: patrol record: (top level)")
-        or "by: Field required" in reasons[0]
+    assert reasons[0] == (
+        "hh-01: patrol record: id: Input should be a valid string; by: Field required; "
+        "at: Field required"
     )
-    assert reasons[1].startswith("hh-01: record line:")
+    assert reasons[1].startswith("hh-01: record line: (top level): Invalid JSON")
+    assert reasons[1].endswith("; 29 bytes discarded at stream offset 231")

@@ -220,9 +220,8 @@ def test_serial_line_killed_mid_frame_recovers_and_loses_nothing_after(
     assert series(db, "hs-radio", "rain_total_mm") == [(r.obs_ms, r.pt) for r in s.reports]
     (partial,) = rows(db, "SELECT reason, length(payload) FROM quarantine")
     assert partial == (
-        "hs-radio: partial frame discarded: serial line lost (17 bytes at offset "
-        + str(sum(map(len, frames[:4])))
-        + ")",
+        "hs-radio: partial frame discarded: serial line lost; 17 bytes discarded at stream "
+        f"offset {sum(map(len, frames[:4]))}",
         17,
     )
     assert rows(db, "SELECT malformed FROM device_health WHERE device = 'hs-radio'") == [(1,)]
