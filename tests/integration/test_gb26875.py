@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import time
 from pathlib import Path
 
 import pytest
 
+from drivers import gb26875
+from drivers.framing import Stream
 from firmware_stubs import alarm_panel as stub
 from tests.conftest import Mosquitto
-from tests.integration.field import config, gateway, rows
+from tests.integration.field import PtyPair, config, gateway, rows, until
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +94,41 @@ def test_fire_alarm_opens_one_hazard_ticket_and_every_frame_is_confirmed(
     )
     assert rows(db, "SELECT crc_errors FROM device_health WHERE device='fp-01'") == [(1,)]
     assert rows(db, "SELECT online FROM devices WHERE id='fp-01'") == [(1,)]
+
+
+def test_panel_on_a_serial_line_gets_its_confirm(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    pair = PtyPair(tmp_path / "panel-gw", tmp_path / "panel-dev")
+    toml = STATION.format(broker=mosquitto.port, panel=PANEL) + (
+        f'\n[[serial_ports]]\nid = "panel"\npath = "{pair.a}"\nprotocol = "gb26875"\n'
+    )
+    cfg = config(tmp_path, toml)
+    at = (int(time.time()) - 60) * 1000
+    frame = stub.component(PANEL, 9, at, 7, 0b011, "1楼烟感")
+
+    async def main() -> list[int]:
+        pair.start()
+        try:
+            async with gateway(cfg) as running:
+                driver = running.field.gb26875 if running.field else None
+                assert driver is not None
+                await until(
+                    lambda: "panel" in driver.lines and driver.lines["panel"].is_open, "open"
+                )
+                fd = pair.open_b()
+                os.write(fd, b"\xff\x00" + frame)
+                replies: Stream[gb26875.Frame] = Stream(gb26875.take)
+                got: list[object] = []
+                while not got:
+                    await until(lambda: select.select([fd], [], [], 0)[0], "a confirm")
+                    got += replies.feed(os.read(fd, 4096))
+                os.close(fd)
+                return [f.serial for f in got if isinstance(f, gb26875.Frame) and f.command == 3]
+        finally:
+            pair.kill()
+
+    assert asyncio.run(main()) == [9]
+    db = cfg.database.path
+    assert rows(db, "SELECT title, device FROM tickets") == [("火警 1楼烟感", "fp-01")]
+    assert [r for (r,) in rows(db, "SELECT reason FROM quarantine")] == [
+        "2 bytes before an @@ start; 2 bytes discarded at stream offset 0"
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import time
 from pathlib import Path
 
@@ -192,6 +193,13 @@ def test_serial_line_killed_mid_frame_recovers_and_loses_nothing_after(
                     os.write(fd, f)
                 os.write(fd, frames[4][:17])  # then the line dies mid-frame
                 await until(lambda: len(series(db, "hs-radio", "rain_total_mm")) == 4, "4 stored")
+                # the confirmations came back over the radio line, one per report
+                replies: Stream[sl651.Frame] = Stream(sl651.take)
+                got: list[object] = []
+                while len(got) < 4:
+                    await until(lambda: select.select([fd], [], [], 0)[0], "a reply on the line")
+                    got += replies.feed(os.read(fd, 4096))
+                assert [f.serial for f in got if isinstance(f, sl651.Frame)] == [1, 2, 3, 4]
                 stream = driver.streams["sl651 serial radio"]
                 await until(lambda: stream.pending == 17, "the partial frame read")
                 os.close(fd)
