@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from drivers.framing import Reject
 from gateway.errors import PayloadError
@@ -57,12 +65,19 @@ class _Record(BaseModel):
     id: str = Field(min_length=1, max_length=64)
     by: str = Field(min_length=1, max_length=64)
     point: str | None = Field(default=None, max_length=64)
-    at: Annotated[int, Field(ge=MIN_TS_MS)] | AwareDatetime
+    at: int | AwareDatetime
     checklist: str | None = Field(default=None, max_length=64)
     items: list[_Item] = Field(default=[], max_length=500)
     text: str | None = Field(default=None, max_length=10_000)
     photo: str | None = Field(default=None, max_length=500)
     hazard: _Hazard | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _milliseconds(cls, v: object) -> object:
+        if isinstance(v, int | float) and not isinstance(v, bool) and v < MIN_TS_MS:
+            raise ValueError(f"{v} is before 2000-01-01 (UTC milliseconds expected)")
+        return v
 
 
 _ONE: TypeAdapter[_Record] = TypeAdapter(_Record)

@@ -162,5 +162,11 @@ def take(buf: bytes) -> tuple[int, ModbusFrame | Reject | None]:
             except ModbusFrameError as e:
                 return n, Reject("malformed", e.reason, e.offset, buf[:n])
     if waiting and len(buf) < 256:
+        # RTU has no start mark: if a whole valid frame starts later, what is before it
+        # is noise (on a line, the silence between frames would have said so)
+        for j in range(1, len(buf) - 3):
+            for n, _ in _lengths(buf[j:]):
+                if j + n <= len(buf) and _crc_ok(buf[j : j + n]):
+                    return j, Reject("garbage", f"{j} bytes before a valid frame", 0, buf[:j])
         return 0, None
     return 1, Reject("crc", "no frame length with a matching CRC starts here", 0, buf[:1])

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
@@ -174,13 +172,3 @@ async def run_tcp(
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
     return confirmed
-
-
-def write_serial(path: str, frames: Sequence[bytes]) -> None:
-    """Write frames to a serial device (a pty end), whole, in order."""
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-    try:
-        for f in frames:
-            os.write(fd, f)
-    finally:
-        os.close(fd)
