@@ -14,6 +14,7 @@ from gateway.health import HealthRecorder
 from gateway.ingest import Batch, Outcome, Quarantined
 from gateway.logs import Once
 from gateway.metrics import Metrics
+from gateway.model import Level
 from gateway.registry import Registry
 from gateway.store import Store, Ticket
 
@@ -31,13 +32,32 @@ class DriverContext:
     write: Write | None = None  # run fn(store) in one transaction on the writer thread
     hub: Hub | None = None
 
-    async def open_hazard(self, **kw: Any) -> tuple[int, bool]:
+    async def open_hazard(
+        self,
+        *,
+        level: Level,
+        title: str,
+        device: str | None,
+        actor: str,
+        at: int,
+        ref: str,
+        note: str | None = None,
+    ) -> tuple[int, bool]:
         """Store.open_hazard in its own transaction; announce a new ticket."""
         if self.write is None:
             raise RuntimeError("this driver context cannot write tickets")
 
         def tx(store: Store) -> tuple[int, bool, Ticket | None]:
-            tid, new = store.open_hazard(**kw)
+            tid, new = store.open_hazard(
+                level=level,
+                title=title,
+                device=device,
+                metric=None,
+                actor=actor,
+                at=at,
+                ref=ref,
+                note=note,
+            )
             return tid, new, store.ticket(tid)
 
         tid, new, ticket = await self.write(tx)

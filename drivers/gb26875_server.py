@@ -98,7 +98,6 @@ class Gb26875Driver:
                 level=Level.RED,
                 title=f"火警 {what}",
                 device=device.id,
-                metric=None,
                 actor=f"panel:{device.id}",
                 at=s.ts,
                 ref=f"gb26875:{device.id}:{s.name}:{s.ts}",

@@ -1,9 +1,10 @@
 """A simulated user information transmission device of a fire-alarm panel (GB/T 26875.3).
 
 Sends `send data` frames (system state, component status) over TCP and waits for the
-centre's confirm of each, sending it again when none comes. Faults: `garbage` before a
-frame, `truncated` (half a frame first), `bad_checksum` (a corrupted copy first),
-`resend` (the same frame twice, as when a confirm was lost).
+centre's confirm of each. Faults: `garbage` before a frame, `truncated` (half a frame
+first), `bad_checksum` (a corrupted copy first), `resend` (the same frame twice, as when
+a confirm was lost), `disconnect` (the connection dropped mid-frame, then the frame again
+on a new one), `silence` (a pause).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from drivers import gb26875
 from drivers.framing import Stream
 
-FAULTS = ("garbage", "truncated", "bad_checksum", "resend")
+FAULTS = ("garbage", "truncated", "bad_checksum", "resend", "disconnect", "silence")
 CENTRE = "000000000000"
 
 
@@ -70,15 +71,36 @@ class PanelScript:
     faults: dict[int, str] = field(default_factory=dict)
 
 
+async def _connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(host, port)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
 async def run_tcp(s: PanelScript, host: str, port: int, *, reply_wait_s: float = 10.0) -> list[int]:
-    """Send every frame until confirmed; return the serials confirmed, in order."""
-    reader, writer = await asyncio.open_connection(host, port)
+    """Send every frame until confirmed; return the serials confirmed, in order.
+
+    `disconnect` sends half the frame, drops the connection and sends the frame again on
+    a new one; `silence` pauses before the frame."""
+    reader, writer = await _connect(host, port)
     stream: Stream[gb26875.Frame] = Stream(gb26875.take)
     confirmed: list[int] = []
     try:
         for k, frame in enumerate(s.frames):
             fault = s.faults.get(k)
-            if fault is not None:
+            if fault == "disconnect":
+                writer.write(frame[: len(frame) // 2])
+                await writer.drain()
+                await _close(writer)
+                reader, writer = await _connect(host, port)
+                stream = Stream(gb26875.take)
+            elif fault == "silence":
+                await asyncio.sleep(0.5)
+            elif fault is not None:
                 writer.write(faulty(fault, frame))
             writer.write(frame)
             if fault == "resend":
@@ -95,7 +117,5 @@ async def run_tcp(s: PanelScript, host: str, port: int, *, reply_wait_s: float =
                             confirmed.append(item.serial)
                             want -= 1
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        await _close(writer)
     return confirmed

@@ -67,9 +67,19 @@ def test_fire_alarm_opens_one_hazard_ticket_and_every_frame_is_confirmed(
         stub.component(PANEL, 2, at + 1000, 305, 0b101, "2楼手报 故障"),
         stub.component(PANEL, 3, at + 2000, 306, 0b011, "3号楼烟感"),
         stub.system_state(PANEL, 4, at + 3000),
+        stub.system_state(PANEL, 5, at + 4000),
+        stub.system_state(PANEL, 6, at + 5000),
     ]
     script = stub.PanelScript(
-        frames, {0: "garbage", 1: "truncated", 2: "bad_checksum", 3: "resend"}
+        frames,
+        {
+            0: "garbage",
+            1: "truncated",
+            2: "bad_checksum",
+            3: "resend",
+            5: "disconnect",
+            6: "silence",
+        },
     )
     script.frames.insert(3, frames[2])  # the alarm again, as after a lost confirm
 
@@ -80,7 +90,7 @@ def test_fire_alarm_opens_one_hazard_ticket_and_every_frame_is_confirmed(
             return await stub.run_tcp(script, "127.0.0.1", ports[0])
 
     confirmed = asyncio.run(main())
-    assert confirmed == [1, 2, 3, 3, 3, 4]  # the alarm went three times: one ticket
+    assert confirmed == [1, 2, 3, 3, 3, 4, 5, 6]  # the alarm went three times: one ticket
     tickets = rows(db, "SELECT kind, level, state, title, device, metric, rule FROM tickets")
     assert tickets == [("hazard", 4, "discovered", "火警 3号楼烟感", "fp-01", None, None)]
     events = rows(db, "SELECT kind, actor, at, note FROM ticket_events")
@@ -92,6 +102,9 @@ def test_fire_alarm_opens_one_hazard_ticket_and_every_frame_is_confirmed(
     assert any("fp-01: no ## where the data length says the frame ends" in r for r in reasons), (
         reasons
     )
+    assert any(
+        r.startswith("fp-01: partial frame discarded: connection closed; 21 bytes") for r in reasons
+    ), reasons
     assert rows(db, "SELECT crc_errors FROM device_health WHERE device='fp-01'") == [(1,)]
     assert rows(db, "SELECT online FROM devices WHERE id='fp-01'") == [(1,)]
 
