@@ -146,10 +146,10 @@ async def run_gateway(
     )
     await source.start()
     pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
-    await field.start()
     health_task = asyncio.create_task(monitor.run(), name="device-health")
     http_task = asyncio.create_task(server.serve(), name="http")
     try:
+        await field.start()
         while not server.started:
             if http_task.done():
                 http_task.result()

@@ -17,6 +17,7 @@ from drivers.gb26875_server import Gb26875Driver
 from drivers.handheld_io import HandheldDriver
 from drivers.modbus_master import ModbusBus
 from drivers.sl651_server import Sl651Driver
+from gateway.errors import DriverError
 from gateway.transports import (
     CigemTransport,
     Gb26875Section,
@@ -43,6 +44,13 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
         delay = min(delay * 2, 30.0)
 
 
+async def _listen(what: str, serve: Callable[[], Awaitable[asyncio.Server]]) -> asyncio.Server:
+    try:
+        return await serve()
+    except OSError as e:
+        raise DriverError(f"{what} listener: {e.strerror or e}") from e
+
+
 class FieldDrivers:
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
@@ -60,12 +68,12 @@ class FieldDrivers:
         if cfg.sl651 is not None or sl651_devices:
             self.sl651 = Sl651Driver(self.ctx, cfg.sl651 or Sl651Section())
             if self.sl651.section.listen is not None:
-                self._servers.append(await self.sl651.serve())
+                self._servers.append(await _listen("SL651", self.sl651.serve))
         panels = [d for d in cfg.devices if isinstance(d.transport, Gb26875Transport)]
         if cfg.gb26875 is not None or panels:
             self.gb26875 = Gb26875Driver(self.ctx, cfg.gb26875 or Gb26875Section())
             if self.gb26875.section.listen is not None:
-                self._servers.append(await self.gb26875.serve())
+                self._servers.append(await _listen("GB26875", self.gb26875.serve))
         if any(isinstance(d.transport, HandheldTransport) for d in cfg.devices):
             self.handheld = HandheldDriver(self.ctx)
             self._spawn("handheld", self.handheld.run)
