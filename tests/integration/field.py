@@ -63,6 +63,7 @@ class PtyPair:
         deadline = time.monotonic() + 10
         while not (self.a.exists() and self.b.exists()):
             if time.monotonic() > deadline:
+                self.kill()
                 raise TimeoutError("socat did not create its pseudo-terminals")
             time.sleep(0.02)
 

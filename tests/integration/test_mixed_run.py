@@ -187,12 +187,12 @@ def test_fifty_devices_every_reading_stored_once(tmp_path: Path, mosquitto: Mosq
         return out
 
     async def main() -> tuple[dict[str, int], float]:
-        radio.start()
-        rs485.start()
         bus = SlaveBus(str(rs485.b), {k + 1: [1000 + k] for k in range(N_MODBUS)})
-        await bus.start()
         started = time.monotonic()
         try:
+            radio.start()
+            rs485.start()
+            await bus.start()
             async with gateway(cfg) as running:
                 field = running.field
                 assert field is not None and field.cigem and field.handheld and field.sl651

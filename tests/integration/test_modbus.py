@@ -107,9 +107,10 @@ def test_polls_map_registers_dead_slave_counts_and_adapter_comes_back(
         return bus
 
     async def main() -> int:
-        pair.start()
-        bus = await slave(123)
+        bus: SlaveBus | None = None
         try:
+            pair.start()
+            bus = await slave(123)
             async with gateway(cfg) as running:
                 assert running.field is not None
                 master = running.field.modbus["rs485"]
@@ -135,7 +136,8 @@ def test_polls_map_registers_dead_slave_counts_and_adapter_comes_back(
                 assert len(series(db, "rg-485", "rain_mm")) > before
                 return master.connects
         finally:
-            await bus.stop()
+            if bus is not None:
+                await bus.stop()
             pair.kill()
 
     connects = asyncio.run(main())
