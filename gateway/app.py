@@ -8,20 +8,23 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
+from drivers.context import DriverContext
 from drivers.mqtt_client import MqttSource
 from gateway.config import Config
 from gateway.events import Hub
+from gateway.field import FieldDrivers
+from gateway.health import HealthMonitor, HealthRecorder
 from gateway.http import Context, create_app
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Pipeline, wall_ms
 from gateway.registry import Registry
 from gateway.rules_loader import RulesLoader
 from gateway.rules_service import RulesService
@@ -47,6 +50,7 @@ class Running:
     http_port: int
     metrics: Metrics
     broker_up: asyncio.Event
+    field: FieldDrivers | None = None
 
 
 async def run_gateway(
@@ -92,6 +96,19 @@ async def run_gateway(
     )
     metrics.watch(source.depth, hub.subscribers)
     rules_service = RulesService(loader, ingestor, writer, pipeline)
+    recorder = HealthRecorder()
+
+    async def write(fn: Callable[[Store], Any]) -> Any:
+        def tx() -> Any:
+            with store.transaction():
+                return fn(store)
+
+        return await loop.run_in_executor(writer, tx)
+
+    field = FieldDrivers(
+        DriverContext(cfg, registry, pipeline.submit, recorder, metrics, wall_ms, write, hub)
+    )
+    monitor = HealthMonitor(cfg, store, writer, recorder, hub, wall_ms)
     ctx = Context(
         config=cfg,
         db_path=cfg.database.path,
@@ -124,6 +141,7 @@ async def run_gateway(
     )
     await source.start()
     pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
+    health_task = asyncio.create_task(monitor.run(), name="device-health")
     http_task = asyncio.create_task(server.serve(), name="http")
     helpers: list[asyncio.Task[Any]] = [
         asyncio.create_task(rules_service.ticks(), name="rule-timers"),
@@ -135,6 +153,7 @@ async def run_gateway(
             lambda: helpers.append(asyncio.create_task(rules_service.reload("SIGHUP"))),
         )
     try:
+        await field.start()
         while not server.started:
             if http_task.done():
                 http_task.result()
@@ -143,7 +162,9 @@ async def run_gateway(
         port = server.servers[0].sockets[0].getsockname()[1]
         log.info("web page on http://%s:%d/", cfg.http.host, port)
         if started is not None:
-            started.set_result(Running(http_port=port, metrics=metrics, broker_up=source.up))
+            started.set_result(
+                Running(http_port=port, metrics=metrics, broker_up=source.up, field=field)
+            )
         stop_task = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait(
             {stop_task, pipe_task, http_task}, return_when=asyncio.FIRST_COMPLETED
@@ -156,8 +177,11 @@ async def run_gateway(
         log.info("stopping")
         for task in helpers:
             task.cancel()
+        await field.stop()
+        health_task.cancel()
         pipe_task.cancel()
         await pipeline.drain()
+        await monitor.close()
         hub.close_all()
         server.should_exit = True
         await source.stop()

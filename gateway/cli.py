@@ -122,6 +122,25 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decode(args: argparse.Namespace) -> int:
+    from gateway.decode import DecodeError, decode, parse_hex
+
+    text = sys.stdin.read() if args.frame == "-" else args.frame
+    try:
+        out = decode(args.protocol, parse_hex(text), ZoneInfo(args.tz))
+    except DecodeError as e:
+        print(
+            json.dumps(
+                {"protocol": args.protocol, "error": e.reason, "offset": e.offset},
+                ensure_ascii=False,
+            )
+        )
+        print(f"stationgw decode: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stationgw", description=__doc__)
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
@@ -157,6 +176,14 @@ def parser() -> argparse.ArgumentParser:
     tlist.add_argument("--json", action="store_true", help="print JSON")
     tlist.add_argument("--open", action="store_true", help="only tickets not closed")
     tlist.set_defaults(func=cmd_tickets_list)
+
+    from gateway.decode import PROTOCOLS
+
+    dec = sub.add_parser("decode", help="decode one frame of a field protocol to JSON")
+    dec.add_argument("protocol", choices=PROTOCOLS)
+    dec.add_argument("frame", metavar="HEX", help="the frame in hex, or - to read it from stdin")
+    dec.add_argument("--tz", default="Asia/Shanghai", help="zone of the frame's clock")
+    dec.set_defaults(func=cmd_decode)
     return p
 
 

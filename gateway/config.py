@@ -14,6 +14,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.errors import ConfigError
+from gateway.transports import (
+    TRANSPORT_KINDS,
+    Checklist,
+    CigemSection,
+    Gb26875Section,
+    HealthSection,
+    MqttJsonTransport,
+    SerialPort,
+    Sl651Section,
+    Transport,
+    transport_problems,
+)
 from gateway.validation import problems
 from rules.durations import parse_duration
 
@@ -52,6 +64,7 @@ class Point(_Model):
     village: Ident
     lon: float | None = Field(default=None, ge=-180, le=180)
     lat: float | None = Field(default=None, ge=-90, le=90)
+    kind: Ident | None = None  # slope, river, …: which checklists apply
 
 
 def _duration(v: str | None) -> str | None:
@@ -86,8 +99,14 @@ class Device(_Model):
     kind: str = Field(min_length=1)
     point: Ident
     tags: list[str] = []
-    transport: Literal["mqtt_json"] = "mqtt_json"
+    transport: Transport = MqttJsonTransport()
     metrics: dict[Ident, MetricSpec] = Field(min_length=1)
+    interval_s: float | None = Field(default=None, gt=0)  # expected reporting interval
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _transport_name(cls, v: object) -> object:
+        return {"kind": v} if isinstance(v, str) else v
 
 
 class Broker(_Model):
@@ -133,6 +152,12 @@ class Config(_Model):
     http: Http = Http()
     rules: RulesSection = RulesSection()
     pipeline: PipelineSection = PipelineSection()
+    sl651: Sl651Section | None = None
+    cigem: CigemSection = CigemSection()
+    gb26875: Gb26875Section | None = None
+    checklists: list[Checklist] = []
+    serial_ports: list[SerialPort] = []
+    health: HealthSection = HealthSection()
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)
@@ -151,6 +176,14 @@ def _cross_check(cfg: Config) -> list[str]:
     dupes("villages", [v.id for v in cfg.villages])
     dupes("points", [p.id for p in cfg.points])
     dupes("devices", [d.id for d in cfg.devices])
+    dupes("serial_ports", [s.id for s in cfg.serial_ports])
+    ports = {s.id: s.protocol for s in cfg.serial_ports}
+    handhelds = {d.id for d in cfg.devices if d.transport.kind == "handheld"}
+    for i, sp in enumerate(cfg.serial_ports):
+        if sp.protocol == "handheld_dock" and sp.device not in handhelds:
+            out.append(
+                f"serial_ports[{i}].device: a dock names its handheld (transport kind handheld)"
+            )
     villages = {v.id for v in cfg.villages}
     points = {p.id for p in cfg.points}
     for i, p in enumerate(cfg.points):
@@ -162,6 +195,7 @@ def _cross_check(cfg: Config) -> list[str]:
         for name, m in d.metrics.items():
             if m.min >= m.max:
                 out.append(f"devices[{i}].metrics.{name}.max: must be greater than min ({m.min})")
+        out += transport_problems(i, d.transport, set(d.metrics), ports)
     return out
 
 
@@ -174,7 +208,7 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(str(path), problems(e)) from None
+        raise ConfigError(str(path), problems(e, TRANSPORT_KINDS)) from None
     found = _cross_check(cfg)
     if found:
         raise ConfigError(str(path), found)
@@ -183,7 +217,8 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
     rules = cfg.rules.model_copy(
         update={"path": _resolve(base, cfg.rules.path) if cfg.rules.path else None}
     )
-    return cfg.model_copy(update={"database": db, "rules": rules})
+    ports = [p.model_copy(update={"path": _resolve(base, p.path)}) for p in cfg.serial_ports]
+    return cfg.model_copy(update={"database": db, "rules": rules, "serial_ports": ports})
 
 
 def read_toml(path: Path) -> dict[str, object]:

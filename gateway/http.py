@@ -26,6 +26,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from gateway.config import Config
 from gateway.errors import TicketConflict, TicketNotFound
 from gateway.events import Hub
+from gateway.health import EMPTY, interval_ms, load_health
 from gateway.metrics import Metrics
 from gateway.rules_service import RulesService
 from gateway.store import Store, Ticket
@@ -100,6 +101,7 @@ def create_app(ctx: Context) -> FastAPI:
         store = reader()
         states = {d.id: d for d in store.devices()}
         latest = store.latest()
+        healths = load_health(store)
         out = []
         for d in ctx.config.devices:
             state = states.get(d.id)
@@ -122,6 +124,10 @@ def create_app(ctx: Context) -> FastAPI:
                     "last_seen": state.last_seen if state else None,
                     "last_seq": state.last_seq if state else None,
                     "metrics": metrics,
+                    "transport": d.transport.kind,
+                    "status_at": state.status_at if state else None,
+                    "interval_s": (ms / 1000) if (ms := interval_ms(d)) else None,
+                    "health": healths.get(d.id, EMPTY).to_json(),
                 }
             )
         return out
@@ -179,6 +185,13 @@ def create_app(ctx: Context) -> FastAPI:
         data = t.to_json()
         ctx.hub.publish("ticket", data)
         return data
+
+    @app.get("/api/patrols")
+    def patrol_records(limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[dict[str, Any]]:
+        """Patrol records from handheld recorders, newest first, with their flags."""
+        from gateway.patrols import patrols
+
+        return patrols(reader(), limit)
 
     @app.get("/api/quarantine")
     def quarantine(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:

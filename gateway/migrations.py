@@ -120,6 +120,46 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE ticket_events ADD COLUMN reason TEXT;
     ALTER TABLE ticket_events ADD COLUMN ts INTEGER;  -- data time of what caused it
     """,
+    # 3: device health reported by field drivers (supply, signal, firmware, error counters)
+    """
+    CREATE TABLE device_health (
+        device TEXT PRIMARY KEY,
+        battery REAL,                   -- battery charge, % (as the device reports it)
+        supply_v REAL,                  -- supply / battery voltage
+        solar_v REAL,
+        signal REAL,                    -- radio signal as the device reports it
+        temperature REAL,               -- the device's own temperature, °C
+        firmware TEXT,
+        crc_errors INTEGER NOT NULL DEFAULT 0,
+        timeouts INTEGER NOT NULL DEFAULT 0,
+        malformed INTEGER NOT NULL DEFAULT 0,
+        offline_reason TEXT,
+        updated_at INTEGER
+    ) WITHOUT ROWID;
+    -- hazards reported by people or panels (handheld, fire-alarm panel): their own
+    -- reference (record id, alarm key) -> the ticket it opened, so a resend opens none
+    CREATE TABLE hazard_refs (
+        ref TEXT PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets(id)
+    ) WITHOUT ROWID;
+    -- patrol records (巡查记录) from handheld recorders, stored once per recorder and id
+    CREATE TABLE patrol_records (
+        device TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        inspector TEXT NOT NULL,
+        point TEXT,
+        at INTEGER NOT NULL,            -- the recorder's time, UTC ms
+        checklist TEXT,
+        items TEXT NOT NULL,            -- JSON list of {item, result, note}
+        text TEXT,
+        photo TEXT,
+        flags TEXT,                     -- JSON list of what did not match the configuration
+        ticket_id INTEGER REFERENCES tickets(id),
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (device, record_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX patrol_records_by_time ON patrol_records (at);
+    """,
 )
 
 

@@ -356,6 +356,49 @@ class Store:
         )
         return ticket_id
 
+    def open_hazard(
+        self,
+        *,
+        level: Level,
+        title: str,
+        device: str | None,
+        metric: str | None,
+        actor: str,
+        at: int,
+        ref: str,
+        value: float | None = None,
+        note: str | None = None,
+    ) -> tuple[int, bool]:
+        """Open a hazard ticket reported directly (handheld, alarm panel): rule NULL, the
+        reporter as the event's actor. `ref` is the report's own id: a resent report
+        returns the ticket it opened, (id, False), and opens none."""
+        row = self.conn.execute(
+            "SELECT ticket_id FROM hazard_refs WHERE ref = ?", (ref,)
+        ).fetchone()
+        if row is not None:
+            return int(row[0]), False
+        row = self.conn.execute(
+            "INSERT INTO tickets (kind, level, state, title, device, metric, rule, value, "
+            "opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) RETURNING id",
+            (
+                str(TicketKind.HAZARD),
+                int(level),
+                str(TicketState.DISCOVERED),
+                title,
+                device,
+                metric,
+                value,
+                at,
+                at,
+            ),
+        ).fetchone()
+        ticket_id = int(row[0])
+        self.conn.execute(
+            "INSERT INTO hazard_refs (ref, ticket_id) VALUES (?, ?)", (ref, ticket_id)
+        )
+        self.add_event(ticket_id, at, EventKind.OPENED, actor, level=level, value=value, note=note)
+        return ticket_id, True
+
     def raise_ticket(
         self,
         ticket_id: int,

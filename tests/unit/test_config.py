@@ -135,3 +135,42 @@ def test_check_reports_rule_problems_with_the_rules_file(
 )
 def test_shipped_station_files_are_valid(path: Path) -> None:
     assert main(["check", "-c", str(path)]) == 0
+
+
+TRANSPORTS = GOOD.replace(
+    'metrics.rain_mm = { unit = "mm", min = 0, max = 50 }\n\n[database]',
+    """metrics.rain_mm = { unit = "mm", min = 0, max = 50 }
+transport = { kind = "sl651", address = "0081120005", elements = { PT = "rain_mm", VT = "volts" } }
+
+[[devices]]
+id = "mb-01"
+name = "液位计"
+kind = "level"
+point = "slope"
+metrics.level_m = { unit = "m", min = 0, max = 20 }
+transport = { kind = "modbus_rtu", port = "bus9", unit = 300, registers = [{ metric = "level_m", address = 4, type = "float64" }] }
+
+[database]""",
+)
+
+
+def test_transport_problems_name_their_key_paths(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, TRANSPORTS))
+    assert e.value.problems == [
+        "devices[2].transport.unit: Input should be less than or equal to 247",
+        "devices[2].transport.registers[0].type: Input should be 'int16', 'uint16', 'int32', "
+        "'uint32' or 'float32'",
+    ]
+    fixed = TRANSPORTS.replace("unit = 300", "unit = 3").replace('"float64"', '"float32"')
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, fixed))
+    assert e.value.problems == [
+        "devices[1].transport.elements.VT: metric 'volts' is not configured",
+        "devices[2].transport.port: unknown serial port 'bus9'",
+    ]
+
+
+def test_example_station_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-c", str(REPO / "examples" / "station.toml")]) == 0
+    assert ": ok — station qingshui" in capsys.readouterr().out

@@ -1,0 +1,185 @@
+"""Fire-alarm panels (GB/T 26875.3 user information transmission) over TCP and serial.
+
+The transmission device sends `send data` (2) frames with system states and component
+statuses. A fire alarm opens a hazard ticket directly (red, the panel as the actor; the
+alarm's own key makes a resent frame open none). The confirm (3) goes back only after the
+ticket and the batch are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from zoneinfo import ZoneInfo
+
+from drivers import gb26875
+from drivers.context import BatchBuilder, DriverContext, once
+from drivers.framing import Reject, Stream
+from drivers.serial_line import LineLost, SerialLine
+from gateway.config import Device
+from gateway.model import Level
+from gateway.transports import Gb26875Section, Gb26875Transport, SerialPort
+
+log = logging.getLogger("stationgw.gb26875")
+
+Item = gb26875.Frame | Reject
+
+
+class Gb26875Driver:
+    def __init__(self, ctx: DriverContext, section: Gb26875Section) -> None:
+        self.ctx = ctx
+        self.section = section
+        self.tz = ZoneInfo(section.timezone)
+        self.by_address: dict[str, tuple[Device, Gb26875Transport]] = {
+            d.transport.address.upper(): (d, d.transport)
+            for d in ctx.config.devices
+            if isinstance(d.transport, Gb26875Transport)
+        }
+        self.once = once("gb26875")
+        self.frames = 0
+        self.replies = 0
+        self.alarms = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.lines: dict[str, SerialLine] = {}
+
+    def _stream(self) -> Stream[gb26875.Frame]:
+        return Stream(functools.partial(gb26875.take, tz=self.tz))
+
+    async def handle(self, items: list[Item], source: str) -> list[bytes]:
+        b = BatchBuilder(self.ctx, "gb26875", self.once)
+        replies: list[bytes] = []
+        alarms: list[tuple[Device, gb26875.Status]] = []
+        for item in items:
+            if isinstance(item, Reject):
+                addr = item.raw[12:18].hex().upper() if len(item.raw) >= 18 else None
+                known = self.by_address.get(addr) if addr else None
+                if known is not None:
+                    self.ctx.health.count(
+                        known[0].id, "crc_errors" if item.kind == "crc" else "malformed", b.now
+                    )
+                who = f"{known[0].id}: " if known else ""
+                b.quarantine(source, item.kind, f"{who}{item.describe()}", item.raw)
+                continue
+            known = self.by_address.get(item.source)
+            if known is None:
+                b.quarantine(
+                    source,
+                    "unknown_device",
+                    f"GB26875 source address {item.source} is not configured",
+                    item.raw,
+                )
+                continue
+            device, t = known
+            self.frames += 1
+            self.ctx.metrics.messages.labels("gb26875").inc()
+            b.seen(device.id)
+            if item.command != 2:
+                continue  # confirms and responses to us need no answer
+            for s in item.statuses:
+                if s.fire_alarm:
+                    alarms.append((device, s))
+                elif "fault" in s.flags:
+                    self.once.warning(
+                        f"fault:{device.id}:{s.name}",
+                        "%s: %s reports %s",
+                        device.id,
+                        s.name,
+                        ", ".join(s.flags),
+                    )
+            if t.reply:
+                replies.append(gb26875.confirm(item, self.ctx.clock(), self.tz))
+        if not b.empty:
+            await self.ctx.submit(b.batch)
+        for device, s in alarms:
+            what = s.description or s.name
+            _, new = await self.ctx.open_hazard(
+                level=Level.RED,
+                title=f"火警 {what}",
+                device=device.id,
+                actor=f"panel:{device.id}",
+                at=s.ts,
+                ref=f"gb26875:{device.id}:{s.name}:{s.ts}",
+                note=f"{s.name}: {', '.join(s.flags)}",
+            )
+            if new:
+                self.alarms += 1
+                log.warning("%s: fire alarm at %s — hazard ticket opened", device.id, what)
+        return replies
+
+    async def serve(self) -> asyncio.Server:
+        listen = self.section.listen
+        assert listen is not None
+        server = await asyncio.start_server(self._client, listen.host, listen.port)
+        return server
+
+    def close_connections(self) -> None:
+        for w in list(self._writers):
+            w.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        source = f"gb26875 tcp {peer[0]}:{peer[1]}" if peer else "gb26875 tcp"
+        self._writers.add(writer)
+        stream = self._stream()
+        s = self.section
+        try:
+            while True:
+                wait = s.frame_timeout_s if stream.pending else s.idle_timeout_s
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), wait)
+                except TimeoutError:
+                    if not stream.pending:
+                        break
+                    partial = stream.flush(f"no further bytes for {wait:g} s")
+                    await self.handle([partial] if partial else [], source)
+                    continue
+                if not data:
+                    break
+                replies = await self.handle(stream.feed(data), source)
+                for r in replies:
+                    writer.write(r)
+                    self.replies += 1
+                if replies:
+                    await writer.drain()
+        except (ConnectionError, OSError) as e:
+            log.info("%s: connection lost (%s)", source, e)
+        except Exception:
+            log.exception("%s: closing the connection after an error; nothing confirmed", source)
+        finally:
+            self._writers.discard(writer)
+            partial = stream.flush("connection closed")
+            if partial is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.handle([partial], source)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def run_serial(self, port: SerialPort) -> None:
+        line = self.lines[port.id] = SerialLine(port)
+        source = f"gb26875 serial {port.id}"
+        stream = self._stream()
+        try:
+            while True:
+                await line.open()
+                try:
+                    while True:
+                        wait = self.section.frame_timeout_s if stream.pending else None
+                        data = await line.read(wait)
+                        if not data:
+                            partial = stream.flush(f"line silent for {wait:g} s")
+                            await self.handle([partial] if partial else [], source)
+                            continue
+                        for r in await self.handle(stream.feed(data), source):
+                            await line.write(r)
+                            self.replies += 1
+                except LineLost as e:
+                    log.warning("%s: %s; reopening", source, e)
+                    line.close()
+                    partial = stream.flush("serial line lost")
+                    if partial is not None:
+                        await self.handle([partial], source)
+        finally:
+            line.close()

@@ -1,0 +1,167 @@
+"""Modbus RTU master: polls the slaves of one serial bus on their own schedules.
+
+pymodbus (3.10+) does the framing; this module owns the schedule, the per-device timeout
+and retries, the register maps from the station file (address, function, type, word
+order, scale, offset -> metric) and the recovery when the USB adapter goes away.
+
+A bus is half-duplex, so requests on it go one at a time; a dead slave costs the others
+at most its own `timeout_s × (retries + 1)` per poll. A failed poll marks the device
+offline at once and counts a timeout in its health; the next good poll brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from pymodbus.client import AsyncModbusSerialClient
+from pymodbus.exceptions import ModbusException
+
+from drivers.context import BatchBuilder, DriverContext, once
+from gateway.config import Device
+from gateway.transports import ModbusRtuTransport, Register, SerialPort
+
+log = logging.getLogger("stationgw.modbus")
+
+_TYPES = {
+    "int16": AsyncModbusSerialClient.DATATYPE.INT16,
+    "uint16": AsyncModbusSerialClient.DATATYPE.UINT16,
+    "int32": AsyncModbusSerialClient.DATATYPE.INT32,
+    "uint32": AsyncModbusSerialClient.DATATYPE.UINT32,
+    "float32": AsyncModbusSerialClient.DATATYPE.FLOAT32,
+}
+
+
+class PollFailed(Exception):
+    def __init__(self, reason: str, timeout: bool) -> None:
+        self.reason = reason
+        self.timeout = timeout
+        super().__init__(reason)
+
+
+@dataclass
+class Slave:
+    device: Device
+    t: ModbusRtuTransport
+    due: float = 0.0
+    polls: int = 0
+    failures: int = 0
+
+
+class ModbusBus:
+    def __init__(self, ctx: DriverContext, port: SerialPort) -> None:
+        self.ctx = ctx
+        self.port = port
+        self.slaves = [
+            Slave(d, d.transport)
+            for d in ctx.config.devices
+            if isinstance(d.transport, ModbusRtuTransport) and d.transport.port == port.id
+        ]
+        self.once = once("modbus")
+        self.client = AsyncModbusSerialClient(
+            str(port.path),
+            baudrate=port.baud,
+            bytesize=port.bytesize,
+            parity=port.parity,
+            stopbits=port.stopbits,
+            timeout=max((s.t.timeout_s for s in self.slaves), default=1.0),
+            retries=0,
+            reconnect_delay=0,  # reconnecting is ours: one place, one backoff
+        )
+        self.connects = 0
+
+    async def _connected(self) -> bool:
+        if self.client.connected:
+            return True
+        with contextlib.suppress(ModbusException, OSError):
+            if await self.client.connect():
+                self.connects += 1
+                log.info("modbus bus %s (%s) open", self.port.id, self.port.path)
+                return True
+        self.once.warning(
+            f"open:{self.port.id}",
+            "modbus bus %s (%s): cannot open; retrying",
+            self.port.id,
+            self.port.path,
+        )
+        return False
+
+    async def _read(self, s: Slave, reg: Register) -> float:
+        t = s.t
+        call = (
+            self.client.read_holding_registers
+            if reg.function == 3
+            else self.client.read_input_registers
+        )
+        try:
+            rr = await asyncio.wait_for(
+                call(reg.address, count=reg.count, device_id=t.unit), t.timeout_s
+            )
+        except TimeoutError:
+            raise PollFailed(f"no answer within {t.timeout_s:g} s", True) from None
+        except ModbusException as e:
+            raise PollFailed(f"{e}", True) from e
+        if rr.isError():
+            raise PollFailed(f"exception response {rr}", False)
+        if len(rr.registers) != reg.count:
+            raise PollFailed(f"{len(rr.registers)} registers for {reg.count} asked", False)
+        raw = self.client.convert_from_registers(
+            rr.registers, data_type=_TYPES[reg.type], word_order=reg.word_order
+        )
+        assert isinstance(raw, int | float)
+        return float(raw) * reg.scale + reg.offset
+
+    async def poll(self, s: Slave, b: BatchBuilder) -> None:
+        values: list[tuple[str, int, float]] = []
+        for reg in s.t.registers:
+            for attempt in range(s.t.retries + 1):
+                try:
+                    values.append((reg.metric, b.now, await self._read(s, reg)))
+                    break
+                except PollFailed as e:
+                    if attempt < s.t.retries:
+                        continue
+                    s.failures += 1
+                    self.ctx.health.count(
+                        s.device.id, "timeouts" if e.timeout else "malformed", b.now
+                    )
+                    b.batch.statuses[s.device.id] = (False, b.now)
+                    self.once.warning(
+                        f"poll:{s.device.id}",
+                        "modbus %s (unit %d on %s): register %d: %s; marked offline",
+                        s.device.id,
+                        s.t.unit,
+                        self.port.id,
+                        reg.address,
+                        e.reason,
+                    )
+                    return
+        s.polls += 1
+        b.readings(s.device.id, values)
+        b.seen(s.device.id)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not await self._connected():
+                    await asyncio.sleep(0.5)
+                    continue
+                now = loop.time()
+                due = [s for s in self.slaves if s.due <= now]
+                if not due:
+                    await asyncio.sleep(min(s.due for s in self.slaves) - now)
+                    continue
+                b = BatchBuilder(self.ctx, "modbus", self.once)
+                for s in due:
+                    nxt = s.due + s.t.poll_s
+                    s.due = nxt if nxt > now else now + s.t.poll_s  # behind: skip, no burst
+                    await self.poll(s, b)
+                    if not self.client.connected:
+                        break  # the adapter went away: reopen before the next slave
+                if not b.empty:
+                    await self.ctx.submit(b.batch)
+        finally:
+            self.client.close()

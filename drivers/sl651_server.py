@@ -1,0 +1,222 @@
+"""SL 651 stations over TCP (stations connect as clients) and over serial lines.
+
+Bytes go through the pure codec (drivers/sl651.py); whole frames of configured stations
+become readings, everything else goes to quarantine with the reason and byte offset. The
+confirmation frame is sent only after the batch holding the frame's readings is committed.
+One connection or line never holds up another: each has its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from zoneinfo import ZoneInfo
+
+from drivers.context import BatchBuilder, DriverContext, once
+from drivers.framing import Reject, Stream
+from drivers.serial_line import LineLost, SerialLine
+from drivers.sl651 import Frame, Reassembler, Sl651Error, confirmation, station_of, take
+from gateway.config import Device
+from gateway.transports import SerialPort, Sl651Section, Sl651Transport
+
+log = logging.getLogger("stationgw.sl651")
+
+
+class Sl651Driver:
+    def __init__(self, ctx: DriverContext, section: Sl651Section) -> None:
+        self.ctx = ctx
+        self.section = section
+        self.tz = ZoneInfo(section.timezone)
+        self.reply_functions = {int(f, 16) for f in section.reply_functions}
+        self.by_address: dict[str, tuple[Device, Sl651Transport]] = {
+            d.transport.address.upper(): (d, d.transport)
+            for d in ctx.config.devices
+            if isinstance(d.transport, Sl651Transport)
+        }
+        self.once = once("sl651")
+        self.frames = 0
+        self.replies = 0
+        self.connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.streams: dict[str, Stream[Frame]] = {}  # per connection or line, for inspection
+        self.lines: dict[str, SerialLine] = {}
+
+    def close_connections(self) -> None:
+        for w in list(self._writers):
+            w.close()
+
+    def _stream(self) -> Stream[Frame]:
+        return Stream(functools.partial(take, tz=self.tz))
+
+    # --- turning codec output into a committed batch --------------------------------
+
+    async def handle(
+        self, items: list[Frame | Reject], source: str, reassembler: Reassembler
+    ) -> list[bytes]:
+        """Commit what the items carry; return the confirmation frames to send now."""
+        b = BatchBuilder(self.ctx, "sl651", self.once)
+        replies: list[bytes] = []
+        m = self.ctx.metrics
+        for item in items:
+            if isinstance(item, Reject):
+                self._reject(b, item, source)
+                continue
+            h = item.header
+            known = self.by_address.get(h.station)
+            if known is None:
+                b.quarantine(
+                    source,
+                    "unknown_station",
+                    f"SL651 station {h.station} is not configured (function {h.function:02X})",
+                    item.raw,
+                )
+                continue
+            device, transport = known
+            if h.downlink:
+                b.quarantine(
+                    source, "malformed", f"{device.id}: a downlink frame from a station", item.raw
+                )
+                self.ctx.health.count(device.id, "malformed", b.now)
+                continue
+            if transport.password is not None and h.password != transport.password.upper():
+                b.quarantine(
+                    source, "password", f"{device.id}: wrong password {h.password}", item.raw
+                )
+                continue
+            try:
+                whole = reassembler.add(item)
+            except Sl651Error as e:
+                self.ctx.health.count(device.id, "malformed", b.now)
+                b.quarantine(source, "malformed", f"{device.id}: {e}", item.raw)
+                continue
+            m.messages.labels("sl651").inc()
+            self.frames += 1
+            b.seen(device.id)
+            if whole is None:
+                continue  # more packets to come
+            self._readings(b, device, transport, whole)
+            if transport.reply and h.function in self.reply_functions:
+                replies.append(confirmation(whole, self.ctx.clock(), self.tz))
+        if not b.empty:
+            await self.ctx.submit(b.batch)
+        return replies
+
+    def _reject(self, b: BatchBuilder, r: Reject, source: str) -> None:
+        station = r.station or station_of(r.raw)
+        known = self.by_address.get(station) if station else None
+        if known is not None:
+            self.ctx.health.count(
+                known[0].id, "crc_errors" if r.kind == "crc" else "malformed", b.now
+            )
+        who = f"{known[0].id}: " if known else ""
+        b.quarantine(source, r.kind, f"{who}{r.describe()}", r.raw)
+
+    def _readings(self, b: BatchBuilder, device: Device, t: Sl651Transport, f: Frame) -> None:
+        values: list[tuple[str, int, float]] = []
+        for e in f.elements:
+            if e.name == "VT" and e.value is not None:
+                self.ctx.health.note(device.id, b.now, supply_v=e.value)
+            metric = t.elements.get(e.name) or t.elements.get(e.code)
+            if metric is None:
+                self.once.warning(
+                    f"unmapped:{device.id}:{e.name}",
+                    "%s: SL651 element %s is not mapped to a metric (transport.elements); "
+                    "not stored",
+                    device.id,
+                    e.name,
+                )
+                continue
+            if e.value is not None:
+                values.append((metric, e.ts, e.value))
+        if f.header.function == 0x45 and f.text:
+            self.ctx.health.note(device.id, b.now, firmware=f.text)
+        b.readings(device.id, values)
+
+    # --- TCP ------------------------------------------------------------------------
+
+    async def serve(self) -> asyncio.Server:
+        listen = self.section.listen
+        assert listen is not None
+        server = await asyncio.start_server(self._client, listen.host, listen.port)
+        log.info("SL651 listening on %s", ", ".join(str(s.getsockname()) for s in server.sockets))
+        return server
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        source = f"sl651 tcp {peer[0]}:{peer[1]}" if peer else "sl651 tcp"
+        self.connections += 1
+        self._writers.add(writer)
+        stream = self.streams[source] = self._stream()
+        reassembler = Reassembler(self.tz)
+        s = self.section
+        try:
+            while True:
+                wait = s.frame_timeout_s if stream.pending else s.idle_timeout_s
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), wait)
+                except TimeoutError:
+                    if not stream.pending:
+                        log.info("%s: silent for %.0f s; closing", source, wait)
+                        break
+                    partial = stream.flush(f"no further bytes for {wait:g} s")
+                    await self.handle([partial] if partial else [], source, reassembler)
+                    continue
+                if not data:
+                    break
+                replies = await self.handle(stream.feed(data), source, reassembler)
+                for r in replies:
+                    writer.write(r)
+                    self.replies += 1
+                if replies:
+                    await writer.drain()
+        except (ConnectionError, OSError) as e:
+            log.info("%s: connection lost (%s)", source, e)
+        except Exception:
+            log.exception(
+                "%s: closing the connection after an error; nothing was confirmed", source
+            )
+        finally:
+            partial = stream.flush("connection closed")
+            if partial is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.handle([partial], source, reassembler)
+            self._writers.discard(writer)
+            self.streams.pop(source, None)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    # --- serial -----------------------------------------------------------------------
+
+    async def run_serial(self, port: SerialPort) -> None:
+        """Read frames from a serial line for ever, reopening it when it goes away."""
+        line = SerialLine(port)
+        source = f"sl651 serial {port.id}"
+        reassembler = Reassembler(self.tz)
+        stream = self.streams[source] = self._stream()
+        self.lines[port.id] = line
+        try:
+            while True:
+                await line.open()
+                try:
+                    while True:
+                        wait = self.section.frame_timeout_s if stream.pending else None
+                        data = await line.read(wait)
+                        if not data:
+                            partial = stream.flush(f"line silent for {wait:g} s")
+                            await self.handle([partial] if partial else [], source, reassembler)
+                            continue
+                        replies = await self.handle(stream.feed(data), source, reassembler)
+                        for r in replies:
+                            await line.write(r)
+                            self.replies += 1
+                except LineLost as e:
+                    log.warning("%s: %s; reopening", source, e)
+                    line.close()
+                    partial = stream.flush("serial line lost")
+                    if partial is not None:
+                        await self.handle([partial], source, reassembler)
+        finally:
+            line.close()

@@ -1,0 +1,174 @@
+"""A simulated SL 651 station: timed reports over TCP or a serial line, with faults.
+
+Each report carries the station's own clock (minute resolution, as SL 651 has it) and
+waits for the centre's confirmation; an unconfirmed report is sent again on the next
+connection, as a station's buffer would. Faults to inject: `garbage` bytes before a
+frame, a `truncated` frame before the real one, a frame with a `bad_crc` before the real
+one, `disconnect` mid-frame, `silence` (a pause).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass, field
+from datetime import tzinfo
+
+from drivers import sl651
+from drivers.framing import Stream
+
+Fault = str  # "garbage" | "truncated" | "bad_crc" | "disconnect" | "silence"
+FAULTS = ("garbage", "truncated", "bad_crc", "disconnect", "silence")
+
+
+def element(code: int, value: float | None, size: int, decimals: int) -> bytes:
+    """Identifier, definition byte and BCD value (FF first byte for negatives)."""
+    head = bytes([code, size << 3 | decimals])
+    if value is None:
+        return head + b"\xff" * size
+    n = round(abs(value) * 10**decimals)
+    digits = 2 * (size - 1) if value < 0 else 2 * size
+    text = f"{n:0{digits}d}"
+    if len(text) > digits:
+        raise ValueError(f"{value} does not fit {size} bytes with {decimals} decimals")
+    data = bytes.fromhex(text)
+    return head + (b"\xff" + data if value < 0 else data)
+
+
+def timed_report(
+    station: str,
+    serial: int,
+    obs_ms: int,
+    sent_ms: int,
+    pt: float,
+    z: float,
+    vt: float,
+    tz: tzinfo = sl651.BEIJING,
+    function: int = 0x32,
+) -> bytes:
+    body = (
+        serial.to_bytes(2, "big")
+        + sl651.bcd_time(sent_ms, tz)
+        + b"\xf1\xf1"
+        + bytes.fromhex(station)
+        + b"\x48"
+        + b"\xf0\xf0"
+        + sl651.bcd_time(obs_ms, tz, 5)
+        + element(0x26, pt, 3, 1)
+        + element(0x39, z, 4, 3)
+        + element(0x38, vt, 2, 2)
+    )
+    return sl651.encode(centre=1, station=station, password="1234", function=function, body=body)
+
+
+@dataclass
+class Report:
+    obs_ms: int
+    pt: float
+    z: float
+    vt: float
+
+
+@dataclass
+class StationScript:
+    station: str
+    reports: list[Report]
+    faults: dict[int, Fault] = field(default_factory=dict)  # report index -> fault first
+
+
+def script(
+    station: str,
+    count: int,
+    start_ms: int,
+    *,
+    seed: int = 0,
+    faults: dict[int, Fault] | None = None,
+) -> StationScript:
+    rnd = random.Random(seed)
+    start = start_ms - start_ms % 60_000
+    pt = 100.0
+    reports = []
+    for k in range(count):
+        pt += round(rnd.uniform(0, 2), 1)
+        reports.append(
+            Report(
+                start + k * 300_000,
+                round(pt, 1),
+                round(rnd.uniform(1, 3), 3),
+                round(rnd.uniform(11.5, 13.5), 2),
+            )
+        )
+    return StationScript(station, reports, faults or {})
+
+
+def frame_of(s: StationScript, k: int) -> bytes:
+    r = s.reports[k]
+    return timed_report(s.station, k + 1, r.obs_ms, r.obs_ms + 6000, r.pt, r.z, r.vt)
+
+
+def faulty_prefix(fault: Fault, frame: bytes) -> bytes:
+    if fault == "garbage":
+        return b"\x00\x7e\x13AT+OK\r\n\x7e"
+    if fault == "truncated":
+        return frame[: len(frame) // 2]
+    if fault == "bad_crc":
+        return frame[:-1] + bytes([frame[-1] ^ 0x5A])
+    return b""
+
+
+async def _confirmation(
+    reader: asyncio.StreamReader, stream: Stream[sl651.Frame], wait_s: float
+) -> sl651.Frame | None:
+    async with asyncio.timeout(wait_s):
+        while True:
+            data = await reader.read(4096)
+            if not data:
+                return None
+            for item in stream.feed(data):
+                if isinstance(item, sl651.Frame):
+                    return item
+
+
+async def run_tcp(
+    s: StationScript, host: str, port: int, *, reply_wait_s: float = 10.0, max_attempts: int = 5
+) -> list[int]:
+    """Send every report until confirmed; return the report indexes confirmed."""
+    confirmed: list[int] = []
+    k = 0
+    attempts = 0
+    while k < len(s.reports) and attempts < max_attempts:
+        attempts += 1
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        stream: Stream[sl651.Frame] = Stream(sl651.take)
+        try:
+            while k < len(s.reports):
+                frame = frame_of(s, k)
+                fault = s.faults.pop(k, None)
+                if fault == "disconnect":
+                    writer.write(frame[:20])
+                    await writer.drain()
+                    break
+                if fault == "silence":
+                    await asyncio.sleep(0.5)
+                elif fault is not None:
+                    writer.write(faulty_prefix(fault, frame))
+                writer.write(frame)
+                await writer.drain()
+                reply = await _confirmation(reader, stream, reply_wait_s)
+                if reply is None or reply.serial != k + 1:
+                    break
+                confirmed.append(k)
+                k += 1
+                attempts = 0
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    return confirmed

@@ -1,0 +1,103 @@
+"""CIGEM devices over real Mosquitto: late batches stored once, faults quarantined, health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from firmware_stubs import cigem_device as stub
+from tests.conftest import Mosquitto
+from tests.integration.field import config, gateway, rows, series, until
+
+pytestmark = pytest.mark.integration
+
+STATION = """
+[station]
+id = "t"
+name = "测试站"
+
+[[villages]]
+id = "v"
+name = "村"
+
+[[points]]
+id = "p"
+name = "点"
+village = "v"
+
+[[devices]]
+id = "geo-01"
+name = "普适型裂缝计"
+kind = "crack_meter"
+point = "p"
+interval_s = 600
+transport = {{ kind = "cigem", dev_id = "53000012", sensors = {{ L1_LF_1 = "crack_mm", "L1_QJ_1.X" = "tilt_x" }} }}
+metrics.crack_mm = {{ unit = "mm", min = 0, max = 500 }}
+metrics.tilt_x = {{ unit = "°", min = -90, max = 90 }}
+
+[broker]
+port = {broker}
+client_id = "gw-cigem"
+
+[database]
+path = "station.db"
+
+[http]
+port = 0
+"""
+
+
+def test_late_batches_stored_once_faults_quarantined_status_to_health(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    cfg = config(tmp_path, STATION.format(broker=mosquitto.port))
+    db = cfg.database.path
+    start = int(time.time() * 1000) - 86_400_000
+    s = stub.samples(30, start)
+    batches = [s[0:10], s[10:20], s[20:30]]
+    payloads = (
+        stub.faulty("garbage", "53000012", batches[0])
+        + stub.faulty("repeat", "53000012", batches[1])
+        + stub.faulty("bad_length", "53000012", batches[2])
+        + stub.faulty("unknown", "53000012", batches[2])
+    )
+
+    async def main() -> dict[str, object]:
+        async with gateway(cfg) as running:
+            assert running.field is not None and running.field.cigem is not None
+            await until(lambda: running.field.cigem.source.connected, "cigem subscribed")  # type: ignore[union-attr]
+            await asyncio.to_thread(stub.publish, "127.0.0.1", mosquitto.port, "geo-01", payloads)
+            await until(lambda: len(series(db, "geo-01", "crack_mm")) == 30, "30 stored")
+            await until(lambda: len(rows(db, "SELECT 1 FROM quarantine")) == 3, "3 quarantined")
+            await until(
+                lambda: (
+                    rows(db, "SELECT battery FROM device_health WHERE device='geo-01'") == [(87.0,)]
+                ),
+                "health",
+            )
+            url = f"http://127.0.0.1:{running.http_port}/api/devices"
+            (dev,) = (await asyncio.to_thread(httpx.get, url)).json()
+            return dict(dev)
+
+    dev = asyncio.run(main())
+    assert series(db, "geo-01", "crack_mm") == [(x.ts, x.crack_mm) for x in s]
+    assert series(db, "geo-01", "tilt_x") == [(x.ts, x.tilt_x) for x in s]
+    reasons = sorted(r for (r,) in rows(db, "SELECT reason FROM quarantine"))
+    assert reasons[0] == "CIGEM device 'ghost-0000' is not configured"
+    assert reasons[1].startswith("CIGEM payload: length field says")
+    assert reasons[2] == "CIGEM payload: payload type 7 is not 1…4 (byte offset 0)"
+    health = dev["health"]
+    assert health == {  # type: ignore[comparison-overlap]
+        **health,  # type: ignore[dict-item]
+        "battery": 87.0,
+        "supply_v": 12.1,
+        "solar_v": 18.2,
+        "signal": -71.0,
+        "temperature": 23.5,
+        "firmware": "CG-2.1.7",
+    }
+    assert dev["transport"] == "cigem" and dev["online"] is True
