@@ -157,7 +157,7 @@ def test_no_rule_can_execute_code() -> None:
 
 def test_examples_pass_their_tests(capsys: pytest.CaptureFixture[str]) -> None:
     tests = sorted(str(p) for p in EXAMPLES.glob("*_test.toml"))
-    assert len(tests) == 5
+    assert len(tests) == 6
     assert main(["rules", "test", *tests]) == 0
     out = capsys.readouterr().out
     assert "0 failed" in out and "FAIL" not in out
@@ -187,7 +187,7 @@ def test_rules_check_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
         main(["rules", "check", str(EXAMPLES), "-c", str(REPO / "examples" / "station.toml")]) == 0
     )
     out = capsys.readouterr().out
-    assert "flash-flood" in out and "(8 rules ok)" in out
+    assert "flash-flood" in out and "(9 rules ok)" in out
 
 
 def test_rules_check_names_every_bad_file(
