@@ -13,6 +13,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.config_loop import (
+    NotifySection,
+    Person,
+    Shift,
+    TicketsSection,
+    cross_check_loop,
+)
 from gateway.errors import ConfigError
 from gateway.validation import problems
 from rules.durations import parse_duration
@@ -50,6 +57,7 @@ class Point(_Model):
     id: Ident
     name: str = Field(min_length=1)
     village: Ident
+    group: Ident | None = None  # the grid group (村民小组) responsible, if any
     lon: float | None = Field(default=None, ge=-180, le=180)
     lat: float | None = Field(default=None, ge=-90, le=90)
 
@@ -133,6 +141,10 @@ class Config(_Model):
     http: Http = Http()
     rules: RulesSection = RulesSection()
     pipeline: PipelineSection = PipelineSection()
+    people: list[Person] = []  # who is called: names, phones, roles, grid, deputies
+    duty: list[Shift] = []  # the duty roster (值班表)
+    tickets: TicketsSection = TicketsSection()
+    notify: NotifySection = NotifySection()
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)
@@ -162,6 +174,8 @@ def _cross_check(cfg: Config) -> list[str]:
         for name, m in d.metrics.items():
             if m.min >= m.max:
                 out.append(f"devices[{i}].metrics.{name}.max: must be greater than min ({m.min})")
+    groups = {p.group for p in cfg.points if p.group}
+    out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
     return out
 
 
@@ -183,7 +197,11 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
     rules = cfg.rules.model_copy(
         update={"path": _resolve(base, cfg.rules.path) if cfg.rules.path else None}
     )
-    return cfg.model_copy(update={"database": db, "rules": rules})
+    notify = cfg.notify
+    if notify.sms is not None:
+        sms = notify.sms.model_copy(update={"port": _resolve(base, notify.sms.port)})
+        notify = notify.model_copy(update={"sms": sms})
+    return cfg.model_copy(update={"database": db, "rules": rules, "notify": notify})
 
 
 def read_toml(path: Path) -> dict[str, object]:

@@ -1,0 +1,691 @@
+"""The duty desk: warnings, calls, lifecycle steps and deliveries in the store.
+
+Runs on the writer thread. The ingest calls `after` inside the transaction that applies
+a rule transition, so a warning is issued (and its first calls recorded) atomically with
+the readings that caused it; the one-second tick calls `tick` inside its transaction for
+escalations. Calls and deliveries are rows: what the channels send is an outbox, and a
+restart neither loses nor repeats a call. The pure decisions are in `gateway.lifecycle`
+and `gateway.calls`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import calls as planner
+from gateway.calls import Callee, Plan, WarnState
+from gateway.config import Config
+from gateway.config_loop import default_fault_roles, default_roles
+from gateway.errors import TicketConflict, TicketError, TicketNotFound
+from gateway.lifecycle import Actor, Done, Policy, Step, Subject, due, take
+from gateway.model import Level
+from gateway.people import People
+from gateway.store import Store, Ticket
+from gateway.tickets import (
+    FINAL_STATES,
+    Action,
+    EventKind,
+    Note,
+    Open,
+    Raise,
+    TicketKind,
+    TicketState,
+)
+from rules.durations import parse_duration
+from rules.evaluator import Transition
+from rules.reasons import ZH_LEVEL
+
+log = logging.getLogger("stationgw.desk")
+
+FINAL = tuple(str(s) for s in FINAL_STATES)
+
+
+class StepRefused(TicketError):
+    def __init__(self, why: str, message: str) -> None:
+        self.why = why
+        super().__init__(message)
+
+
+def policy_of(cfg: Config) -> Policy:
+    deadlines: dict[tuple[str, Level], int] = {}
+    for step, levels in cfg.tickets.deadlines.items():
+        for lv in Level:
+            text = getattr(levels, lv.label)
+            if text:
+                deadlines[(step, lv)] = parse_duration(text)
+    roles = default_roles()
+    roles.update({str(k): list(v) for k, v in cfg.tickets.roles.items()})
+    fault_roles = default_fault_roles()
+    fault_roles.update({str(k): list(v) for k, v in cfg.tickets.fault_roles.items()})
+    return Policy(
+        roles={k: frozenset(v) for k, v in roles.items()},
+        fault_roles={k: frozenset(v) for k, v in fault_roles.items()},
+        deadlines=deadlines,
+    )
+
+
+def ack_deadlines(cfg: Config) -> dict[Level, int]:
+    out = dict(planner.DEFAULT_DEADLINES)
+    for lv in Level:
+        text = getattr(cfg.tickets.ack_deadline, lv.label)
+        if text:
+            out[lv] = parse_duration(text)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    id: int
+    ticket_id: int
+    round: int
+    step: int
+    grid: str
+    person: str
+    name: str
+    phone: str | None
+    why: str
+    called_at: int
+    due_at: int
+    outcome: str
+    acked_at: int | None
+    acked_via: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    ticket_id: int
+    call_id: int | None
+    channel: str
+    target: str
+    body: dict[str, Any]
+    status: str
+    attempts: int
+    next_at: int
+    last_error: str | None
+    created_at: int
+    updated_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def _delivery(r: Any) -> DeliveryRow:
+    return DeliveryRow(
+        r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], r[10], r[11]
+    )
+
+
+_CALL_COLS = (
+    "id, ticket_id, round, step, grid, person, name, phone, why, called_at, due_at, outcome, "
+    "acked_at, acked_via"
+)
+_DELIVERY_COLS = (
+    "id, ticket_id, call_id, channel, target, body, status, attempts, next_at, last_error, "
+    "created_at, updated_at"
+)
+
+
+def read_calls(store: Store, ticket_id: int) -> list[CallRow]:
+    rows = store.conn.execute(
+        f"SELECT {_CALL_COLS} FROM calls WHERE ticket_id = ? ORDER BY id", (ticket_id,)
+    ).fetchall()
+    return [CallRow(*r) for r in rows]
+
+
+def read_deliveries(
+    store: Store, *, ticket_id: int | None = None, status: str | None = None, limit: int = 500
+) -> list[DeliveryRow]:
+    where: list[str] = []
+    args: list[object] = []
+    if ticket_id is not None:
+        where.append("ticket_id = ?")
+        args.append(ticket_id)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = store.conn.execute(
+        f"SELECT {_DELIVERY_COLS} FROM deliveries {clause} ORDER BY id DESC LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [_delivery(r) for r in rows]
+
+
+def read_handovers(store: Store, limit: int = 100) -> list[dict[str, Any]]:
+    rows = store.conn.execute(
+        "SELECT id, at, from_person, to_person, note, open_items FROM handovers "
+        "ORDER BY id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        {"id": i, "at": at, "from": f, "to": t, "note": n, "open": json.loads(items)}
+        for i, at, f, t, n, items in rows
+    ]
+
+
+def read_warn_state(store: Store, ticket_id: int) -> WarnState | None:
+    r = store.conn.execute(
+        "SELECT level, round, step, due_at, acked_at, acked_by, acked_via FROM warning_state "
+        "WHERE ticket_id = ?",
+        (ticket_id,),
+    ).fetchone()
+    return WarnState(Level(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) if r else None
+
+
+class Desk:
+    """Store-side effects of the warning loop; every method runs inside a transaction
+    except the public entry points that open their own (`acknowledge`, `step`, …)."""
+
+    def __init__(self, store: Store, cfg: Config) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.people = People(cfg)
+        self.policy = policy_of(cfg)
+        self.deadlines = ack_deadlines(cfg)
+        self.touched: list[int] = []  # ticket ids changed in the current transaction
+        self.points = {p.id: p for p in cfg.points}
+
+    # --- from the ingest (inside its transaction) -------------------------------------
+
+    def after(self, t: Transition, action: Action | None, ticket_id: int | None, now: int) -> None:
+        if ticket_id is not None and isinstance(action, Open):
+            self._opened(ticket_id, action, t, now)
+        if isinstance(action, Note) and action.kind == EventKind.CONDITION_CLEARED:
+            self._set(ticket_id, suggestion="condition_cleared")
+        if isinstance(action, Raise) and ticket_id is not None:
+            self._set(ticket_id, suggestion=None)
+        if t.kind == "hazard" and t.point:
+            self._warning(t, now)
+
+    def _opened(self, ticket_id: int, action: Open, t: Transition, now: int) -> None:
+        code = f"{ticket_id:04d}"
+        d = due(self.policy, action.kind, TicketState.DISCOVERED, action.level, now)
+        self.store.conn.execute(
+            "UPDATE tickets SET code = ?, due_at = ? WHERE id = ?", (code, d, ticket_id)
+        )
+        if action.kind == TicketKind.DEVICE_FAULT:
+            # the technician only: the dashboard and an SMS; never responders or sirens
+            tk = self.store.ticket(ticket_id)
+            assert tk is not None
+            self._deliver(tk, None, "dashboard", "duty-room", self._body(tk, None, now), now)
+            for p in self.cfg.people:
+                if "technician" in p.roles and p.phone and self.cfg.notify.sms:
+                    c = self.people.stand_in(p)
+                    if c and c.phone:
+                        body = self._body(tk, c, now)
+                        self._deliver(tk, None, "sms", c.phone, body, now)
+
+    def _set(self, ticket_id: int | None, **cols: Any) -> None:
+        if ticket_id is None:
+            return
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        self.store.conn.execute(
+            f"UPDATE tickets SET {sets} WHERE id = ?", (*cols.values(), ticket_id)
+        )
+
+    def open_warning(self, point: str) -> Ticket | None:
+        row = self.store.conn.execute(
+            f"SELECT id FROM tickets WHERE kind = 'warning' AND point = ? "
+            f"AND state NOT IN ({', '.join('?' * len(FINAL))})",
+            (point, *FINAL),
+        ).fetchone()
+        return self.store.ticket(row[0]) if row else None
+
+    def _warning_title(self, point: str, level: Level) -> str:
+        pt = self.points.get(point)
+        return f"{pt.name if pt else point} {ZH_LEVEL[level]}预警"
+
+    def _warning(self, t: Transition, now: int) -> None:
+        assert t.point is not None
+        w = self.open_warning(t.point)
+        reason = f"{t.rule_name}: {t.reason_zh} / {t.reason_en}"
+        actor = f"rule:{t.rule}"
+        chain = self.people.chain(t.point)
+        duty = self.people.on_duty(now)
+        if w is None:
+            if t.level is None or not t.rising:
+                return
+            tid = self.store.open_ticket(
+                kind=TicketKind.WARNING,
+                level=t.level,
+                title=self._warning_title(t.point, t.level),
+                device=None,
+                metric=None,
+                point=t.point,
+                rule=None,
+                value=t.value,
+                reason=reason,
+                actor=actor,
+                at=now,
+                ts=t.ts,
+            )
+            self.store.conn.execute(
+                "UPDATE tickets SET state = ?, code = ? WHERE id = ?",
+                (str(TicketState.ISSUED), f"{tid:04d}", tid),
+            )
+            self.store.add_event(tid, now, EventKind.WARNING_ISSUED, actor, level=t.level)
+            plan = planner.issue(t.level, now, chain, duty, self.deadlines)
+            self._save_plan(tid, plan, now, "start")
+            self.touched.append(tid)
+            return
+        assert w.level is not None
+        state = read_warn_state(self.store, w.id)
+        if t.level is not None and t.level > w.level:
+            self.store.raise_ticket(
+                w.id,
+                t.level,
+                self._warning_title(t.point, t.level),
+                t.value,
+                reason,
+                actor,
+                now,
+                ts=t.ts,
+            )
+            self._set(w.id, suggestion=None, acknowledged_at=None, acknowledged_by=None)
+            self.store.add_event(w.id, now, EventKind.WARNING_RAISED, actor, level=t.level)
+            self._close_pending(w.id, "superseded")
+            assert state is not None
+            plan = planner.raise_level(state, t.level, now, chain, duty, self.deadlines)
+            self._save_plan(w.id, plan, now, "start")
+            self.touched.append(w.id)
+        elif t.level is None or t.level < w.level:
+            auto = {Level.parse(x) for x in self.cfg.tickets.auto_lower}
+            if t.level is not None and w.level in auto:
+                self.store.conn.execute(
+                    "UPDATE tickets SET level = ?, title = ?, updated_at = ?, suggestion = NULL "
+                    "WHERE id = ?",
+                    (int(t.level), self._warning_title(t.point, t.level), now, w.id),
+                )
+                self.store.conn.execute(
+                    "UPDATE warning_state SET level = ? WHERE ticket_id = ?", (int(t.level), w.id)
+                )
+                self.store.add_event(
+                    w.id, now, EventKind.WARNING_LOWERED, actor, level=t.level, reason=reason
+                )
+            else:
+                suggestion = f"lower:{t.level.label}" if t.level else "lift"
+                self._set(w.id, suggestion=suggestion, updated_at=now)
+                self.store.add_event(
+                    w.id,
+                    now,
+                    EventKind.SUGGEST_LOWER,
+                    actor,
+                    level=t.level,
+                    reason=reason,
+                    note=suggestion,
+                )
+            self.touched.append(w.id)
+
+    # --- calls and deliveries --------------------------------------------------------
+
+    def _close_pending(self, ticket_id: int, outcome: str) -> None:
+        self.store.conn.execute(
+            "UPDATE calls SET outcome = ? WHERE ticket_id = ? AND outcome = 'pending'",
+            (outcome, ticket_id),
+        )
+
+    def _save_plan(self, ticket_id: int, plan: Plan, now: int, announce: str | None) -> None:
+        """Persist the escalation state and record the plan's calls and deliveries;
+        `announce` ("start" of a round, "escalated") also alarms the duty room, the
+        webhook and — at the start of a round — the sirens of the point."""
+        s = plan.state
+        self.store.conn.execute(
+            "INSERT INTO warning_state (ticket_id, level, round, step, due_at, acked_at, "
+            "acked_by, acked_via) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_id) DO "
+            "UPDATE SET level = excluded.level, round = excluded.round, step = excluded.step, "
+            "due_at = excluded.due_at, acked_at = excluded.acked_at, "
+            "acked_by = excluded.acked_by, acked_via = excluded.acked_via",
+            (
+                ticket_id,
+                int(s.level),
+                s.round,
+                s.step,
+                s.due_at,
+                s.acked_at,
+                s.acked_by,
+                s.acked_via,
+            ),
+        )
+        if announce is None:
+            return
+        tk = self.store.ticket(ticket_id)
+        assert tk is not None
+        for c in plan.calls:
+            row = self.store.conn.execute(
+                "INSERT INTO calls (ticket_id, round, step, grid, person, name, phone, why, "
+                "called_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    ticket_id,
+                    s.round,
+                    c.step,
+                    c.grid,
+                    c.callee.person,
+                    c.callee.name,
+                    c.callee.phone,
+                    c.why,
+                    now,
+                    c.due_at,
+                ),
+            ).fetchone()
+            call_id = int(row[0])
+            extra = f", {c.callee.why}" if c.callee.why else ""
+            note = f"{c.grid} {c.callee.name} ({c.why}{extra})"
+            kind = EventKind.ESCALATED if c.why == "escalated" else EventKind.CALLED
+            self.store.add_event(ticket_id, now, kind, "desk", level=s.level, note=note)
+            body = self._body(tk, c.callee, now)
+            if self.cfg.notify.mqtt.enabled:
+                self._deliver(tk, call_id, "mqtt", c.callee.person, body, now)
+            if self.cfg.notify.sms is not None and c.callee.phone:
+                self._deliver(tk, call_id, "sms", c.callee.phone, body, now)
+        body = self._body(tk, None, now)
+        self._deliver(tk, None, "dashboard", "duty-room", body, now)
+        if self.cfg.notify.webhook is not None:
+            self._deliver(tk, None, "webhook", self.cfg.notify.webhook.url, body, now)
+        if announce == "start":
+            for siren in self.cfg.notify.sirens:
+                if tk.point in siren.points and s.level.label in siren.levels:
+                    self._deliver(tk, None, "siren", siren.device, body, now)
+
+    def _body(self, tk: Ticket, callee: Callee | None, now: int) -> dict[str, Any]:
+        colour = ZH_LEVEL[tk.level] if tk.level else "设备故障"
+        if tk.kind == TicketKind.WARNING:
+            # one UCS2 SMS holds 70 characters: station, point, colour and the code
+            text = f"【{self.cfg.station.name}】{tk.title}，请回复{tk.code}确认收到"
+        else:
+            text = f"【{self.cfg.station.name}】{colour} {tk.title}（编号 {tk.code}）"
+        return {
+            "ticket": tk.id,
+            "code": tk.code,
+            "kind": tk.kind,
+            "level": tk.level.label if tk.level else None,
+            "title": tk.title,
+            "point": tk.point,
+            "person": callee.person if callee else None,
+            "name": callee.name if callee else None,
+            "text": text,
+            "at": now,
+        }
+
+    def _deliver(
+        self,
+        tk: Ticket,
+        call_id: int | None,
+        channel: str,
+        target: str,
+        body: dict[str, Any],
+        now: int,
+    ) -> None:
+        self.store.conn.execute(
+            "INSERT INTO deliveries (ticket_id, call_id, channel, target, body, next_at, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (tk.id, call_id, channel, target, json.dumps(body, ensure_ascii=False), now, now, now),
+        )
+
+    # --- the tick (inside the ingest's tick transaction) -----------------------------
+
+    def tick(self, now: int) -> None:
+        rows = self.store.conn.execute(
+            "SELECT ticket_id FROM warning_state WHERE due_at IS NOT NULL AND due_at <= ?",
+            (now,),
+        ).fetchall()
+        for (tid,) in rows:
+            tk = self.store.ticket(tid)
+            state = read_warn_state(self.store, tid)
+            if tk is None or state is None:
+                continue
+            if tk.state in FINAL:
+                self.store.conn.execute(
+                    "UPDATE warning_state SET due_at = NULL WHERE ticket_id = ?", (tid,)
+                )
+                continue
+            plan = planner.on_tick(
+                state, now, self.people.chain(tk.point), self.people.on_duty(now), self.deadlines
+            )
+            if plan is None:
+                continue
+            self._close_pending(tid, "escalated")
+            self._save_plan(tid, plan, now, "escalated")
+            self.store.touch_ticket(tid, now)
+            self.touched.append(tid)
+
+    # --- entry points with their own transaction --------------------------------------
+
+    def acknowledge(self, ticket_id: int, by: str, via: str, note: str | None, now: int) -> Ticket:
+        """叫应回应: a warning's call answered; any other ticket acknowledged as before."""
+        with self.store.transaction():
+            tk = self.store.ticket(ticket_id)
+            if tk is None:
+                raise TicketNotFound(f"ticket {ticket_id} does not exist")
+            if tk.state in FINAL:
+                raise TicketConflict(f"ticket {ticket_id} is {tk.state}")
+            if tk.acknowledged_at is not None:
+                raise TicketConflict(
+                    f"ticket {ticket_id} was already acknowledged by {tk.acknowledged_by}"
+                )
+            person = self.people.find(by)
+            name = person.name if person else by
+            self.store.conn.execute(
+                "UPDATE tickets SET acknowledged_at = ?, acknowledged_by = ?, updated_at = ? "
+                "WHERE id = ?",
+                (now, name, now, ticket_id),
+            )
+            self.store.add_event(
+                ticket_id, now, EventKind.ACKNOWLEDGED, name, note=note, channel=via
+            )
+            if tk.kind == TicketKind.WARNING:
+                state = read_warn_state(self.store, ticket_id)
+                if state is not None:
+                    acked = planner.acknowledge(state, now, name, via)
+                    self._save_plan(ticket_id, Plan(acked, ()), now, None)
+                pid = person.id if person else by
+                self.store.conn.execute(
+                    "UPDATE calls SET outcome = 'acknowledged', acked_at = ?, acked_via = ? "
+                    "WHERE id = (SELECT id FROM calls WHERE ticket_id = ? AND person = ? "
+                    "AND outcome = 'pending' ORDER BY id DESC LIMIT 1)",
+                    (now, via, ticket_id, pid),
+                )
+                self._close_pending(ticket_id, "answered")
+        out = self.store.ticket(ticket_id)
+        assert out is not None
+        return out
+
+    def ticket_by_code(self, code: str) -> Ticket | None:
+        row = self.store.conn.execute(
+            f"SELECT id FROM tickets WHERE code = ? AND state NOT IN "
+            f"({', '.join('?' * len(FINAL))})",
+            (code, *FINAL),
+        ).fetchone()
+        return self.store.ticket(row[0]) if row else None
+
+    def step(
+        self,
+        ticket_id: int,
+        step: Step,
+        by: str,
+        role: str,
+        note: str | None,
+        attachments: Iterable[str],
+        now: int,
+    ) -> Ticket:
+        with self.store.transaction():
+            tk = self.store.ticket(ticket_id)
+            if tk is None:
+                raise TicketNotFound(f"ticket {ticket_id} does not exist")
+            person = self.people.find(by)
+            if person is not None and role not in person.roles:
+                raise StepRefused("role", f"{person.name} does not have the role {role}")
+            name = person.name if person else by
+            rectified = self.store.conn.execute(
+                "SELECT actor FROM ticket_events WHERE ticket_id = ? AND kind = 'step' AND "
+                "note LIKE 'rectify%' ORDER BY id DESC LIMIT 1",
+                (ticket_id,),
+            ).fetchone()
+            subject = Subject(tk.kind, tk.state, tk.level, rectified[0] if rectified else None)
+            result = take(subject, step, Actor(name, role), note, now, self.policy)
+            if not isinstance(result, Done):
+                raise StepRefused(result.why, result.message)
+            self.store.conn.execute(
+                "UPDATE tickets SET state = ?, due_at = ?, updated_at = ?, suggestion = NULL "
+                "WHERE id = ?",
+                (str(result.state), result.due_at, now, ticket_id),
+            )
+            text = f"{step}: {note}" if note else str(step)
+            self.store.add_event(
+                ticket_id, now, EventKind.STEP, name, note=text, role=role, attachments=attachments
+            )
+            if step == Step.LIFT:
+                self.store.conn.execute(
+                    "UPDATE warning_state SET due_at = NULL WHERE ticket_id = ?", (ticket_id,)
+                )
+                self._close_pending(ticket_id, "lifted")
+        out = self.store.ticket(ticket_id)
+        assert out is not None
+        return out
+
+    def lower(self, ticket_id: int, level: Level, by: str, role: str, now: int) -> Ticket:
+        """A person lowers a warning after the rule's suggestion (no new calls)."""
+        with self.store.transaction():
+            tk = self.store.ticket(ticket_id)
+            if tk is None:
+                raise TicketNotFound(f"ticket {ticket_id} does not exist")
+            if tk.kind != TicketKind.WARNING or tk.state in FINAL:
+                raise TicketConflict(f"ticket {ticket_id} is not a warning in force")
+            if tk.level is not None and level >= tk.level:
+                raise TicketConflict("lowering needs a lower level; raising is the rules' job")
+            if role not in self.policy.roles.get("lift", frozenset()):
+                raise StepRefused("role", f"a {role} may not lower a warning")
+            assert tk.point is not None
+            self.store.conn.execute(
+                "UPDATE tickets SET level = ?, title = ?, updated_at = ?, suggestion = NULL "
+                "WHERE id = ?",
+                (int(level), self._warning_title(tk.point, level), now, ticket_id),
+            )
+            self.store.conn.execute(
+                "UPDATE warning_state SET level = ? WHERE ticket_id = ?", (int(level), ticket_id)
+            )
+            self.store.add_event(
+                ticket_id, now, EventKind.WARNING_LOWERED, by, level=level, role=role
+            )
+        out = self.store.ticket(ticket_id)
+        assert out is not None
+        return out
+
+    def report(
+        self,
+        *,
+        title: str,
+        point: str | None,
+        level: Level | None,
+        by: str,
+        role: str | None,
+        note: str | None,
+        attachments: Iterable[str],
+        now: int,
+    ) -> Ticket:
+        """A hazard entered by hand or from a handheld report: its own ticket."""
+        with self.store.transaction():
+            tid = self.store.open_ticket(
+                kind=TicketKind.HAZARD,
+                level=level,
+                title=title,
+                device=None,
+                metric=None,
+                point=point,
+                rule=None,
+                value=None,
+                reason=note,
+                actor=by,
+                at=now,
+            )
+            self.store.add_event(
+                tid, now, EventKind.REPORTED, by, note=note, role=role, attachments=attachments
+            )
+            d = due(self.policy, TicketKind.HAZARD, TicketState.DISCOVERED, level, now)
+            self.store.conn.execute(
+                "UPDATE tickets SET code = ?, due_at = ? WHERE id = ?", (f"{tid:04d}", d, tid)
+            )
+        out = self.store.ticket(tid)
+        assert out is not None
+        return out
+
+    def handover(
+        self, from_person: str, to_person: str, note: str | None, now: int
+    ) -> dict[str, Any]:
+        """A shift handover: the open tickets and warnings listed automatically."""
+        with self.store.transaction():
+            items = [
+                {
+                    "id": t.id,
+                    "kind": t.kind,
+                    "level": t.level.label if t.level else None,
+                    "state": t.state,
+                    "title": t.title,
+                    "overdue": t.overdue(now),
+                    "acknowledged_by": t.acknowledged_by,
+                }
+                for t in self.store.tickets(open_only=True)
+            ]
+            row = self.store.conn.execute(
+                "INSERT INTO handovers (at, from_person, to_person, note, open_items) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (now, from_person, to_person, note, json.dumps(items, ensure_ascii=False)),
+            ).fetchone()
+        return {
+            "id": int(row[0]),
+            "at": now,
+            "from": from_person,
+            "to": to_person,
+            "note": note,
+            "open": items,
+        }
+
+    # --- deliveries (the dispatcher) -------------------------------------------------
+
+    def due_deliveries(self, now: int, skip: set[int], limit: int = 200) -> list[DeliveryRow]:
+        rows = self.store.conn.execute(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE status = 'pending' AND next_at <= ? "
+            "ORDER BY next_at, id LIMIT ?",
+            (now, limit + len(skip)),
+        ).fetchall()
+        out = [_delivery(r) for r in rows]
+        return [d for d in out if d.id not in skip][:limit]
+
+    def delivered(
+        self, delivery_id: int, error: str | None, now: int, max_attempts: int
+    ) -> DeliveryRow | None:
+        """Record one attempt: sent, or retried with backoff, or failed after the last."""
+        with self.store.transaction():
+            r = self.store.conn.execute(
+                "SELECT attempts FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            if r is None:
+                return None
+            attempts = int(r[0]) + 1
+            if error is None:
+                status, next_at = "sent", now
+            elif attempts >= max_attempts:
+                status, next_at = "failed", now
+            else:
+                status, next_at = "pending", now + backoff_ms(attempts)
+            self.store.conn.execute(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_error = ?, "
+                "updated_at = ? WHERE id = ?",
+                (status, attempts, next_at, error, now, delivery_id),
+            )
+        r = self.store.conn.execute(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE id = ?", (delivery_id,)
+        ).fetchone()
+        return _delivery(r) if r else None
+
+
+def backoff_ms(attempts: int) -> int:
+    """1 s, 2 s, 4 s … capped at 5 minutes."""
+    return int(min(1000 * 2 ** (attempts - 1), 300_000))
