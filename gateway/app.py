@@ -17,10 +17,12 @@ import uvicorn
 
 from drivers.mqtt_client import MqttSource
 from gateway.config import Config
+from gateway.desk import Desk
 from gateway.events import Hub
 from gateway.http import Context, create_app
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
+from gateway.notify.setup import build_dispatcher
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.rules_loader import RulesLoader
@@ -63,9 +65,11 @@ async def run_gateway(
     loop = asyncio.get_running_loop()
     store = await loop.run_in_executor(writer, Store, cfg.database.path)
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
-    ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset)
+    desk = Desk(store, cfg)  # warnings, calls and deliveries (used on the writer thread)
+    ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
     registry = Registry(cfg)
     hub = Hub()
+    dispatcher = build_dispatcher(cfg, desk, writer, hub)
     metrics = Metrics()
     base = f"stations/{cfg.station.id}"
 
@@ -104,6 +108,8 @@ async def run_gateway(
         store_error=lambda: pipeline.store_error,
         rules=rules_service,
         started_at=time.monotonic(),
+        desk=desk,
+        dispatcher=dispatcher,
     )
     server = _Server(
         uvicorn.Config(
@@ -123,6 +129,7 @@ async def run_gateway(
         cfg.database.path,
     )
     await source.start()
+    await dispatcher.start()
     pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
     http_task = asyncio.create_task(server.serve(), name="http")
     helpers: list[asyncio.Task[Any]] = [
@@ -158,6 +165,7 @@ async def run_gateway(
             task.cancel()
         pipe_task.cancel()
         await pipeline.drain()
+        await dispatcher.stop()
         hub.close_all()
         server.should_exit = True
         await source.stop()

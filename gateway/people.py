@@ -25,8 +25,9 @@ class People:
         """A person by id, name or phone."""
         if who in self.by_id:
             return self.by_id[who]
-        if who in self.by_phone:
-            return self.by_phone[who]
+        for phone in (who, who.removeprefix("+86"), f"+86{who}"):
+            if phone in self.by_phone:
+                return self.by_phone[phone]
         return next((p for p in self.cfg.people if p.name == who), None)
 
     def stand_in(self, p: Person) -> Callee | None:

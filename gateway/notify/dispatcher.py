@@ -18,6 +18,7 @@ from gateway.desk import DeliveryRow, Desk
 from gateway.errors import GatewayError, StoreError, TicketError
 from gateway.events import Hub
 from gateway.notify.base import AckIn, Channel, Delivery, DeliveryError
+from gateway.notify.mqtt_link import MqttLink
 from gateway.store import Ticket
 
 log = logging.getLogger("stationgw.notify")
@@ -47,6 +48,8 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.send_timeout_s = send_timeout_s
         self.clock = clock
+        self.queue_max = queue_max
+        self.link: MqttLink | None = None
         self.queues: dict[str, asyncio.Queue[DeliveryRow]] = {
             name: asyncio.Queue(queue_max) for name in self.channels
         }
@@ -55,6 +58,14 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._acks: set[asyncio.Task[Ticket | None]] = set()
+
+    def add_channels(self, channels: Mapping[str, Channel], link: MqttLink | None) -> None:
+        """Channels built after the dispatcher (they need its `on_ack`); before start."""
+        self.channels.update(channels)
+        self.link = link
+        for name in channels:
+            self.queues[name] = asyncio.Queue(self.queue_max)
+            self.last_error[name] = None
 
     def status(self) -> dict[str, object]:
         return {
@@ -66,6 +77,8 @@ class Dispatcher:
         self._wake.set()
 
     async def start(self) -> None:
+        if self.link is not None:
+            await self.link.start()
         for ch in self.channels.values():
             await ch.start()
         for name in self.channels:
@@ -81,6 +94,8 @@ class Dispatcher:
         for ch in self.channels.values():
             with contextlib.suppress(GatewayError, OSError):
                 await ch.stop()
+        if self.link is not None:
+            await self.link.stop()
 
     async def _pump(self, interval_s: float = 0.5) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,44 @@
+"""The channels a station file asks for, wired to one dispatcher."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from gateway.config import Config
+from gateway.desk import Desk
+from gateway.events import Hub
+from gateway.notify.base import Channel
+from gateway.notify.dashboard import DashboardChannel
+from gateway.notify.dispatcher import Dispatcher
+from gateway.notify.mqtt_alerts import MqttAlertChannel
+from gateway.notify.mqtt_link import MqttLink
+from gateway.notify.siren import SirenChannel
+from gateway.notify.webhook import WebhookChannel
+
+
+def build_dispatcher(cfg: Config, desk: Desk, writer: Executor, hub: Hub) -> Dispatcher:
+    n = cfg.notify
+    channels: dict[str, Channel] = {"dashboard": DashboardChannel(hub)}
+    dispatcher = Dispatcher(desk, writer, {}, hub, max_attempts=n.max_attempts)
+    link: MqttLink | None = None
+    if n.mqtt.enabled or n.sirens:
+        link = MqttLink(cfg.broker)
+    if n.mqtt.enabled and link is not None:
+        channels["mqtt"] = MqttAlertChannel(
+            link,
+            n.mqtt.alert_topic.format(station=cfg.station.id),
+            n.mqtt.ack_topic.format(station=cfg.station.id),
+            dispatcher.on_ack,
+        )
+    if n.sirens and link is not None:
+        channels["siren"] = SirenChannel(
+            link, cfg.station.id, {s.device: s.confirm_s for s in n.sirens}
+        )
+    if n.webhook is not None:
+        channels["webhook"] = WebhookChannel(n.webhook.timeout_s)
+    if n.sms is not None:
+        from gateway.notify.sms import SmsChannel
+
+        channels["sms"] = SmsChannel(n.sms, dispatcher.on_ack)
+    dispatcher.add_channels(channels, link)
+    return dispatcher
