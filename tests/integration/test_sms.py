@@ -28,7 +28,9 @@ from rules.model import DeviceInfo, ThresholdRule
 from tests.unit.loop_helpers import station
 
 pytestmark = pytest.mark.integration
-RAIN = ThresholdRule("rain", "短时强降雨", "rain_mm", "above", ((Level.BLUE, 2.0), (Level.RED, 12.0)))
+RAIN = ThresholdRule(
+    "rain", "短时强降雨", "rain_mm", "above", ((Level.BLUE, 2.0), (Level.RED, 12.0))
+)
 
 
 @pytest.fixture
@@ -46,12 +48,22 @@ async def until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> N
         await asyncio.sleep(0.05)
 
 
-def test_warning_sms_in_chinese_and_a_reply_acknowledges(tmp_path: Path, modem: GsmModemStub) -> None:
-    cfg = station(tmp_path, notify={"mqtt": {"enabled": False}, "sms": {"port": modem.port, "poll_s": 0.2, "timeout_s": 3}})
+def test_warning_sms_in_chinese_and_a_reply_acknowledges(
+    tmp_path: Path, modem: GsmModemStub
+) -> None:
+    cfg = station(
+        tmp_path,
+        notify={
+            "mqtt": {"enabled": False},
+            "sms": {"port": modem.port, "poll_s": 0.2, "timeout_s": 3},
+        },
+    )
     writer = ThreadPoolExecutor(1)
     store: Store = writer.submit(Store, cfg.database.path).result()
     desk = Desk(store, cfg)
-    ing = writer.submit(Ingestor, store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), desk).result()
+    ing = writer.submit(
+        Ingestor, store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), desk
+    ).result()
     t0 = int(time.time() * 1000)
 
     async def main() -> None:
@@ -60,7 +72,9 @@ def test_warning_sms_in_chinese_and_a_reply_acknowledges(tmp_path: Path, modem: 
         d.add_channels({"sms": SmsChannel(cfg.notify.sms, d.on_ack)}, None)  # type: ignore[arg-type]
         await d.start()
         try:
-            writer.submit(ing.commit, Batch(readings=[Reading("rg-01", "rain_mm", t0, 3.0)]), t0).result()
+            writer.submit(
+                ing.commit, Batch(readings=[Reading("rg-01", "rain_mm", t0, 3.0)]), t0
+            ).result()
             [w] = [t for t in writer.submit(store.tickets).result() if t.kind == "warning"]
             await until(lambda: len(modem.sent) == 1, "the SMS")
             phone, text = modem.sent[0]
@@ -74,10 +88,14 @@ def test_warning_sms_in_chinese_and_a_reply_acknowledges(tmp_path: Path, modem: 
                 "the acknowledgement",
             )
             calls = writer.submit(read_calls, store, w.id).result()
-            assert [(c.person, c.outcome, c.acked_via) for c in calls] == [("li", "acknowledged", "sms")]
+            assert [(c.person, c.outcome, c.acked_via) for c in calls] == [
+                ("li", "acknowledged", "sms")
+            ]
             events = writer.submit(store.events, w.id).result()
             ack = [e for e in events if e.kind == "acknowledged"]
-            assert [(e.actor, e.channel, e.note) for e in ack] == [("李网格", "sms", f"收到{w.code}，马上去后山")]
+            assert [(e.actor, e.channel, e.note) for e in ack] == [
+                ("李网格", "sms", f"收到{w.code}，马上去后山")
+            ]
             assert not modem.inbox  # read and deleted from the SIM
             sms = [x for x in writer.submit(read_deliveries, store).result() if x.channel == "sms"]
             assert [(x.status, x.attempts) for x in sms] == [("sent", 1)]

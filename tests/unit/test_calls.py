@@ -81,7 +81,9 @@ def test_people_chain_skips_empty_levels_and_deputies_stand_in(tmp_path: Path) -
     assert duty is not None and duty.person == "zhao"
 
 
-RAIN = ThresholdRule("rain", "短时强降雨", "rain_mm", "above", ((B, 2.0), (Y, 5.0), (O, 8.0), (R, 12.0)))
+RAIN = ThresholdRule(
+    "rain", "短时强降雨", "rain_mm", "above", ((B, 2.0), (Y, 5.0), (O, 8.0), (R, 12.0))
+)
 
 
 def gateway(tmp_path: Path) -> Ingestor:
@@ -98,7 +100,12 @@ def test_escalation_survives_a_restart_without_calling_twice(tmp_path: Path) -> 
     ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0, 6.0)]), now=T0)  # yellow
     store = ing.store
     [warning] = [t for t in store.tickets() if t.kind == "warning"]
-    assert (warning.level, warning.state, warning.point, warning.code) == (Y, "issued", "slope", f"{warning.id:04d}")
+    assert (warning.level, warning.state, warning.point, warning.code) == (
+        Y,
+        "issued",
+        "slope",
+        f"{warning.id:04d}",
+    )
     assert [(c.person, c.why) for c in read_calls(store, warning.id)] == [("li", "issued")]
     ing.tick(T0 + 30 * MIN)  # deadline (yellow 30 min): group and duty officer
     assert [(c.person, c.why, c.outcome) for c in read_calls(store, warning.id)] == [
@@ -115,7 +122,13 @@ def test_escalation_survives_a_restart_without_calling_twice(tmp_path: Path) -> 
     again.tick(T0 + 75 * MIN)
     again.tick(T0 + 75 * MIN + 1000)
     rows = [(c.person, c.why) for c in read_calls(again.store, warning.id)]
-    assert rows == [("li", "issued"), ("zhou", "escalated"), ("zhao", "duty"), ("he", "escalated"), ("zhao", "duty")]
+    assert rows == [
+        ("li", "issued"),
+        ("zhou", "escalated"),
+        ("zhao", "duty"),
+        ("he", "escalated"),
+        ("zhao", "duty"),
+    ]
     state = read_warn_state(again.store, warning.id)
     assert state is not None and state.step == 2 and state.due_at == T0 + 105 * MIN
 

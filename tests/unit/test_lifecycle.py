@@ -69,7 +69,9 @@ REFUSED = [
 
 @pytest.mark.parametrize(("kind", "state", "step", "role", "to"), ALLOWED)
 def test_allowed_steps(kind: str, state: str, step: str, role: str, to: str) -> None:
-    out = take(Subject(kind, state, R, "someone else"), Step(step), Actor("甲", role), "原因", T, POLICY)
+    out = take(
+        Subject(kind, state, R, "someone else"), Step(step), Actor("甲", role), "原因", T, POLICY
+    )
     assert isinstance(out, Done) and out.state == to
 
 
@@ -89,15 +91,27 @@ def test_write_off_by_the_person_who_rectified_is_refused() -> None:
 
 @pytest.mark.parametrize("note", [None, "", "   "])
 def test_dismiss_and_lift_need_a_reason(note: str | None) -> None:
-    for kind, state, step in (("hazard", "discovered", Step.DISMISS), ("warning", "issued", Step.LIFT)):
+    for kind, state, step in (
+        ("hazard", "discovered", Step.DISMISS),
+        ("warning", "issued", Step.LIFT),
+    ):
         out = take(Subject(kind, state, R), step, Actor("甲", "leader"), note, T, POLICY)
         assert isinstance(out, Refused) and out.why == "reason"
 
 
 def test_stage_deadlines_per_level() -> None:
-    out = take(Subject("hazard", "discovered", R), Step.CONFIRM, Actor("甲", "leader"), None, T, POLICY)
+    out = take(
+        Subject("hazard", "discovered", R), Step.CONFIRM, Actor("甲", "leader"), None, T, POLICY
+    )
     assert isinstance(out, Done) and out.due_at == T + 2 * 3_600_000  # control within 2 h of red
-    blue = take(Subject("hazard", "discovered", Level.BLUE), Step.CONFIRM, Actor("甲", "leader"), None, T, POLICY)
+    blue = take(
+        Subject("hazard", "discovered", Level.BLUE),
+        Step.CONFIRM,
+        Actor("甲", "leader"),
+        None,
+        T,
+        POLICY,
+    )
     assert isinstance(blue, Done) and blue.due_at is None  # no deadline configured for blue
 
 
@@ -108,5 +122,7 @@ def test_roles_are_configuration() -> None:
     assert isinstance(take(subject, Step.CLOSE, Actor("甲", "duty_officer"), None, T, policy), Done)
     assert isinstance(take(subject, Step.CLOSE, Actor("甲", "leader"), None, T, policy), Refused)
     # steps not named keep their defaults
-    confirm = take(Subject("hazard", "discovered", R), Step.CONFIRM, Actor("甲", "technician"), None, T, policy)
+    confirm = take(
+        Subject("hazard", "discovered", R), Step.CONFIRM, Actor("甲", "technician"), None, T, policy
+    )
     assert isinstance(confirm, Done)
