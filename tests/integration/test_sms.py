@@ -40,8 +40,8 @@ def modem() -> Any:
     stub.close()
 
 
-async def until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(cond: Callable[[], bool], what: str, limit_s: float = 20.0) -> None:
+    deadline = time.monotonic() + limit_s
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -115,11 +115,11 @@ def test_modem_errors_fail_the_attempt(modem: GsmModemStub) -> None:
         m.send("13800000001", "测试")
     assert m.send("13800000001", "再试") == "2"  # the next attempt goes through
     modem.silent = True
-    with pytest.raises(DeliveryError, match="no (prompt|answer)"):
+    with pytest.raises(DeliveryError, match=r"no (prompt|answer)"):
         m.send("13800000001", "无应答")
     modem.silent = False
     modem.unplug()
-    with pytest.raises(DeliveryError, match="unplugged|unavailable|no answer"):
+    with pytest.raises(DeliveryError, match=r"unplugged|unavailable|no answer"):
         m.send("13800000001", "拔出")
     with pytest.raises(DeliveryError):
         m.send("13800000001", "again")

@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import openpyxl
@@ -87,10 +87,10 @@ confirm_s = 0.3
 
 
 class Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
     calls = 0
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         Hook.calls += 1
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if Hook.calls == 1:

@@ -187,13 +187,13 @@ def test_overdue_flag(tmp_path: Path) -> None:
     ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0, 6.0)]), now=T0)
     t = store.ticket(1)
     assert t is not None and t.due_at == T0 + 30 * MIN
-    assert [r[22] for r in ledger.rows(store, None, None, T0 + 29 * MIN)][0] == "否"
-    assert [r[22] for r in ledger.rows(store, None, None, T0 + 31 * MIN)][0] == "是"
+    assert next(r[22] for r in ledger.rows(store, None, None, T0 + 29 * MIN)) == "否"
+    assert next(r[22] for r in ledger.rows(store, None, None, T0 + 31 * MIN)) == "是"
     assert t.to_json(T0 + 31 * MIN)["overdue"] is True
 
 
 def test_summary_of_a_warning(tmp_path: Path) -> None:
-    store, desk = build(tmp_path)
+    store, _desk = build(tmp_path)
     s = summarize(store, 2)
     assert s["outcome"] == "acknowledged by 李网格 via mqtt after 240.0 s"
     assert [(c["name"], c["outcome"], c["response_s"]) for c in s["calls"]] == [
