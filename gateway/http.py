@@ -98,6 +98,7 @@ def create_app(ctx: Context) -> FastAPI:
             "broker": {"connected": broker},
             "store": {"ok": error is None, "error": error},
             "queue_depth": ctx.queue_depth(),
+            "channels": ctx.dispatcher.status() if ctx.dispatcher else {},
             "uptime_s": round(time.monotonic() - ctx.started_at, 1),
         }
 
