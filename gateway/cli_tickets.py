@@ -26,15 +26,16 @@ def _time(text: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _open(args: argparse.Namespace) -> tuple[Store, str]:
+def _open(args: argparse.Namespace) -> tuple[Store, str, dict[str, str]]:
     from gateway.cli import database_path
 
     path, cfg = database_path(args)
-    return Store(path, writer=False), cfg.station.timezone if cfg else "Asia/Shanghai"
+    tz = cfg.station.timezone if cfg else "Asia/Shanghai"
+    return Store(path, writer=False), tz, ledger.names_of(cfg) if cfg else {}
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    store, tz = _open(args)
+    store, tz, _ = _open(args)
     try:
         out = summarize(store, args.id)
     finally:
@@ -54,11 +55,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store, tz = _open(args)
+    store, tz, names = _open(args)
     start = _time(args.from_) if args.from_ else None
     end = _time(args.to) if args.to else None
     try:
-        table = ledger.rows(store, start, end, time.time_ns() // 1_000_000, tz)
+        table = ledger.rows(store, start, end, time.time_ns() // 1_000_000, tz, names)
     finally:
         store.close()
     data = ledger.to_xlsx(table) if args.format == "xlsx" else ledger.to_csv(table)

@@ -358,6 +358,15 @@ class Desk:
             return
         tk = self.store.ticket(ticket_id)
         assert tk is not None
+        names = ", ".join(f"{c.callee.name} ({c.grid})" for c in plan.calls) or "nobody"
+        log.info(
+            "warning #%d %s %s at %s: calling %s",
+            ticket_id,
+            "escalated" if announce == "escalated" else f"round {s.round}",
+            s.level.label,
+            tk.point,
+            names,
+        )
         for c in plan.calls:
             row = self.store.conn.execute(
                 "INSERT INTO calls (ticket_id, round, step, grid, person, name, phone, why, "

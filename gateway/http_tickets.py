@@ -190,7 +190,14 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
         format: Literal["csv", "xlsx", "json"] = "csv",
     ) -> Response:
         """The hazard ledger (隐患台账) of tickets opened in [from, to); default everything."""
-        table = ledger.rows(reader(), _ms(from_), _ms(to), now_ms(), ctx.config.station.timezone)
+        table = ledger.rows(
+            reader(),
+            _ms(from_),
+            _ms(to),
+            now_ms(),
+            ctx.config.station.timezone,
+            ledger.names_of(ctx.config),
+        )
         if format == "json":
             import json
 

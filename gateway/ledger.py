@@ -65,9 +65,16 @@ def _note(e: TicketEvent | None) -> str:
 
 
 def rows(
-    store: Store, start: int | None, end: int | None, now: int, tz: str = "Asia/Shanghai"
+    store: Store,
+    start: int | None,
+    end: int | None,
+    now: int,
+    tz: str = "Asia/Shanghai",
+    names: dict[str, str] | None = None,
 ) -> list[list[Any]]:
-    """One row per ticket opened in [start, end), oldest first; times in the station zone."""
+    """One row per ticket opened in [start, end), oldest first; times in the station zone;
+    `names` maps monitoring point and device ids to their names (ids without it)."""
+    names = names or {}
     zone = ZoneInfo(tz)
 
     def local(ms: int | None) -> str:
@@ -96,8 +103,8 @@ def rows(
                 KIND_ZH.get(t.kind, t.kind),
                 t.title,
                 LEVEL_ZH.get(t.level.label, "") if t.level else "",
-                t.point or "",
-                f"{t.device}/{t.metric}" if t.device else "",
+                names.get(t.point, t.point) if t.point else "",
+                f"{names.get(t.device, t.device)}/{t.metric}" if t.device else "",
                 local(t.opened_at),
                 "系统（规则 " + finder[5:] + "）" if finder.startswith("rule:") else finder,
                 local(confirm.at if confirm else None),
@@ -117,6 +124,13 @@ def rows(
                 _note(dismiss) if dismiss else (t.reason or ""),
             ]
         )
+    return out
+
+
+def names_of(cfg: Any) -> dict[str, str]:
+    """Point and device names of a station file, for the ledger."""
+    out = {p.id: p.name for p in cfg.points}
+    out.update({d.id: d.name for d in cfg.devices})
     return out
 
 

@@ -278,6 +278,32 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
         assert ho.status_code == 201 and [i["id"] for i in ho.json()["open"]] == [wid]
         assert httpx.get(f"{url}/api/handovers").json()[0]["to"] == "钱值班"
 
+        # a hazard reported from a handheld: its own ticket; dismissing needs a reason
+        rep = httpx.post(
+            f"{url}/api/tickets",
+            json={
+                "title": "路边落石",
+                "point": "p1",
+                "level": "blue",
+                "by": "li",
+                "role": "grid_member",
+                "note": "巡查发现",
+                "attachments": ["photo:rock.jpg"],
+            },
+        )
+        assert rep.status_code == 201 and (rep.json()["kind"], rep.json()["state"]) == (
+            "hazard",
+            "discovered",
+        )
+        rid = rep.json()["id"]
+        dismiss = {"step": "dismiss", "by": "chen", "role": "leader"}
+        assert httpx.post(f"{url}/api/tickets/{rid}/steps", json=dismiss).status_code == 422
+        dismiss["note"] = "误报：已清理"
+        assert (
+            httpx.post(f"{url}/api/tickets/{rid}/steps", json=dismiss).json()["state"]
+            == "dismissed"
+        )
+
         # lifting needs a reason; then the warning is over
         assert (
             httpx.post(
@@ -301,7 +327,11 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
         cli("tickets", "export", "--db", str(gateway.db), "--format", "xlsx", "--out", str(xlsx))
         ws = openpyxl.load_workbook(xlsx).active
         rows = list(ws.iter_rows(min_row=3, values_only=True))
-        assert [(r[2], r[19]) for r in rows] == [("隐患", "已核销"), ("预警", "已解除")]
+        assert [(r[2], r[19]) for r in rows] == [
+            ("隐患", "已核销"),
+            ("预警", "已解除"),
+            ("隐患", "已撤销（误报）"),
+        ]
         api_csv = httpx.get(f"{url}/api/ledger", params={"format": "csv"}).content.decode(
             "utf-8-sig"
         )
