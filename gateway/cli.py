@@ -116,7 +116,7 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
         level = t.level.label if t.level else "fault" if t.kind == "device_fault" else "-"
         print(
             f"{t.id:>4}  {level:<6} {t.state:<10} {local(t.opened_at)}  "
-            f"{f'{t.device}/{t.metric}':<20} {t.title}{ack}"
+            f"{f'{t.device}/{t.metric}' if t.device else f'@{t.point}':<20} {t.title}{ack}"
         )
     print(f"({len(tickets)} tickets; times in {tz.key})")
     return 0
