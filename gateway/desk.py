@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway import calls as planner
@@ -191,6 +191,8 @@ class Desk:
         self.policy = policy_of(cfg)
         self.deadlines = ack_deadlines(cfg)
         self.touched: list[int] = []  # ticket ids changed in the current transaction
+        # the level the rules hold now at a point (set by the ingest that owns rule state)
+        self.point_level: Callable[[str], Level | None] = lambda _point: None
         self.points = {p.id: p for p in cfg.points}
 
     # --- from the ingest (inside its transaction) -------------------------------------
@@ -245,10 +247,11 @@ class Desk:
 
     def _warning(self, t: Transition, now: int) -> None:
         assert t.point is not None
-        w = self.open_warning(t.point)
+        point: str = t.point
+        w = self.open_warning(point)
         reason = f"{t.rule_name}: {t.reason_zh} / {t.reason_en}"
         actor = f"rule:{t.rule}"
-        chain = self.people.chain(t.point)
+        chain = self.people.chain(point)
         duty = self.people.on_duty(now)
         if w is None:
             if t.level is None or not t.rising:
@@ -256,10 +259,10 @@ class Desk:
             tid = self.store.open_ticket(
                 kind=TicketKind.WARNING,
                 level=t.level,
-                title=self._warning_title(t.point, t.level),
+                title=self._warning_title(point, t.level),
                 device=None,
                 metric=None,
-                point=t.point,
+                point=point,
                 rule=None,
                 value=t.value,
                 reason=reason,
@@ -282,7 +285,7 @@ class Desk:
             self.store.raise_ticket(
                 w.id,
                 t.level,
-                self._warning_title(t.point, t.level),
+                self._warning_title(point, t.level),
                 t.value,
                 reason,
                 actor,
@@ -297,12 +300,17 @@ class Desk:
             self._save_plan(w.id, plan, now, "start")
             self.touched.append(w.id)
         elif t.level is None or t.level < w.level:
+            held = self.point_level(point)  # another rule may still hold the point
+            if held is not None and held >= w.level:
+                return
+            target = held if held is not None and (t.level is None or held > t.level) else t.level
+            t = replace(t, level=target)
             auto = {Level.parse(x) for x in self.cfg.tickets.auto_lower}
             if t.level is not None and w.level in auto:
                 self.store.conn.execute(
                     "UPDATE tickets SET level = ?, title = ?, updated_at = ?, suggestion = NULL "
                     "WHERE id = ?",
-                    (int(t.level), self._warning_title(t.point, t.level), now, w.id),
+                    (int(t.level), self._warning_title(point, t.level), now, w.id),
                 )
                 self.store.conn.execute(
                     "UPDATE warning_state SET level = ? WHERE ticket_id = ?", (int(t.level), w.id)

@@ -8,13 +8,15 @@ is the batch acknowledged. The rules' state lives here, on the writer thread.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway.model import Reading
+from gateway.model import Level, Reading
 from gateway.store import DeviceState, Store, Ticket
 from gateway.tickets import Action, Note, Open, Raise, decide, title
-from rules.evaluator import RuleSet, State, Transition, evaluate, screen, tick
+from rules.evaluator import RuleSet, SeriesKey, State, Transition, evaluate, screen, tick
+from rules.levels import LevelState
 from rules.model import AccumulationRule, RateRule
 from rules.windows import PointWindow
 
@@ -87,6 +89,8 @@ class Ingestor:
         self.store = store
         self.ruleset = ruleset
         self.desk = desk  # warnings, calls and deliveries in the same transactions
+        if desk is not None:
+            desk.point_level = self.point_level
         self.state = restore(ruleset, store)
         self._stale = False
 
@@ -152,6 +156,26 @@ class Ingestor:
             raise
         touched += self._touched_by_desk()
         return Outcome([], 0, tuple(transitions), self._tickets(touched), [])
+
+    def point_level(self, point: str) -> Level | None:
+        """The highest level any hazard rule holds now at a monitoring point."""
+        devices = self.ruleset.devices
+        best: Level | None = None
+        tables: list[Iterable[tuple[SeriesKey, LevelState]]] = [
+            self.state.levels.items(),
+            ((k, a.levels) for k, a in self.state.acc.items()),
+            ((k, r.levels) for k, r in self.state.rate.items()),
+        ]
+        for table in tables:
+            for (_, device, _), st in table:
+                if device.startswith("@"):
+                    where: str | None = device[1:]
+                else:
+                    info = devices.get(device)
+                    where = info.point if info else None
+                if where == point and st.level is not None and (best is None or st.level > best):
+                    best = st.level
+        return best
 
     def _touched_by_desk(self) -> list[int | None]:
         if self.desk is None:

@@ -162,3 +162,54 @@ def test_a_falling_rule_suggests_lowering_and_a_person_decides(tmp_path: Path) -
     assert (w.level, w.suggestion) == (O, "lift")
     events = [(e.kind, e.note) for e in ing.store.events(w.id) if e.kind == "suggest_lower"]
     assert events == [("suggest_lower", "lower:blue"), ("suggest_lower", "lift")]
+
+
+def test_a_rule_falling_while_another_holds_the_point_suggests_only_that_far(
+    tmp_path: Path,
+) -> None:
+    cfg = station(tmp_path)
+    store = Store(cfg.database.path)
+    crack = ThresholdRule("crack", "裂缝", "crack_mm", "above", ((B, 1.0), (Y, 3.0)))
+    devices = {"rg-01": DeviceInfo("rg-01", "slope"), "cm-01": DeviceInfo("cm-01", "slope")}
+    ing = Ingestor(store, RuleSet([RAIN, crack], devices), Desk(store, cfg))
+    rows = [("rg-01", "rain_mm", 9.0), ("cm-01", "crack_mm", 3.5), ("rg-01", "rain_mm", 0.0)]
+    for i, (dev, metric, v) in enumerate(rows):
+        ing.commit(Batch(readings=[Reading(dev, metric, T0 + i * MIN, v)]), now=T0 + i * MIN)
+    [w] = [t for t in store.tickets() if t.kind == "warning"]
+    assert (w.level, w.suggestion) == (O, "lower:yellow")  # the crack meter still holds yellow
+    ing.commit(Batch(readings=[Reading("cm-01", "crack_mm", T0 + 5 * MIN, 0.0)]), now=T0 + 5 * MIN)
+    w2 = store.ticket(w.id)
+    assert w2 is not None and w2.suggestion == "lift"
+
+
+def test_auto_lower_for_configured_levels(tmp_path: Path) -> None:
+    cfg = station(tmp_path, tickets={"auto_lower": ["yellow"]})
+    store = Store(cfg.database.path)
+    ing = Ingestor(
+        store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), Desk(store, cfg)
+    )
+    for i, v in enumerate([6.0, 3.0]):
+        ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0 + i * MIN, v)]), now=T0 + i * MIN)
+    [w] = [t for t in store.tickets() if t.kind == "warning"]
+    assert (w.level, w.suggestion, w.state) == (B, None, "issued")
+    assert [e.kind for e in store.events(w.id)][-1] == "warning_lowered"
+
+
+def test_device_fault_goes_to_the_technician_only(tmp_path: Path) -> None:
+    cfg = station(
+        tmp_path,
+        notify={
+            "sms": {"port": "/dev/null"},
+            "sirens": [{"device": "s1", "points": ["slope"], "levels": ["blue"]}],
+        },
+    )
+    store = Store(cfg.database.path)
+    faults = {("rg-01", "rain_mm"): FaultSpec(0, 100)}
+    ing = Ingestor(
+        store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}, faults), Desk(store, cfg)
+    )
+    ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0, 150.0)]), now=T0)
+    [fault] = store.tickets()
+    assert fault.kind == "device_fault"
+    sent = sorted((d.channel, d.target) for d in read_deliveries(store))
+    assert sent == [("dashboard", "duty-room"), ("sms", "13800000007")]  # 孙技术, no siren
