@@ -154,6 +154,19 @@ class GsmModemStub:
                         )
                         s.read = True
             self._write("\r\n" + "".join(out) + "\r\nOK\r\n")
+        elif m := re.fullmatch(r"AT\+CMGR=(\d+)", cmd, re.I):
+            with self._lock:
+                hit = next((s for s in self.inbox if s.index == int(m.group(1))), None)
+                if hit is not None:
+                    stat = "REC READ" if hit.read else "REC UNREAD"
+                    hit.read = True
+            if hit is None:
+                self._write("\r\n+CMS ERROR: 321\r\n")  # invalid memory index
+            else:
+                self._write(
+                    f'\r\n+CMGR: "{self._s(stat)}","{self._s(hit.sender)}",,'
+                    f'"26/11/29,08:00:00+32"\r\n{self._s(hit.text)}\r\n\r\nOK\r\n'
+                )
         elif m := re.fullmatch(r"AT\+CMGD=(\d+)", cmd, re.I):
             with self._lock:
                 self.inbox = [s for s in self.inbox if s.index != int(m.group(1))]

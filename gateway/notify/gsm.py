@@ -50,10 +50,42 @@ def parse_cmgl(lines: list[str]) -> list[Sms]:
     return out
 
 
-_CODE = re.compile(r"(?<!\d)(\d{4,})(?!\d)")
+_CMGR = re.compile(r'^\+CMGR:\s*"([^"]*)","([^"]*)"')
+_CMTI = re.compile(r'^\+CMTI:\s*"[^"]*",\s*(\d+)')
+
+
+def parse_cmgr(index: int, lines: list[str]) -> Sms | None:
+    """The message of an `AT+CMGR=<index>` answer: a `+CMGR:` header, then the body."""
+    for i, line in enumerate(lines):
+        m = _CMGR.match(line)
+        if m and i + 1 < len(lines):
+            return Sms(index, from_ucs2(m.group(2)), from_ucs2(lines[i + 1]))
+    return None
+
+
+def cmti_index(line: str) -> int | None:
+    """The storage index a `+CMTI: "SM",3` notification names."""
+    m = _CMTI.match(line)
+    return int(m.group(1)) if m else None
+
+
+def fit(text: str, units: int = 70) -> str:
+    """At most one UCS2 message (70 UTF-16 units); longer text is cut with an ellipsis."""
+    if len(text.encode("utf-16-be")) // 2 <= units:
+        return text
+    out = ""
+    for ch in text:
+        if len((out + ch + "…").encode("utf-16-be")) // 2 > units:
+            break
+        out += ch
+    return out + "…"
+
+
+_CODE = re.compile(r"(?<!\d)(\d{4,6})(?!\d)")
 
 
 def find_code(text: str) -> str | None:
-    """The ticket short code a reply carries ("收到 0012", "0012已到位")."""
+    """The ticket short code a reply carries ("收到 0012", "0012已到位"): the first number
+    of 4 to 6 digits, so a phone number in the text is not taken for it."""
     m = _CODE.search(text)
     return m.group(1) if m else None

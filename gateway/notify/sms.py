@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gateway.config_loop import SmsSection
 from gateway.notify.base import AckIn, Delivery, DeliveryError, OnAck
-from gateway.notify.gsm import Sms, find_code, parse_cmgl, ucs2
+from gateway.notify.gsm import Sms, cmti_index, find_code, fit, parse_cmgl, parse_cmgr, ucs2
 
 log = logging.getLogger("stationgw.notify.sms")
 
@@ -159,6 +159,31 @@ class Modem:
         ref = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("+CMGS:")), "")
         return ref
 
+    def notified(self) -> list[Sms]:
+        """Messages announced by `+CMTI` (seen while idle or during other commands), read
+        one by one with `AT+CMGR` and deleted."""
+        fd = self._ensure()
+        with contextlib.suppress(BlockingIOError):
+            while select.select([fd], [], [], 0)[0]:
+                if not self._fill(time.monotonic() + 0.05):
+                    break
+        while b"\r\n" in self.buf:
+            raw, _, self.buf = self.buf.partition(b"\r\n")
+            line = raw.decode("ascii", errors="replace").strip()
+            if line.startswith("+CMTI:"):
+                self.urcs.append(line)
+        out: list[Sms] = []
+        for urc in self.urcs:
+            index = cmti_index(urc)
+            if index is None:
+                continue
+            msg = parse_cmgr(index, self.command(f"AT+CMGR={index}"))
+            self.command(f"AT+CMGD={index}")
+            if msg is not None:
+                out.append(msg)
+        self.urcs.clear()
+        return out
+
     def unread(self) -> list[Sms]:
         """Received messages not read yet; each is deleted from the SIM once read."""
         self.urcs.clear()
@@ -192,16 +217,23 @@ class SmsChannel:
         self._thread.shutdown(wait=True)
 
     async def send(self, d: Delivery) -> None:
-        text = str(d.body.get("text") or d.body.get("title") or "")
+        text = fit(str(d.body.get("text") or d.body.get("title") or ""))
         loop = asyncio.get_running_loop()
         ref = await loop.run_in_executor(self._thread, self.modem.send, d.target, text)
         log.info("SMS to %s sent (reference %s)", d.target, ref)
 
-    async def _poll(self) -> None:
+    async def _poll(self, urc_s: float = 0.2) -> None:
+        """+CMTI notifications every `urc_s`; a full `AT+CMGL` of unread messages every
+        `poll_s` as well, for messages whose notification was lost."""
         loop = asyncio.get_running_loop()
+        last_list = 0.0
         while True:
             try:
-                msgs = await loop.run_in_executor(self._thread, self.modem.unread)
+                if time.monotonic() - last_list >= self.settings.poll_s:
+                    last_list = time.monotonic()
+                    msgs = await loop.run_in_executor(self._thread, self.modem.unread)
+                else:
+                    msgs = await loop.run_in_executor(self._thread, self.modem.notified)
                 self.last_error = None
             except DeliveryError as e:
                 if self.last_error != str(e):
@@ -213,4 +245,4 @@ class SmsChannel:
                 log.info("SMS from %s: %s", m.sender, m.text)
                 if code is not None:
                     self.on_ack(AckIn(by=m.sender, via="sms", code=code, note=m.text))
-            await asyncio.sleep(self.settings.poll_s)
+            await asyncio.sleep(min(urc_s, self.settings.poll_s))

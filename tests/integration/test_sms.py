@@ -55,7 +55,7 @@ def test_warning_sms_in_chinese_and_a_reply_acknowledges(
         tmp_path,
         notify={
             "mqtt": {"enabled": False},
-            "sms": {"port": modem.port, "poll_s": 0.2, "timeout_s": 3},
+            "sms": {"port": modem.port, "poll_s": 60, "timeout_s": 3},
         },
     )
     writer = ThreadPoolExecutor(1)
@@ -97,6 +97,7 @@ def test_warning_sms_in_chinese_and_a_reply_acknowledges(
                 ("李网格", "sms", f"收到{w.code}，马上去后山")
             ]
             assert not modem.inbox  # read and deleted from the SIM
+            assert "AT+CMGR=1" in modem.commands and "AT+CMGD=1" in modem.commands
             sms = [x for x in writer.submit(read_deliveries, store).result() if x.channel == "sms"]
             assert [(x.status, x.attempts) for x in sms] == [("sent", 1)]
         finally:
@@ -114,6 +115,10 @@ def test_modem_errors_fail_the_attempt(modem: GsmModemStub) -> None:
     with pytest.raises(DeliveryError, match=r"\+CMS ERROR: 500"):
         m.send("13800000001", "测试")
     assert m.send("13800000001", "再试") == "2"  # the next attempt goes through
+    modem.receive("+8613800000002", "0007 收到，已通知村民")  # a notification lost: listed
+    [sms] = m.unread()
+    assert (sms.sender, sms.text) == ("+8613800000002", "0007 收到，已通知村民")
+    assert f'AT+CMGL="{"REC UNREAD".encode("utf-16-be").hex().upper()}"' in modem.commands
     modem.silent = True
     with pytest.raises(DeliveryError, match=r"no (prompt|answer)"):
         m.send("13800000001", "无应答")
