@@ -234,10 +234,10 @@ class Desk:
         )
 
     def open_warning(self, point: str) -> Ticket | None:
-        row = self.store.conn.execute(
-            f"SELECT id FROM tickets WHERE kind = 'warning' AND point = ? "
-            f"AND state NOT IN ({', '.join('?' * len(FINAL))})",
-            (point, *FINAL),
+        row = self.store.conn.execute(  # the partial index's condition, verbatim
+            "SELECT id FROM tickets WHERE point = ? AND kind = 'warning' "
+            "AND state NOT IN ('closed', 'dismissed', 'lifted')",
+            (point,),
         ).fetchone()
         return self.store.ticket(row[0]) if row else None
 

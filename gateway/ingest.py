@@ -8,7 +8,7 @@ is the batch acknowledged. The rules' state lives here, on the writer thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -89,6 +89,8 @@ class Ingestor:
         self.store = store
         self.ruleset = ruleset
         self.desk = desk  # warnings, calls and deliveries in the same transactions
+        self._by_point: dict[str, list[tuple[int, SeriesKey]]] = {}
+        self._by_point_sizes: tuple[int, ...] = ()
         if desk is not None:
             desk.point_level = self.point_level
         self.state = restore(ruleset, store)
@@ -159,22 +161,36 @@ class Ingestor:
 
     def point_level(self, point: str) -> Level | None:
         """The highest level any hazard rule holds now at a monitoring point."""
-        devices = self.ruleset.devices
+        st = self.state
+        sizes = (id(st), len(st.levels), len(st.acc), len(st.rate))
+        if sizes != self._by_point_sizes:  # series appeared or went: index them again
+            devices = self.ruleset.devices
+            index: dict[str, list[tuple[int, SeriesKey]]] = {}
+            tables: tuple[Mapping[SeriesKey, object], ...] = (st.levels, st.acc, st.rate)
+            for n, table in enumerate(tables):
+                for key in table:
+                    device = key[1]
+                    if device.startswith("@"):
+                        where: str | None = device[1:]
+                    else:
+                        info = devices.get(device)
+                        where = info.point if info else None
+                    if where is not None:
+                        index.setdefault(where, []).append((n, key))
+            self._by_point = index
+            self._by_point_sizes = sizes
         best: Level | None = None
-        tables: list[Iterable[tuple[SeriesKey, LevelState]]] = [
-            self.state.levels.items(),
-            ((k, a.levels) for k, a in self.state.acc.items()),
-            ((k, r.levels) for k, r in self.state.rate.items()),
-        ]
-        for table in tables:
-            for (_, device, _), st in table:
-                if device.startswith("@"):
-                    where: str | None = device[1:]
-                else:
-                    info = devices.get(device)
-                    where = info.point if info else None
-                if where == point and st.level is not None and (best is None or st.level > best):
-                    best = st.level
+        for n, key in self._by_point.get(point, ()):
+            if n == 0:
+                ls: LevelState | None = st.levels.get(key)
+            elif n == 1:
+                acc = st.acc.get(key)
+                ls = acc.levels if acc else None
+            else:
+                rate = st.rate.get(key)
+                ls = rate.levels if rate else None
+            if ls is not None and ls.level is not None and (best is None or ls.level > best):
+                best = ls.level
         return best
 
     def _touched_by_desk(self) -> list[int | None]:

@@ -130,6 +130,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE ticket_events ADD COLUMN role TEXT;
     ALTER TABLE ticket_events ADD COLUMN attachments TEXT;  -- JSON list of references
     ALTER TABLE ticket_events ADD COLUMN channel TEXT;
+    CREATE INDEX tickets_by_code ON tickets (code) WHERE code IS NOT NULL;
     CREATE UNIQUE INDEX tickets_one_open_warning_per_point ON tickets (point)
         WHERE kind = 'warning' AND state NOT IN ('closed', 'dismissed', 'lifted');
     CREATE TABLE warning_state (

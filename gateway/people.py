@@ -20,6 +20,10 @@ class People:
         self.by_phone = {p.phone: p for p in cfg.people if p.phone}
         self.tz = ZoneInfo(cfg.station.timezone)
         self.points = {p.id: p for p in cfg.points}
+        self.at_grid: dict[str, list[Person]] = {}
+        for p in cfg.people:
+            if p.grid:
+                self.at_grid.setdefault(p.grid, []).append(p)
 
     def find(self, who: str) -> Person | None:
         """A person by id, name or phone."""
@@ -51,7 +55,7 @@ class People:
         grids += ["township", "county"]
         out: list[GridStep] = []
         for g in grids:
-            callees = [c for p in self.cfg.people if p.grid == g if (c := self.stand_in(p))]
+            callees = [c for p in self.at_grid.get(g, ()) if (c := self.stand_in(p))]
             if callees:
                 out.append(GridStep(g, tuple(callees)))
         return out

@@ -22,7 +22,11 @@ from gateway.tickets import FINAL_STATES, EventKind, OpenTicket, TicketKind, Tic
 from rules.evaluator import SeriesKey
 
 _FINAL = tuple(str(s) for s in FINAL_STATES)
-_OPEN_CLAUSE = f"state NOT IN ({', '.join(repr(s) for s in _FINAL)})"
+# written so that it contains the partial indexes' own condition, which SQLite must see
+# verbatim to use them: `state NOT IN ('closed', 'dismissed')`, then the other final states
+_OPEN_CLAUSE = "state NOT IN ('closed', 'dismissed')" + "".join(
+    f" AND state <> {s!r}" for s in _FINAL if s not in ("closed", "dismissed")
+)
 
 
 @dataclass(frozen=True, slots=True)
