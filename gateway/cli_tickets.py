@@ -16,13 +16,17 @@ from gateway.store import Store
 from gateway.summary import render, summarize
 
 
-def _time(text: str) -> int:
-    """UTC epoch milliseconds or ISO 8601 (a time without an offset is station time)."""
+def _time(text: str, tz: str) -> int:
+    """UTC epoch milliseconds or ISO 8601; a time or date without an offset is station
+    time ("2026-07-01" is its midnight there)."""
     if text.isdigit():
         return int(text)
-    dt = datetime.fromisoformat(text)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time (epoch ms or ISO 8601)") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+        dt = dt.replace(tzinfo=ZoneInfo(tz))
     return int(dt.timestamp() * 1000)
 
 
@@ -56,8 +60,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store, tz, names = _open(args)
-    start = _time(args.from_) if args.from_ else None
-    end = _time(args.to) if args.to else None
+    start = _time(args.from_, tz) if args.from_ else None
+    end = _time(args.to, tz) if args.to else None
     try:
         table = ledger.rows(store, start, end, time.time_ns() // 1_000_000, tz, names)
     finally:

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import openpyxl
+import pytest
 
 from gateway import ledger
 from gateway.desk import Desk
@@ -202,3 +203,40 @@ def test_summary_of_a_warning(tmp_path: Path) -> None:
     assert s["escalated_past"] == []
     hazard = summarize(store, 1)
     assert [x["step"] for x in hazard["steps"]] == ["confirm", "control", "rectify", "close"]
+
+
+def test_cli_export_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    store, _ = build(tmp_path)
+    db = str(store.path)
+    store.close()
+    out = tmp_path / "l.csv"
+    # T0 is 2026-05-29 04:26:40 station time; the report came an hour later
+    assert (
+        main(
+            [
+                "tickets",
+                "export",
+                "--db",
+                db,
+                "--from",
+                "2026-05-29T05:00",
+                "--format",
+                "csv",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"))))
+    assert [r[1] for r in rows[1:]] == ["0003"]
+    assert main(["tickets", "export", "--db", db, "--to", "2026-05-29", "--out", str(out)]) == 0
+    assert len(out.read_bytes().decode("utf-8-sig").splitlines()) == 1  # headers only
+    assert main(["tickets", "export", "--db", db, "--from", "yesterday"]) == 2
+    capsys.readouterr()
+    assert main(["tickets", "summary", "2", "--db", db]) == 0
+    text = capsys.readouterr().out
+    assert "outcome: acknowledged by 李网格 via mqtt after 240.0 s" in text
+    assert main(["tickets", "summary", "99", "--db", db]) == 1
