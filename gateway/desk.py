@@ -225,6 +225,19 @@ class Desk:
                         body = self._body(tk, c, now)
                         self._deliver(tk, None, "sms", c.phone, body, now)
 
+    def adopt(self, ticket_id: int, now: int) -> None:
+        """A ticket opened elsewhere (a driver's reported hazard) gets its short code and
+        stage deadline; call inside the transaction that opened it."""
+        tk = self.store.ticket(ticket_id)
+        if tk is None or tk.code is not None:
+            return
+        d = due(self.policy, tk.kind, tk.state, tk.level, now)
+        self.store.conn.execute(
+            "UPDATE tickets SET code = ?, due_at = ? WHERE id = ?",
+            (f"{ticket_id:04d}", d, ticket_id),
+        )
+        self.touched.append(ticket_id)
+
     def _set(self, ticket_id: int | None, **cols: Any) -> None:
         if ticket_id is None:
             return

@@ -240,3 +240,29 @@ def test_cli_export_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[st
     text = capsys.readouterr().out
     assert "outcome: acknowledged by 李网格 via mqtt after 240.0 s" in text
     assert main(["tickets", "summary", "99", "--db", db]) == 1
+
+
+def test_a_ticket_opened_elsewhere_is_adopted(tmp_path: Path) -> None:
+    from gateway.tickets import TicketKind
+
+    cfg = station(tmp_path, tickets={"deadlines": {"confirm": {"red": "15m"}}})
+    store = Store(cfg.database.path)
+    desk = Desk(store, cfg)
+    with store.transaction():
+        tid = store.open_ticket(
+            kind=TicketKind.HAZARD,
+            level=Level.RED,
+            title="火警",
+            device=None,
+            metric=None,
+            point=None,
+            rule=None,
+            value=None,
+            reason=None,
+            actor="panel",
+            at=T0,
+        )
+        desk.adopt(tid, T0)
+        desk.adopt(tid, T0 + MIN)  # once only
+    t = store.ticket(tid)
+    assert t is not None and (t.code, t.due_at) == (f"{tid:04d}", T0 + 15 * MIN)
