@@ -6,6 +6,7 @@ confirms each command on `stations/<station>/<device>/confirm` with the command'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -46,3 +47,57 @@ class SirenStub:
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+class SerialSirenStub:
+    """A siren on a serial line (a pseudo-terminal): answers `SIREN <id> SOUND <level>`
+    with `ACK <id>`, or `NAK <id> <reason>` when `refuse` is set, or nothing when mute."""
+
+    def __init__(self, *, confirm: bool = True, refuse: str | None = None) -> None:
+        import os
+        import tty
+
+        self.confirm = confirm
+        self.refuse = refuse
+        self.commands: list[str] = []
+        self.master, self._slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="serial-siren", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import os
+        import select
+
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                if not select.select([self.master], [], [], 0.1)[0]:
+                    continue
+                chunk = os.read(self.master, 1024)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                raw, _, buf = buf.partition(b"\n")
+                line = raw.decode(errors="replace").strip()
+                self.commands.append(line)
+                words = line.split()
+                if len(words) >= 3 and words[0] == "SIREN" and self.confirm:
+                    answer = f"NAK {words[1]} {self.refuse}" if self.refuse else f"ACK {words[1]}"
+                    with contextlib.suppress(OSError):
+                        os.write(self.master, f"{answer}\r\n".encode())
+
+    def close(self) -> None:
+        import os
+
+        self._stop.set()
+        for fd in (self.master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._thread.join(5)

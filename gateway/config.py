@@ -201,6 +201,12 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
     if notify.sms is not None:
         sms = notify.sms.model_copy(update={"port": _resolve(base, notify.sms.port)})
         notify = notify.model_copy(update={"sms": sms})
+    if any(s.port for s in notify.sirens):
+        sirens = [
+            s.model_copy(update={"port": _resolve(base, s.port)}) if s.port else s
+            for s in notify.sirens
+        ]
+        notify = notify.model_copy(update={"sirens": sirens})
     return cfg.model_copy(update={"database": db, "rules": rules, "notify": notify})
 
 

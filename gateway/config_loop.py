@@ -135,12 +135,15 @@ class WebhookSection(_Model):
 
 
 class Siren(_Model):
-    """A warning broadcast / siren actuator reached over MQTT."""
+    """A warning broadcast / siren actuator, over MQTT or on a serial line."""
 
     device: Ident
     points: list[Ident] = Field(min_length=1)
     levels: list[LevelName] = ["orange", "red"]
     confirm_s: float = Field(default=5.0, gt=0)
+    transport: Literal["mqtt", "serial"] = "mqtt"
+    port: Path | None = None  # the serial line, with transport = "serial"
+    baud: int = Field(default=9600, ge=1200)
 
 
 class NotifySection(_Model):
@@ -177,6 +180,8 @@ def cross_check_loop(
         if shift.officer not in ids:
             out.append(f"duty[{i}].officer: unknown person {shift.officer!r}")
     for i, siren in enumerate(sirens):
+        if siren.transport == "serial" and siren.port is None:
+            out.append(f"notify.sirens[{i}].port: a serial siren needs its port")
         for j, pt in enumerate(siren.points):
             if pt not in points:
                 out.append(f"notify.sirens[{i}].points[{j}]: unknown monitoring point {pt!r}")

@@ -13,6 +13,7 @@ from gateway.notify.dispatcher import Dispatcher
 from gateway.notify.mqtt_alerts import MqttAlertChannel
 from gateway.notify.mqtt_link import MqttLink
 from gateway.notify.siren import SirenChannel
+from gateway.notify.siren_serial import SerialSirenLine, SerialSirens
 from gateway.notify.webhook import WebhookChannel
 
 
@@ -21,7 +22,8 @@ def build_dispatcher(cfg: Config, desk: Desk, writer: Executor, hub: Hub) -> Dis
     channels: dict[str, Channel] = {"dashboard": DashboardChannel(hub)}
     dispatcher = Dispatcher(desk, writer, {}, hub, max_attempts=n.max_attempts)
     link: MqttLink | None = None
-    if n.mqtt.enabled or n.sirens:
+    mqtt_sirens = [s for s in n.sirens if s.transport == "mqtt"]
+    if n.mqtt.enabled or mqtt_sirens:
         link = MqttLink(cfg.broker)
     if n.mqtt.enabled and link is not None:
         channels["mqtt"] = MqttAlertChannel(
@@ -30,9 +32,17 @@ def build_dispatcher(cfg: Config, desk: Desk, writer: Executor, hub: Hub) -> Dis
             n.mqtt.ack_topic.format(station=cfg.station.id),
             dispatcher.on_ack,
         )
-    if n.sirens and link is not None:
+    if n.sirens:
+        lines = {
+            s.device: SerialSirenLine(s.port, s.baud, s.confirm_s)
+            for s in n.sirens
+            if s.transport == "serial" and s.port is not None
+        }
         channels["siren"] = SirenChannel(
-            link, cfg.station.id, {s.device: s.confirm_s for s in n.sirens}
+            link if mqtt_sirens else None,
+            cfg.station.id,
+            {s.device: s.confirm_s for s in mqtt_sirens},
+            SerialSirens(lines) if lines else None,
         )
     if n.webhook is not None:
         channels["webhook"] = WebhookChannel(n.webhook.timeout_s)

@@ -59,6 +59,10 @@ def test_the_example_station_is_complete() -> None:
             "notify.sirens[0].points[0]: unknown monitoring point 'p9'",
         ),
         ('[notify.webhook]\nurl = "ftp://x"\n', "notify.webhook.url: String should match pattern"),
+        (
+            '[[notify.sirens]]\ndevice = "s1"\npoints = ["p"]\ntransport = "serial"\n',
+            "notify.sirens[0].port: a serial siren needs its port",
+        ),
     ],
 )
 def test_problems_name_their_key(tmp_path: Path, extra: str, problem: str) -> None:
