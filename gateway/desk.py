@@ -204,6 +204,11 @@ class Desk:
             self._set(ticket_id, suggestion="condition_cleared")
         if isinstance(action, Raise) and ticket_id is not None:
             self._set(ticket_id, suggestion=None)
+            tk = self.store.ticket(ticket_id)  # a higher level may shorten the stage deadline
+            if tk is not None:
+                d = due(self.policy, tk.kind, tk.state, action.level, now)
+                if d is not None and (tk.due_at is None or d < tk.due_at):
+                    self._set(ticket_id, due_at=d)
         if t.kind == "hazard" and t.point:
             self._warning(t, now)
 

@@ -266,3 +266,15 @@ def test_a_ticket_opened_elsewhere_is_adopted(tmp_path: Path) -> None:
         desk.adopt(tid, T0 + MIN)  # once only
     t = store.ticket(tid)
     assert t is not None and (t.code, t.due_at) == (f"{tid:04d}", T0 + 15 * MIN)
+
+
+def test_a_raise_shortens_the_stage_deadline(tmp_path: Path) -> None:
+    cfg = station(tmp_path, tickets={"deadlines": {"confirm": {"blue": "24h", "yellow": "1h"}}})
+    store = Store(cfg.database.path)
+    ing = Ingestor(
+        store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), Desk(store, cfg)
+    )
+    ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0, 3.0)]), now=T0)
+    assert store.ticket(1).due_at == T0 + 24 * HOUR  # type: ignore[union-attr]
+    ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0 + MIN, 6.0)]), now=T0 + MIN)
+    assert store.ticket(1).due_at == T0 + MIN + HOUR  # type: ignore[union-attr]
