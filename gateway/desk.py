@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from gateway import calls as planner
-from gateway.calls import Callee, Plan, WarnState
+from gateway.calls import Callee, Plan
 from gateway.config import Config
 from gateway.config_loop import default_fault_roles, default_roles
-from gateway.errors import TicketConflict, TicketError, TicketNotFound
-from gateway.lifecycle import Actor, Done, Policy, Step, Subject, due, take
+from gateway.errors import TicketConflict, TicketNotFound
+from gateway.lifecycle import Policy, due
 from gateway.model import Level
 from gateway.people import People
+from gateway.records import DeliveryRow, delivered, due_deliveries, read_warn_state
 from gateway.store import Store, Ticket
+from gateway.ticket_actions import FINAL, StepRefused, TicketActions
 from gateway.tickets import (
-    FINAL_STATES,
     Action,
     EventKind,
     Note,
@@ -41,13 +42,7 @@ from rules.reasons import ZH_LEVEL
 
 log = logging.getLogger("stationgw.desk")
 
-FINAL = tuple(str(s) for s in FINAL_STATES)
-
-
-class StepRefused(TicketError):
-    def __init__(self, why: str, message: str) -> None:
-        self.why = why
-        super().__init__(message)
+__all__ = ["Desk", "StepRefused", "ack_deadlines", "policy_of"]
 
 
 def policy_of(cfg: Config) -> Policy:
@@ -77,110 +72,7 @@ def ack_deadlines(cfg: Config) -> dict[Level, int]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class CallRow:
-    id: int
-    ticket_id: int
-    round: int
-    step: int
-    grid: str
-    person: str
-    name: str
-    phone: str | None
-    why: str
-    called_at: int
-    due_at: int
-    outcome: str
-    acked_at: int | None
-    acked_via: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRow:
-    id: int
-    ticket_id: int
-    call_id: int | None
-    channel: str
-    target: str
-    body: dict[str, Any]
-    status: str
-    attempts: int
-    next_at: int
-    last_error: str | None
-    created_at: int
-    updated_at: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
-
-
-def _delivery(r: Any) -> DeliveryRow:
-    return DeliveryRow(
-        r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], r[10], r[11]
-    )
-
-
-_CALL_COLS = (
-    "id, ticket_id, round, step, grid, person, name, phone, why, called_at, due_at, outcome, "
-    "acked_at, acked_via"
-)
-_DELIVERY_COLS = (
-    "id, ticket_id, call_id, channel, target, body, status, attempts, next_at, last_error, "
-    "created_at, updated_at"
-)
-
-
-def read_calls(store: Store, ticket_id: int) -> list[CallRow]:
-    rows = store.conn.execute(
-        f"SELECT {_CALL_COLS} FROM calls WHERE ticket_id = ? ORDER BY id", (ticket_id,)
-    ).fetchall()
-    return [CallRow(*r) for r in rows]
-
-
-def read_deliveries(
-    store: Store, *, ticket_id: int | None = None, status: str | None = None, limit: int = 500
-) -> list[DeliveryRow]:
-    where: list[str] = []
-    args: list[object] = []
-    if ticket_id is not None:
-        where.append("ticket_id = ?")
-        args.append(ticket_id)
-    if status is not None:
-        where.append("status = ?")
-        args.append(status)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = store.conn.execute(
-        f"SELECT {_DELIVERY_COLS} FROM deliveries {clause} ORDER BY id DESC LIMIT ?",
-        (*args, limit),
-    ).fetchall()
-    return [_delivery(r) for r in rows]
-
-
-def read_handovers(store: Store, limit: int = 100) -> list[dict[str, Any]]:
-    rows = store.conn.execute(
-        "SELECT id, at, from_person, to_person, note, open_items FROM handovers "
-        "ORDER BY id DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
-    return [
-        {"id": i, "at": at, "from": f, "to": t, "note": n, "open": json.loads(items)}
-        for i, at, f, t, n, items in rows
-    ]
-
-
-def read_warn_state(store: Store, ticket_id: int) -> WarnState | None:
-    r = store.conn.execute(
-        "SELECT level, round, step, due_at, acked_at, acked_by, acked_via FROM warning_state "
-        "WHERE ticket_id = ?",
-        (ticket_id,),
-    ).fetchone()
-    return WarnState(Level(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) if r else None
-
-
-class Desk:
+class Desk(TicketActions):
     """Store-side effects of the warning loop; every method runs inside a transaction
     except the public entry points that open their own (`acknowledge`, `step`, …)."""
 
@@ -258,10 +150,6 @@ class Desk:
             (point,),
         ).fetchone()
         return self.store.ticket(row[0]) if row else None
-
-    def _warning_title(self, point: str, level: Level) -> str:
-        pt = self.points.get(point)
-        return f"{pt.name if pt else point} {ZH_LEVEL[level]}预警"
 
     def _warning(self, t: Transition, now: int) -> None:
         assert t.point is not None
@@ -351,12 +239,6 @@ class Desk:
             self.touched.append(w.id)
 
     # --- calls and deliveries --------------------------------------------------------
-
-    def _close_pending(self, ticket_id: int, outcome: str) -> None:
-        self.store.conn.execute(
-            "UPDATE calls SET outcome = ? WHERE ticket_id = ? AND outcome = 'pending'",
-            (outcome, ticket_id),
-        )
 
     def _save_plan(self, ticket_id: int, plan: Plan, now: int, announce: str | None) -> None:
         """Persist the escalation state and record the plan's calls and deliveries;
@@ -540,187 +422,12 @@ class Desk:
         ).fetchone()
         return self.store.ticket(row[0]) if row else None
 
-    def step(
-        self,
-        ticket_id: int,
-        step: Step,
-        by: str,
-        role: str,
-        note: str | None,
-        attachments: Iterable[str],
-        now: int,
-    ) -> Ticket:
-        with self.store.transaction():
-            tk = self.store.ticket(ticket_id)
-            if tk is None:
-                raise TicketNotFound(f"ticket {ticket_id} does not exist")
-            person = self.people.find(by)
-            if person is not None and role not in person.roles:
-                raise StepRefused("role", f"{person.name} does not have the role {role}")
-            name = person.name if person else by
-            rectified = self.store.conn.execute(
-                "SELECT actor FROM ticket_events WHERE ticket_id = ? AND kind = 'step' AND "
-                "note LIKE 'rectify%' ORDER BY id DESC LIMIT 1",
-                (ticket_id,),
-            ).fetchone()
-            subject = Subject(tk.kind, tk.state, tk.level, rectified[0] if rectified else None)
-            result = take(subject, step, Actor(name, role), note, now, self.policy)
-            if not isinstance(result, Done):
-                raise StepRefused(result.why, result.message)
-            self.store.conn.execute(
-                "UPDATE tickets SET state = ?, due_at = ?, updated_at = ?, suggestion = NULL "
-                "WHERE id = ?",
-                (str(result.state), result.due_at, now, ticket_id),
-            )
-            text = f"{step}: {note}" if note else str(step)
-            self.store.add_event(
-                ticket_id, now, EventKind.STEP, name, note=text, role=role, attachments=attachments
-            )
-            if step == Step.LIFT:
-                self.store.conn.execute(
-                    "UPDATE warning_state SET due_at = NULL WHERE ticket_id = ?", (ticket_id,)
-                )
-                self._close_pending(ticket_id, "lifted")
-        out = self.store.ticket(ticket_id)
-        assert out is not None
-        return out
-
-    def lower(self, ticket_id: int, level: Level, by: str, role: str, now: int) -> Ticket:
-        """A person lowers a warning after the rule's suggestion (no new calls)."""
-        with self.store.transaction():
-            tk = self.store.ticket(ticket_id)
-            if tk is None:
-                raise TicketNotFound(f"ticket {ticket_id} does not exist")
-            if tk.kind != TicketKind.WARNING or tk.state in FINAL:
-                raise TicketConflict(f"ticket {ticket_id} is not a warning in force")
-            if tk.level is not None and level >= tk.level:
-                raise TicketConflict("lowering needs a lower level; raising is the rules' job")
-            if role not in self.policy.roles.get("lift", frozenset()):
-                raise StepRefused("role", f"a {role} may not lower a warning")
-            assert tk.point is not None
-            self.store.conn.execute(
-                "UPDATE tickets SET level = ?, title = ?, updated_at = ?, suggestion = NULL "
-                "WHERE id = ?",
-                (int(level), self._warning_title(tk.point, level), now, ticket_id),
-            )
-            self.store.conn.execute(
-                "UPDATE warning_state SET level = ? WHERE ticket_id = ?", (int(level), ticket_id)
-            )
-            self.store.add_event(
-                ticket_id, now, EventKind.WARNING_LOWERED, by, level=level, role=role
-            )
-        out = self.store.ticket(ticket_id)
-        assert out is not None
-        return out
-
-    def report(
-        self,
-        *,
-        title: str,
-        point: str | None,
-        level: Level | None,
-        by: str,
-        role: str | None,
-        note: str | None,
-        attachments: Iterable[str],
-        now: int,
-    ) -> Ticket:
-        """A hazard entered by hand or from a handheld report: its own ticket."""
-        with self.store.transaction():
-            tid = self.store.open_ticket(
-                kind=TicketKind.HAZARD,
-                level=level,
-                title=title,
-                device=None,
-                metric=None,
-                point=point,
-                rule=None,
-                value=None,
-                reason=note,
-                actor=by,
-                at=now,
-            )
-            self.store.add_event(
-                tid, now, EventKind.REPORTED, by, note=note, role=role, attachments=attachments
-            )
-            d = due(self.policy, TicketKind.HAZARD, TicketState.DISCOVERED, level, now)
-            self.store.conn.execute(
-                "UPDATE tickets SET code = ?, due_at = ? WHERE id = ?", (f"{tid:04d}", d, tid)
-            )
-        out = self.store.ticket(tid)
-        assert out is not None
-        return out
-
-    def handover(
-        self, from_person: str, to_person: str, note: str | None, now: int
-    ) -> dict[str, Any]:
-        """A shift handover: the open tickets and warnings listed automatically."""
-        with self.store.transaction():
-            items = [
-                {
-                    "id": t.id,
-                    "kind": t.kind,
-                    "level": t.level.label if t.level else None,
-                    "state": t.state,
-                    "title": t.title,
-                    "overdue": t.overdue(now),
-                    "acknowledged_by": t.acknowledged_by,
-                }
-                for t in self.store.tickets(open_only=True)
-            ]
-            row = self.store.conn.execute(
-                "INSERT INTO handovers (at, from_person, to_person, note, open_items) "
-                "VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (now, from_person, to_person, note, json.dumps(items, ensure_ascii=False)),
-            ).fetchone()
-        return {
-            "id": int(row[0]),
-            "at": now,
-            "from": from_person,
-            "to": to_person,
-            "note": note,
-            "open": items,
-        }
-
-    # --- deliveries (the dispatcher) -------------------------------------------------
+    # --- the deliveries outbox (the dispatcher) ---------------------------------------
 
     def due_deliveries(self, now: int, skip: set[int], limit: int = 200) -> list[DeliveryRow]:
-        rows = self.store.conn.execute(
-            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE status = 'pending' AND next_at <= ? "
-            "ORDER BY next_at, id LIMIT ?",
-            (now, limit + len(skip)),
-        ).fetchall()
-        out = [_delivery(r) for r in rows]
-        return [d for d in out if d.id not in skip][:limit]
+        return due_deliveries(self.store, now, skip, limit)
 
     def delivered(
         self, delivery_id: int, error: str | None, now: int, max_attempts: int
     ) -> DeliveryRow | None:
-        """Record one attempt: sent, or retried with backoff, or failed after the last."""
-        with self.store.transaction():
-            r = self.store.conn.execute(
-                "SELECT attempts FROM deliveries WHERE id = ?", (delivery_id,)
-            ).fetchone()
-            if r is None:
-                return None
-            attempts = int(r[0]) + 1
-            if error is None:
-                status, next_at = "sent", now
-            elif attempts >= max_attempts:
-                status, next_at = "failed", now
-            else:
-                status, next_at = "pending", now + backoff_ms(attempts)
-            self.store.conn.execute(
-                "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_error = ?, "
-                "updated_at = ? WHERE id = ?",
-                (status, attempts, next_at, error, now, delivery_id),
-            )
-        r = self.store.conn.execute(
-            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE id = ?", (delivery_id,)
-        ).fetchone()
-        return _delivery(r) if r else None
-
-
-def backoff_ms(attempts: int) -> int:
-    """1 s, 2 s, 4 s … capped at 5 minutes."""
-    return int(min(1000 * 2 ** (attempts - 1), 300_000))
+        return delivered(self.store, delivery_id, error, now, max_attempts)

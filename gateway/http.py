@@ -167,7 +167,7 @@ def create_app(ctx: Context) -> FastAPI:
         t = store.ticket(ticket_id)
         if t is None:
             raise HTTPException(404, f"ticket {ticket_id} does not exist")
-        from gateway.desk import read_calls, read_deliveries
+        from gateway.records import read_calls, read_deliveries
 
         return {
             **t.to_json(int(time.time() * 1000)),

@@ -17,11 +17,12 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway import ledger
-from gateway.desk import Desk, StepRefused, read_calls, read_deliveries, read_handovers
+from gateway.desk import Desk, StepRefused
 from gateway.errors import TicketConflict, TicketError, TicketNotFound
 from gateway.lifecycle import Step
 from gateway.model import Level
 from gateway.people import People
+from gateway.records import read_calls, read_deliveries, read_handovers
 from gateway.store import Store, Ticket
 from gateway.summary import summarize
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.desk import read_calls
 from gateway.errors import TicketNotFound
+from gateway.records import read_calls
 from gateway.store import Store
 
 

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 
-from gateway.desk import DeliveryRow, Desk
+from gateway.desk import Desk
 from gateway.errors import GatewayError, StoreError, TicketError
 from gateway.events import Hub
 from gateway.notify.base import AckIn, Channel, Delivery, DeliveryError
 from gateway.notify.mqtt_link import MqttLink
+from gateway.records import DeliveryRow
 from gateway.store import Ticket
 
 log = logging.getLogger("stationgw.notify")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from firmware_stubs.gsm_modem import GsmModemStub
-from gateway.desk import Desk, read_calls, read_deliveries
+from gateway.desk import Desk
 from gateway.events import Hub
 from gateway.ingest import Batch, Ingestor
 from gateway.model import Level, Reading
@@ -22,6 +22,7 @@ from gateway.notify.base import DeliveryError
 from gateway.notify.dashboard import DashboardChannel
 from gateway.notify.dispatcher import Dispatcher
 from gateway.notify.sms import Modem, SmsChannel
+from gateway.records import read_calls, read_deliveries
 from gateway.store import Store
 from rules.evaluator import RuleSet
 from rules.model import DeviceInfo, ThresholdRule

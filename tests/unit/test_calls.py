@@ -7,10 +7,11 @@ from pathlib import Path
 
 from gateway import calls
 from gateway.calls import Callee, GridStep
-from gateway.desk import Desk, read_calls, read_deliveries, read_warn_state
+from gateway.desk import Desk
 from gateway.ingest import Batch, Ingestor
 from gateway.model import Level, Reading
 from gateway.people import People
+from gateway.records import read_calls, read_deliveries, read_warn_state
 from gateway.store import Store
 from rules.evaluator import RuleSet
 from rules.faults import FaultSpec

@@ -9,11 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gateway.desk import Desk, backoff_ms, read_deliveries
+from gateway.desk import Desk
 from gateway.events import Hub
 from gateway.model import Level
 from gateway.notify.base import Delivery, DeliveryError
 from gateway.notify.dispatcher import Dispatcher
+from gateway.records import backoff_ms, read_deliveries
 from gateway.store import Store
 from tests.unit.loop_helpers import T0, station
 
