@@ -31,6 +31,7 @@ class AckIn:
     ticket: int | None = None
     code: str | None = None
     note: str | None = None
+    done: Callable[[], None] | None = None  # tells the channel it is stored (MQTT PUBACK)
 
 
 OnAck = Callable[[AckIn], None]  # called on the event loop

@@ -184,7 +184,12 @@ class Dispatcher:
             ticket = await loop.run_in_executor(self.writer, write)
         except TicketError as e:
             log.info("acknowledgement by %s via %s not taken: %s", ack.by, ack.via, e)
+            ticket = None
+        except (sqlite3.Error, StoreError) as e:  # not stored: the channel may send it again
+            log.error("acknowledgement by %s via %s not stored: %s", ack.by, ack.via, e)
             return None
+        if ack.done is not None:
+            ack.done()
         if ticket is not None:
             log.info(
                 "ticket %d acknowledged by %s via %s", ticket.id, ticket.acknowledged_by, ack.via

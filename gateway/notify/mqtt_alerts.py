@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from gateway.notify.base import AckIn, Delivery, OnAck
 from gateway.notify.mqtt_link import MqttLink
@@ -33,7 +34,7 @@ class MqttAlertChannel:
         body = {**d.body, "delivery": d.id}
         await self.link.publish(self.alert_topic, json.dumps(body, ensure_ascii=False).encode())
 
-    def _ack(self, topic: str, payload: bytes) -> None:
+    def _ack(self, topic: str, payload: bytes, done: Callable[[], None]) -> None:
         try:
             data = json.loads(payload)
             by = str(data["by"])
@@ -42,8 +43,10 @@ class MqttAlertChannel:
             note = str(data["note"]) if data.get("note") is not None else None
         except (ValueError, KeyError, TypeError) as e:
             log.warning("acknowledgement on %s not understood (%s): %r", topic, e, payload[:200])
+            done()
             return
         if ticket is None and code is None:
             log.warning("acknowledgement on %s names no ticket or code", topic)
+            done()
             return
-        self.on_ack(AckIn(by=by, via="mqtt", ticket=ticket, code=code, note=note))
+        self.on_ack(AckIn(by=by, via="mqtt", ticket=ticket, code=code, note=note, done=done))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -17,7 +16,9 @@ from gateway.notify.base import DeliveryError
 
 log = logging.getLogger("stationgw.notify.mqtt")
 
-Handler = Callable[[str, bytes], None]  # (topic, payload), called on the event loop
+# (topic, payload, done), called on the event loop; `done()` acknowledges the message to
+# the broker — call it once the message is dealt with (stored), so none is lost
+Handler = Callable[[str, bytes, Callable[[], None]], None]
 
 
 class MqttLink:
@@ -26,8 +27,17 @@ class MqttLink:
         self.handlers: list[tuple[str, Handler]] = []
         self.connected = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        cid = f"{settings.client_id}-{client_suffix}-{uuid.uuid4().hex[:6]}"[:64]
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid)
+        self._session = 0
+        # a stable id and a persistent session: acknowledgements a handheld sends while the
+        # gateway is down wait at the broker; each is PUBACKed only once it is stored
+        cid = f"{settings.client_id}-{client_suffix}"[:64]
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cid,
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
+            manual_ack=True,
+        )
         if settings.username is not None:
             self._client.username_pw_set(settings.username, settings.password)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -67,6 +77,7 @@ class MqttLink:
         if getattr(rc, "is_failure", False):
             return
         self.connected = True
+        self._session += 1
         for pattern, _ in self.handlers:
             client.subscribe(pattern, qos=1)
 
@@ -75,8 +86,15 @@ class MqttLink:
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         loop = self._loop
-        if loop is None:
+        session, mid, qos = self._session, msg.mid, msg.qos
+
+        def done() -> None:
+            if qos > 0 and session == self._session:  # packet ids restart with a session
+                self._client.ack(mid, qos)
+
+        handlers = [h for p, h in self.handlers if mqtt.topic_matches_sub(p, msg.topic)]
+        if loop is None or not handlers:
+            done()
             return
-        for pattern, handler in self.handlers:
-            if mqtt.topic_matches_sub(pattern, msg.topic):
-                loop.call_soon_threadsafe(handler, msg.topic, bytes(msg.payload))
+        for handler in handlers:
+            loop.call_soon_threadsafe(handler, msg.topic, bytes(msg.payload), done)

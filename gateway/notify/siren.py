@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 
 from gateway.notify.base import Delivery, DeliveryError
 from gateway.notify.mqtt_link import MqttLink
@@ -77,7 +78,8 @@ class SirenChannel:
         finally:
             self._waiting.pop(attempt, None)
 
-    def _confirm(self, _topic: str, payload: bytes) -> None:
+    def _confirm(self, _topic: str, payload: bytes, done: Callable[[], None]) -> None:
+        done()  # a confirmation matters only to an attempt waiting for it now
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             data = json.loads(payload)
             fut = self._waiting.get(str(data.get("id")))

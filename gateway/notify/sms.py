@@ -178,19 +178,19 @@ class Modem:
             if index is None:
                 continue
             msg = parse_cmgr(index, self.command(f"AT+CMGR={index}"))
-            self.command(f"AT+CMGD={index}")
             if msg is not None:
                 out.append(msg)
         self.urcs.clear()
         return out
 
-    def unread(self) -> list[Sms]:
-        """Received messages not read yet; each is deleted from the SIM once read."""
+    def inbox(self) -> list[Sms]:
+        """Every message stored on the SIM: one stays there until `delete`, after its
+        acknowledgement is stored, so a crash in between reads it again."""
         self.urcs.clear()
-        msgs = parse_cmgl(self.command(f'AT+CMGL="{ucs2("REC UNREAD")}"'))
-        for m in msgs:
-            self.command(f"AT+CMGD={m.index}")
-        return msgs
+        return parse_cmgl(self.command(f'AT+CMGL="{ucs2("ALL")}"'))
+
+    def delete(self, index: int) -> None:
+        self.command(f"AT+CMGD={index}")
 
 
 class SmsChannel:
@@ -202,6 +202,8 @@ class SmsChannel:
         self.modem = Modem(settings.port, settings.baud, settings.timeout_s)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsm-modem")
         self._poller: asyncio.Task[None] | None = None
+        self._handling: set[int] = set()  # SIM indexes whose acknowledgement is in flight
+        self._deletes: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
 
     async def start(self) -> None:
@@ -222,6 +224,20 @@ class SmsChannel:
         ref = await loop.run_in_executor(self._thread, self.modem.send, d.target, text)
         log.info("SMS to %s sent (reference %s)", d.target, ref)
 
+    def _delete(self, index: int) -> None:
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(self._thread, self.modem.delete, index)
+            except DeliveryError as e:
+                log.warning("SMS %d not deleted from the SIM: %s", index, e)
+            finally:
+                self._handling.discard(index)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._deletes.add(task)
+        task.add_done_callback(self._deletes.discard)
+
     async def _poll(self, urc_s: float = 0.2) -> None:
         """+CMTI notifications every `urc_s`; a full `AT+CMGL` of unread messages every
         `poll_s` as well, for messages whose notification was lost."""
@@ -231,7 +247,7 @@ class SmsChannel:
             try:
                 if time.monotonic() - last_list >= self.settings.poll_s:
                     last_list = time.monotonic()
-                    msgs = await loop.run_in_executor(self._thread, self.modem.unread)
+                    msgs = await loop.run_in_executor(self._thread, self.modem.inbox)
                 else:
                     msgs = await loop.run_in_executor(self._thread, self.modem.notified)
                 self.last_error = None
@@ -241,8 +257,17 @@ class SmsChannel:
                 self.last_error = str(e)
                 msgs = []
             for m in msgs:
+                if m.index in self._handling:
+                    continue
+                self._handling.add(m.index)
                 code = find_code(m.text)
                 log.info("SMS from %s: %s", m.sender, m.text)
-                if code is not None:
-                    self.on_ack(AckIn(by=m.sender, via="sms", code=code, note=m.text))
+                if code is None:
+                    self._delete(m.index)
+                else:
+
+                    def done(index: int = m.index) -> None:
+                        self._delete(index)
+
+                    self.on_ack(AckIn(by=m.sender, via="sms", code=code, note=m.text, done=done))
             await asyncio.sleep(min(urc_s, self.settings.poll_s))

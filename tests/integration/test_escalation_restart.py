@@ -1,5 +1,6 @@
 """kill -9 between two escalation levels: after the restart the overdue step fires once,
-nobody is called twice, and the calls of the first life are all still there."""
+nobody is called twice, and the calls of the first life are all still there; an
+acknowledgement sent over MQTT while the gateway is down is taken after the restart."""
 
 from __future__ import annotations
 
@@ -70,3 +71,14 @@ def test_restart_between_levels(gateway: Gateway, mosquitto: Mosquitto) -> None:
     assert [r for r in rows if r[2] <= 1] == rows[:3]  # each level called once
     outcomes = db_rows(gateway.db, "SELECT person, outcome FROM calls WHERE step = 0")
     assert outcomes == [("li", "escalated")]
+
+    # an acknowledgement sent from a handheld while the gateway is down waits at the broker
+    assert gateway.kill() == -9
+    (code,) = db_rows(gateway.db, "SELECT code FROM tickets WHERE kind = 'warning'")[0]
+    publish_raw(
+        mosquitto.port, "stations/test/acks", [json.dumps({"code": code, "by": "cun"}).encode()]
+    )
+    gateway.start()
+    acked = "SELECT acknowledged_by FROM tickets WHERE kind = 'warning'"
+    wait_for(lambda: db_rows(gateway.db, acked) == [("张村长",)], what="the queued acknowledgement")
+    assert ("cun", "acknowledged") in db_rows(gateway.db, "SELECT person, outcome FROM calls")

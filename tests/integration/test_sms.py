@@ -117,9 +117,12 @@ def test_modem_errors_fail_the_attempt(modem: GsmModemStub) -> None:
         m.send("13800000001", "测试")
     assert m.send("13800000001", "再试") == "2"  # the next attempt goes through
     modem.receive("+8613800000002", "0007 收到，已通知村民")  # a notification lost: listed
-    [sms] = m.unread()
+    [sms] = m.inbox()
     assert (sms.sender, sms.text) == ("+8613800000002", "0007 收到，已通知村民")
-    assert f'AT+CMGL="{"REC UNREAD".encode("utf-16-be").hex().upper()}"' in modem.commands
+    assert f'AT+CMGL="{"ALL".encode("utf-16-be").hex().upper()}"' in modem.commands
+    assert [s.index for s in m.inbox()] == [sms.index]  # kept until deleted
+    m.delete(sms.index)
+    assert m.inbox() == []
     modem.silent = True
     with pytest.raises(DeliveryError, match=r"no (prompt|answer)"):
         m.send("13800000001", "无应答")
