@@ -36,6 +36,15 @@ class TicketActions:
     policy: Policy
     points: dict[str, Point]
 
+    def _who(self, by: str, role: str | None) -> str:
+        """The name of who acts; with a people file, only its people, in their roles."""
+        person = self.people.find(by)
+        if person is None and self.people.by_id:
+            raise StepRefused("role", f"{by} is not in the people file")
+        if person is not None and role is not None and role not in person.roles:
+            raise StepRefused("role", f"{person.name} does not have the role {role}")
+        return person.name if person else by
+
     def _close_pending(self, ticket_id: int, outcome: str) -> None:
         self.store.conn.execute(
             "UPDATE calls SET outcome = ? WHERE ticket_id = ? AND outcome = 'pending'",
@@ -60,10 +69,7 @@ class TicketActions:
             tk = self.store.ticket(ticket_id)
             if tk is None:
                 raise TicketNotFound(f"ticket {ticket_id} does not exist")
-            person = self.people.find(by)
-            if person is not None and role not in person.roles:
-                raise StepRefused("role", f"{person.name} does not have the role {role}")
-            name = person.name if person else by
+            name = self._who(by, role)
             rectified = self.store.conn.execute(
                 "SELECT actor FROM ticket_events WHERE ticket_id = ? AND kind = 'step' AND "
                 "note LIKE 'rectify%' ORDER BY id DESC LIMIT 1",
@@ -103,6 +109,7 @@ class TicketActions:
                 raise TicketConflict("lowering needs a lower level; raising is the rules' job")
             if role not in self.policy.roles.get("lift", frozenset()):
                 raise StepRefused("role", f"a {role} may not lower a warning")
+            by = self._who(by, role)
             assert tk.point is not None
             self.store.conn.execute(
                 "UPDATE tickets SET level = ?, title = ?, updated_at = ?, suggestion = NULL "
@@ -131,7 +138,12 @@ class TicketActions:
         attachments: Iterable[str],
         now: int,
     ) -> Ticket:
-        """A hazard entered by hand or from a handheld report: its own ticket."""
+        """A hazard entered by hand or from a handheld report: its own ticket. Anyone may
+        report (a known person is recorded by name)."""
+        if point is not None and point not in self.points:
+            raise StepRefused("reason", f"unknown monitoring point {point!r}")
+        person = self.people.find(by)
+        by = person.name if person else by
         with self.store.transaction():
             tid = self.store.open_ticket(
                 kind=TicketKind.HAZARD,

@@ -224,6 +224,8 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
             return httpx.post(f"{url}/api/tickets/{hid}/steps", json=body)
 
         assert step({"step": "confirm", "by": "li", "role": "grid_member"}).status_code == 403
+        stranger = step({"step": "confirm", "by": "路人", "role": "leader"})
+        assert stranger.status_code == 403 and "not in the people file" in stranger.text
         assert (
             step({"step": "confirm", "by": "li", "role": "leader"}).status_code == 403
         )  # not his role
