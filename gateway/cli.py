@@ -86,6 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{args.config}: ok — station {cfg.station.id} ({cfg.station.name}), "
         f"{len(cfg.villages)} villages, {len(cfg.points)} monitoring points, "
         f"{len(cfg.devices)} devices, {metrics} metrics, {len(rules)} rules, "
+        f"{len(cfg.people)} people, {len(cfg.duty)} shifts, "
         f"broker {cfg.broker.host}:{cfg.broker.port}, database {cfg.database.path}"
     )
     return 0
