@@ -335,6 +335,9 @@ function handleEvent(type, data) {
   if (type === "readings") applyReadings(Array.isArray(data) ? data : [data]);
   else if (type === "device") applyDevice(data);
   else if (type === "ticket") { upsertTicket(data, true); renderTickets(); }
+  else if (type === "alarm" && state.tickets.has(data.ticket)) { // a warning called: flash it
+    state.flash.add(data.ticket); renderTickets();
+  }
 }
 
 function setConn(s) {
@@ -351,7 +354,7 @@ function connect() {
     setConn("reconnecting");
     if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000); // browser gave up
   });
-  for (const type of ["readings", "ticket", "device"]) {
+  for (const type of ["readings", "ticket", "device", "alarm"]) {
     es.addEventListener(type, (e) => {
       try { handleEvent(type, JSON.parse(e.data)); } catch (err) { console.error(type, err); }
     });
