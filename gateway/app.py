@@ -69,8 +69,8 @@ async def run_gateway(
     ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
     registry = Registry(cfg)
     hub = Hub()
-    dispatcher = build_dispatcher(cfg, desk, writer, hub)
     metrics = Metrics()
+    dispatcher = build_dispatcher(cfg, desk, writer, hub, metrics.registry)
     base = f"stations/{cfg.station.id}"
 
     def on_connection(up: bool) -> None:

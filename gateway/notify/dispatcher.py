@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 
+from prometheus_client import CollectorRegistry, Counter
+
 from gateway.desk import Desk
 from gateway.errors import GatewayError, StoreError, TicketError
 from gateway.events import Hub
@@ -41,6 +43,7 @@ class Dispatcher:
         send_timeout_s: float = 60.0,
         queue_max: int = 100,
         clock: Callable[[], int] = wall_ms,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.desk = desk
         self.writer = writer
@@ -56,6 +59,12 @@ class Dispatcher:
         }
         self.in_flight: set[int] = set()
         self.last_error: dict[str, str | None] = dict.fromkeys(self.channels)
+        self.attempts = Counter(
+            "stationgw_delivery_attempts",
+            "Delivery attempts per channel and result (sent, retry, failed)",
+            ["channel", "result"],
+            registry=registry or CollectorRegistry(),
+        )
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._acks: set[asyncio.Task[Ticket | None]] = set()
@@ -153,6 +162,8 @@ class Dispatcher:
             done = None
         finally:
             self.in_flight.discard(row.id)
+        result = "sent" if error is None else (done.status if done else "retry")
+        self.attempts.labels(row.channel, "retry" if result == "pending" else result).inc()
         if error is not None:
             log.warning("%s delivery %d to %s: %s", row.channel, row.id, row.target, error)
         if done is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
+from prometheus_client import CollectorRegistry
+
 from gateway.config import Config
 from gateway.desk import Desk
 from gateway.events import Hub
@@ -17,10 +19,12 @@ from gateway.notify.siren_serial import SerialSirenLine, SerialSirens
 from gateway.notify.webhook import WebhookChannel
 
 
-def build_dispatcher(cfg: Config, desk: Desk, writer: Executor, hub: Hub) -> Dispatcher:
+def build_dispatcher(
+    cfg: Config, desk: Desk, writer: Executor, hub: Hub, registry: CollectorRegistry | None = None
+) -> Dispatcher:
     n = cfg.notify
     channels: dict[str, Channel] = {"dashboard": DashboardChannel(hub)}
-    dispatcher = Dispatcher(desk, writer, {}, hub, max_attempts=n.max_attempts)
+    dispatcher = Dispatcher(desk, writer, {}, hub, max_attempts=n.max_attempts, registry=registry)
     link: MqttLink | None = None
     mqtt_sirens = [s for s in n.sirens if s.transport == "mqtt"]
     if n.mqtt.enabled or mqtt_sirens:

@@ -340,6 +340,9 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
         assert api_csv.splitlines()[0].startswith("序号,编号,类别,隐患名称")
         api_xlsx = httpx.get(f"{url}/api/ledger", params={"format": "xlsx"}).content
         assert openpyxl.load_workbook(io.BytesIO(api_xlsx)).active["A1"].value == "隐患台账"
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'stationgw_delivery_attempts_total{channel="siren",result="failed"} 1.0' in metrics
+        assert 'stationgw_delivery_attempts_total{channel="webhook",result="retry"} 1.0' in metrics
         people = httpx.get(f"{url}/api/people").json()
         assert people["on_duty"]["person"] == "zhao"
         sse.close()
