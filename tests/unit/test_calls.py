@@ -214,3 +214,27 @@ def test_device_fault_goes_to_the_technician_only(tmp_path: Path) -> None:
     assert fault.kind == "device_fault"
     sent = sorted((d.channel, d.target) for d in read_deliveries(store))
     assert sent == [("dashboard", "duty-room"), ("sms", "13800000007")]  # 孙技术, no siren
+
+
+def test_a_person_lowers_a_warning_without_new_calls(tmp_path: Path) -> None:
+    import pytest
+
+    from gateway.desk import StepRefused
+    from gateway.errors import TicketConflict
+
+    ing = gateway(tmp_path)
+    for i, v in enumerate([9.0, 3.0]):
+        ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0 + i * MIN, v)]), now=T0 + i * MIN)
+    desk = ing.desk
+    assert desk is not None
+    [w] = [t for t in ing.store.tickets() if t.kind == "warning"]
+    before = len(read_calls(ing.store, w.id))
+    with pytest.raises(StepRefused):
+        desk.lower(w.id, B, "li", "grid_member", T0 + 2 * MIN)
+    with pytest.raises(TicketConflict):
+        desk.lower(w.id, R, "wang", "leader", T0 + 2 * MIN)
+    lowered = desk.lower(w.id, B, "wang", "leader", T0 + 2 * MIN)
+    assert (lowered.level, lowered.suggestion, lowered.title) == (B, None, "后山滑坡 蓝色预警")
+    assert len(read_calls(ing.store, w.id)) == before
+    state = read_warn_state(ing.store, w.id)
+    assert state is not None and state.level == B
