@@ -97,7 +97,7 @@ def test_warning_sms_in_chinese_and_a_reply_acknowledges(
             assert [(e.actor, e.channel, e.note) for e in ack] == [
                 ("李网格", "sms", f"收到{w.code}，马上去后山")
             ]
-            assert not modem.inbox  # read and deleted from the SIM
+            await until(lambda: not modem.inbox, "the reply deleted from the SIM once stored")
             assert "AT+CMGR=1" in modem.commands and "AT+CMGD=1" in modem.commands
             sms = [x for x in writer.submit(read_deliveries, store).result() if x.channel == "sms"]
             assert [(x.status, x.attempts) for x in sms] == [("sent", 1)]
