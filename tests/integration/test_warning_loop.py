@@ -66,7 +66,7 @@ start = "00:00"
 end = "00:00"
 
 [tickets]
-ack_deadline = {{ yellow = "2s" }}
+ack_deadline = {{ yellow = "4s" }}
 
 [notify]
 max_attempts = 3
@@ -160,7 +160,7 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
         alarm = sse.next("alarm")
         assert alarm["ticket"] == wid and alarm["level"] == "yellow"
 
-        # nobody answers within 2 s: the village and the duty officer are called (督导)
+        # nobody answers within 4 s: the village and the duty officer are called (督导)
         escalated = [alerts.get(timeout=15) for _ in range(2)]
         assert sorted(a["person"] for a in escalated) == ["cun", "zhao"]
         # the village chief answers from the handheld over MQTT
