@@ -31,6 +31,9 @@ class DriverContext:
     clock: Callable[[], int]  # gateway time, UTC ms
     write: Write | None = None  # run fn(store) in one transaction on the writer thread
     hub: Hub | None = None
+    # a reported hazard joins the ticket loop (short code, stage deadline); called on the
+    # writer thread inside the transaction that opened the ticket
+    adopt: Callable[[int, int], None] | None = None
 
     async def open_hazard(
         self,
@@ -58,6 +61,8 @@ class DriverContext:
                 ref=ref,
                 note=note,
             )
+            if new and self.adopt is not None:
+                self.adopt(tid, at)
             return tid, new, store.ticket(tid)
 
         tid, new, ticket = await self.write(tx)

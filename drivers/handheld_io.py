@@ -67,6 +67,8 @@ class HandheldDriver:
                         ref=f"handheld:{device}:{r.id}",
                         note=r.text or f"patrol record {r.id} at {r.point or '?'}",
                     )
+                    if new_ticket and self.ctx.adopt is not None:
+                        self.ctx.adopt(ticket, received)
                 new = store_record(store, device, r, found, ticket, received)
                 out.append((new, ticket, new_ticket))
             return out

@@ -18,12 +18,14 @@ import uvicorn
 from drivers.context import DriverContext
 from drivers.mqtt_client import MqttSource
 from gateway.config import Config
+from gateway.desk import Desk
 from gateway.events import Hub
 from gateway.field import FieldDrivers
 from gateway.health import HealthMonitor, HealthRecorder
 from gateway.http import Context, create_app
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
+from gateway.notify.setup import build_dispatcher
 from gateway.pipeline import Pipeline, wall_ms
 from gateway.registry import Registry
 from gateway.rules_loader import RulesLoader
@@ -67,10 +69,12 @@ async def run_gateway(
     loop = asyncio.get_running_loop()
     store = await loop.run_in_executor(writer, Store, cfg.database.path)
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
-    ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset)
+    desk = Desk(store, cfg)  # warnings, calls and deliveries (used on the writer thread)
+    ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
     registry = Registry(cfg)
     hub = Hub()
     metrics = Metrics()
+    dispatcher = build_dispatcher(cfg, desk, writer, hub, metrics.registry)
     base = f"stations/{cfg.station.id}"
 
     def on_connection(up: bool) -> None:
@@ -106,7 +110,9 @@ async def run_gateway(
         return await loop.run_in_executor(writer, tx)
 
     field = FieldDrivers(
-        DriverContext(cfg, registry, pipeline.submit, recorder, metrics, wall_ms, write, hub)
+        DriverContext(
+            cfg, registry, pipeline.submit, recorder, metrics, wall_ms, write, hub, desk.adopt
+        )
     )
     monitor = HealthMonitor(cfg, store, writer, recorder, hub, wall_ms)
     ctx = Context(
@@ -121,6 +127,8 @@ async def run_gateway(
         store_error=lambda: pipeline.store_error,
         rules=rules_service,
         started_at=time.monotonic(),
+        desk=desk,
+        dispatcher=dispatcher,
     )
     server = _Server(
         uvicorn.Config(
@@ -140,6 +148,7 @@ async def run_gateway(
         cfg.database.path,
     )
     await source.start()
+    await dispatcher.start()
     pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
     health_task = asyncio.create_task(monitor.run(), name="device-health")
     http_task = asyncio.create_task(server.serve(), name="http")
@@ -182,6 +191,7 @@ async def run_gateway(
         pipe_task.cancel()
         await pipeline.drain()
         await monitor.close()
+        await dispatcher.stop()
         hub.close_all()
         server.should_exit = True
         await source.stop()

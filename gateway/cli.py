@@ -86,6 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{args.config}: ok — station {cfg.station.id} ({cfg.station.name}), "
         f"{len(cfg.villages)} villages, {len(cfg.points)} monitoring points, "
         f"{len(cfg.devices)} devices, {metrics} metrics, {len(rules)} rules, "
+        f"{len(cfg.people)} people, {len(cfg.duty)} shifts, "
         f"broker {cfg.broker.host}:{cfg.broker.port}, database {cfg.database.path}"
     )
     return 0
@@ -113,10 +114,10 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
     print(f"{'id':>4}  {'level':<6} {'state':<10} {'opened':<19}  {'device/metric':<20} title")
     for t in tickets:
         ack = f"  acknowledged by {t.acknowledged_by}" if t.acknowledged_by else ""
-        level = t.level.label if t.level else "fault"
+        level = t.level.label if t.level else "fault" if t.kind == "device_fault" else "-"
         print(
             f"{t.id:>4}  {level:<6} {t.state:<10} {local(t.opened_at)}  "
-            f"{f'{t.device}/{t.metric}':<20} {t.title}{ack}"
+            f"{f'{t.device}/{t.metric}' if t.device else f'@{t.point}':<20} {t.title}{ack}"
         )
     print(f"({len(tickets)} tickets; times in {tz.key})")
     return 0
@@ -176,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
     tlist.add_argument("--json", action="store_true", help="print JSON")
     tlist.add_argument("--open", action="store_true", help="only tickets not closed")
     tlist.set_defaults(func=cmd_tickets_list)
+    from gateway.cli_tickets import add_parsers as add_ticket_parsers
+
+    add_ticket_parsers(tsub, _db_options)
 
     from gateway.decode import PROTOCOLS
 

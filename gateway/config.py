@@ -13,6 +13,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.config_loop import (
+    NotifySection,
+    Person,
+    Shift,
+    TicketsSection,
+    cross_check_loop,
+)
 from gateway.errors import ConfigError
 from gateway.transports import (
     TRANSPORT_KINDS,
@@ -62,6 +69,7 @@ class Point(_Model):
     id: Ident
     name: str = Field(min_length=1)
     village: Ident
+    group: Ident | None = None  # the grid group (村民小组) responsible, if any
     lon: float | None = Field(default=None, ge=-180, le=180)
     lat: float | None = Field(default=None, ge=-90, le=90)
     kind: Ident | None = None  # slope, river, …: which checklists apply
@@ -158,6 +166,10 @@ class Config(_Model):
     checklists: list[Checklist] = []
     serial_ports: list[SerialPort] = []
     health: HealthSection = HealthSection()
+    people: list[Person] = []  # who is called: names, phones, roles, grid, deputies
+    duty: list[Shift] = []  # the duty roster (值班表)
+    tickets: TicketsSection = TicketsSection()
+    notify: NotifySection = NotifySection()
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)
@@ -196,6 +208,8 @@ def _cross_check(cfg: Config) -> list[str]:
             if m.min >= m.max:
                 out.append(f"devices[{i}].metrics.{name}.max: must be greater than min ({m.min})")
         out += transport_problems(i, d.transport, set(d.metrics), ports)
+    groups = {p.group for p in cfg.points if p.group}
+    out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
     return out
 
 
@@ -218,7 +232,19 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
         update={"path": _resolve(base, cfg.rules.path) if cfg.rules.path else None}
     )
     ports = [p.model_copy(update={"path": _resolve(base, p.path)}) for p in cfg.serial_ports]
-    return cfg.model_copy(update={"database": db, "rules": rules, "serial_ports": ports})
+    notify = cfg.notify
+    if notify.sms is not None:
+        sms = notify.sms.model_copy(update={"port": _resolve(base, notify.sms.port)})
+        notify = notify.model_copy(update={"sms": sms})
+    if any(s.port for s in notify.sirens):
+        sirens = [
+            s.model_copy(update={"port": _resolve(base, s.port)}) if s.port else s
+            for s in notify.sirens
+        ]
+        notify = notify.model_copy(update={"sirens": sirens})
+    return cfg.model_copy(
+        update={"database": db, "rules": rules, "serial_ports": ports, "notify": notify}
+    )
 
 
 def read_toml(path: Path) -> dict[str, object]:

@@ -113,4 +113,5 @@ def _summary(cfg: Config, elapsed: float) -> None:
     )
     for t in tickets[:10]:
         level = t.level.label if t.level else "fault"
-        print(f"    #{t.id} {level:<6} {t.title} ({t.device}/{t.metric} = {t.value})")
+        where = f"{t.device}/{t.metric} = {t.value}" if t.device else f"@{t.point}, {t.state}"
+        print(f"    #{t.id} {level:<6} {t.title} ({where})")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -30,6 +30,10 @@ from gateway.health import EMPTY, interval_ms, load_health
 from gateway.metrics import Metrics
 from gateway.rules_service import RulesService
 from gateway.store import Store, Ticket
+
+if TYPE_CHECKING:
+    from gateway.desk import Desk
+    from gateway.notify.dispatcher import Dispatcher
 
 WEB = Path(str(resources.files("dashboards") / "web"))
 
@@ -49,6 +53,8 @@ class Context:
     store_error: Callable[[], str | None]
     rules: RulesService
     started_at: float
+    desk: Desk | None = None  # the warning loop (tickets branch)
+    dispatcher: Dispatcher | None = None
 
 
 class AckBody(BaseModel):
@@ -93,6 +99,7 @@ def create_app(ctx: Context) -> FastAPI:
             "broker": {"connected": broker},
             "store": {"ok": error is None, "error": error},
             "queue_depth": ctx.queue_depth(),
+            "channels": ctx.dispatcher.status() if ctx.dispatcher else {},
             "uptime_s": round(time.monotonic() - ctx.started_at, 1),
         }
 
@@ -157,7 +164,8 @@ def create_app(ctx: Context) -> FastAPI:
     def tickets(
         open: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 500
     ) -> list[dict[str, Any]]:
-        return [t.to_json() for t in reader().tickets(open_only=open, limit=limit)]
+        now = int(time.time() * 1000)
+        return [t.to_json(now) for t in reader().tickets(open_only=open, limit=limit)]
 
     @app.get("/api/tickets/{ticket_id}")
     def ticket(ticket_id: int) -> dict[str, Any]:
@@ -165,7 +173,14 @@ def create_app(ctx: Context) -> FastAPI:
         t = store.ticket(ticket_id)
         if t is None:
             raise HTTPException(404, f"ticket {ticket_id} does not exist")
-        return {**t.to_json(), "events": [e.to_json() for e in store.events(ticket_id)]}
+        from gateway.records import read_calls, read_deliveries
+
+        return {
+            **t.to_json(int(time.time() * 1000)),
+            "events": [e.to_json() for e in store.events(ticket_id)],
+            "calls": [c.to_json() for c in read_calls(store, ticket_id)],
+            "deliveries": [d.to_json() for d in read_deliveries(store, ticket_id=ticket_id)],
+        }
 
     @app.post("/api/tickets/{ticket_id}/ack")
     async def acknowledge(ticket_id: int, body: AckBody) -> dict[str, Any]:
@@ -174,6 +189,8 @@ def create_app(ctx: Context) -> FastAPI:
         now = int(time.time() * 1000)
 
         def write() -> Ticket:
+            if ctx.desk is not None:  # a warning's acknowledgement also stops its calls
+                return ctx.desk.acknowledge(ticket_id, body.by, "api", body.note, now)
             return ctx.writer_store.acknowledge(ticket_id, body.by, body.note, now)
 
         try:
@@ -182,7 +199,7 @@ def create_app(ctx: Context) -> FastAPI:
             raise HTTPException(404, str(e)) from None
         except TicketConflict as e:
             raise HTTPException(409, str(e)) from None
-        data = t.to_json()
+        data = t.to_json(now)
         ctx.hub.publish("ticket", data)
         return data
 
@@ -224,6 +241,10 @@ def create_app(ctx: Context) -> FastAPI:
     async def reload_rules() -> dict[str, Any]:
         """Re-read the rule files; a file with errors is rejected and its old rules kept."""
         return await ctx.rules.reload("API")
+
+    from gateway.http_tickets import add_routes
+
+    add_routes(app, ctx, reader)
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -8,14 +8,20 @@ is the batch acknowledged. The rules' state lives here, on the writer thread.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from gateway.model import Reading
+from gateway.model import Level, Reading
 from gateway.store import DeviceState, Store, Ticket
-from gateway.tickets import Note, Open, Raise, decide, title
-from rules.evaluator import RuleSet, State, Transition, evaluate, screen, tick
+from gateway.tickets import Action, Note, Open, Raise, decide, title
+from rules.evaluator import RuleSet, SeriesKey, State, Transition, evaluate, screen, tick
+from rules.levels import LevelState
 from rules.model import AccumulationRule, RateRule
 from rules.windows import PointWindow
+
+if TYPE_CHECKING:
+    from gateway.desk import Desk
 
 log = logging.getLogger("stationgw.ingest")
 
@@ -79,9 +85,14 @@ def restore(ruleset: RuleSet, store: Store) -> State:
 class Ingestor:
     """Owns the writer store and the rules' state (only touched on the writer thread)."""
 
-    def __init__(self, store: Store, ruleset: RuleSet) -> None:
+    def __init__(self, store: Store, ruleset: RuleSet, desk: Desk | None = None) -> None:
         self.store = store
         self.ruleset = ruleset
+        self.desk = desk  # warnings, calls and deliveries in the same transactions
+        self._by_point: dict[str, list[tuple[int, SeriesKey]]] = {}
+        self._by_point_sizes: tuple[int, ...] = ()
+        if desk is not None:
+            desk.point_level = self.point_level
         self.state = restore(ruleset, store)
         self._stale = False
 
@@ -101,6 +112,7 @@ class Ingestor:
             self._stale = False
         store = self.store
         try:
+            self._touched_by_desk()
             with store.transaction():
                 readings, faults = screen(self.ruleset, self.state, batch.readings, now)
                 new = store.insert_readings(readings)
@@ -120,7 +132,7 @@ class Ingestor:
             new=new,
             duplicates=len(batch.readings) - len(new),
             transitions=tuple(transitions),
-            tickets=self._tickets(touched),
+            tickets=self._tickets(touched + self._touched_by_desk()),
             devices=[
                 d
                 for i in sorted(set(batch.seen) | set(batch.statuses))
@@ -134,14 +146,59 @@ class Ingestor:
             self.state = restore(self.ruleset, self.store)
             self._stale = False
         try:
+            self._touched_by_desk()
             with self.store.transaction():
                 transitions = tick(self.ruleset, self.state, now)
                 touched = [self._apply(t, now) for t in transitions]
                 self._save_state()
+                if self.desk is not None:
+                    self.desk.tick(now)  # escalations due: persisted with their calls
         except BaseException:
             self._stale = True
             raise
+        touched += self._touched_by_desk()
         return Outcome([], 0, tuple(transitions), self._tickets(touched), [])
+
+    def point_level(self, point: str) -> Level | None:
+        """The highest level any hazard rule holds now at a monitoring point."""
+        st = self.state
+        sizes = (id(st), len(st.levels), len(st.acc), len(st.rate))
+        if sizes != self._by_point_sizes:  # series appeared or went: index them again
+            devices = self.ruleset.devices
+            index: dict[str, list[tuple[int, SeriesKey]]] = {}
+            tables: tuple[Mapping[SeriesKey, object], ...] = (st.levels, st.acc, st.rate)
+            for n, table in enumerate(tables):
+                for key in table:
+                    device = key[1]
+                    if device.startswith("@"):
+                        where: str | None = device[1:]
+                    else:
+                        info = devices.get(device)
+                        where = info.point if info else None
+                    if where is not None:
+                        index.setdefault(where, []).append((n, key))
+            self._by_point = index
+            self._by_point_sizes = sizes
+        best: Level | None = None
+        for n, key in self._by_point.get(point, ()):
+            if n == 0:
+                ls: LevelState | None = st.levels.get(key)
+            elif n == 1:
+                acc = st.acc.get(key)
+                ls = acc.levels if acc else None
+            else:
+                rate = st.rate.get(key)
+                ls = rate.levels if rate else None
+            if ls is not None and ls.level is not None and (best is None or ls.level > best):
+                best = ls.level
+        return best
+
+    def _touched_by_desk(self) -> list[int | None]:
+        if self.desk is None:
+            return []
+        out: list[int | None] = list(self.desk.touched)
+        self.desk.touched.clear()
+        return out
 
     def _save_state(self) -> None:
         dirty = self.state.dirty
@@ -154,10 +211,18 @@ class Ingestor:
         return [tk for i in ids if (tk := self.store.ticket(i)) is not None]
 
     def _apply(self, t: Transition, now: int) -> int | None:
+        action = decide(
+            self.store.open_ticket_for(t.rule, t.device or None, t.metric or None, t.point), t
+        )
+        ticket_id = self._act(t, action, now)
+        if self.desk is not None:
+            self.desk.after(t, action, ticket_id, now)
+        return ticket_id
+
+    def _act(self, t: Transition, action: Action | None, now: int) -> int | None:
         store = self.store
         device = t.device or None
         metric = t.metric or None
-        action = decide(store.open_ticket_for(t.rule, device, metric, t.point), t)
         actor = f"rule:{t.rule}"
         reason = f"{t.reason_zh} / {t.reason_en}"
         if isinstance(action, Open):

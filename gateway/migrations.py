@@ -160,6 +160,71 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX patrol_records_by_time ON patrol_records (at);
     """,
+    # 4: the warning loop — lifecycle steps by role, stage deadlines,
+    # warnings with their call-and-escalation state, calls, channel deliveries (an
+    # outbox), shift handovers.
+    """
+    ALTER TABLE tickets ADD COLUMN due_at INTEGER;       -- deadline of the next step
+    ALTER TABLE tickets ADD COLUMN code TEXT;            -- short code a reply carries
+    ALTER TABLE tickets ADD COLUMN suggestion TEXT;      -- e.g. lower:blue, lift
+    ALTER TABLE ticket_events ADD COLUMN role TEXT;
+    ALTER TABLE ticket_events ADD COLUMN attachments TEXT;  -- JSON list of references
+    ALTER TABLE ticket_events ADD COLUMN channel TEXT;
+    CREATE INDEX tickets_by_code ON tickets (code) WHERE code IS NOT NULL;
+    CREATE UNIQUE INDEX tickets_one_open_warning_per_point ON tickets (point)
+        WHERE kind = 'warning' AND state NOT IN ('closed', 'dismissed', 'lifted');
+    CREATE TABLE warning_state (
+        ticket_id INTEGER PRIMARY KEY REFERENCES tickets(id),
+        level INTEGER NOT NULL,
+        round INTEGER NOT NULL,         -- a new round starts when the warning is raised
+        step INTEGER NOT NULL,          -- grid step called last (0 = the point)
+        due_at INTEGER,                 -- acknowledgement deadline; NULL when none pending
+        acked_at INTEGER,
+        acked_by TEXT,
+        acked_via TEXT
+    );
+    CREATE INDEX warning_state_due ON warning_state (due_at) WHERE due_at IS NOT NULL;
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+        round INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        grid TEXT NOT NULL,             -- point:x, village:y, township, county, duty
+        person TEXT NOT NULL,
+        name TEXT NOT NULL,
+        phone TEXT,
+        why TEXT NOT NULL,              -- issued, raised, escalated, duty, deputy
+        called_at INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL DEFAULT 'pending',  -- acknowledged, escalated, answered, lifted
+        acked_at INTEGER,
+        acked_via TEXT
+    );
+    CREATE INDEX calls_by_ticket ON calls (ticket_id, id);
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+        call_id INTEGER REFERENCES calls(id),
+        channel TEXT NOT NULL,
+        target TEXT NOT NULL,
+        body TEXT NOT NULL,             -- JSON handed to the channel
+        status TEXT NOT NULL DEFAULT 'pending',  -- pending, sent, failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at INTEGER NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX deliveries_due ON deliveries (next_at) WHERE status = 'pending';
+    CREATE TABLE handovers (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        from_person TEXT NOT NULL,
+        to_person TEXT NOT NULL,
+        note TEXT,
+        open_items TEXT NOT NULL        -- JSON: the open tickets and warnings at handover
+    );
+    """,
 )
 
 

@@ -8,6 +8,7 @@ cut, which is what lets the gateway acknowledge it to the broker.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,11 @@ from gateway.tickets import FINAL_STATES, EventKind, OpenTicket, TicketKind, Tic
 from rules.evaluator import SeriesKey
 
 _FINAL = tuple(str(s) for s in FINAL_STATES)
-_OPEN_CLAUSE = f"state NOT IN ({', '.join(repr(s) for s in _FINAL)})"
+# written so that it contains the partial indexes' own condition, which SQLite must see
+# verbatim to use them: `state NOT IN ('closed', 'dismissed')`, then the other final states
+_OPEN_CLAUSE = "state NOT IN ('closed', 'dismissed')" + "".join(
+    f" AND state <> {s!r}" for s in _FINAL if s not in ("closed", "dismissed")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +46,14 @@ class Ticket:
     updated_at: int
     acknowledged_at: int | None
     acknowledged_by: str | None
+    due_at: int | None = None  # deadline of the next lifecycle step
+    code: str | None = None  # short code a reply (SMS, handheld) carries
+    suggestion: str | None = None  # "lower:blue", "lift", "condition_cleared"
 
-    def to_json(self) -> dict[str, object]:
+    def overdue(self, now: int) -> bool:
+        return self.due_at is not None and now > self.due_at and self.state not in _FINAL
+
+    def to_json(self, now: int | None = None) -> dict[str, object]:
         return {
             "id": self.id,
             "kind": self.kind,
@@ -59,6 +70,10 @@ class Ticket:
             "updated_at": self.updated_at,
             "acknowledged_at": self.acknowledged_at,
             "acknowledged_by": self.acknowledged_by,
+            "due_at": self.due_at,
+            "overdue": self.overdue(now) if now is not None else None,
+            "code": self.code,
+            "suggestion": self.suggestion,
         }
 
 
@@ -74,6 +89,9 @@ class TicketEvent:
     note: str | None
     reason: str | None
     ts: int | None
+    role: str | None = None
+    attachments: tuple[str, ...] = ()
+    channel: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -87,6 +105,9 @@ class TicketEvent:
             "note": self.note,
             "reason": self.reason,
             "ts": self.ts,
+            "role": self.role,
+            "attachments": list(self.attachments),
+            "channel": self.channel,
         }
 
 
@@ -110,7 +131,7 @@ class DeviceState:
 
 _TICKET_COLS = (
     "id, kind, level, state, title, device, metric, point, rule, value, reason, opened_at, "
-    "updated_at, acknowledged_at, acknowledged_by"
+    "updated_at, acknowledged_at, acknowledged_by, due_at, code, suggestion"
 )
 
 
@@ -131,6 +152,9 @@ def _ticket(row: Any) -> Ticket:
         updated_at=row[12],
         acknowledged_at=row[13],
         acknowledged_by=row[14],
+        due_at=row[15],
+        code=row[16],
+        suggestion=row[17],
     )
 
 
@@ -434,10 +458,14 @@ class Store:
         note: str | None = None,
         reason: str | None = None,
         ts: int | None = None,
+        role: str | None = None,
+        attachments: Iterable[str] = (),
+        channel: str | None = None,
     ) -> None:
+        refs = list(attachments)
         self.conn.execute(
             "INSERT INTO ticket_events (ticket_id, at, kind, actor, level, value, note, reason, "
-            "ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ts, role, attachments, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 ticket_id,
                 at,
@@ -448,6 +476,9 @@ class Store:
                 note,
                 reason,
                 ts,
+                role,
+                json.dumps(refs, ensure_ascii=False) if refs else None,
+                channel,
             ),
         )
 
@@ -492,8 +523,8 @@ class Store:
 
     def events(self, ticket_id: int) -> list[TicketEvent]:
         rows = self.conn.execute(
-            "SELECT id, ticket_id, at, kind, actor, level, value, note, reason, ts "
-            "FROM ticket_events "
+            "SELECT id, ticket_id, at, kind, actor, level, value, note, reason, ts, role, "
+            "attachments, channel FROM ticket_events "
             "WHERE ticket_id = ? ORDER BY id",
             (ticket_id,),
         ).fetchall()
@@ -509,6 +540,9 @@ class Store:
                 r[7],
                 r[8],
                 r[9],
+                r[10],
+                tuple(json.loads(r[11])) if r[11] else (),
+                r[12],
             )
             for r in rows
         ]

@@ -18,17 +18,23 @@ from rules.reasons import ZH_LEVEL
 class TicketKind(enum.StrEnum):
     HAZARD = "hazard"  # from a hazard rule: goes to responders
     DEVICE_FAULT = "device_fault"  # from fault detection and no-data rules: the technician
+    WARNING = "warning"  # a level issued for a monitoring point: drives the call loop
 
 
 class TicketState(enum.StrEnum):
     """Hazard lifecycle (发现→确认→管控→整改→核销); rules open tickets as discovered."""
 
-    DISCOVERED = "discovered"
-    CLOSED = "closed"
-    DISMISSED = "dismissed"
+    DISCOVERED = "discovered"  # 发现
+    CONFIRMED = "confirmed"  # 确认
+    CONTROLLED = "controlled"  # 管控
+    RECTIFIED = "rectified"  # 整改
+    CLOSED = "closed"  # 核销 (written off)
+    DISMISSED = "dismissed"  # false alarm
+    ISSUED = "issued"  # a warning in force
+    LIFTED = "lifted"  # 解除预警
 
 
-FINAL_STATES = (TicketState.CLOSED, TicketState.DISMISSED)
+FINAL_STATES = (TicketState.CLOSED, TicketState.DISMISSED, TicketState.LIFTED)
 
 
 class EventKind(enum.StrEnum):
@@ -39,6 +45,14 @@ class EventKind(enum.StrEnum):
     FAULT_CLEARED = "fault_cleared"  # the device behaves again; the technician closes
     FAULT_AGAIN = "fault_again"  # the fault came back while its ticket was open
     ACKNOWLEDGED = "acknowledged"
+    STEP = "step"  # a lifecycle step by a person (confirm, control, …): see `note`/`role`
+    REPORTED = "reported"  # entered by hand or from a handheld report
+    WARNING_ISSUED = "warning_issued"
+    WARNING_RAISED = "warning_raised"
+    WARNING_LOWERED = "warning_lowered"
+    SUGGEST_LOWER = "suggest_lower"  # a rule fell: a person decides
+    CALLED = "called"
+    ESCALATED = "escalated"  # 督导: nobody answered in time
 
 
 @dataclass(frozen=True, slots=True)

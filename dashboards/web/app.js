@@ -13,7 +13,8 @@ const I18N = {
     noTickets: "暂无未关闭工单", noDevices: "暂无设备", isOnline: "在线", isOffline: "离线",
     blue: "蓝", yellow: "黄", orange: "橙", red: "红", discovered: "发现", confirmed: "确认",
     controlled: "管控", rectified: "整改", closed: "核销", dismissed: "撤销",
-    hazard: "隐患", device_fault: "设备故障",
+    hazard: "隐患", device_fault: "设备故障", warning: "预警", issued: "预警中", lifted: "已解除",
+    overdue: "超期", suggestLift: "建议解除", suggestLower: "建议降级",
   },
   en: {
     station: "Emergency station", connecting: "Connecting", live: "Live",
@@ -27,12 +28,13 @@ const I18N = {
     isOffline: "Offline", blue: "Blue", yellow: "Yellow", orange: "Orange", red: "Red",
     discovered: "Discovered", confirmed: "Confirmed", controlled: "Controlled",
     rectified: "Rectified", closed: "Closed", dismissed: "Dismissed", hazard: "Hazard",
-    device_fault: "Device fault",
+    device_fault: "Device fault", warning: "Warning", issued: "In force", lifted: "Lifted",
+    overdue: "Overdue", suggestLift: "Lift suggested", suggestLower: "Lower suggested",
   },
 };
 
 const LEVEL_RANK = { blue: 1, yellow: 2, orange: 3, red: 4 };
-const GONE_STATES = new Set(["closed", "dismissed"]);
+const GONE_STATES = new Set(["closed", "dismissed", "lifted"]);
 const DEFAULT_TZ = "Asia/Shanghai";
 
 const state = {
@@ -147,6 +149,11 @@ function ticketRow(tk) {
   const title = el("td", { class: "col-title" });
   if (tk.kind && tk.kind !== "hazard") title.append(el("span", { class: "kind" }, t(tk.kind)), " ");
   title.append(document.createTextNode(tk.title ?? ""));
+  if (tk.overdue) title.append(" ", el("span", { class: "kind overdue" }, t("overdue")));
+  if (tk.suggestion === "lift" || tk.suggestion?.startsWith("lower:")) {
+    title.append(" ", el("span", { class: "kind suggestion" },
+      t(tk.suggestion === "lift" ? "suggestLift" : "suggestLower")));
+  }
   const dev = state.devices.get(tk.device);
   const unit = dev?.metrics?.[tk.metric]?.unit;
   const value = tk.value == null ? "—" : fmtValue(tk.value) + (unit ? ` ${unit}` : "");
@@ -328,6 +335,9 @@ function handleEvent(type, data) {
   if (type === "readings") applyReadings(Array.isArray(data) ? data : [data]);
   else if (type === "device") applyDevice(data);
   else if (type === "ticket") { upsertTicket(data, true); renderTickets(); }
+  else if (type === "alarm" && state.tickets.has(data.ticket)) { // a warning called: flash it
+    state.flash.add(data.ticket); renderTickets();
+  }
 }
 
 function setConn(s) {
@@ -344,7 +354,7 @@ function connect() {
     setConn("reconnecting");
     if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000); // browser gave up
   });
-  for (const type of ["readings", "ticket", "device"]) {
+  for (const type of ["readings", "ticket", "device", "alarm"]) {
     es.addEventListener(type, (e) => {
       try { handleEvent(type, JSON.parse(e.data)); } catch (err) { console.error(type, err); }
     });

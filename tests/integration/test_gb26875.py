@@ -93,6 +93,8 @@ def test_fire_alarm_opens_one_hazard_ticket_and_every_frame_is_confirmed(
     assert confirmed == [1, 2, 3, 3, 3, 4, 5, 6]  # the alarm went three times: one ticket
     tickets = rows(db, "SELECT kind, level, state, title, device, metric, rule FROM tickets")
     assert tickets == [("hazard", 4, "discovered", "火警 3号楼烟感", "fp-01", None, None)]
+    # the reported hazard joined the ticket loop: it has the short code SMS replies quote
+    assert rows(db, "SELECT code FROM tickets") == [("0001",)]
     events = rows(db, "SELECT kind, actor, at, note FROM ticket_events")
     assert events == [
         ("opened", "panel:fp-01", at + 2000, "system 1/1 component 21/306: normal, fire_alarm")

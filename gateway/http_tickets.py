@@ -1,0 +1,254 @@
+"""HTTP routes of the warning loop: lifecycle steps, reports, lifting and lowering
+warnings, summaries, the ledger export, deliveries, people and duty, shift handovers.
+
+Writes go through the single writer thread and are answered 2xx once stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from gateway import ledger
+from gateway.desk import Desk, StepRefused
+from gateway.errors import TicketConflict, TicketError, TicketNotFound
+from gateway.lifecycle import Step
+from gateway.model import Level
+from gateway.people import People
+from gateway.records import read_calls, read_deliveries, read_handovers
+from gateway.store import Store, Ticket
+from gateway.summary import summarize
+
+if TYPE_CHECKING:
+    from gateway.http import Context
+
+T = TypeVar("T")
+RoleName = Literal["duty_officer", "technician", "grid_member", "leader"]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepBody(_Body):
+    step: Literal["confirm", "control", "rectify", "close", "dismiss"]
+    by: str = Field(min_length=1, max_length=64)
+    role: RoleName
+    note: str | None = Field(default=None, max_length=2000)
+    attachments: list[Annotated[str, Field(max_length=500)]] = Field(default=[], max_length=20)
+
+
+class LiftBody(_Body):
+    by: str = Field(min_length=1, max_length=64)
+    role: RoleName
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class LowerBody(_Body):
+    by: str = Field(min_length=1, max_length=64)
+    role: RoleName
+    level: Literal["blue", "yellow", "orange"]
+
+
+class ReportBody(_Body):
+    title: str = Field(min_length=1, max_length=200)
+    point: str | None = None
+    level: Literal["blue", "yellow", "orange", "red"] | None = None
+    by: str = Field(min_length=1, max_length=64)
+    role: RoleName | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    attachments: list[Annotated[str, Field(max_length=500)]] = Field(default=[], max_length=20)
+
+
+class HandoverBody(_Body):
+    from_: str = Field(alias="from", min_length=1, max_length=64)
+    to: str = Field(min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=4000)
+
+
+def _ms(v: int | datetime | None) -> int | None:
+    if v is None or isinstance(v, int):
+        return v
+    return int(v.timestamp() * 1000)
+
+
+def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
+    desk: Desk | None = ctx.desk
+
+    def need_desk() -> Desk:
+        if desk is None:
+            raise HTTPException(503, "the warning loop is not running")
+        return desk
+
+    async def write(fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(ctx.writer, fn)
+        except TicketNotFound as e:
+            raise HTTPException(404, str(e)) from None
+        except StepRefused as e:
+            raise HTTPException(
+                403 if e.why == "role" else 422 if e.why == "reason" else 409,
+                {"why": e.why, "message": str(e)},
+            ) from None
+        except TicketConflict as e:
+            raise HTTPException(409, str(e)) from None
+        except TicketError as e:
+            raise HTTPException(409, str(e)) from None
+
+    def announce(t: Ticket) -> dict[str, Any]:
+        data = t.to_json(now_ms())
+        ctx.hub.publish("ticket", data)
+        if ctx.dispatcher is not None:
+            ctx.dispatcher.wake()
+        return data
+
+    @app.post("/api/tickets", status_code=201)
+    async def report(body: ReportBody) -> dict[str, Any]:
+        """A hazard entered by hand or from a handheld report (its own ticket)."""
+        d = need_desk()
+        now = now_ms()
+        level = Level.parse(body.level) if body.level else None
+        t = await write(
+            lambda: d.report(
+                title=body.title,
+                point=body.point,
+                level=level,
+                by=body.by,
+                role=body.role,
+                note=body.note,
+                attachments=body.attachments,
+                now=now,
+            )
+        )
+        return announce(t)
+
+    @app.post("/api/tickets/{ticket_id}/steps")
+    async def step(ticket_id: int, body: StepBody) -> dict[str, Any]:
+        """A lifecycle step: confirm, control, rectify, close (write-off), dismiss.
+        403 when the role may not take it, 409 when the state does not allow it or the
+        write-off is by the person who rectified, 422 when a dismissal has no reason."""
+        d = need_desk()
+        now = now_ms()
+        t = await write(
+            lambda: d.step(
+                ticket_id, Step(body.step), body.by, body.role, body.note, body.attachments, now
+            )
+        )
+        return announce(t)
+
+    @app.post("/api/tickets/{ticket_id}/lift")
+    async def lift(ticket_id: int, body: LiftBody) -> dict[str, Any]:
+        """解除预警: lift a warning, with a reason."""
+        d = need_desk()
+        now = now_ms()
+        t = await write(
+            lambda: d.step(ticket_id, Step.LIFT, body.by, body.role, body.reason, (), now)
+        )
+        return announce(t)
+
+    @app.post("/api/tickets/{ticket_id}/lower")
+    async def lower(ticket_id: int, body: LowerBody) -> dict[str, Any]:
+        """Lower a warning (after the rule's suggestion); no new calls."""
+        d = need_desk()
+        now = now_ms()
+        t = await write(
+            lambda: d.lower(ticket_id, Level.parse(body.level), body.by, body.role, now)
+        )
+        return announce(t)
+
+    @app.get("/api/tickets/{ticket_id}/summary")
+    def summary(ticket_id: int) -> dict[str, Any]:
+        """Summary and evaluation: response times per call, escalations, outcome."""
+        try:
+            return summarize(reader(), ticket_id)
+        except TicketNotFound as e:
+            raise HTTPException(404, str(e)) from None
+
+    @app.get("/api/tickets/{ticket_id}/calls")
+    def calls(ticket_id: int) -> dict[str, Any]:
+        store = reader()
+        return {
+            "calls": [c.to_json() for c in read_calls(store, ticket_id)],
+            "deliveries": [d.to_json() for d in read_deliveries(store, ticket_id=ticket_id)],
+        }
+
+    @app.get("/api/ledger")
+    def export(
+        from_: Annotated[int | AwareDatetime | None, Query(alias="from")] = None,
+        to: int | AwareDatetime | None = None,
+        format: Literal["csv", "xlsx", "json"] = "csv",
+    ) -> Response:
+        """The hazard ledger (隐患台账) of tickets opened in [from, to); default everything."""
+        table = ledger.rows(
+            reader(),
+            _ms(from_),
+            _ms(to),
+            now_ms(),
+            ctx.config.station.timezone,
+            ledger.names_of(ctx.config),
+        )
+        if format == "json":
+            import json
+
+            data = [dict(zip(ledger.HEADERS, r, strict=True)) for r in table]
+            return Response(json.dumps(data, ensure_ascii=False), media_type="application/json")
+        if format == "xlsx":
+            return Response(
+                ledger.to_xlsx(table),
+                media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                headers={"Content-Disposition": 'attachment; filename="ledger.xlsx"'},
+            )
+        return Response(
+            ledger.to_csv(table),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
+        )
+
+    @app.get("/api/deliveries")
+    def deliveries(
+        status: Literal["pending", "sent", "failed"] | None = None,
+        ticket: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    ) -> dict[str, Any]:
+        """Channel deliveries with their status, attempts and last error."""
+        rows = read_deliveries(reader(), ticket_id=ticket, status=status, limit=limit)
+        return {
+            "channels": ctx.dispatcher.status() if ctx.dispatcher else {},
+            "deliveries": [d.to_json() for d in rows],
+        }
+
+    @app.get("/api/people")
+    def people() -> dict[str, Any]:
+        """The people file and the duty officer on shift now."""
+        p = People(ctx.config)
+        duty = p.on_duty(now_ms())
+        return {
+            "people": [x.model_dump() for x in ctx.config.people],
+            "duty": [s.model_dump() for s in ctx.config.duty],
+            "on_duty": {"person": duty.person, "name": duty.name, "why": duty.why}
+            if duty
+            else None,
+        }
+
+    @app.get("/api/handovers")
+    def handovers(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+        return read_handovers(reader(), limit)
+
+    @app.post("/api/handovers", status_code=201)
+    async def handover(body: HandoverBody) -> dict[str, Any]:
+        """A shift handover; the open tickets and warnings are listed automatically."""
+        d = need_desk()
+        now = now_ms()
+        return await write(lambda: d.handover(body.from_, body.to, body.note, now))
