@@ -10,7 +10,9 @@ from drivers import sl651
 from drivers.framing import Reject, Stream, crc16, crc16_modbus
 from drivers.sl651 import Frame, Reassembler, Sl651Error, decode_frame, take
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+# copies of ../shared/reference/sl651_frames_*.txt (public test data, wainshine/SL651),
+# kept in the repository so a fresh clone tests on its own
+REFERENCE = Path(__file__).resolve().parents[1] / "data"
 EXAMPLE = bytes.fromhex(
     "7E7E000081120005FFFF3200200225B9260701063006F1F1008112000550F0F0260701063026190018483812120003C648"
 )
