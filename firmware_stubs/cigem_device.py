@@ -3,8 +3,9 @@
 Type-2 payloads (timestamped JSON): a crack meter `L1_LF_1`, a tilt sensor `L1_QJ_1`
 (X, Y, angle) and the device status `S1_ZT_1`. Records buffered while offline are sent
 late, several timestamps in one payload. Faults: `garbage` (bytes that are no CIGEM
-payload), `bad_length` (a length field that lies), `unknown` (a device id nobody knows),
-`repeat` (the same payload twice, as after a lost PUBACK).
+payload), `bad_length` (a length field that lies), `truncated` (the payload cut short),
+`unknown` (a device id nobody knows), `repeat` (the same payload twice, as after a lost
+PUBACK), `silence` (nothing sent: the no-data rule's case).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from drivers import cigem
 
-FAULTS = ("garbage", "bad_length", "unknown", "repeat")
+FAULTS = ("garbage", "bad_length", "truncated", "unknown", "repeat", "silence")
 
 
 def iso(ms: int) -> str:
@@ -70,8 +71,14 @@ def faulty(fault: str, dev_id: str, batch: list[Sample]) -> list[bytes]:
         return [good[:1] + (len(good)).to_bytes(2, "big") + good[3:], good]
     if fault == "unknown":
         return [payload("ghost-0000", batch), good]
+    if fault == "truncated":
+        return [good[: len(good) // 2], good]
     if fault == "repeat":
         return [good, good]
+    if fault == "silence":
+        return []
+    if fault != "none":
+        raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)} or none")
     return [good]
 
 

@@ -124,3 +124,23 @@ def test_handheld_times_and_problems() -> None:
         match=r"items\[0\]\.result: Input should be 'ok', 'abnormal' or 'na'",
     ):
         handheld.decode(json.dumps(dict(r, items=[{"item": "x", "result": "bad"}])).encode())
+
+
+@pytest.mark.parametrize(
+    "fault", ["garbage", "bad_length", "truncated", "unknown", "repeat", "silence"]
+)
+def test_cigem_stub_faults_are_refused_or_recognised(fault: str) -> None:
+    from drivers import cigem
+    from firmware_stubs import cigem_device
+
+    batch = cigem_device.samples(3, 1_780_000_000_000)
+    sent = cigem_device.faulty(fault, "geo-01", batch)
+    good = cigem_device.payload("geo-01", batch)
+    if fault == "silence":
+        assert sent == []
+        return
+    assert sent[-1] == good  # the good payload after the fault still arrives
+    if fault in ("garbage", "bad_length", "truncated"):
+        with pytest.raises(cigem.CigemError):
+            cigem.decode(sent[0])
+    assert cigem.decode(good) is not None
