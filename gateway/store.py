@@ -100,6 +100,8 @@ class DeviceState:
         }
 
 
+_INSERT_READING = "INSERT OR IGNORE INTO readings (series_id, ts, value, flags) VALUES (?, ?, ?, ?)"
+
 _TICKET_COLS = (
     "id, kind, level, state, title, device, metric, rule, value, opened_at, updated_at, "
     "acknowledged_at, acknowledged_by"
@@ -158,6 +160,7 @@ class Store:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
+            self._series.clear()  # ids of series created in this transaction are gone
             raise
         self.conn.execute("COMMIT")
 
@@ -177,14 +180,37 @@ class Store:
         return sid
 
     def insert_readings(self, readings: Iterable[Reading]) -> list[Reading]:
-        """Insert; return the readings that were new (a duplicate key is stored once)."""
+        """Insert; return the readings that were new (a duplicate key is stored once).
+
+        Inside the caller's transaction. The whole batch goes in with one executemany; if
+        the number of rows it added is the number of readings, every one was new (the
+        usual case). Otherwise some were duplicates: the batch is rolled back to a
+        savepoint and inserted row by row to learn which.
+        """
+        batch = readings if isinstance(readings, list) else list(readings)
+        if not batch:
+            return []
+        series = self._series
+        sid = self.series_id
+        rows = [
+            (series.get((r.device, r.metric)) or sid(r.device, r.metric), r.ts, r.value, r.flags)
+            for r in batch
+        ]
+        conn = self.conn
+        conn.execute("SAVEPOINT insert_readings")
+        before = conn.total_changes
+        conn.executemany(_INSERT_READING, rows)
+        if conn.total_changes - before == len(rows):
+            conn.execute("RELEASE insert_readings")
+            return batch
+        conn.execute("ROLLBACK TO insert_readings")
         new: list[Reading] = []
-        cur = self.conn.cursor()
-        sql = "INSERT OR IGNORE INTO readings (series_id, ts, value, flags) VALUES (?, ?, ?, ?)"
-        for r in readings:
-            cur.execute(sql, (self.series_id(r.device, r.metric), r.ts, r.value, r.flags))
+        cur = conn.cursor()
+        for r, row in zip(batch, rows, strict=True):
+            cur.execute(_INSERT_READING, row)
             if cur.rowcount == 1:
                 new.append(r)
+        conn.execute("RELEASE insert_readings")
         return new
 
     def readings(
