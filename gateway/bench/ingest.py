@@ -106,9 +106,15 @@ def wait_gateway(db: Db, device: str, last: int, timeout: float) -> tuple[float,
 
 
 def measure(
-    broker: Broker, folder: Path, sizes: IngestSizes, peer: Peer | None = None
+    broker: Broker,
+    folder: Path,
+    sizes: IngestSizes,
+    peer: Peer | None = None,
+    *,
+    references: bool = True,
 ) -> dict[str, float | int | str]:
-    tag = f"in{sizes.per_message}"
+    """Drain the stream with every consumer; `references=False`: the gateway only."""
+    tag = f"in{sizes.per_message}r{sizes.rules}"
     station = write_station(folder / tag, tag, sizes.devices, sizes.rules, broker.port, free_port())
     device = device_id(0)
     topic = f"stations/{tag}/{device}/telemetry"
@@ -118,8 +124,9 @@ def measure(
     timeout = 120 + n * sizes.per_message / 1000
 
     # sessions first, so the broker queues the whole stream for each consumer
-    sub_session(broker.port, f"bench-sub-{tag}", topic)
-    paho(broker.port, f"bench-paho-{tag}", topic, "--session-only", timeout=20)
+    if references:
+        sub_session(broker.port, f"bench-sub-{tag}", topic)
+        paho(broker.port, f"bench-paho-{tag}", topic, "--session-only", timeout=20)
     gw = GatewayProc(station.config, station.db, station.http_port, station.folder / "gateway.log")
     gw.start()
     gw.stop()
@@ -153,17 +160,19 @@ def measure(
     if peer_error:
         out["peer_error"] = peer_error
 
-    t = time.perf_counter()
-    proc = sub_drain(broker.port, f"bench-sub-{tag}", topic, n, timeout)
-    if proc.wait(timeout + 30) != 0:
-        raise BenchError("mosquitto_sub did not receive the whole stream")
-    out["mosquitto_sub_per_s"] = round(readings / (time.perf_counter() - t))
-    out["mosquitto_sub_messages_per_s"] = round(n / (time.perf_counter() - t))
+    if references:
+        t = time.perf_counter()
+        proc = sub_drain(broker.port, f"bench-sub-{tag}", topic, n, timeout)
+        if proc.wait(timeout + 30) != 0:
+            raise BenchError("mosquitto_sub did not receive the whole stream")
+        seconds = time.perf_counter() - t
+        out["mosquitto_sub_per_s"] = round(readings / seconds)
+        out["mosquitto_sub_messages_per_s"] = round(n / seconds)
 
-    got = paho(broker.port, f"bench-paho-{tag}", topic, "--count", str(n), timeout=timeout)
-    if not got.get("complete"):
-        raise BenchError(f"the paho subscriber took {got.get('messages')} of {n} messages")
-    out["paho_readings_per_s"] = round(got["readings"] / max(got["seconds"], 1e-9))
+        got = paho(broker.port, f"bench-paho-{tag}", topic, "--count", str(n), timeout=timeout)
+        if not got.get("complete"):
+            raise BenchError(f"the paho subscriber took {got.get('messages')} of {n} messages")
+        out["paho_readings_per_s"] = round(got["readings"] / max(got["seconds"], 1e-9))
 
     if peer is not None:
         try:
@@ -177,6 +186,7 @@ def measure(
     first_t, first_seq, done_t = wait_gateway(db, device, readings - 1, timeout)
     time.sleep(0.2)  # the acknowledgement follows the commit
     acks = gw.metric("stationgw_mqtt_acks_total")
+    batches = gw.metric("stationgw_batches_total")
     gw.stop()
     stored = db.count()
     db.close()
@@ -185,9 +195,12 @@ def measure(
         round((readings - 1 - first_seq) / span) if first_seq >= 0 else 0
     )
     out["gateway_acks"] = int(acks)
+    out["gateway_batches"] = int(batches)
+    out["rules"] = sizes.rules
     out["readings_stored"] = stored
     out["lost"] = readings - stored
-    out["ratio_gateway_paho"] = round(
-        float(out["gateway_readings_per_s"]) / max(float(out["paho_readings_per_s"]), 1), 3
-    )
+    if references:
+        out["ratio_gateway_paho"] = round(
+            float(out["gateway_readings_per_s"]) / max(float(out["paho_readings_per_s"]), 1), 3
+        )
     return out

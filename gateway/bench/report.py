@@ -52,6 +52,12 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
         "≥ 100000",
     ),
     ("ingest_batched.lost", "lost (10 readings/msg)", "readings", "0"),
+    (
+        "ingest_batched_1_rule.gateway_readings_per_s",
+        "gateway (10 readings/msg), 1 rule, not 2,000",
+        "readings/s",
+        "",
+    ),
     ("cpu.percent_of_core_at_1000_rps", "gateway CPU at 1,000 readings/s", "% of a core", "≤ 2"),
     ("cpu.broker_percent_of_core_at_1000_rps", "Mosquitto CPU at the same rate", "% of a core", ""),
     ("latency_ms.at_10pct.p50", "publish → ticket stored, 10% of max: p50", "ms", ""),

@@ -154,6 +154,15 @@ def run_bench(
                 IngestSizes(sizes.batched_messages, 10, sizes.devices, sizes.rules),
             ),
         )
+        results["ingest_batched_1_rule"] = step(
+            "ingest, 10 readings per message, 1 rule (what the rules cost)",
+            lambda: ingest.measure(
+                broker,
+                folder,
+                IngestSizes(sizes.batched_messages, 10, sizes.devices, 1),
+                references=False,
+            ),
+        )
         max_rate = float(results["ingest"].get("gateway_readings_per_s") or 1000)
         results["cpu"] = step(
             "CPU at 1,000 readings/s",
