@@ -1,10 +1,15 @@
 """The peer: the same stream through a Node-RED flow, where Node-RED installs from npm.
 
-Flow: mqtt in (QoS 1, persistent MQTT 5 session) → json → switch (level_m above 8, or
-not) → function counting messages. At the last message the function publishes the first
-and last arrival times on `bench/nodered/done`. A `status` node reports the mqtt node's
-connection on `bench/nodered/status`, over the same connection and after its SUBSCRIBE,
-so once the bench sees it the session is subscribed.
+Flow: mqtt in (QoS 1, MQTT 5) → json → switch (level_m above 8, or not) → function
+counting messages. At the last message the function publishes the first and last arrival
+times on `bench/nodered/done`. A `status` node reports the mqtt node's connection on
+`bench/nodered/status`, over the same connection and after its SUBSCRIBE, so once the
+bench sees it the flow is subscribed.
+
+Unlike the other consumers, Node-RED takes the stream live while mosquitto_pub publishes
+it: its mqtt node unsubscribes when Node-RED stops, so a persistent session cannot hold
+the stream for it. Its figure is therefore capped by the publisher's rate, which the bench
+reports beside it.
 
 Node-RED does less than the gateway: it acknowledges on arrival, stores nothing and
 checks one threshold. It is installed once into the user's cache folder with
@@ -74,7 +79,7 @@ class NodeRed:
 
     def _flow(self, topic: str, count: int) -> list[dict[str, object]]:
         broker = {
-            "id": "broker",
+            "id": "nr-broker",
             "type": "mqtt-broker",
             "name": "bench",
             "broker": "127.0.0.1",
@@ -84,76 +89,75 @@ class NodeRed:
             "usetls": False,
             "protocolVersion": "5",
             "keepalive": "60",
-            "cleansession": False,
-            "sessionExpiry": "3600",
+            "cleansession": True,
         }
         return [
-            {"id": "tab", "type": "tab", "label": "bench"},
+            {"id": "nr-tab", "type": "tab", "label": "bench"},
             broker,
             {
-                "id": "in",
+                "id": "nr-in",
                 "type": "mqtt in",
-                "z": "tab",
+                "z": "nr-tab",
                 "topic": topic,
                 "qos": "1",
                 "datatype": "utf8",
-                "broker": "broker",
+                "broker": "nr-broker",
                 "nl": False,
                 "rap": True,
                 "inputs": 0,
-                "wires": [["json"]],
+                "wires": [["nr-json"]],
             },
             {
-                "id": "json",
+                "id": "nr-json",
                 "type": "json",
-                "z": "tab",
+                "z": "nr-tab",
                 "property": "payload",
                 "action": "obj",
-                "wires": [["switch"]],
+                "wires": [["nr-switch"]],
             },
             {
-                "id": "switch",
+                "id": "nr-switch",
                 "type": "switch",
-                "z": "tab",
+                "z": "nr-tab",
                 "property": "payload.values.level_m",
                 "propertyType": "msg",
                 "rules": [{"t": "gt", "v": "8", "vt": "num"}, {"t": "else"}],
                 "checkall": "false",
                 "outputs": 2,
-                "wires": [["count"], ["count"]],
+                "wires": [["nr-count"], ["nr-count"]],
             },
             {
-                "id": "count",
+                "id": "nr-count",
                 "type": "function",
-                "z": "tab",
+                "z": "nr-tab",
                 "func": COUNTER % count,
                 "outputs": 1,
-                "wires": [["out"]],
+                "wires": [["nr-out"]],
             },
             {
-                "id": "out",
+                "id": "nr-out",
                 "type": "mqtt out",
-                "z": "tab",
+                "z": "nr-tab",
                 "topic": "",
                 "qos": "1",
-                "broker": "broker",
+                "broker": "nr-broker",
                 "wires": [],
             },
             {
-                "id": "status",
+                "id": "nr-status",
                 "type": "status",
-                "z": "tab",
-                "scope": ["in"],
-                "wires": [["status-fn"]],
+                "z": "nr-tab",
+                "scope": ["nr-in"],
+                "wires": [["nr-status-fn"]],
             },
             {
-                "id": "status-fn",
+                "id": "nr-status-fn",
                 "type": "function",
-                "z": "tab",
+                "z": "nr-tab",
                 "func": "return {topic: 'bench/nodered/status', "
                 "payload: String(msg.status.fill) + ' ' + String(msg.status.text)};",
                 "outputs": 1,
-                "wires": [["out"]],
+                "wires": [["nr-out"]],
             },
         ]
 
@@ -199,15 +203,13 @@ class NodeRed:
                 return payload
 
     def session(self, topic: str, count: int) -> None:
+        """Start Node-RED and wait until it is subscribed; it takes the stream live."""
         self.topic = topic
         self._start(topic, count)
         while not self._wait("bench/nodered/status", 60).startswith(b"green"):
             pass
-        assert self.proc is not None
-        stop_process(self.proc)
 
     def drain(self, count: int, timeout: float) -> dict[str, float]:
-        self._start(self.topic, count)
         try:
             done = json.loads(self._wait("bench/nodered/done", timeout))
         finally:

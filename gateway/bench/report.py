@@ -37,12 +37,13 @@ REQUIRED_KEYS: tuple[str, ...] = (
 
 # (dotted key, label, unit, goal from the issue)
 ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("ingest.publisher_messages_per_s", "mosquitto_pub -q 1 publishes the stream", "msg/s", ""),
     ("ingest.mosquitto_sub_per_s", "mosquitto_sub receives (1 reading/msg)", "msg/s", ""),
     ("ingest.paho_readings_per_s", "bare paho subscriber, parses JSON", "readings/s", ""),
     ("ingest.gateway_readings_per_s", "gateway: stored + acknowledged", "readings/s", ""),
     ("ingest.ratio_gateway_paho", "gateway / bare paho", "×", "≥ 0.5"),
     ("ingest.lost", "lost (sent − stored)", "readings", "0"),
-    ("ingest.peer_readings_per_s", "peer (Node-RED flow, does less work)", "readings/s", ""),
+    ("ingest.peer_readings_per_s", "peer: Node-RED flow, live, does less", "readings/s", ""),
     ("ingest_batched.mosquitto_sub_per_s", "mosquitto_sub (10 readings/msg)", "readings/s", ""),
     ("ingest_batched.paho_readings_per_s", "bare paho (10 readings/msg)", "readings/s", ""),
     (
@@ -71,6 +72,7 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("storage.bytes_per_point", "bytes per point (row table = today's store)", "B", "≤ 3"),
     ("storage.insert_points_per_s", "Store.insert_readings", "points/s", ""),
     ("storage.chart_query_ms", "chart: 7 days × 50 series via /api/readings", "ms", "≤ 100"),
+    ("storage.chart_sql_ms", "the same 50 series straight from SQLite", "ms", ""),
     ("rules.us_per_reading_1", "evaluator, 1 rule", "µs/reading", ""),
     ("rules.us_per_reading_300", "evaluator, 300 rules", "µs/reading", ""),
     ("rules.us_per_reading_2000", "evaluator, 2,000 rules", "µs/reading", "≤ 10"),

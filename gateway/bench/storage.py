@@ -9,7 +9,9 @@ The data: `series` series (a quarter each of rain, water level, crack and batter
 realistic shapes) at 1-minute resolution for `days` days, written through the gateway's
 own `Store.insert_readings` in transactions of 50,000. Then `stationgw run` serves the
 database and the bench asks `/api/readings` for the last 7 days of 50 series, one after
-the other, as a chart would: `chart_query_ms` is the total of the 50 answers.
+the other, as a chart would: `chart_query_ms` is the total of the 50 answers;
+`chart_sql_ms` is the same 50 series read with `Store.readings` directly, without HTTP and
+JSON.
 """
 
 from __future__ import annotations
@@ -99,6 +101,17 @@ def measure(
             returned += len(body["points"])
     finally:
         gw.stop()
+    # the same 50 series straight from SQLite: how much of the answer is the query
+    reader = Store(station.db, writer=False)
+    try:
+        t = time.perf_counter()
+        for s in range(chart):
+            reader.readings(
+                device_id(s // len(METRICS)), METRICS[s % len(METRICS)].name, start, end, 100_000
+            )
+        out["chart_sql_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    finally:
+        reader.close()
     out["chart_series"] = chart
     out["chart_points"] = returned
     out["chart_query_ms"] = round(sum(per_series), 1)
