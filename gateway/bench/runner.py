@@ -242,4 +242,4 @@ def run_bench(
 
 
 def the_peer_flow() -> str:
-    return "mqtt in (QoS 1, persistent session) → json → switch (level_m > 8) → function counter"
+    return "mqtt in (QoS 1, live) → json → switch (level_m > 8) → function counter"
