@@ -139,6 +139,16 @@ class MqttSource:
                 self._ready.clear()
             await self._ready.wait()
 
+    def take(self, max_items: int) -> list[Message]:
+        """Up to max_items of what is buffered now, without waiting."""
+        with self._cond:
+            n = min(max_items, len(self._buffer))
+            out = [self._buffer.popleft() for _ in range(n)]
+            if not self._buffer:
+                self._ready.clear()
+            self._cond.notify_all()
+            return out
+
     def ack(self, messages: list[Message]) -> int:
         """Acknowledge stored messages of the current session, in order; return how many."""
         session = self._session

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from gateway.errors import PayloadError
 from gateway.validation import problems
@@ -22,18 +23,20 @@ MIN_TS_MS = 946_684_800_000  # 2000-01-01: anything earlier is seconds or a dead
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
 
 
-class _Report(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
+class _Report(TypedDict):
+    """Validated straight from bytes into plain dicts: no model instance per report."""
 
-    ts: int | AwareDatetime | None = None
-    seq: Annotated[int, Field(ge=0)] | None = None
-    values: dict[str, float] = Field(min_length=1)
+    ts: NotRequired[int | AwareDatetime | None]
+    seq: NotRequired[Annotated[int, Field(ge=0)] | None]
+    values: Annotated[dict[str, float], Field(min_length=1)]
 
 
 _ONE: TypeAdapter[_Report] = TypeAdapter(_Report)
 _MANY: TypeAdapter[list[_Report]] = TypeAdapter(
     Annotated[list[_Report], Field(min_length=1, max_length=10_000)]
 )
+_SPACE = frozenset(b" \t\r\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +79,25 @@ def _ms(ts: int | datetime | None, received_ms: int, where: str) -> int:
 
 def decode_telemetry(payload: bytes, received_ms: int) -> list[Report]:
     """Decode one telemetry message; raise PayloadError naming the key and the reason."""
-    many = payload.lstrip()[:1] == b"["
+    first = payload[:1]
+    if first and first[0] in _SPACE:
+        first = payload.lstrip()[:1]
+    many = first == b"["
     try:
         reports = _MANY.validate_json(payload) if many else [_ONE.validate_json(payload)]
     except ValidationError as e:
         raise PayloadError("; ".join(problems(e)[:5])) from None
-    return [
-        Report(
-            ts=_ms(r.ts, received_ms, f"[{i}]." if many else ""),
-            seq=r.seq,
-            values=tuple(r.values.items()),
-        )
-        for i, r in enumerate(reports)
-    ]
+    out = []
+    for i, r in enumerate(reports):
+        ts = r.get("ts")
+        if ts is None:
+            ms = received_ms
+        elif type(ts) is int and MIN_TS_MS <= ts <= MAX_TS_MS:
+            ms = ts  # the common case, without building the error prefix
+        else:
+            ms = _ms(ts, received_ms, f"[{i}]." if many else "")
+        out.append(Report(ms, r.get("seq"), tuple(r["values"].items())))
+    return out
 
 
 def decode_status(payload: bytes) -> bool:

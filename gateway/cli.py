@@ -142,6 +142,18 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from gateway.bench.runner import run_bench
+
+    return run_bench(
+        quick=args.quick,
+        json_path=args.json,
+        scale=args.scale,
+        peer=not args.no_peer,
+        keep=args.keep,
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stationgw", description=__doc__)
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
@@ -169,6 +181,14 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     add_rules_parser(sub)
+
+    bench = sub.add_parser("bench", help="measure the gateway beside the broker and bare MQTT")
+    bench.add_argument("--quick", action="store_true", help="small sizes: within 3 minutes")
+    bench.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
+    bench.add_argument("--scale", type=float, default=1.0, help="multiply the sizes (tests)")
+    bench.add_argument("--no-peer", action="store_true", help="skip the Node-RED peer")
+    bench.add_argument("--keep", type=Path, metavar="DIR", help="keep the bench's files in DIR")
+    bench.set_defaults(func=cmd_bench)
 
     tickets = sub.add_parser("tickets", help="hazard tickets")
     tsub = tickets.add_subparsers(dest="tickets_command", required=True)

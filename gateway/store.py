@@ -129,6 +129,8 @@ class DeviceState:
         }
 
 
+_INSERT_READING = "INSERT OR IGNORE INTO readings (series_id, ts, value, flags) VALUES (?, ?, ?, ?)"
+
 _TICKET_COLS = (
     "id, kind, level, state, title, device, metric, point, rule, value, reason, opened_at, "
     "updated_at, acknowledged_at, acknowledged_by, due_at, code, suggestion"
@@ -212,12 +214,18 @@ class Store:
         return sid
 
     def insert_readings(self, readings: Iterable[Reading]) -> list[Reading]:
-        """Insert; return the readings that were new (a duplicate key is stored once)."""
+        """Insert; return the readings that were new (a duplicate key is stored once).
+
+        Row by row: one executemany with a savepoint fallback for duplicates was measured
+        (`stationgw bench`, BENCHMARKS.md) at the same ~2 µs per reading; SQLite's B-tree
+        insert is the cost, not the Python loop.
+        """
         new: list[Reading] = []
         cur = self.conn.cursor()
-        sql = "INSERT OR IGNORE INTO readings (series_id, ts, value, flags) VALUES (?, ?, ?, ?)"
+        series = self._series
         for r in readings:
-            cur.execute(sql, (self.series_id(r.device, r.metric), r.ts, r.value, r.flags))
+            sid = series.get((r.device, r.metric)) or self.series_id(r.device, r.metric)
+            cur.execute(_INSERT_READING, (sid, r.ts, r.value, r.flags))
             if cur.rowcount == 1:
                 new.append(r)
         return new

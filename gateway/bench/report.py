@@ -1,0 +1,179 @@
+"""The bench's results: nested JSON (`ingest.lost` is `{"ingest": {"lost": …}}`) and a table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Every key the issue asks for, as dotted paths into the nested JSON.
+REQUIRED_KEYS: tuple[str, ...] = (
+    "ingest.gateway_readings_per_s",
+    "ingest.paho_readings_per_s",
+    "ingest.mosquitto_sub_per_s",
+    "ingest.ratio_gateway_paho",
+    "ingest.lost",
+    "ingest_batched.gateway_readings_per_s",
+    "cpu.percent_of_core_at_1000_rps",
+    "cpu.broker_percent_of_core_at_1000_rps",
+    "latency_ms.p50",
+    "latency_ms.p99",
+    "memory.rss_mb_steady",
+    "memory.rss_mb_overload",
+    "storage.bytes_per_point",
+    "storage.row_table_bytes_per_point",
+    "storage.chart_query_ms",
+    "rules.us_per_reading_1",
+    "rules.us_per_reading_300",
+    "rules.us_per_reading_2000",
+)
+
+# (dotted key, label, unit, goal from the issue)
+ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("ingest.publisher_messages_per_s", "mosquitto_pub -q 1 publishes the stream", "msg/s", ""),
+    ("ingest.mosquitto_sub_per_s", "mosquitto_sub receives (1 reading/msg)", "msg/s", ""),
+    ("ingest.paho_readings_per_s", "bare paho subscriber, parses JSON", "readings/s", ""),
+    ("ingest.gateway_readings_per_s", "gateway: stored + acknowledged", "readings/s", ""),
+    ("ingest.ratio_gateway_paho", "gateway / bare paho", "×", "≥ 0.5"),
+    ("ingest.lost", "lost (sent − stored)", "readings", "0"),
+    ("ingest.peer_readings_per_s", "peer: Node-RED flow, live, does less", "readings/s", ""),
+    ("ingest_batched.mosquitto_sub_per_s", "mosquitto_sub (10 readings/msg)", "readings/s", ""),
+    ("ingest_batched.paho_readings_per_s", "bare paho (10 readings/msg)", "readings/s", ""),
+    (
+        "ingest_batched.gateway_readings_per_s",
+        "gateway (10 readings/msg)",
+        "readings/s",
+        "≥ 100000",
+    ),
+    ("ingest_batched.lost", "lost (10 readings/msg)", "readings", "0"),
+    (
+        "ingest_batched_1_rule.gateway_readings_per_s",
+        "gateway (10 readings/msg), 1 rule, not 2,000",
+        "readings/s",
+        "",
+    ),
+    ("cpu.percent_of_core_at_1000_rps", "gateway CPU at 1,000 readings/s", "% of a core", "≤ 2"),
+    ("cpu.broker_percent_of_core_at_1000_rps", "Mosquitto CPU at the same rate", "% of a core", ""),
+    ("latency_ms.at_10pct.p50", "publish → ticket stored, 10% of max: p50", "ms", ""),
+    ("latency_ms.at_10pct.p99", "                                     p99", "ms", ""),
+    ("latency_ms.p50", "publish → ticket stored, 50% of max: p50", "ms", ""),
+    ("latency_ms.p99", "                                     p99", "ms", "≤ 50"),
+    ("memory.rss_mb_idle", "gateway RSS, started, idle", "MB", ""),
+    ("memory.rss_mb_steady", "RSS after the simulated hour", "MB", "≤ 150"),
+    ("memory.rss_mb_overload", "RSS peak under 2× overload", "MB", "≤ 1.5 × steady"),
+    ("memory.overload_lost", "lost after the overload drained", "readings", "0"),
+    ("storage.bytes_per_point", "bytes per point (row table = today's store)", "B", "≤ 3"),
+    ("storage.insert_points_per_s", "Store.insert_readings", "points/s", ""),
+    ("storage.chart_query_ms", "chart: 7 days × 50 series via /api/readings", "ms", "≤ 100"),
+    ("storage.chart_sql_ms", "the same 50 series straight from SQLite", "ms", ""),
+    ("rules.us_per_reading_1", "evaluator, 1 rule", "µs/reading", ""),
+    ("rules.us_per_reading_300", "evaluator, 300 rules", "µs/reading", ""),
+    ("rules.us_per_reading_2000", "evaluator, 2,000 rules", "µs/reading", "≤ 10"),
+    ("rules.kb_per_rule_2000", "evaluator state, 2,000 rules", "KB/rule", "≤ 50"),
+)
+
+
+def get(results: dict[str, Any], dotted: str) -> Any:
+    node: Any = results
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def missing_keys(results: dict[str, Any]) -> list[str]:
+    return [k for k in REQUIRED_KEYS if get(results, k) is None]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"  {'measurement':<46} {'value':>12}  {'unit':<12} goal"]
+    section = ""
+    for key, label, unit, goal in ROWS:
+        value = get(results, key)
+        if value is None:
+            continue
+        head = key.split(".")[0]
+        if head != section:
+            section = head
+            lines.append(f"  [{head}]")
+        lines.append(f"  {label:<46} {_fmt(value):>12}  {unit:<12} {goal}")
+    for note in results.get("notes", []):
+        lines.append(f"  note: {note}")
+    for err in results.get("errors", []):
+        lines.append(f"  ERROR: {err}")
+    return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _ram_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return float("nan")
+
+
+def machine(mosquitto_version: str) -> dict[str, Any]:
+    node_bin = shutil.which("node")
+    node = (
+        subprocess.run([node_bin, "--version"], capture_output=True, text=True, check=False)
+        if node_bin
+        else None
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "ram_gib": _ram_gib(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "mosquitto": mosquitto_version,
+        "paho_mqtt": metadata.version("paho-mqtt"),
+        "sqlite": sqlite3.sqlite_version,
+        "node": node.stdout.strip() if node is not None and node.returncode == 0 else None,
+    }
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False, default=str)
+    path.write_text(text + "\n")
+
+
+def clean(value: Any) -> Any:
+    """NaN → None, recursively (JSON has no NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
