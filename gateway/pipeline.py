@@ -67,6 +67,8 @@ class Pipeline:
         self.commit_delay_s = commit_delay_s  # test hook: widens the arrival→commit window
         self.gather_s = gather_s
         self.store_error: str | None = None
+        # called after a commit that changed tickets (the notification outbox wakes up)
+        self.on_tickets: Callable[[], None] | None = None
         self._once = Once(log)
         self._current: asyncio.Future[None] | None = None
         self._topics: dict[str, Topic] = {}  # topic string -> parsed (devices are few)
@@ -203,6 +205,8 @@ class Pipeline:
             return outcome
 
     def announce(self, outcome: Outcome) -> None:
+        if outcome.tickets and self.on_tickets is not None:
+            self.on_tickets()
         m = self.metrics
         m.batches.inc()
         m.readings_stored.inc(len(outcome.new))
