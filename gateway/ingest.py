@@ -106,7 +106,9 @@ class Ingestor:
             self._save_state()
         self.state = restore(ruleset, self.store)
 
-    def commit(self, batch: Batch, now: int) -> Outcome:
+    def commit(self, batch: Batch, now: int, *, device_states: bool = True) -> Outcome:
+        """Store, judge and ticket a batch in one transaction. `device_states=False` skips
+        reading back the devices' state for the SSE `device` event (nobody listens)."""
         if self._stale:  # a failed transaction left the in-memory state ahead of the store
             self.state = restore(self.ruleset, self.store)
             self._stale = False
@@ -137,7 +139,9 @@ class Ingestor:
                 d
                 for i in sorted(set(batch.seen) | set(batch.statuses))
                 if (d := store.device(i)) is not None
-            ],
+            ]
+            if device_states
+            else [],
         )
 
     def tick(self, now: int) -> Outcome:

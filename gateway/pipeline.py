@@ -11,6 +11,7 @@ meanwhile: senders are slowed, nothing acknowledged is lost.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import time
@@ -184,9 +185,10 @@ class Pipeline:
         delay = 0.5
         while True:
             try:
-                outcome = await loop.run_in_executor(
-                    self.writer, self.ingestor.commit, batch, self.clock()
+                commit = functools.partial(
+                    self.ingestor.commit, device_states=self.hub.subscribers() > 0
                 )
+                outcome = await loop.run_in_executor(self.writer, commit, batch, self.clock())
             except (sqlite3.Error, StoreError, OSError) as e:
                 self.store_error = str(e)
                 self.metrics.commit_failures.inc()
