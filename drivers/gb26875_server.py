@@ -9,15 +9,15 @@ ticket and the batch are committed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from zoneinfo import ZoneInfo
 
 from drivers import gb26875
 from drivers.context import BatchBuilder, DriverContext, once
+from drivers.frame_io import Handle, pump_connection, pump_line
 from drivers.framing import Reject, Stream
-from drivers.serial_line import LineLost, SerialLine
+from drivers.serial_line import SerialLine
 from gateway.config import Device
 from gateway.model import Level
 from gateway.transports import Gb26875Section, Gb26875Transport, SerialPort
@@ -122,64 +122,35 @@ class Gb26875Driver:
         peer = writer.get_extra_info("peername")
         source = f"gb26875 tcp {peer[0]}:{peer[1]}" if peer else "gb26875 tcp"
         self._writers.add(writer)
-        stream = self._stream()
-        s = self.section
         try:
-            while True:
-                wait = s.frame_timeout_s if stream.pending else s.idle_timeout_s
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), wait)
-                except TimeoutError:
-                    if not stream.pending:
-                        break
-                    partial = stream.flush(f"no further bytes for {wait:g} s")
-                    await self.handle([partial] if partial else [], source)
-                    continue
-                if not data:
-                    break
-                replies = await self.handle(stream.feed(data), source)
-                for r in replies:
-                    writer.write(r)
-                    self.replies += 1
-                if replies:
-                    await writer.drain()
-        except (ConnectionError, OSError) as e:
-            log.info("%s: connection lost (%s)", source, e)
-        except Exception:
-            log.exception("%s: closing the connection after an error; nothing confirmed", source)
+            await pump_connection(
+                reader,
+                writer,
+                self._stream(),
+                self._handler(source),
+                source=source,
+                frame_timeout_s=self.section.frame_timeout_s,
+                idle_timeout_s=self.section.idle_timeout_s,
+            )
         finally:
             self._writers.discard(writer)
-            partial = stream.flush("connection closed")
-            if partial is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self.handle([partial], source)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+
+    def _handler(self, source: str) -> Handle:
+        """What one connection or line does with what it read; counts the replies."""
+
+        async def handle(items: list[Item]) -> list[bytes]:
+            replies = await self.handle(items, source)
+            self.replies += len(replies)
+            return replies
+
+        return handle
 
     async def run_serial(self, port: SerialPort) -> None:
         line = self.lines[port.id] = SerialLine(port)
-        source = f"gb26875 serial {port.id}"
-        stream = self._stream()
-        try:
-            while True:
-                await line.open()
-                try:
-                    while True:
-                        wait = self.section.frame_timeout_s if stream.pending else None
-                        data = await line.read(wait)
-                        if not data:
-                            partial = stream.flush(f"line silent for {wait:g} s")
-                            await self.handle([partial] if partial else [], source)
-                            continue
-                        for r in await self.handle(stream.feed(data), source):
-                            await line.write(r)
-                            self.replies += 1
-                except LineLost as e:
-                    log.warning("%s: %s; reopening", source, e)
-                    line.close()
-                    partial = stream.flush("serial line lost")
-                    if partial is not None:
-                        await self.handle([partial], source)
-        finally:
-            line.close()
+        await pump_line(
+            line,
+            self._stream(),
+            self._handler(f"gb26875 serial {port.id}"),
+            source=f"gb26875 serial {port.id}",
+            frame_timeout_s=self.section.frame_timeout_s,
+        )

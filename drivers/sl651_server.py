@@ -9,14 +9,14 @@ One connection or line never holds up another: each has its own task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from zoneinfo import ZoneInfo
 
 from drivers.context import BatchBuilder, DriverContext, once
+from drivers.frame_io import Handle, pump_connection, pump_line
 from drivers.framing import Reject, Stream
-from drivers.serial_line import LineLost, SerialLine
+from drivers.serial_line import SerialLine
 from drivers.sl651 import Frame, Reassembler, Sl651Error, confirmation, station_of, take
 from gateway.config import Device
 from gateway.transports import SerialPort, Sl651Section, Sl651Transport
@@ -149,74 +149,41 @@ class Sl651Driver:
         self.connections += 1
         self._writers.add(writer)
         stream = self.streams[source] = self._stream()
-        reassembler = Reassembler(self.tz)
-        s = self.section
         try:
-            while True:
-                wait = s.frame_timeout_s if stream.pending else s.idle_timeout_s
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), wait)
-                except TimeoutError:
-                    if not stream.pending:
-                        log.info("%s: silent for %.0f s; closing", source, wait)
-                        break
-                    partial = stream.flush(f"no further bytes for {wait:g} s")
-                    await self.handle([partial] if partial else [], source, reassembler)
-                    continue
-                if not data:
-                    break
-                replies = await self.handle(stream.feed(data), source, reassembler)
-                for r in replies:
-                    writer.write(r)
-                    self.replies += 1
-                if replies:
-                    await writer.drain()
-        except (ConnectionError, OSError) as e:
-            log.info("%s: connection lost (%s)", source, e)
-        except Exception:
-            log.exception(
-                "%s: closing the connection after an error; nothing was confirmed", source
+            await pump_connection(
+                reader,
+                writer,
+                stream,
+                self._handler(source, Reassembler(self.tz)),
+                source=source,
+                frame_timeout_s=self.section.frame_timeout_s,
+                idle_timeout_s=self.section.idle_timeout_s,
             )
         finally:
-            partial = stream.flush("connection closed")
-            if partial is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self.handle([partial], source, reassembler)
             self._writers.discard(writer)
             self.streams.pop(source, None)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+
+    def _handler(self, source: str, reassembler: Reassembler) -> Handle:
+        """What one connection or line does with what it read; counts the replies."""
+
+        async def handle(items: list[Frame | Reject]) -> list[bytes]:
+            replies = await self.handle(items, source, reassembler)
+            self.replies += len(replies)
+            return replies
+
+        return handle
 
     # --- serial -----------------------------------------------------------------------
 
     async def run_serial(self, port: SerialPort) -> None:
         """Read frames from a serial line for ever, reopening it when it goes away."""
-        line = SerialLine(port)
+        line = self.lines[port.id] = SerialLine(port)
         source = f"sl651 serial {port.id}"
-        reassembler = Reassembler(self.tz)
         stream = self.streams[source] = self._stream()
-        self.lines[port.id] = line
-        try:
-            while True:
-                await line.open()
-                try:
-                    while True:
-                        wait = self.section.frame_timeout_s if stream.pending else None
-                        data = await line.read(wait)
-                        if not data:
-                            partial = stream.flush(f"line silent for {wait:g} s")
-                            await self.handle([partial] if partial else [], source, reassembler)
-                            continue
-                        replies = await self.handle(stream.feed(data), source, reassembler)
-                        for r in replies:
-                            await line.write(r)
-                            self.replies += 1
-                except LineLost as e:
-                    log.warning("%s: %s; reopening", source, e)
-                    line.close()
-                    partial = stream.flush("serial line lost")
-                    if partial is not None:
-                        await self.handle([partial], source, reassembler)
-        finally:
-            line.close()
+        await pump_line(
+            line,
+            stream,
+            self._handler(source, Reassembler(self.tz)),
+            source=source,
+            frame_timeout_s=self.section.frame_timeout_s,
+        )
