@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.errors import ConfigError
 from gateway.model import Level
@@ -21,6 +21,7 @@ from rules.model import (
     CompoundRule,
     Condition,
     DeviceInfo,
+    Direction,
     Limits,
     NoDataRule,
     RateRule,
@@ -45,7 +46,14 @@ def _duration(v: str) -> str:
     return v
 
 
-Duration = Annotated[str, Field(min_length=2)]
+def _positive(v: str) -> str:
+    if parse_duration(v) <= 0:
+        raise ValueError("must be longer than 0")
+    return v
+
+
+Duration = Annotated[str, Field(min_length=2), AfterValidator(_duration)]
+Span = Annotated[str, Field(min_length=2), AfterValidator(_positive)]  # a duration above 0
 
 
 class LevelValues(_Model):
@@ -73,45 +81,48 @@ class _ScopeSpec(_Model):
     villages: list[Ident] | None = Field(default=None, min_length=1)
 
 
-class _Timed(_ScopeSpec):
+class _Timing(_Model):
     for_: Duration = Field(default="0s", alias="for")
     keep_for: Duration = "0s"
-
-    @field_validator("for_", "keep_for")
-    @classmethod
-    def _dur(cls, v: str) -> str:
-        return _duration(v)
 
     def timing(self) -> Timing:
         return Timing(parse_duration(self.for_), parse_duration(self.keep_for))
 
 
-class ThresholdSpec(_Timed):
+class _Timed(_ScopeSpec, _Timing):
+    pass
+
+
+class _Directed(_Timed):
+    """Levels given as `above` or `below` (exactly one)."""
+
+    above: LevelValues | None = None
+    below: LevelValues | None = None
+
+    def levels(self) -> tuple[Direction, Limits]:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of 'above' or 'below'")
+        if self.above is not None:
+            return "above", self.above.limits(True)
+        assert self.below is not None
+        return "below", self.below.limits(False)
+
+
+class ThresholdSpec(_Directed):
     id: Ident
     name: str = Field(min_length=1)
     kind: Literal["threshold"]
     metric: Ident
-    above: LevelValues | None = None
-    below: LevelValues | None = None
     clear: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> ThresholdSpec:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of 'above' or 'below'")
-        (self.above or self.below).limits(self.above is not None)  # type: ignore[union-attr]
+        self.levels()
         return self
 
 
 class WindowSpec(LevelValues):
-    window: Duration
-
-    @field_validator("window")
-    @classmethod
-    def _dur(cls, v: str) -> str:
-        if parse_duration(v) <= 0:
-            raise ValueError("a window must be longer than 0")
-        return v
+    window: Span
 
 
 class AccumulationSpec(_Timed):
@@ -129,30 +140,19 @@ class AccumulationSpec(_Timed):
         return self
 
 
-class RateSpec(_Timed):
+class RateSpec(_Directed):
     id: Ident
     name: str = Field(min_length=1)
     kind: Literal["rate"]
     metric: Ident
-    window: Duration
+    window: Span
     per: Literal["min", "h", "d"]
-    above: LevelValues | None = None
-    below: LevelValues | None = None
     accel_above: LevelValues | None = None
     min_points: int = Field(default=3, ge=2)
 
-    @field_validator("window")
-    @classmethod
-    def _dur(cls, v: str) -> str:
-        if parse_duration(v) <= 0:
-            raise ValueError("a window must be longer than 0")
-        return v
-
     @model_validator(mode="after")
     def _check(self) -> RateSpec:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of 'above' or 'below'")
-        (self.above or self.below).limits(self.above is not None)  # type: ignore[union-attr]
+        self.levels()
         if self.accel_above is not None:
             self.accel_above.limits()
         return self
@@ -163,14 +163,7 @@ class NoDataSpec(_ScopeSpec):
     name: str = Field(min_length=1)
     kind: Literal["no_data"]
     metric: Ident | None = None
-    after: Duration
-
-    @field_validator("after")
-    @classmethod
-    def _dur(cls, v: str) -> str:
-        if parse_duration(v) <= 0:
-            raise ValueError("must be longer than 0")
-        return v
+    after: Span
 
 
 class ConditionSpec(_Model):
@@ -178,7 +171,7 @@ class ConditionSpec(_Model):
     level: LevelName
 
 
-class CompoundSpec(_Model):
+class CompoundSpec(_Timing):
     id: Ident
     name: str = Field(min_length=1)
     kind: Literal["compound"]
@@ -186,15 +179,11 @@ class CompoundSpec(_Model):
     any: list[ConditionSpec] | None = Field(default=None, min_length=1)
     level: LevelName
     points: list[Ident] | None = Field(default=None, min_length=1)
-    for_: Duration = Field(default="0s", alias="for")
-    keep_for: Duration = "0s"
 
     @model_validator(mode="after")
     def _check(self) -> CompoundSpec:
         if (self.all is None) == (self.any is None):
             raise ValueError("give exactly one of 'all' or 'any'")
-        _duration(self.for_)
-        _duration(self.keep_for)
         return self
 
 
@@ -241,14 +230,11 @@ def _compile(
     spec: Any, devices: Mapping[str, DeviceInfo] | None, where: str, found: list[str]
 ) -> Rule:
     if isinstance(spec, ThresholdSpec):
-        values = spec.above or spec.below
-        assert values is not None
         return ThresholdRule(
             spec.id,
             spec.name,
             spec.metric,
-            "above" if spec.above else "below",
-            values.limits(spec.above is not None),
+            *spec.levels(),
             spec.clear,
             spec.timing(),
             _scope(spec, devices, where, found),
@@ -264,8 +250,6 @@ def _compile(
             _scope(spec, devices, where, found),
         )
     if isinstance(spec, RateSpec):
-        values = spec.above or spec.below
-        assert values is not None
         return RateRule(
             spec.id,
             spec.name,
@@ -273,8 +257,7 @@ def _compile(
             parse_duration(spec.window),
             PER[spec.per],
             spec.per,
-            "above" if spec.above else "below",
-            values.limits(spec.above is not None),
+            *spec.levels(),
             spec.accel_above.limits() if spec.accel_above else (),
             spec.min_points,
             spec.timing(),
@@ -304,7 +287,7 @@ def _compile(
         tuple(Condition(c.rule, Level.parse(c.level)) for c in conds),
         Level.parse(spec.level),
         points,
-        Timing(parse_duration(spec.for_), parse_duration(spec.keep_for)),
+        spec.timing(),
     )
 
 
