@@ -201,6 +201,15 @@ def decode_frame(data: bytes, tz: tzinfo = LOCAL) -> tuple[Frame, bytes]:
     return parse(data[:total], tz), data[total:]
 
 
+def _whole(buf: bytes) -> bool:
+    """Does a complete, valid frame start at buf[0]?"""
+    try:
+        _check(buf[: _length(buf)])
+    except Gb26875Error:
+        return False
+    return True
+
+
 def take(buf: bytes, tz: tzinfo = LOCAL) -> tuple[int, Frame | Reject | None]:
     i = buf.find(START)
     if i < 0:
@@ -219,15 +228,10 @@ def take(buf: bytes, tz: tzinfo = LOCAL) -> tuple[int, Frame | Reject | None]:
         j = buf.find(START, 1)
         while j > 0:
             tail = buf[j:]
-            if len(tail) >= HEADER_LEN and len(tail) >= _length(tail):
-                try:
-                    _check(tail[: _length(tail)])
-                except Gb26875Error:
-                    pass
-                else:
-                    return j, Reject(
-                        "truncated", f"frame cut off after {j} of {total} bytes", 0, buf[:j]
-                    )
+            if len(tail) >= HEADER_LEN and len(tail) >= _length(tail) and _whole(tail):
+                return j, Reject(
+                    "truncated", f"frame cut off after {j} of {total} bytes", 0, buf[:j]
+                )
             j = buf.find(START, j + 1)
         return 0, None
     raw = buf[:total]

@@ -146,27 +146,27 @@ async def run_tcp(
             continue
         stream: Stream[sl651.Frame] = Stream(sl651.take)
         try:
-            while k < len(s.reports):
-                frame = frame_of(s, k)
-                fault = s.faults.pop(k, None)
-                if fault == "disconnect":
-                    writer.write(frame[:20])
+            # a timeout or a dropped connection ends this attempt; the next one reconnects
+            with contextlib.suppress(TimeoutError, OSError):
+                while k < len(s.reports):
+                    frame = frame_of(s, k)
+                    fault = s.faults.pop(k, None)
+                    if fault == "disconnect":
+                        writer.write(frame[:20])
+                        await writer.drain()
+                        break
+                    if fault == "silence":
+                        await asyncio.sleep(0.5)
+                    elif fault is not None:
+                        writer.write(faulty_prefix(fault, frame))
+                    writer.write(frame)
                     await writer.drain()
-                    break
-                if fault == "silence":
-                    await asyncio.sleep(0.5)
-                elif fault is not None:
-                    writer.write(faulty_prefix(fault, frame))
-                writer.write(frame)
-                await writer.drain()
-                reply = await _confirmation(reader, stream, reply_wait_s)
-                if reply is None or reply.serial != k + 1:
-                    break
-                confirmed.append(k)
-                k += 1
-                attempts = 0
-        except (TimeoutError, OSError):
-            pass
+                    reply = await _confirmation(reader, stream, reply_wait_s)
+                    if reply is None or reply.serial != k + 1:
+                        break
+                    confirmed.append(k)
+                    k += 1
+                    attempts = 0
         finally:
             writer.close()
             with contextlib.suppress(OSError):

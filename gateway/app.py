@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -157,7 +158,7 @@ async def run_gateway(
         asyncio.create_task(rules_service.ticks(), name="rule-timers"),
         asyncio.create_task(rules_service.watch(), name="rule-files"),
     ]
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread
+    if threading.current_thread() is threading.main_thread():  # signals go to that thread
         loop.add_signal_handler(
             signal.SIGHUP,
             lambda: helpers.append(asyncio.create_task(rules_service.reload("SIGHUP"))),

@@ -33,8 +33,8 @@ class TicketError(GatewayError):
 
 
 class TicketNotFound(TicketError):
-    pass
+    """No ticket has that id."""
 
 
 class TicketConflict(TicketError):
-    pass
+    """The ticket is not in a state that allows the action (e.g. already acknowledged)."""

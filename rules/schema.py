@@ -90,7 +90,7 @@ class _Timing(_Model):
 
 
 class _Timed(_ScopeSpec, _Timing):
-    pass
+    """A rule judging device series: a scope and the shared timing."""
 
 
 class _Directed(_Timed):

@@ -206,8 +206,9 @@ class NodeRed:
         """Start Node-RED and wait until it is subscribed; it takes the stream live."""
         self.topic = topic
         self._start(topic, count)
-        while not self._wait("bench/nodered/status", 60).startswith(b"green"):
-            pass
+        status = b""
+        while not status.startswith(b"green"):  # each wait blocks for the next status
+            status = self._wait("bench/nodered/status", 60)
 
     def drain(self, count: int, timeout: float) -> dict[str, float]:
         try:

@@ -222,26 +222,18 @@ def paced(
     return written
 
 
+def _session_sub(port: int, client_id: str, topic: str, *extra: str) -> list[str]:
+    """mosquitto_sub on a persistent MQTT 5 session (QoS 1, an hour's expiry)."""
+    return [
+        tool("mosquitto_sub"), "-p", str(port), "-V", "5", "-c", "-i", client_id,
+        "-x", "3600", "-q", "1", "-t", topic, *extra,
+    ]  # fmt: skip
+
+
 def sub_session(port: int, client_id: str, topic: str) -> None:
     """Create a persistent MQTT 5 session subscribed (QoS 1) to `topic`, then leave."""
     subprocess.run(
-        [
-            tool("mosquitto_sub"),
-            "-p",
-            str(port),
-            "-V",
-            "5",
-            "-c",
-            "-i",
-            client_id,
-            "-x",
-            "3600",
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-E",
-        ],
+        _session_sub(port, client_id, topic, "-E"),
         check=True,
         stdout=subprocess.DEVNULL,
         timeout=20,
@@ -253,26 +245,7 @@ def sub_drain(
 ) -> subprocess.Popen[bytes]:
     """Reconnect a session made by `sub_session` and take `count` messages (to /dev/null)."""
     return subprocess.Popen(
-        [
-            tool("mosquitto_sub"),
-            "-p",
-            str(port),
-            "-V",
-            "5",
-            "-c",
-            "-i",
-            client_id,
-            "-x",
-            "3600",
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-C",
-            str(count),
-            "-W",
-            str(max(1, int(timeout))),
-        ],
+        _session_sub(port, client_id, topic, "-C", str(count), "-W", str(max(1, int(timeout)))),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -25,11 +26,9 @@ def wait_health(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "demo exited early"
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/api/health", timeout=1).json()["broker"]["connected"]:
                 return
-        except httpx.HTTPError:
-            pass
         time.sleep(0.2)
     raise TimeoutError("demo did not come up")
 
