@@ -68,17 +68,23 @@ class ModbusBus:
             stopbits=port.stopbits,
             timeout=max((s.t.timeout_s for s in self.slaves), default=1.0),
             retries=0,
-            reconnect_delay=0,  # reconnecting is ours: one place, one backoff
+            reconnect_delay=0,  # no background reconnect task: the poll loop reopens
+            trace_connect=self._traced,
         )
         self.connects = 0
+
+    def _traced(self, up: bool) -> None:
+        # pymodbus also reopens by itself when a request finds the port closed, so the
+        # openings are counted here, where every path reports them
+        if up:
+            self.connects += 1
+            log.info("modbus bus %s (%s) open", self.port.id, self.port.path)
 
     async def _connected(self) -> bool:
         if self.client.connected:
             return True
         with contextlib.suppress(ModbusException, OSError):
             if await self.client.connect():
-                self.connects += 1
-                log.info("modbus bus %s (%s) open", self.port.id, self.port.path)
                 return True
         self.once.warning(
             f"open:{self.port.id}",
