@@ -27,6 +27,7 @@ from gateway.config import Config
 from gateway.errors import TicketConflict, TicketNotFound
 from gateway.events import Hub
 from gateway.health import EMPTY, interval_ms, load_health
+from gateway.http_reports import router as reports_router
 from gateway.metrics import Metrics
 from gateway.rules_service import RulesService
 from gateway.store import Store, Ticket
@@ -245,6 +246,7 @@ def create_app(ctx: Context) -> FastAPI:
     from gateway.http_tickets import add_routes
 
     add_routes(app, ctx, reader)
+    app.include_router(reports_router(ctx))
 
     @app.get("/metrics")
     def metrics() -> Response:

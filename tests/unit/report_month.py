@@ -303,12 +303,9 @@ class Month:
         return w.id
 
     def hazard(self, device: str, metric: str) -> int:
-        t = self.store.open_ticket_for(
-            "rain-1h" if metric == "rain_mm" else "river-level",
-            device,
-            metric,
-            self.cfg.device(device).point,
-        )  # type: ignore[union-attr]
+        point = {d.id: d.point for d in self.cfg.devices}[device]
+        rule = "rain-1h" if metric == "rain_mm" else "river-level"
+        t = self.store.open_ticket_for(rule, device, metric, point)
         assert t is not None, f"no open hazard for {device}/{metric}"
         return t.id
 
