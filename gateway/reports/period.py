@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -33,6 +33,11 @@ class Period:
         n = (self.end - self.start) // 86_400_000 + 1  # a DST month may be an hour short
         out = [first + timedelta(days=i) for i in range(n + 1)]
         return [d for d in out if d.month == self.month]
+
+    def day_starts(self) -> list[int]:
+        """UTC ms of each local day's midnight; with `bisect_right(starts, ts) - 1` a
+        reading's day index, without a time-zone conversion per reading."""
+        return [int(datetime.combine(d, time(), self.zone).timestamp() * 1000) for d in self.days()]
 
     def day_of(self, ms: int) -> date:
         return datetime.fromtimestamp(ms / 1000, UTC).astimezone(self.zone).date()

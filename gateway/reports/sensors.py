@@ -5,6 +5,7 @@ completeness. Pure over a read-only connection: the period and `now` are passed 
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -125,7 +126,7 @@ def _increments(
 
 def rain(conn: sqlite3.Connection, cfg: Config, rs: ReportsSection, p: Period) -> list[RainGauge]:
     days = p.days()
-    index = {d: i for i, d in enumerate(days)}
+    starts = p.day_starts()
     out: list[RainGauge] = []
     for d in cfg.devices:
         for metric in d.metrics:
@@ -136,7 +137,7 @@ def rain(conn: sqlite3.Connection, cfg: Config, rs: ReportsSection, p: Period) -
             daily = [0.0] * len(days)
             hours: dict[int, float] = defaultdict(float)
             for ts, v in steps:
-                daily[index[p.day_of(ts)]] += v
+                daily[bisect_right(starts, ts) - 1] += v
                 hours[ts - (ts - p.start) % HOUR] += v
             top_hour = max(hours.items(), key=lambda kv: kv[1], default=(None, 0.0))
             top_day = max(range(len(days)), key=lambda i: daily[i]) if steps else None
@@ -185,7 +186,7 @@ def water(
     ruleset: RuleSet | None,
 ) -> list[WaterGauge]:
     days = p.days()
-    index = {d: i for i, d in enumerate(days)}
+    starts = p.day_starts()
     out: list[WaterGauge] = []
     for d in cfg.devices:
         for metric in d.metrics:
@@ -194,7 +195,7 @@ def water(
             rows = series_rows(conn, d.id, metric, p.start, p.end)
             daily: list[float | None] = [None] * len(days)
             for ts, v in rows:
-                i = index[p.day_of(ts)]
+                i = bisect_right(starts, ts) - 1
                 cur = daily[i]
                 daily[i] = v if cur is None else max(cur, v)
             top = max(rows, key=lambda r: r[1]) if rows else None
@@ -222,7 +223,7 @@ def water(
 
 def crack(conn: sqlite3.Connection, cfg: Config, rs: ReportsSection, p: Period) -> list[CrackMeter]:
     days = p.days()
-    index = {d: i for i, d in enumerate(days)}
+    starts = p.day_starts()
     out: list[CrackMeter] = []
     for d in cfg.devices:
         for metric in d.metrics:
@@ -232,7 +233,7 @@ def crack(conn: sqlite3.Connection, cfg: Config, rs: ReportsSection, p: Period) 
             last: list[float | None] = [None] * len(days)
             first: list[float | None] = [None] * len(days)
             for ts, v in rows:
-                i = index[p.day_of(ts)]
+                i = bisect_right(starts, ts) - 1
                 if first[i] is None:
                     first[i] = v
                 last[i] = v

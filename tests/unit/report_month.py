@@ -62,6 +62,7 @@ kind = "no_data"
 after = "30m"
 devices = ["rg-01", "rg-02", "wl-01", "cm-01"]
 """
+SCOPE = 'devices = ["rg-01", "rg-02", "wl-01", "cm-01"]\n'
 
 
 DEVICES = """
@@ -494,3 +495,83 @@ def build(folder: Path) -> Month:
     m.handover(at(7, 6, 8), "qian", "zhao", "夜间平稳")
     m.run(at(6, 28), at(8, 1))
     return m
+
+
+# --- a month of 1-minute data from ten devices, for timing the report ---------------------
+
+
+def minute_month(folder: Path, n: int = 10) -> Config:
+    """Ten devices (rain, water level, crack meter in turn; each with its battery) reporting
+    every minute for July: 2 × 44,640 readings each, written straight to the store."""
+    kinds = [
+        ("rain_gauge", "rain_mm", '{ unit = "mm", min = 0, max = 50 }', "slope"),
+        ("water_level", "level_m", '{ unit = "m", min = 0, max = 20 }', "river"),
+        ("crack_meter", "crack_mm", '{ unit = "mm", min = 0, max = 500 }', "slope"),
+    ]
+    blocks = []
+    for i in range(n):
+        kind, metric, spec, point = kinds[i % 3]
+        blocks.append(
+            f'[[devices]]\nid = "d{i:02d}"\nname = "设备{i:02d}"\nkind = "{kind}"\n'
+            f'point = "{point}"\ninterval_s = 60\nmetrics.{metric} = {spec}\n'
+            f'metrics.battery_v = {{ unit = "V", min = 0, max = 15 }}\n'
+        )
+    cfg = station(folder, "\n".join(blocks), RULES.replace(SCOPE, ""))
+    store = Store(cfg.database.path)
+    for d in cfg.devices:
+        metric = next(m for m in d.metrics if m != "battery_v")
+        with store.transaction():
+            store.insert_readings(
+                r
+                for ts in range(at(7, 1), at(8, 1), MIN)
+                if not (d.id == "d01" and OUTAGE[1] <= ts < OUTAGE[2])
+                for r in (
+                    Reading(
+                        d.id,
+                        metric,
+                        ts,
+                        rain(d.id.replace("d00", "rg-01"), ts) / 5
+                        if metric == "rain_mm"
+                        else level(ts)
+                        if metric == "level_m"
+                        else crack(ts),
+                    ),
+                    Reading(d.id, "battery_v", ts, 12.6),
+                )
+            )
+    store.close()
+    return cfg
+
+
+if __name__ == "__main__":  # python -m tests.unit.report_month [FOLDER]
+    import sqlite3
+    import sys
+    import tempfile
+    import time
+
+    from gateway.reports.documents import ruleset_of
+    from gateway.reports.monthly import monthly
+    from gateway.reports.pdf import html_to_pdf
+    from gateway.reports.period import month_period
+    from gateway.reports.render import monthly_html
+
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cfg = minute_month(folder)
+    conn = sqlite3.connect(f"file:{cfg.database.path}?mode=ro", uri=True)
+    count = conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+    print(
+        f"{count:,} readings of {len(cfg.devices)} devices written in {time.perf_counter() - t0:.1f} s"
+    )
+    t1 = time.perf_counter()
+    figures = monthly(conn, cfg, month_period("2026-07"), at(8, 2), ruleset_of(cfg))
+    t2 = time.perf_counter()
+    html = monthly_html(figures, cfg)
+    t3 = time.perf_counter()
+    data = html_to_pdf(html)
+    t4 = time.perf_counter()
+    print(
+        f"figures {t2 - t1:.2f} s (with the previous month), HTML with charts {t3 - t2:.2f} s, "
+        f"PDF {t4 - t3:.2f} s; {len(html):,} bytes of HTML, {len(data):,} bytes of PDF"
+    )
