@@ -23,11 +23,12 @@ import sqlite3
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.config import Config
-from gateway.lifecycle import Policy, next_step
+from gateway.lifecycle import FLOWS, Policy, Step, next_step
 from gateway.model import Level
+from gateway.people import People
 from gateway.reports.period import Period
 
 LEVELS = (Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED)
@@ -128,15 +129,6 @@ class Patrol:
         return self.items_done / self.items_expected if self.items_expected else None
 
 
-@dataclass(slots=True)
-class Loop:
-    """The ticket loop's figures for a set of tickets (the station, a village, a point)."""
-
-    warnings: Warnings
-    hazards: Hazards
-    faults: dict[str, dict[str, int]] = field(default_factory=dict)  # device -> type -> n
-
-
 def read_tickets(conn: sqlite3.Connection, end: int) -> list[TicketRow]:
     rows = conn.execute(
         "SELECT id, kind, level, state, title, device, metric, point, rule, reason, opened_at "
@@ -223,8 +215,6 @@ def _stage_deadlines(
 
 
 def _after(kind: str, step: str) -> str | None:
-    from gateway.lifecycle import FLOWS, Step
-
     flow = FLOWS.get(kind, {}).get(Step(step))
     return str(flow[1]) if flow else None
 
@@ -395,8 +385,6 @@ def calls_of(
 
 
 def patrols_of(conn: sqlite3.Connection, cfg: Config, p: Period) -> list[Patrol]:
-    from gateway.people import People
-
     people = People(cfg)
     checklists = {c.id: {i.id for i in c.items} for c in cfg.checklists}
     rows = conn.execute(

@@ -18,6 +18,7 @@ from gateway.model import Level
 from gateway.reports import loop, sensors
 from gateway.reports.config import ReportsSection
 from gateway.reports.loop import LEVELS, Calls, Hazards, Patrol, Warnings
+from gateway.reports.narrative import Change, Headline, changes, summary
 from gateway.reports.period import Period, previous
 from gateway.reports.sensors import Availability, CrackMeter, RainGauge, WaterGauge
 from rules.evaluator import RuleSet
@@ -38,34 +39,6 @@ class Place:
     storm_days: int
     water_reached: Level | None
     uptime: float | None  # mean over its devices with an interval
-
-
-@dataclass(frozen=True, slots=True)
-class Headline:
-    """The figures compared month on month."""
-
-    warnings: int
-    warnings_high: int  # orange and red
-    hazards_opened: int
-    hazards_closed: int
-    closure_rate: float | None
-    overdue: int
-    median_ack_s: float | None
-    escalations: int
-    rain_max_total_mm: float | None
-    storm_days: int  # local days on which any gauge reached the storm line
-    uptime: float | None
-    completeness: float | None
-    patrol_records: int
-    patrol_completion: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    label: str
-    now: str
-    before: str
-    delta: str  # "+3", "−2.5 个百分点", "持平", ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +150,6 @@ def monthly(
     before = None
     if compare:
         before = monthly(conn, cfg, previous(period), now, ruleset, rs, compare=False).headline
-    from gateway.reports.narrative import changes, summary
-
     out = Monthly(
         station=cfg.station.name,
         station_id=cfg.station.id,

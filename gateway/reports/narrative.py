@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.model import Level
 from gateway.reports.loop import LEVELS
 
 if TYPE_CHECKING:
-    from gateway.reports.monthly import Change, Headline, Monthly
+    from gateway.reports.monthly import Monthly
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """The figures compared month on month."""
+
+    warnings: int
+    warnings_high: int  # orange and red
+    hazards_opened: int
+    hazards_closed: int
+    closure_rate: float | None
+    overdue: int
+    median_ack_s: float | None
+    escalations: int
+    rain_max_total_mm: float | None
+    storm_days: int  # local days on which any gauge reached the storm line
+    uptime: float | None
+    completeness: float | None
+    patrol_records: int
+    patrol_completion: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    label: str
+    now: str
+    before: str
+    delta: str  # "+3", "−2.5 个百分点", "持平", ""
+
 
 ZH = {Level.BLUE: "蓝色", Level.YELLOW: "黄色", Level.ORANGE: "橙色", Level.RED: "红色"}
 
@@ -56,8 +86,6 @@ def _pct_delta(now: float | None, before: float | None) -> str:
 
 
 def changes(h: Headline, b: Headline | None) -> list[Change]:
-    from gateway.reports.monthly import Change
-
     def row(label: str, now: float | None, before: float | None, kind: str) -> Change:
         if kind == "pct":
             return Change(label, pct(now), pct(before) if b else "—", _pct_delta(now, before))
