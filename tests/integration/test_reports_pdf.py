@@ -7,12 +7,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO
+from tests.conftest import REPO, Gateway
 from tests.unit.report_month import build
 
 SECTIONS = 8  # the monthly report's sections, each starting a page and fitting on one
@@ -119,3 +121,16 @@ def test_clear_errors(station: Path) -> None:
     assert done.returncode == 2 and "expected YYYY-MM" in done.stderr
     done = report(station, "handover", "--id", "99", "--format", "html", "--out", "-")
     assert done.returncode == 1 and "handover 99 does not exist" in done.stderr
+
+
+def test_the_running_gateway_serves_the_monthly_report(gateway: Gateway) -> None:
+    gateway.start()
+    month = time.strftime("%Y-%m", time.localtime())
+    r = httpx.get(f"{gateway.url}/api/reports/monthly", params={"month": month}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert "测试站" in r.text and "月度安全形势分析报告" in r.text
+    r = httpx.get(
+        f"{gateway.url}/api/reports/monthly", params={"month": month, "format": "pdf"}, timeout=120
+    )
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+    assert httpx.get(f"{gateway.url}/api/reports/handovers/1", timeout=10).status_code == 404
