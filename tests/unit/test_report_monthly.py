@@ -169,6 +169,11 @@ def test_warnings_and_hazard_tickets(month: tuple[Month, Monthly]) -> None:
     assert places["slope"].hazards.opened == 3 and places["river"].hazards.opened == 2
     assert places["slope"].warnings.total == 3 and places["river"].warnings.total == 1
     assert {v.id: v.hazards.opened for v in r.villages} == {"xiaxi": 3, "shangping": 2}
+    slope, river = places["slope"].hazards, places["river"].hazards
+    assert (slope.closed, slope.overdue, slope.open_at_end) == (1, 2, 2)
+    assert slope.closure_rate == pytest.approx(1 / 3)
+    assert (river.dismissed, river.overdue, river.closure_rate) == (1, 1, 0.5)
+    assert (places["slope"].calls.rounds, places["river"].calls.rounds) == (8, 2)
 
 
 def test_call_and_acknowledge_times(month: tuple[Month, Monthly]) -> None:
