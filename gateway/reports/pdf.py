@@ -52,6 +52,7 @@ def html_to_pdf(html: str, timeout_s: float = 120.0) -> bytes:
             "--headless",
             "--no-sandbox",  # root on the edge box and in CI; the page is our own file
             "--disable-gpu",
+            "--disable-dev-shm-usage",  # containers often give /dev/shm only 64 MB
             "--no-first-run",
             "--disable-extensions",
             "--no-pdf-header-footer",  # our own header is in the page's CSS
