@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -266,21 +267,38 @@ def crack(conn: sqlite3.Connection, cfg: Config, rs: ReportsSection, p: Period) 
 
 
 def outages(
-    stamps: list[int], anchor: int | None, start: int, until: int, longer_than: float
+    first: int | None,
+    last: int | None,
+    gaps: Iterable[tuple[int, int]],
+    anchor: int | None,
+    start: int,
+    until: int,
+    longer_than: float,
 ) -> list[Outage]:
-    """Gaps between reports longer than `longer_than` ms, clipped to [start, until).
+    """Silences longer than `longer_than` ms within [start, until).
 
-    `anchor` is the last report before the period (None: the period's start stands in);
-    the period's end closes the last gap."""
+    `first`/`last` are the first and last report in the period (None: none came), `gaps`
+    the (report, next report) pairs in it further apart than the limit, `anchor` the last
+    report before the period (None: the period's start stands in); the period's end
+    closes the last silence."""
+    before = anchor if anchor is not None else start
+    if first is None or last is None:
+        return [Outage(start, until)] if until > start and until - before > longer_than else []
     out: list[Outage] = []
-    previous = anchor if anchor is not None else start
-    for ts in [*stamps, until]:
-        if ts - previous > longer_than:
-            a, b = max(previous, start), min(ts, until)
-            if b > a:
-                out.append(Outage(a, b))
-        previous = max(previous, ts)
+    if first - before > longer_than and first > start:
+        out.append(Outage(max(before, start), first))
+    out += [Outage(a, b) for a, b in gaps]
+    if until - last > longer_than:
+        out.append(Outage(last, until))
     return out
+
+
+_GAPS = (
+    "WITH t AS (SELECT DISTINCT r.ts FROM readings r JOIN series s ON s.id = r.series_id "
+    "WHERE s.device = ? AND r.ts >= ? AND r.ts < ?) "
+    "SELECT previous, ts FROM (SELECT ts, LAG(ts) OVER (ORDER BY ts) AS previous FROM t) "
+    "WHERE ts - previous > ? ORDER BY ts"
+)
 
 
 def availability(
@@ -294,12 +312,11 @@ def availability(
     out: list[Availability] = []
     for d in cfg.devices:
         ms = interval_ms(d)
-        got = conn.execute(
-            "SELECT r.ts FROM readings r JOIN series s ON s.id = r.series_id WHERE s.device = ? "
-            "AND r.ts >= ? AND r.ts < ? ORDER BY r.ts",
+        first, last, received = conn.execute(
+            "SELECT MIN(r.ts), MAX(r.ts), COUNT(*) FROM readings r "
+            "JOIN series s ON s.id = r.series_id WHERE s.device = ? AND r.ts >= ? AND r.ts < ?",
             (d.id, p.start, until),
-        ).fetchall()
-        received = len(got)
+        ).fetchone()
         if ms is None:
             out.append(
                 Availability(
@@ -307,13 +324,14 @@ def availability(
                 )
             )
             continue
-        stamps = sorted({int(r[0]) for r in got})
         before = conn.execute(
             "SELECT MAX(r.ts) FROM readings r JOIN series s ON s.id = r.series_id "
             "WHERE s.device = ? AND r.ts < ?",
             (d.id, p.start),
         ).fetchone()[0]
-        gaps = outages(stamps, before, p.start, until, cfg.health.stale_factor * ms)
+        limit = cfg.health.stale_factor * ms
+        pairs = conn.execute(_GAPS, (d.id, p.start, until, limit)).fetchall()
+        gaps = outages(first, last, pairs, before, p.start, until, limit)
         expected = (span // ms) * len(d.metrics)
         down = sum(o.ms for o in gaps)
         out.append(

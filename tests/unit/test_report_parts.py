@@ -4,6 +4,7 @@ font, the Chromium lookup, and the HTTP router on a scripted month's database.""
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,14 +21,22 @@ from gateway.reports.render import css_string
 from gateway.reports.sensors import Outage, outages
 
 
+def silences(stamps: list[int], anchor: int | None, limit: float) -> list[Outage]:
+    """outages() fed as the report's SQL feeds it: first, last and the long gaps."""
+    gaps = [(a, b) for a, b in pairwise(stamps) if b - a > limit]
+    first, last = (stamps[0], stamps[-1]) if stamps else (None, None)
+    return outages(first, last, gaps, anchor, 0, 100, limit)
+
+
 def test_outages_are_gaps_longer_than_the_limit_clipped_to_the_period() -> None:
     # reports every 10 ms, a 45 ms silence, the period [0, 100); limit 30
-    stamps = [0, 10, 20, 65, 75, 85, 95]
-    assert outages(stamps, None, 0, 100, 30) == [Outage(20, 65)]
-    # silent since before the period began: the gap starts at the period's start
-    assert outages([50, 60], -40, 0, 100, 30) == [Outage(0, 50), Outage(60, 100)]
-    assert outages([], None, 0, 100, 30) == [Outage(0, 100)]
-    assert outages([0, 25, 50, 75], None, 0, 100, 30) == []
+    assert silences([0, 10, 20, 65, 75, 85, 95], None, 30) == [Outage(20, 65)]
+    # silent since before the period began: the silence starts at the period's start
+    assert silences([50, 60], -40, 30) == [Outage(0, 50), Outage(60, 100)]
+    assert silences([50, 60], 20, 30) == [Outage(60, 100)]  # the anchor is near enough
+    assert silences([], None, 30) == [Outage(0, 100)]
+    assert silences([], 90, 30) == []  # reported just before the period's end
+    assert silences([0, 25, 50, 75], None, 30) == []
 
 
 def test_stats_median_and_nearest_rank_p90() -> None:
