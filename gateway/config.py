@@ -33,6 +33,7 @@ from gateway.transports import (
     Transport,
     transport_problems,
 )
+from gateway.uplink_config import UplinksSection
 from gateway.validation import problems
 from rules.durations import parse_duration
 
@@ -170,6 +171,7 @@ class Config(_Model):
     duty: list[Shift] = []  # the duty roster (值班表)
     tickets: TicketsSection = TicketsSection()
     notify: NotifySection = NotifySection()
+    uplinks: UplinksSection = UplinksSection()  # to the county: MQTT broker, InfluxDB
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)

@@ -34,6 +34,7 @@ from gateway.store import Store, Ticket
 if TYPE_CHECKING:
     from gateway.desk import Desk
     from gateway.notify.dispatcher import Dispatcher
+    from gateway.uplinks import Uplinks
 
 WEB = Path(str(resources.files("dashboards") / "web"))
 
@@ -55,6 +56,7 @@ class Context:
     started_at: float
     desk: Desk | None = None  # the warning loop (tickets branch)
     dispatcher: Dispatcher | None = None
+    uplinks: Uplinks | None = None  # to the county (GET /api/uplinks)
 
 
 class AckBody(BaseModel):
@@ -243,8 +245,10 @@ def create_app(ctx: Context) -> FastAPI:
         return await ctx.rules.reload("API")
 
     from gateway.http_tickets import add_routes
+    from gateway.http_uplinks import add_uplink_routes
 
     add_routes(app, ctx, reader)
+    add_uplink_routes(app, ctx)
 
     @app.get("/metrics")
     def metrics() -> Response:
