@@ -180,7 +180,8 @@ class MqttLink:
             except OSError as e:
                 self.last_error = f"{self.cfg.host}:{self.cfg.port}: {e}"
             finally:
-                if self.connected:
+                task = asyncio.current_task()
+                if self.connected and not (task and task.cancelling()):  # not our own stop
                     log.warning("county broker %s:%d lost", self.cfg.host, self.cfg.port)
                 self.connected = False
                 client.disconnect()
