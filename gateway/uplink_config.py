@@ -81,3 +81,30 @@ class UplinksSection(_Model):
 
     def names(self) -> list[str]:
         return [n for n, s in (("influx", self.influx), ("mqtt", self.mqtt)) if s is not None]
+
+    def resolved(self, base: Path) -> UplinksSection:
+        """TLS file paths relative to the station file's folder made absolute."""
+        if self.mqtt is None or self.mqtt.tls is None:
+            return self
+        tls = self.mqtt.tls
+        files = {
+            k: p if p is None or p.is_absolute() else (base / p).resolve()
+            for k, p in (
+                ("ca_file", tls.ca_file),
+                ("cert_file", tls.cert_file),
+                ("key_file", tls.key_file),
+            )
+        }
+        mqtt = self.mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
+        return self.model_copy(update={"mqtt": mqtt})
+
+
+def uplink_problems(
+    up: UplinksSection, broker_host: str, broker_port: int, client: str
+) -> list[str]:
+    """What the models alone cannot see: an uplink that would kick the gateway's own
+    MQTT session off (same broker, same client id)."""
+    m = up.mqtt
+    if m is None or m.client_id != client or (m.host, m.port) != (broker_host, broker_port):
+        return []
+    return ["uplinks.mqtt.client_id: the same as [broker] client_id on the same broker"]
