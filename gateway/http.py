@@ -248,7 +248,7 @@ def create_app(ctx: Context) -> FastAPI:
     from gateway.http_uplinks import add_uplink_routes
 
     add_routes(app, ctx, reader)
-    add_uplink_routes(app, ctx)
+    add_uplink_routes(app, ctx, reader)
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -132,15 +133,17 @@ class Uplinks:
         for feed in self.feeds.values():
             feed.close()
 
-    def status(self) -> dict[str, object]:
-        """Per uplink: connected, backlog, last confirmed seq, dropped count (from the last
-        housekeeping pass, at most a few seconds old) and the link's own counters."""
+    def status(self, conn: sqlite3.Connection) -> dict[str, object]:
+        """Per uplink: connected, last confirmed seq, backlog and dropped count (read now
+        through `conn`, a reader); the outbox's rows and size from the last housekeeping
+        pass (counting them is too dear for every request)."""
+        newest = outbox.newest(conn)
+        cursors = {c.name: c for c in outbox.cursors(conn)}
         st = self._status
-        cursors = {c.name: c for c in st.cursors} if st else {}
         out: dict[str, object] = {
             "outbox": {
+                "newest_seq": newest,
                 "rows": st.rows if st else None,
-                "newest_seq": st.newest if st else None,
                 "est_bytes": st.est_bytes if st else None,
                 "budget_bytes": self.max_bytes,
             }
@@ -148,12 +151,11 @@ class Uplinks:
         links: dict[str, object] = {}
         for link in self.links:
             c = cursors.get(link.name)
+            confirmed = max(c.confirmed if c else 0, self.feeds[link.name].confirmed)
             links[link.name] = {
                 **link.status(),
-                "confirmed_seq": max(c.confirmed, self.feeds[link.name].confirmed)
-                if c
-                else self.feeds[link.name].confirmed,
-                "backlog": st.backlog(c) if st and c else None,
+                "confirmed_seq": confirmed,
+                "backlog": max(0, newest - confirmed),
                 "dropped": c.dropped if c else 0,
                 "dropped_at": c.dropped_at if c else None,
             }

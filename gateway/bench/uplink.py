@@ -103,7 +103,7 @@ def _drain(cfg: Config, backlog: int) -> float:
             deadline = time.monotonic() + 600
             while feed.confirmed < backlog:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name}: drain not done: {uplinks.status()}")
+                    raise TimeoutError(f"{name}: drain not done: {uplinks.links[0].status()}")
                 await asyncio.sleep(0.01)
             return time.perf_counter() - t
         finally:

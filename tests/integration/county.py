@@ -177,6 +177,10 @@ class Station:
 
         return await asyncio.get_running_loop().run_in_executor(self.writer, tx)
 
+    async def status(self) -> dict[str, Any]:
+        """What GET /api/uplinks answers."""
+        return dict(await self.on_writer(lambda s: self.uplinks.status(s.conn)))
+
     async def newest(self) -> int:
         return int(await self.on_writer(lambda s: outbox.newest(s.conn)))
 
@@ -185,7 +189,8 @@ class Station:
         deadline = time.monotonic() + limit_s
         while not what():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"not done after {limit_s} s: {self.uplinks.status()}")
+                states = {link.name: link.status() for link in self.uplinks.links}
+                raise TimeoutError(f"not done after {limit_s} s: {states}")
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:

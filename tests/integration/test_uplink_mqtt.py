@@ -65,7 +65,7 @@ def test_everything_arrives_in_order_after_the_county_broker_comes_back(
             for _ in range(20):
                 await st.ingest(reading_batch(n, 500))
                 n += 500
-            down_backlog = st.uplinks.status()
+            down_backlog = await st.status()
             await asyncio.sleep(1.5)  # a while without the county
             broker.start()
             for _ in range(10):
@@ -81,7 +81,7 @@ def test_everything_arrives_in_order_after_the_county_broker_comes_back(
                 "newest": newest,
                 "tid": tid,
                 "down": down_backlog,
-                "after": st.uplinks.status(),
+                "after": await st.status(),
                 "rows_left": (await st.on_writer(lambda s: outbox.status(s.conn))).rows,
             }
         finally:
