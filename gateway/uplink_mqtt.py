@@ -174,9 +174,11 @@ class MqttLink:
         while True:
             session = _Session(asyncio.get_running_loop())
             client = self._client(session)
+            connections = self.connections
             try:
                 await self._session(feed, client, session)
-                delay = 0.5
+                if self.connections > connections:  # it was up: the next try comes soon
+                    delay = 0.5
             except OSError as e:
                 self.last_error = f"{self.cfg.host}:{self.cfg.port}: {e}"
             finally:
@@ -189,6 +191,7 @@ class MqttLink:
                 await feed.confirm(self.confirmed)
             if session.refused:
                 self.last_error = session.refused
+            self.last_error = self.last_error or "connection lost"
             log.info("county broker: %s; again in %.1f s", self.last_error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff_s)
