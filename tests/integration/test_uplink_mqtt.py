@@ -5,13 +5,16 @@ change arrives, in order, once repeats are dropped by seq."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway import outbox
 from gateway.model import Level
 from gateway.tickets import TicketKind
+from tests.conftest import free_port
 from tests.integration.county import (
     CountyBroker,
     CountySubscriber,
@@ -118,3 +121,38 @@ def test_everything_arrives_in_order_after_the_county_broker_comes_back(
     down = result["down"]
     assert isinstance(down, dict)
     assert down["uplinks"]["mqtt"]["connected"] is False
+
+
+def test_a_full_outbox_drops_oldest_readings_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The county is unreachable and the outbox's budget small: what is dropped is counted
+    per uplink, logged as an error and shown in the API's answer; never silent."""
+    cfg = station_config(
+        tmp_path,
+        {
+            "outbox": {"max_mb": 0.05},
+            "mqtt": {"host": "127.0.0.1", "port": free_port()},  # nothing listens
+        },
+    )
+
+    async def run() -> dict[str, Any]:
+        st = Station(cfg)
+        await st.uplinks.start()
+        try:
+            for n in range(0, 5000, 500):
+                await st.ingest(reading_batch(n, 500))
+            await st.uplinks.housekeep()
+            return await st.status()
+        finally:
+            await st.close()
+
+    with caplog.at_level(logging.ERROR, "stationgw.outbox"):
+        state = asyncio.run(run())
+    link = state["uplinks"]["mqtt"]
+    assert link["connected"] is False and link["confirmed_seq"] == 0
+    assert link["dropped"] > 0
+    assert link["backlog"] == 5000  # newest − confirmed: the dropped rows are in it
+    assert state["outbox"]["rows"] == 5000 - link["dropped"]
+    assert state["outbox"]["est_bytes"] <= state["outbox"]["budget_bytes"]
+    assert "OUTBOX FULL" in caplog.text
