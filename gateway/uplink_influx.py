@@ -46,6 +46,8 @@ class Rejected(UplinkError):
 class Writer(Protocol):
     def write(self, body: bytes) -> None: ...
 
+    def ping(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -96,6 +98,17 @@ class V1Writer:
             raise Retry(f"influx {self.host}:{self.port}: {e}") from e
         _judge(resp.status, text)
 
+    def ping(self) -> bool:
+        try:
+            conn = self._connection()
+            conn.request("GET", "/ping")
+            resp = conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return False
+        return 200 <= resp.status < 300
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -132,6 +145,9 @@ class V2Writer:
             _judge(int(e.status or 0), str(e.body or e.reason)[:500])
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise Retry(f"influx: {e}") from e
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
 
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
@@ -183,11 +199,15 @@ class InfluxLink:
         loop = asyncio.get_running_loop()
         after = await feed.cursor()
         batch = self.cfg.batch_size
+        next_ping = loop.time()
         try:
             pending = asyncio.ensure_future(feed.fetch(after, batch))
             while True:
                 rows = await pending
                 if not rows:
+                    if loop.time() >= next_ping:  # idle: is the server there? (status)
+                        self.connected = await loop.run_in_executor(self._io, self.writer.ping)
+                        next_ping = loop.time() + 10
                     await feed.wait(0.2)
                     pending = asyncio.ensure_future(feed.fetch(after, batch))
                     continue
@@ -225,6 +245,7 @@ class InfluxLink:
             if not self.connected:
                 log.info("influx %s: writing", self.cfg.url)
             self.connected = True
+            self.last_error = None
             self.written += points
             return
 

@@ -5,7 +5,8 @@ compatibility endpoint: the bucket is "database" or "database/retention-policy",
 ignored, the token is "username:password", and the precision names ns/us/ms/s stand for
 1.x's n/u/ms/s. Debian bookworm ships InfluxDB 1.6, which has no such endpoint, so the
 tests of the influxdb-client path put this proxy in front of it and it maps each request
-exactly that way to `/write?db=B&rp=…&precision=…`. It is not part of the gateway.
+exactly that way to `/write?db=B&rp=…&precision=…`, and passes `/ping` on. It is not part
+of the gateway.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ class V2Proxy:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *_: object) -> None:
                 pass
+
+            def do_GET(self) -> None:  # /ping, which 1.x has too
+                if urllib.parse.urlsplit(self.path).path != "/ping":
+                    self.send_error(404, "only /ping and /api/v2/write here")
+                    return
+                try:
+                    with urllib.request.urlopen(f"{proxy.upstream}/ping", timeout=5) as resp:
+                        status = resp.status
+                except urllib.error.HTTPError as e:
+                    status = e.code
+                except OSError:
+                    status = 503
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def do_POST(self) -> None:
                 url = urllib.parse.urlsplit(self.path)

@@ -58,6 +58,7 @@ def test_every_point_arrives_after_an_influx_outage(
         await st.uplinks.start()
         link = st.uplinks.links[0]
         try:
+            await st.until(lambda: link.connected)  # idle, it pings: the status is true
             n = 0
             for _ in range(4):
                 await st.ingest(reading_batch(n, 1000))

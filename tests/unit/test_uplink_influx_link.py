@@ -36,6 +36,9 @@ class FakeWriter:
             raise Rejected("influx answered 400: bad point")
         self.bodies.append(body)
 
+    def ping(self) -> bool:
+        return True
+
     def close(self) -> None:
         self.closed = True
 
