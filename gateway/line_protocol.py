@@ -124,4 +124,5 @@ class LineEncoder:
         value = event.get("value")
         if isinstance(value, int | float) and math.isfinite(value):
             fields += f",value={float(value)!r}"
-        return f"{tags} {fields} {r.ts}"
+        at = r.ts if r.ts is not None else event.get("at")
+        return f"{tags} {fields} {int(at or 0)}"

@@ -81,9 +81,10 @@ def _fill(cfg: Config, backlog: int) -> None:
     store = Store(cfg.database.path)
     with store.transaction():
         outbox.configure(store.conn, cfg.uplinks.names())
-    for start in range(0, backlog, 50_000):
+    for start in range(0, backlog, 50_000):  # as 2,000-reading commits (batch_max) left it
         with store.transaction():
-            outbox.add_readings(store.conn, _readings(start, min(50_000, backlog - start)))
+            for s in range(start, min(start + 50_000, backlog), 2000):
+                outbox.add_readings(store.conn, _readings(s, min(2000, backlog - s)))
     store.close()
 
 

@@ -96,14 +96,19 @@ def test_ticket_events_and_health_changes_enter_by_trigger(store: Store) -> None
 
 def test_prune_deletes_only_what_every_uplink_confirmed(store: Store) -> None:
     _on(store, "mqtt", "influx")
-    Ingestor(store, RuleSet([])).commit(_batch(10), now=T0)
+    ing = Ingestor(store, RuleSet([]))
+    for start in range(0, 10, 2):  # five commits: rows of seq 1-2, 3-4, …
+        ing.commit(_batch(start + 2, start), now=T0)
     with store.transaction():
         outbox.confirm(store.conn, "mqtt", 8)
         outbox.confirm(store.conn, "influx", 3)
         outbox.confirm(store.conn, "influx", 2)  # never back
-        assert outbox.prune(store.conn) == 3
-    assert outbox.fetch(store.conn, 0, 100)[0].seq == 4
+        assert outbox.prune(store.conn) == 1  # the row of 1-2; 3-4 is half confirmed
+    assert outbox.fetch(store.conn, 0, 100)[0].seq == 3
+    assert [r.seq for r in outbox.fetch(store.conn, 3, 4)] == [4, 5, 6, 7]  # from mid-row
+    assert [r.value for r in outbox.fetch(store.conn, 8, 100)] == [8.0, 9.0]
     assert outbox.cursor(store.conn, "influx") == 3
+    assert outbox.status(store.conn).rows == 8
 
 
 def test_a_new_uplink_starts_at_the_newest_row_and_seq_is_never_reused(store: Store) -> None:
@@ -128,7 +133,8 @@ def test_the_budget_drops_oldest_readings_counts_and_logs_them(
 ) -> None:
     _on(store, "mqtt", "influx")
     ing = Ingestor(store, RuleSet([]))
-    ing.commit(_batch(1000), now=T0)
+    for start in range(0, 1000, 100):
+        ing.commit(_batch(start + 100, start), now=T0)
     with store.transaction():
         store.open_ticket(
             kind=TicketKind.HAZARD,
@@ -149,7 +155,7 @@ def test_the_budget_drops_oldest_readings_counts_and_logs_them(
     with caplog.at_level(logging.ERROR, "stationgw.outbox"), store.transaction():
         gone = outbox.enforce_budget(store.conn, budget, T0 + 9)
     after = outbox.status(store.conn)
-    assert gone > 500 and after.est_bytes <= budget
+    assert 500 <= gone < 1000 and gone % 100 == 0 and after.est_bytes <= budget
     cur = {c.name: c for c in after.cursors}
     assert cur["influx"].dropped == gone  # had confirmed nothing
     assert cur["mqtt"].dropped == gone - 100  # its first 100 were confirmed already
@@ -212,3 +218,18 @@ def test_line_protocol_escapes_tags_leaves_out_empty_ones_and_skips_nan() -> Non
         f"ticket_event,device=rg\\ 01,event=raised,kind=hazard,level=red,point=p\\,1,station=st\\ a,village=v\\=1 ticket_id=7i,value=3.0 {T0}",
     ]
     assert enc.skipped == 1
+
+
+def test_packed_readings_come_back_exactly() -> None:
+    rs = [
+        Reading("rg-01", "rain_mm", T0, 0.1),
+        Reading("下溪-02", "level_m", -5, -1e300, 7),
+        Reading("rg-01", "rain_mm", 2**62, float("inf"), 0),
+        Reading("rg-01", "battery_v", T0 + 1, 3.3000000000000003, 1),
+    ]
+    assert outbox.unpack_readings(outbox.pack_readings(rs)) == [
+        (r.device, r.metric, r.ts, r.value, r.flags) for r in rs
+    ]
+    assert len(outbox.pack_readings(rs * 500)) < 25 * 2000 + 100  # 24 bytes a reading
+    with pytest.raises(ValueError, match="newer"):
+        outbox.unpack_readings(b"\x02" + outbox.pack_readings(rs)[1:])
