@@ -32,6 +32,7 @@ from gateway.registry import Registry
 from gateway.rules_loader import RulesLoader
 from gateway.rules_service import RulesService
 from gateway.store import Store
+from gateway.uplinks import Uplinks
 
 log = logging.getLogger("stationgw")
 
@@ -72,6 +73,7 @@ async def run_gateway(
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
     desk = Desk(store, cfg)  # warnings, calls and deliveries (used on the writer thread)
     ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
+    uplinks = Uplinks(cfg, cfg.database.path, writer, store, wall_ms)  # to the county
     registry = Registry(cfg)
     hub = Hub()
     metrics = Metrics()
@@ -131,6 +133,7 @@ async def run_gateway(
         started_at=time.monotonic(),
         desk=desk,
         dispatcher=dispatcher,
+        uplinks=uplinks,
     )
     server = _Server(
         uvicorn.Config(
@@ -151,6 +154,7 @@ async def run_gateway(
     )
     await source.start()
     await dispatcher.start()
+    await uplinks.start()
     pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
     health_task = asyncio.create_task(monitor.run(), name="device-health")
     http_task = asyncio.create_task(server.serve(), name="http")
@@ -194,6 +198,7 @@ async def run_gateway(
         await pipeline.drain()
         await monitor.close()
         await dispatcher.stop()
+        await uplinks.stop()
         hub.close_all()
         server.should_exit = True
         await source.stop()

@@ -34,6 +34,7 @@ from gateway.transports import (
     Transport,
     transport_problems,
 )
+from gateway.uplink_config import UplinksSection, uplink_problems
 from gateway.validation import problems
 from rules.durations import parse_duration
 
@@ -172,6 +173,7 @@ class Config(_Model):
     tickets: TicketsSection = TicketsSection()
     notify: NotifySection = NotifySection()
     reports: ReportsSection = ReportsSection()  # what the monthly report reads as rain, …
+    uplinks: UplinksSection = UplinksSection()  # to the county: MQTT broker, InfluxDB
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)
@@ -212,6 +214,7 @@ def _cross_check(cfg: Config) -> list[str]:
         out += transport_problems(i, d.transport, set(d.metrics), ports)
     groups = {p.group for p in cfg.points if p.group}
     out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
+    out += uplink_problems(cfg.uplinks, cfg.broker.host, cfg.broker.port, cfg.broker.client_id)
     return out
 
 
@@ -245,7 +248,13 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
         ]
         notify = notify.model_copy(update={"sirens": sirens})
     return cfg.model_copy(
-        update={"database": db, "rules": rules, "serial_ports": ports, "notify": notify}
+        update={
+            "database": db,
+            "rules": rules,
+            "serial_ports": ports,
+            "notify": notify,
+            "uplinks": cfg.uplinks.resolved(base),
+        }
     )
 
 

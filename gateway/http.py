@@ -35,6 +35,7 @@ from gateway.store import Store, Ticket
 if TYPE_CHECKING:
     from gateway.desk import Desk
     from gateway.notify.dispatcher import Dispatcher
+    from gateway.uplinks import Uplinks
 
 WEB = Path(str(resources.files("dashboards") / "web"))
 
@@ -56,6 +57,7 @@ class Context:
     started_at: float
     desk: Desk | None = None  # the warning loop (tickets branch)
     dispatcher: Dispatcher | None = None
+    uplinks: Uplinks | None = None  # to the county (GET /api/uplinks)
 
 
 class AckBody(BaseModel):
@@ -244,9 +246,11 @@ def create_app(ctx: Context) -> FastAPI:
         return await ctx.rules.reload("API")
 
     from gateway.http_tickets import add_routes
+    from gateway.http_uplinks import add_uplink_routes
 
     add_routes(app, ctx, reader)
     app.include_router(reports_router(ctx))
+    add_uplink_routes(app, ctx, reader)
 
     @app.get("/metrics")
     def metrics() -> Response:

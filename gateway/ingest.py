@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateway import outbox
 from gateway.model import Level, Reading
 from gateway.store import DeviceState, Store, Ticket
 from gateway.tickets import Action, Note, Open, Raise, decide, title
@@ -118,6 +119,7 @@ class Ingestor:
             with store.transaction():
                 readings, faults = screen(self.ruleset, self.state, batch.readings, now)
                 new = store.insert_readings(readings)
+                outbox.add_readings(store.conn, new)  # to the county uplinks, same commit
                 transitions = faults + evaluate(self.ruleset, self.state, new, now)
                 touched = [self._apply(t, now) for t in transitions]
                 self._save_state()

@@ -225,6 +225,78 @@ MIGRATIONS: tuple[str, ...] = (
         open_items TEXT NOT NULL        -- JSON: the open tickets and warnings at handover
     );
     """,
+    # 5: the uplinks' outbox — what goes to the county, in commit order. Every reading,
+    # ticket event and health change has its own sequence number (seq); a row holds the
+    # readings of one commit (seq .. seq + n - 1) or one event or health change. Readings
+    # are added by the ingest commit, ticket events and device health changes by these
+    # triggers, in the same transaction as the row they carry; nothing while no uplink is
+    # configured (no cursor row). Each uplink's cursor: the last seq the far side confirmed.
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,        -- the first seq the row carries
+        n INTEGER NOT NULL,             -- how many it carries (readings of a commit; else 1)
+        kind TEXT NOT NULL,             -- r = readings, e = ticket event, h = device health
+        body BLOB NOT NULL              -- readings: outbox.pack_readings; else JSON text
+    );
+    CREATE TABLE outbox_seq (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        next INTEGER NOT NULL           -- the next seq; never goes back, even when emptied
+    );
+    INSERT INTO outbox_seq (id, next) VALUES (1, 1);
+    CREATE TABLE uplink_cursors (
+        name TEXT PRIMARY KEY,          -- mqtt, influx
+        confirmed INTEGER NOT NULL,     -- every seq up to here is confirmed by the far side
+        dropped INTEGER NOT NULL DEFAULT 0,  -- readings lost to the disk budget before sending
+        dropped_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TRIGGER outbox_ticket_event AFTER INSERT ON ticket_events
+    WHEN EXISTS (SELECT 1 FROM uplink_cursors)
+    BEGIN
+        INSERT INTO outbox (seq, n, kind, body)
+        SELECT (SELECT next FROM outbox_seq), 1, 'e', json_object(
+            'ticket', json_object(
+                'id', t.id, 'kind', t.kind,
+                'level', CASE t.level WHEN 1 THEN 'blue' WHEN 2 THEN 'yellow'
+                         WHEN 3 THEN 'orange' WHEN 4 THEN 'red' END,
+                'state', t.state, 'title', t.title, 'device', t.device, 'metric', t.metric,
+                'point', t.point, 'rule', t.rule, 'value', t.value,
+                'opened_at', t.opened_at, 'updated_at', t.updated_at),
+            'event', json_object(
+                'id', new.id, 'at', new.at, 'kind', new.kind, 'actor', new.actor,
+                'level', CASE new.level WHEN 1 THEN 'blue' WHEN 2 THEN 'yellow'
+                         WHEN 3 THEN 'orange' WHEN 4 THEN 'red' END,
+                'value', new.value, 'note', new.note, 'reason', new.reason, 'ts', new.ts,
+                'role', new.role, 'channel', new.channel))
+        FROM tickets t WHERE t.id = new.ticket_id;
+        UPDATE outbox_seq SET next = next + 1
+        WHERE EXISTS (SELECT 1 FROM outbox WHERE seq = outbox_seq.next);
+    END;
+    CREATE TRIGGER outbox_device_online AFTER UPDATE OF online ON devices
+    WHEN old.online IS NOT new.online AND EXISTS (SELECT 1 FROM uplink_cursors)
+    BEGIN
+        INSERT INTO outbox (seq, n, kind, body) VALUES ((SELECT next FROM outbox_seq), 1, 'h',
+            json_object('device', new.id, 'online', json(CASE new.online WHEN 1 THEN 'true'
+                        ELSE 'false' END), 'at', new.status_at));
+        UPDATE outbox_seq SET next = next + 1;
+    END;
+    CREATE TRIGGER outbox_device_health AFTER UPDATE ON device_health
+    WHEN EXISTS (SELECT 1 FROM uplink_cursors) AND (
+        old.battery IS NOT new.battery OR old.supply_v IS NOT new.supply_v
+        OR old.solar_v IS NOT new.solar_v OR old.signal IS NOT new.signal
+        OR old.temperature IS NOT new.temperature OR old.firmware IS NOT new.firmware
+        OR old.crc_errors IS NOT new.crc_errors OR old.timeouts IS NOT new.timeouts
+        OR old.malformed IS NOT new.malformed OR old.offline_reason IS NOT new.offline_reason)
+    BEGIN
+        INSERT INTO outbox (seq, n, kind, body) VALUES ((SELECT next FROM outbox_seq), 1, 'h',
+            json_object('device', new.device, 'at', new.updated_at, 'battery', new.battery,
+                'supply_v', new.supply_v, 'solar_v', new.solar_v, 'signal', new.signal,
+                'temperature', new.temperature, 'firmware', new.firmware,
+                'errors', json_object('crc', new.crc_errors, 'timeouts', new.timeouts,
+                                      'malformed', new.malformed),
+                'offline_reason', new.offline_reason));
+        UPDATE outbox_seq SET next = next + 1;
+    END;
+    """,
 )
 
 

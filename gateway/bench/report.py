@@ -33,6 +33,9 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "rules.us_per_reading_1",
     "rules.us_per_reading_300",
     "rules.us_per_reading_2000",
+    "uplink.outbox_ingest_ratio",
+    "uplink.mqtt_drain_readings_per_s",
+    "uplink.influx_drain_readings_per_s",
 )
 
 # (dotted key, label, unit, goal from the issue)
@@ -77,6 +80,19 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("rules.us_per_reading_300", "evaluator, 300 rules", "µs/reading", ""),
     ("rules.us_per_reading_2000", "evaluator, 2,000 rules", "µs/reading", "≤ 10"),
     ("rules.kb_per_rule_2000", "evaluator state, 2,000 rules", "KB/rule", "≤ 50"),
+    (
+        "uplink.ingest_readings_per_s_outbox_off",
+        "ingest commit, no uplink (no rules)",
+        "readings/s",
+        "",
+    ),
+    ("uplink.ingest_readings_per_s_outbox_on", "ingest commit, outbox filled", "readings/s", ""),
+    ("uplink.outbox_ingest_ratio", "ingest with outbox / without", "×", ""),
+    ("uplink.mqtt_drain_readings_per_s", "MQTT uplink drains a backlog", "readings/s", ""),
+    ("uplink.mqtt_drain_1h_s", "MQTT: 1 h at 1,000 readings/s drains in", "s", "< 60"),
+    ("uplink.influx_drain_readings_per_s", "InfluxDB v1 uplink drains a backlog", "readings/s", ""),
+    ("uplink.influx_drain_1h_s", "InfluxDB: 1 h at 1,000 readings/s drains in", "s", "< 60"),
+    ("uplink.influx_lost", "points missing in InfluxDB after the drain", "points", "0"),
 )
 
 
