@@ -21,6 +21,7 @@ from gateway.config_loop import (
     cross_check_loop,
 )
 from gateway.errors import ConfigError
+from gateway.storage_config import StorageSection
 from gateway.transports import (
     TRANSPORT_KINDS,
     Checklist,
@@ -170,6 +171,7 @@ class Config(_Model):
     duty: list[Shift] = []  # the duty roster (值班表)
     tickets: TicketsSection = TicketsSection()
     notify: NotifySection = NotifySection()
+    storage: StorageSection = StorageSection()  # compaction, retention, disk guard
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)
