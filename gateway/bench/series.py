@@ -39,7 +39,7 @@ def realistic_series(
     """`minutes` reports of one metric's stub script from t0: (ts, value, flags)."""
     script = SCRIPTS[metric]
     rng = random.Random(f"{seed}/{metric}")
-    offset_ms = rng.randint(-1500, 1500)  # the device clock's own error
+    offset_ms = rng.randint(0, 1500)  # the device clock runs up to 1.5 s fast
     out = []
     for m in range(minutes):
         ts = t0_ms + m * MINUTE_MS + offset_ms + rng.randint(0, 5)
