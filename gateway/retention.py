@@ -100,7 +100,8 @@ def expire(store: Store, now: int, cfg: StorageSection) -> Dropped:
 
 def reclaim(store: Store) -> None:
     """Give freed pages back to the filesystem (outside a transaction)."""
-    store.conn.execute("PRAGMA incremental_vacuum").fetchall()
+    # executescript steps the pragma to the end; execute() would free a single page
+    store.conn.executescript("PRAGMA incremental_vacuum;")
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
