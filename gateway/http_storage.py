@@ -3,12 +3,14 @@ one answer, storage health."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
 
 from gateway import rollups
@@ -94,7 +96,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
             "points": series_points(store, sid, start, end, resolution, limit),
         }
 
-    @app.get("/api/readings/multi")
+    @app.get("/api/readings/multi", response_class=JSONResponse)
     def readings_multi(
         series: Annotated[list[str], Query(min_length=1, max_length=500)],
         from_: Annotated[int | AwareDatetime | None, Query(alias="from")] = None,
@@ -102,7 +104,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
         points: Annotated[int, Query(ge=1, le=100_000)] = 1000,
         resolution: Resolution | None = None,
         limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Many series in one answer, at one resolution (chosen as for /api/readings):
         `series=DEVICE/METRIC`, repeated."""
         now = int(time.time() * 1000)
@@ -117,7 +119,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
         store = reader()
         sids = [store.known_series_id(d, m) for d, m in keys]
         chosen: str = resolution or pick(store, sids, start, end, points)
-        return {
+        body = {
             "from": start,
             "to": end,
             "resolution": chosen,
@@ -130,6 +132,8 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
                 for (d, m), sid in zip(keys, sids, strict=True)
             ],
         }
+        # serialised here: FastAPI's encoder walks every point again (measured ~4x slower)
+        return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
     @app.get("/api/storage")
     def storage() -> dict[str, Any]:
