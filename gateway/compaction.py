@@ -1,7 +1,8 @@
 """Compaction: raw rows of whole UTC days older than the hot window become one compressed
 chunk per series per day; rows that arrived late for a day already compacted are merged
-into its chunk. Each (series, day) moves in the caller's transaction: chunk written, rows
-deleted, `chunk_gen` bumped, so a reader or a writer sees the point in exactly one tier.
+into its chunk. The same for 1-minute rollup rows (`rollup_chunks`). Each (series, day)
+moves in the caller's transaction: chunk written, rows deleted, `chunk_gen` bumped, so a
+reader or a writer sees the point in exactly one tier.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from gateway import chunks, tiers
+from gateway import chunks, rollups, tiers
 from gateway.store import Store
 
 DAY_MS = tiers.DAY_MS
@@ -22,17 +23,51 @@ class Compacted:
     moved: int = 0  # raw rows moved into chunks
     bytes: int = 0  # size of those chunks
     seconds: float = 0.0
+    minute_days: int = 0  # (series, day) chunks of 1-minute rollups written
+    minute_bytes: int = 0
     more: bool = False  # work left beyond this call's budget
 
 
-def pending(store: Store, now: int, hot_ms: int, limit: int) -> list[tuple[int, int]]:
-    """(series id, day) with raw rows in a whole day before the hot window, oldest first."""
+def pending(store: Store, now: int, hot_ms: int, limit: int) -> list[tuple[str, int, int]]:
+    """("raw" | "1m", series id, day) due: each series' oldest day with raw rows or
+    1-minute rollup rows wholly before the hot window, oldest first. One index seek per
+    series and kind, instead of scanning the rows."""
     cutoff = (now - hot_ms) // DAY_MS * DAY_MS
-    rows = store.conn.execute(
-        "SELECT DISTINCT series_id, ts / 86400000 FROM readings WHERE ts < ? ORDER BY 2, 1 LIMIT ?",
-        (cutoff, limit),
-    ).fetchall()
-    return [(int(s), int(d)) for s, d in rows]
+    conn = store.conn
+    due: list[tuple[str, int, int]] = []
+    for (sid,) in conn.execute("SELECT id FROM series").fetchall():
+        (ts,) = conn.execute("SELECT MIN(ts) FROM readings WHERE series_id = ?", (sid,)).fetchone()
+        if ts is not None and ts < cutoff:
+            due.append(("raw", int(sid), int(ts) // DAY_MS))
+        (bucket,) = conn.execute(
+            "SELECT MIN(bucket) FROM rollups WHERE series_id = ? AND res = 60000", (sid,)
+        ).fetchone()
+        if bucket is not None and bucket < cutoff:
+            due.append(("1m", int(sid), int(bucket) // DAY_MS))
+    due.sort(key=lambda d: (d[2], d[1], d[0]))
+    return due[:limit]
+
+
+def compact_minutes(store: Store, series_id: int, day: int) -> tuple[int, int]:
+    """Move one series-day's 1-minute rollup rows into its chunk; (buckets, chunk bytes)."""
+    conn = store.conn
+    start, end = day * DAY_MS, (day + 1) * DAY_MS
+    rows = rollups.read_rows(conn, series_id, rollups.MINUTE, start, end)
+    old = conn.execute(
+        "SELECT data FROM rollup_chunks WHERE series_id = ? AND day = ?", (series_id, day)
+    ).fetchone()
+    buckets = rollups.merge(rollups.decode_day(old[0]), rows) if old else rows
+    data = rollups.encode_day(buckets)
+    conn.execute(
+        "INSERT INTO rollup_chunks (series_id, day, data) VALUES (?, ?, ?) "
+        "ON CONFLICT (series_id, day) DO UPDATE SET data = excluded.data",
+        (series_id, day, data),
+    )
+    conn.execute(
+        "DELETE FROM rollups WHERE series_id = ? AND res = 60000 AND bucket >= ? AND bucket < ?",
+        (series_id, start, end),
+    )
+    return len(buckets), len(data)
 
 
 def compact_day(store: Store, series_id: int, day: int) -> tuple[int, int, int]:
@@ -73,8 +108,12 @@ def compact(store: Store, now: int, hot_ms: int, budget: int = 50) -> Compacted:
     t = time.perf_counter()
     out = Compacted()
     with store.transaction():
-        todo = pending(store, now, hot_ms, budget + 1)
-        for sid, day in todo[:budget]:
+        todo = pending(store, now, hot_ms, budget)
+        for kind, sid, day in todo:
+            if kind == "1m":
+                out.minute_days += 1
+                out.minute_bytes += compact_minutes(store, sid, day)[1]
+                continue
             points, moved, size = compact_day(store, sid, day)
             out.days += 1
             out.points += points
@@ -87,7 +126,7 @@ def compact(store: Store, now: int, hot_ms: int, budget: int = 50) -> Compacted:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(now),),
         )
-    out.more = len(todo) > budget
+    out.more = bool(todo)  # each series' oldest due day per step: look again until none
     out.seconds = time.perf_counter() - t
     return out
 
@@ -102,5 +141,7 @@ def compact_all(store: Store, now: int, hot_ms: int, budget: int = 50) -> Compac
         total.moved += step.moved
         total.bytes += step.bytes
         total.seconds += step.seconds
+        total.minute_days += step.minute_days
+        total.minute_bytes += step.minute_bytes
         if not step.more:
             return total

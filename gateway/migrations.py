@@ -248,6 +248,14 @@ MIGRATIONS: tuple[str, ...] = (
         max REAL NOT NULL,
         PRIMARY KEY (series_id, res, bucket)
     ) WITHOUT ROWID;
+    -- 1-minute rollups older than the hot window, one compressed chunk per series per day
+    -- (gateway/chunks.py table form: bucket starts; count, sum, min, max columns)
+    CREATE TABLE rollup_chunks (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        day INTEGER NOT NULL,           -- UTC day: bucket // 86400000
+        data BLOB NOT NULL,
+        PRIMARY KEY (series_id, day)
+    ) WITHOUT ROWID;
     CREATE TABLE storage_state (
         key TEXT PRIMARY KEY,           -- chunk_gen, last_compaction, guard, ...
         value TEXT NOT NULL

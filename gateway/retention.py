@@ -28,6 +28,7 @@ from pathlib import Path
 from gateway import rollups, tiers
 from gateway.storage_config import StorageSection, ms
 from gateway.store import Store
+from rules.durations import parse_duration
 
 log = logging.getLogger("stationgw.storage")
 
@@ -95,7 +96,15 @@ def expire(store: Store, now: int, cfg: StorageSection) -> Dropped:
                 ).rowcount
                 if n:
                     out.rollups[name] = n
+                if name == "1m":
+                    out.add(_drop_minute_days(store, (now - keep) // DAY_MS))
     return out
+
+
+def _drop_minute_days(store: Store, before_day: int) -> Dropped:
+    """1-minute rollup chunks of days before `before_day`."""
+    n = store.conn.execute("DELETE FROM rollup_chunks WHERE day < ?", (before_day,)).rowcount
+    return Dropped(rollups={"1m_days": n} if n else {})
 
 
 def reclaim(store: Store) -> None:
@@ -114,8 +123,11 @@ def _oldest_raw_day(store: Store) -> int | None:
 
 
 def _oldest_1m_day(store: Store) -> int | None:
-    row = store.conn.execute("SELECT MIN(bucket) FROM rollups WHERE res = 60000").fetchone()
-    return None if row[0] is None else int(row[0]) // DAY_MS
+    row = store.conn.execute(
+        "SELECT MIN(d) FROM (SELECT MIN(day) AS d FROM rollup_chunks "
+        "UNION ALL SELECT MIN(bucket) / 86400000 FROM rollups WHERE res = 60000)"
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
 
 
 @dataclass(slots=True)
@@ -143,7 +155,7 @@ def guard(
         report.dropped.add(expire(store, now, cfg))
         reclaim(store)
         free = free_bytes(folder)
-        keep_from = now - ms(cfg.guard_keep_raw)  # type: ignore[operator]
+        keep_from = now - parse_duration(cfg.guard_keep_raw)
         for oldest in (_oldest_raw_day, _oldest_1m_day):
             while free < floor:
                 day = oldest(store)
@@ -159,7 +171,8 @@ def guard(
                             "DELETE FROM rollups WHERE res = 60000 AND bucket < ?",
                             ((day + 1) * DAY_MS,),
                         ).rowcount
-                        report.dropped.add(Dropped(rollups={"1m": n}))
+                        report.dropped.add(Dropped(rollups={"1m": n} if n else {}))
+                        report.dropped.add(_drop_minute_days(store, day + 1))
                 reclaim(store)
                 free = free_bytes(folder)
         report.free_bytes = free

@@ -5,7 +5,11 @@ aggregated in memory (`aggregate`, pure) and added to the stored buckets in the 
 transaction (`record`), so a late reading lands in its old bucket and a redelivery counts
 once. Only good readings (flags == 0) are rolled up: a value the fault screen flagged (out
 of the sensor's range, stuck, impossible jump) would distort a chart's min, max and mean;
-raw points keep them, with their flags.
+raw points keep them, with their flags. Buckets are UTC: a day is a UTC day.
+
+1-minute buckets older than the hot window are compacted like readings, one chunk per
+series per UTC day (`rollup_chunks`); a late reading's increment is a row again until the
+next compaction combines it in. Hourly and daily buckets stay rows (24 and 1 a day).
 """
 
 from __future__ import annotations
@@ -14,7 +18,11 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway import chunks
+
 RESOLUTIONS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
+MINUTE = 60_000
+DAY = 86_400_000
 
 Key = tuple[int, int, int]  # (series id, res ms, bucket start ms)
 Agg = list[float]  # [count, sum, min, max]
@@ -75,14 +83,61 @@ def record(conn: sqlite3.Connection, increments: dict[Key, Agg]) -> None:
     )
 
 
-def read(conn: sqlite3.Connection, series_id: int, res: int, start: int, end: int) -> list[Bucket]:
-    """Buckets starting in [start - res + 1, end): every bucket that overlaps the range."""
+def combine(a: Bucket, b: Bucket) -> Bucket:
+    return Bucket(a.ts, a.count + b.count, a.sum + b.sum, min(a.min, b.min), max(a.max, b.max))
+
+
+def encode_day(buckets: list[Bucket]) -> bytes:
+    """A day's 1-minute buckets (sorted) as one compressed chunk."""
+    return chunks.encode_table(
+        [b.ts for b in buckets],
+        [[b.count for b in buckets], [b.sum for b in buckets],
+         [b.min for b in buckets], [b.max for b in buckets]],
+    )  # fmt: skip
+
+
+def decode_day(blob: bytes) -> list[Bucket]:
+    ts, (count, total, lo, hi) = chunks.decode_table(blob)
+    return [
+        Bucket(t, int(c), s, a, b) for t, c, s, a, b in zip(ts, count, total, lo, hi, strict=True)
+    ]
+
+
+def merge(old: list[Bucket], new: list[Bucket]) -> list[Bucket]:
+    """Buckets of two sources for the same series: the same bucket's parts combined."""
+    out = {b.ts: b for b in old}
+    for b in new:
+        o = out.get(b.ts)
+        out[b.ts] = combine(o, b) if o else b
+    return [out[t] for t in sorted(out)]
+
+
+def read_rows(
+    conn: sqlite3.Connection, series_id: int, res: int, first: int, end: int
+) -> list[Bucket]:
+    """Bucket rows starting in [first, end)."""
     rows = conn.execute(
         "SELECT bucket, count, sum, min, max FROM rollups WHERE series_id = ? AND res = ? "
-        "AND bucket > ? AND bucket < ? ORDER BY bucket",
-        (series_id, res, start - res, end),
+        "AND bucket >= ? AND bucket < ? ORDER BY bucket",
+        (series_id, res, first, end),
     ).fetchall()
     return [Bucket(int(b), int(c), float(s), float(lo), float(hi)) for b, c, s, lo, hi in rows]
+
+
+def read(conn: sqlite3.Connection, series_id: int, res: int, start: int, end: int) -> list[Bucket]:
+    """Buckets starting in [start - res + 1, end): every bucket that overlaps the range.
+    1-minute buckets come from their day chunks and rows (late readings not yet merged)."""
+    out = read_rows(conn, series_id, res, start - res + 1, end)
+    if res != MINUTE:
+        return out
+    blobs = conn.execute(
+        "SELECT data FROM rollup_chunks WHERE series_id = ? AND day >= ? AND day <= ? ORDER BY day",
+        (series_id, (start - res + 1) // DAY, (end - 1) // DAY),
+    ).fetchall()
+    if not blobs:
+        return out
+    packed = [b for (data,) in blobs for b in decode_day(data) if start - res < b.ts < end]
+    return merge(packed, out)
 
 
 def count_in(conn: sqlite3.Connection, series_id: int, start: int, end: int) -> int:

@@ -84,6 +84,9 @@ def health(store: Store, cfg: StorageSection, free_bytes: FreeBytes = disk_free)
         "SELECT COUNT(*), COALESCE(SUM(count), 0), COALESCE(SUM(length(data)), 0) FROM chunks"
     ).fetchone()
     per_res = dict(conn.execute("SELECT res, COUNT(*) FROM rollups GROUP BY res").fetchall())
+    minute_days, minute_bytes = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(length(data)), 0) FROM rollup_chunks"
+    ).fetchone()
     state = dict(conn.execute("SELECT key, value FROM storage_state").fetchall())
     (vacuum,) = conn.execute("PRAGMA auto_vacuum").fetchone()
     db = store.path
@@ -96,6 +99,7 @@ def health(store: Store, cfg: StorageSection, free_bytes: FreeBytes = disk_free)
             "database": _size(db),
             "wal": _size(Path(f"{db}-wal")),
             "chunks": int(chunk_bytes),
+            "rollup_chunks": int(minute_bytes),
         },
         "raw": {"rows": raw_rows},
         "chunks": {
@@ -104,6 +108,7 @@ def health(store: Store, cfg: StorageSection, free_bytes: FreeBytes = disk_free)
             "bytes_per_point": round(chunk_bytes / points, 3) if points else None,
         },
         "rollups": {name: int(per_res.get(res, 0)) for name, res in RESOLUTIONS.items()},
+        "rollup_chunks": {"series_days": int(minute_days), "bytes": int(minute_bytes)},
         "free_bytes": free,
         "floor_bytes": floor,
         "guard": json.loads(state["guard"]) if "guard" in state else None,

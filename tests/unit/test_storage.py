@@ -65,6 +65,14 @@ def test_compacted_reads_equal_raw_reads_across_the_boundary(ing: Ingestor) -> N
     assert store.count_readings() == len(points)
     # compacting again finds nothing; the bytes are within the target
     assert compact_all(store, now, HOT).days == 0
+    # 1-minute rollups of 1-minute data: one reading a bucket, chunks and rows alike
+    sid = store.known_series_id("wl-01", "level_m")
+    assert sid is not None
+    minutes = rollups.read(store.conn, sid, 60_000, DAY0, DAY0 + 5 * DAY)
+    assert [(b.ts, b.count, b.min) for b in minutes] == [
+        (t - t % 60_000, 1, v) for t, v, _ in points
+    ]
+    assert store.conn.execute("SELECT COUNT(*) FROM rollup_chunks").fetchone()[0] == 3
     (size,) = store.conn.execute("SELECT SUM(length(data)) FROM chunks").fetchone()
     assert size / (3 * 1440) <= 3.0
 
@@ -121,6 +129,22 @@ reading = st.builds(
 )
 
 
+def check_rollups(store: Store, every: list[Reading]) -> None:
+    for name, res in rollups.RESOLUTIONS.items():
+        want = raw_aggregates(every, res)
+        got = {}
+        for metric in ("a", "b"):
+            sid = store.known_series_id("d", metric)
+            if sid is None:
+                continue
+            for bk in rollups.read(store.conn, sid, res, DAY0 - DAY, DAY0 + 5 * DAY):
+                got[(metric, bk.ts)] = (bk.count, bk.sum, bk.min, bk.max)
+        assert got.keys() == want.keys(), name
+        for k, (n, s, lo, hi) in want.items():
+            assert got[k][0] == n and got[k][2:] == (lo, hi)
+            assert math.isclose(got[k][1], s, rel_tol=1e-9, abs_tol=1e-9)
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -139,19 +163,9 @@ def test_rollups_equal_aggregates_of_the_raw_readings(
                 compact_all(ing.store, DAY0 + 6 * DAY, HOT)
             ing.commit(Batch(readings=b), now=DAY0)
         every = [r for b in batches for r in b]
-        for name, res in rollups.RESOLUTIONS.items():
-            want = raw_aggregates(every, res)
-            got = {}
-            for metric in ("a", "b"):
-                sid = ing.store.known_series_id("d", metric)
-                if sid is None:
-                    continue
-                for bk in rollups.read(ing.store.conn, sid, res, DAY0 - DAY, DAY0 + 5 * DAY):
-                    got[(metric, bk.ts)] = (bk.count, bk.sum, bk.min, bk.max)
-            assert got.keys() == want.keys(), name
-            for k, (n, s, lo, hi) in want.items():
-                assert got[k][0] == n and got[k][2:] == (lo, hi)
-                assert math.isclose(got[k][1], s, rel_tol=1e-9, abs_tol=1e-9)
+        check_rollups(ing.store, every)
+        compact_all(ing.store, DAY0 + 6 * DAY, HOT)  # late rows merged into the chunks
+        check_rollups(ing.store, every)
     finally:
         ing.store.close()
 
@@ -178,7 +192,11 @@ def test_retention_drops_each_tier_past_its_span(ing: Ingestor) -> None:
     assert dropped.chunk_days == 4 and dropped.raw_rows == 0
     left = store.readings("wl-01", "level_m", 0, 2**62, 10**6)
     assert left[0][0] >= DAY0 + 4 * DAY - 2000
-    assert dropped.rollups == {"1m": 3 * 1440, "1h": 2 * 24}
+    assert dropped.rollups == {"1m_days": 3, "1h": 2 * 24}
+    sid = store.known_series_id("wl-01", "level_m")
+    assert sid is not None
+    minutes = rollups.read(store.conn, sid, 60_000, 0, 2**62)
+    assert minutes[0].ts == DAY0 + 3 * DAY and len(minutes) == 3 * 1440
     assert (
         store.conn.execute("SELECT COUNT(*) FROM rollups WHERE res = 86400000").fetchone()[0] == 6
     )
@@ -196,7 +214,7 @@ def test_disk_guard_drops_oldest_raw_then_1m_never_newer_than_its_floor(ing: Ing
     # never enough space: it drops all it may, and says so
     report = guard(store, now, cfg, lambda _: 1)
     assert report.state == "critical"
-    assert report.dropped.chunk_days == 3 and report.dropped.rollups == {"1m": 3 * 1440}
+    assert report.dropped.chunk_days == 3 and report.dropped.rollups == {"1m_days": 3}
     first = store.readings("wl-01", "level_m", 0, 2**62, 1)[0][0]
     assert first >= DAY0 + 3 * DAY - 2000
     assert (
