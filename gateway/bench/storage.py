@@ -13,7 +13,8 @@ Figures (sizes from SQLite's `dbstat`: pages each table holds):
 - `bytes_per_point`: after compaction (everything older than the 2-day hot window), the
   `chunks` table's bytes over the points it holds; `bytes_per_point_<metric>`: the chunk
   blobs alone per metric.
-- `rollup_bytes_per_point`: the rollups table (1m, 1h, 1d) over all points.
+- `rollup_bytes_per_point`: the rollup rows (1m in the hot window, 1h, 1d) and the
+  1-minute rollup chunks, after compaction, over all points (`…_before_compaction`: rows).
 - `insert_points_per_s` with rollups, `insert_points_per_s_no_rollups` the same
   transactions' time without the rollup step (both in the one run).
 - `compaction_points_per_s`: compaction of all the due series-days.
@@ -126,7 +127,11 @@ def measure(
         "row_table_bytes_per_point": round(before["readings"] / points, 2),
         "bytes_per_point": round(after["chunks"] / done.points, 3),
         **per_metric,
-        "rollup_bytes_per_point": round(after["rollups"] / points, 2),
+        "rollup_bytes_per_point": round(
+            (after["rollups"] + after.get("rollup_chunks", 0)) / points, 2
+        ),
+        "rollup_bytes_per_point_before_compaction": round(before["rollups"] / points, 2),
+        "rollup_1m_chunk_bytes_per_point": round(after.get("rollup_chunks", 0) / done.points, 3),
         "compacted_points": done.points,
         "compaction_points_per_s": round(done.points / done.seconds),
         "store": "day chunks (delta-of-delta ts, scaled-integer deltas, zlib) + 2-day row table",
