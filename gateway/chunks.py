@@ -9,6 +9,8 @@ Layout (before compression, all integers as zigzag LEB128 varints):
                 d < 255: first k, then deltas of k
                 d = 255: each value's 64 bits XOR the previous value's, 8 bytes big-endian
     flags:      one varint per point (runs of 0)
+The table form (`encode_table`, version 2; 1-minute rollups: count, sum, min, max) has
+the count, the number of columns, the timestamps, then each column as `values` above.
 Then the whole body compressed with zlib level 9. Measured on the realistic 1-minute
 series (`gateway/bench/series.py`), bytes per point, body alone / zlib 9 / raw LZMA2 preset 9e:
 rain 3.01 / 0.82 / 0.77, level 3.01 / 0.93 / 0.89, crack 3.01 / 1.16 / 1.11: LZMA saves ~5 %

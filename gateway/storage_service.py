@@ -45,7 +45,7 @@ class StorageJobs:
         hot = parse_duration(self.cfg.hot)
         now = self.clock()
         while True:  # a step at a time: ingest batches queue between the steps
-            step = await loop.run_in_executor(self.writer, compact, self.store, now, hot, 20)
+            step = await loop.run_in_executor(self.writer, compact, self.store, now, hot, 5)
             if step.days:
                 log.info(
                     "compacted %d series-days (%d points, %d bytes) in %.3f s",

@@ -98,8 +98,6 @@ def measure(
     devices = (series + len(METRICS) - 1) // len(METRICS)
     station = write_station(folder / "storage", "st", devices, 0, broker_port, free_port())
     station.db.parent.mkdir(parents=True, exist_ok=True)
-    with station.config.open("a") as f:  # the data is months old: keep it all
-        f.write('\n[storage.retention]\nraw = "forever"\nrollup_1m = "forever"\n')
     points, total_s, rollup_s = fill(station.db, series, days)
     end = T0_MS + days * DAY_MS
     store = Store(station.db)

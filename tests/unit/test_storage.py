@@ -292,3 +292,17 @@ def test_export_reads_both_tiers_with_local_time(ing: Ingestor) -> None:
     first = rows[1]
     assert first[1].endswith("Z") and first[2].endswith("+08:00")
     assert first[1][11:13] == "01" and first[2][11:13] == "09"
+
+
+def test_rule_replay_history_reads_compacted_days(ing: Ingestor) -> None:
+    from gateway.cli_rules import db_history
+
+    a = realistic_series("rain_mm", DAY0, 4 * 1440, seed=12)
+    b = realistic_series("level_m", DAY0, 4 * 1440, seed=13)
+    fill(ing, "rg-01", "rain_mm", a)
+    fill(ing, "wl-01", "level_m", b)
+    compact_all(ing.store, DAY0 + 4 * DAY, HOT)
+    got = list(db_history(ing.store.path, DAY0, DAY0 + 4 * DAY))
+    assert len(got) == len(a) + len(b)
+    assert [r.ts for r in got] == sorted(r.ts for r in got)
+    assert [(r.ts, r.value) for r in got if r.metric == "rain_mm"] == [(t, v) for t, v, _ in a]
