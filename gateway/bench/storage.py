@@ -18,6 +18,9 @@ Figures (sizes from SQLite's `dbstat`: pages each table holds):
 - `insert_points_per_s` with rollups, `insert_points_per_s_no_rollups` the same
   transactions' time without the rollup step (both in the one run).
 - `compaction_points_per_s`: compaction of all the due series-days.
+- `commit_readings_per_s` / `…_no_rollups`: `Ingestor.commit` (ingest's transaction,
+  no rules, batches of 200, 50 series of 1-minute readings) with and without the rollup
+  step, interleaved in the one run, best of 3 each.
 - `chart_query_ms`: `stationgw run` serving the database, one `/api/readings/multi` call
   for the last 7 days of 50 series at `points=1000` (median of 3, after one warm-up);
   `chart_query_ms_per_series_sum`: the same through 50 `/api/readings?points=1000` calls;
@@ -36,8 +39,10 @@ from gateway.bench.procs import GatewayProc, free_port, http_json
 from gateway.bench.series import realistic_series
 from gateway.bench.workload import METRICS, T0_MS, device_id, realistic_point, write_station
 from gateway.compaction import compact_all
+from gateway.ingest import Batch, Ingestor
 from gateway.model import Reading
 from gateway.store import Store
+from rules.evaluator import RuleSet
 
 DAY_MS = 86_400_000
 HOT_MS = 2 * DAY_MS
@@ -85,6 +90,28 @@ def fill(db: Path, series: int, days: int) -> tuple[int, float, float]:
     finally:
         store.close()
     return points, total_s, rollup_s
+
+
+def commit_rate(db: Path, series: int, minutes: int, rollups: bool) -> float:
+    """Readings/s through `Ingestor.commit` (no rules), batches of 200 as a live gateway
+    commits them; without rollups the store's rollup step is replaced by nothing."""
+    store = Store(db)
+    if not rollups:
+        store.record_rollups = lambda new: None  # type: ignore[method-assign]
+    ing = Ingestor(store, RuleSet([]))
+    rs = [
+        Reading(device_id(s), "level_m", ts, v)
+        for m in range(minutes)
+        for s in range(series)
+        for ts, v, _ in [(T0_MS + m * 60_000, 2.0 + (m % 7) / 100, 0)]
+    ]
+    t = time.perf_counter()
+    try:
+        for i in range(0, len(rs), 200):
+            ing.commit(Batch(readings=rs[i : i + 200]), now=T0_MS)
+    finally:
+        store.close()
+    return len(rs) / (time.perf_counter() - t)
 
 
 def table_bytes(store: Store) -> dict[str, int]:
@@ -136,6 +163,13 @@ def measure(
         "insert_points_per_s": round(points / total_s),
         "insert_points_per_s_no_rollups": round(points / (total_s - rollup_s)),
     }
+    # ingest's whole commit with and without the rollup step, interleaved, best of 3 each
+    with_r, without_r = [], []
+    for k in range(3):
+        with_r.append(commit_rate(folder / f"c-r{k}.db", 50, 400, rollups=True))
+        without_r.append(commit_rate(folder / f"c-n{k}.db", 50, 400, rollups=False))
+    out["commit_readings_per_s"] = round(max(with_r))
+    out["commit_readings_per_s_no_rollups"] = round(max(without_r))
     gw = GatewayProc(station.config, station.db, station.http_port, station.folder / "gateway.log")
     gw.start()
     try:
