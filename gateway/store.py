@@ -180,6 +180,7 @@ class Store:
 
     def __init__(self, path: Path, *, writer: bool = True) -> None:
         self.path = path
+        self._lock_fd: int | None = None
         try:
             if writer:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +190,6 @@ class Store:
                     raise StoreError(f"{path}: no station database here")
                 self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             self.conn.execute("PRAGMA busy_timeout = 5000")
-            self._lock_fd: int | None = None
             if writer:
                 self._lock_fd = hold_shared(path)
                 # a new database frees the pages of deleted data back to the disk (the disk
@@ -199,8 +199,12 @@ class Store:
                 self.conn.execute("PRAGMA synchronous = FULL")
                 migrate(self.conn)  # before foreign keys: migrations may rebuild tables
                 self.conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot open database: {e}") from e
+        except BaseException as e:
+            if self._lock_fd is not None:  # a writer that failed to open holds nothing
+                os.close(self._lock_fd)
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"{path}: cannot open database: {e}") from e
+            raise
         self._series: dict[tuple[str, str], int] = {}
         self.chunk_index = tiers.ChunkIndex()
 

@@ -19,6 +19,7 @@ from gateway.cli_storage import backup, export_rows, restore
 from gateway.compaction import compact_all
 from gateway.errors import GatewayError, StoreError
 from gateway.ingest import Batch, Ingestor
+from gateway.migrations import MIGRATIONS
 from gateway.model import Reading
 from gateway.retention import expire, guard
 from gateway.storage_config import Retention, StorageSection
@@ -306,3 +307,15 @@ def test_rule_replay_history_reads_compacted_days(ing: Ingestor) -> None:
     assert len(got) == len(a) + len(b)
     assert [r.ts for r in got] == sorted(r.ts for r in got)
     assert [(r.ts, r.value) for r in got if r.metric == "rain_mm"] == [(t, v) for t, v, _ in a]
+
+
+def test_a_writer_that_fails_to_open_holds_no_lock(ing: Ingestor, tmp_path: Path) -> None:
+    out = tmp_path / "b.db"
+    backup(ing.store.path, out)
+    target = tmp_path / "newer.db"
+    conn = sqlite3.connect(target)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this gateway"):
+        Store(target)
+    assert restore(out, target) == len(MIGRATIONS)  # not refused: the failed writer let go
