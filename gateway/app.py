@@ -31,6 +31,7 @@ from gateway.pipeline import Pipeline, wall_ms
 from gateway.registry import Registry
 from gateway.rules_loader import RulesLoader
 from gateway.rules_service import RulesService
+from gateway.storage_service import StorageJobs
 from gateway.store import Store
 from gateway.uplinks import Uplinks
 
@@ -161,6 +162,7 @@ async def run_gateway(
     helpers: list[asyncio.Task[Any]] = [
         asyncio.create_task(rules_service.ticks(), name="rule-timers"),
         asyncio.create_task(rules_service.watch(), name="rule-files"),
+        asyncio.create_task(StorageJobs(store, cfg.storage, writer, wall_ms).run(), name="storage"),
     ]
     if threading.current_thread() is threading.main_thread():  # signals go to that thread
         loop.add_signal_handler(

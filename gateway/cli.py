@@ -203,6 +203,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_ticket_parsers(tsub, _db_options)
 
+    from gateway.cli_storage import add_parsers as add_storage_parsers  # backup/restore/export
+
+    add_storage_parsers(sub, _db_options)
+
     from gateway.decode import PROTOCOLS
 
     dec = sub.add_parser("decode", help="decode one frame of a field protocol to JSON")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import heapq
 import json
 import sqlite3
 import sys
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gateway import tiers
 from gateway.config import Config, load_config, read_toml
 from gateway.errors import ConfigError, GatewayError
 from gateway.model import Reading
@@ -129,19 +131,18 @@ def csv_history(path: Path) -> Iterator[Reading]:
 
 
 def db_history(path: Path, start: int, end: int) -> Iterator[Reading]:
+    """Every series' readings in [start, end), raw rows and compacted chunks, by time."""
     if not path.exists():
         raise GatewayError(f"{path}: no station database here")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = conn.execute(
-            "SELECT s.device, s.metric, r.ts, r.value FROM readings r "
-            "JOIN series s ON s.id = r.series_id WHERE r.ts >= ? AND r.ts < ? ORDER BY r.ts",
-            (start, end),
-        )
-        for d, m, ts, v in rows:
-            yield Reading(d, m, ts, v)
+        per_series = [
+            [Reading(d, m, ts, v) for ts, v, _ in tiers.read(conn, sid, start, end, 2**62)]
+            for sid, d, m in conn.execute("SELECT id, device, metric FROM series").fetchall()
+        ]
     finally:
         conn.close()
+    yield from heapq.merge(*per_series, key=lambda r: r.ts)
 
 
 def transition_json(t: Transition) -> dict[str, object]:

@@ -22,6 +22,7 @@ from gateway.config_loop import (
 )
 from gateway.errors import ConfigError
 from gateway.reports.config import ReportsSection
+from gateway.storage_config import StorageSection
 from gateway.transports import (
     TRANSPORT_KINDS,
     Checklist,
@@ -174,6 +175,7 @@ class Config(_Model):
     notify: NotifySection = NotifySection()
     reports: ReportsSection = ReportsSection()  # what the monthly report reads as rain, …
     uplinks: UplinksSection = UplinksSection()  # to the county: MQTT broker, InfluxDB
+    storage: StorageSection = StorageSection()  # compaction, retention, disk guard
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)

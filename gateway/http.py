@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config import Config
 from gateway.errors import TicketConflict, TicketNotFound
@@ -64,14 +63,6 @@ class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     by: str = Field(min_length=1, max_length=64, description="who acknowledges (name)")
     note: str | None = Field(default=None, max_length=2000)
-
-
-def _ms(v: int | datetime | None, default: int) -> int:
-    if v is None:
-        return default
-    if isinstance(v, datetime):
-        return int(v.timestamp() * 1000)
-    return v
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -141,27 +132,6 @@ def create_app(ctx: Context) -> FastAPI:
                 }
             )
         return out
-
-    @app.get("/api/readings")
-    def readings(
-        device: str,
-        metric: str,
-        from_: Annotated[int | AwareDatetime | None, Query(alias="from")] = None,
-        to: int | AwareDatetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-    ) -> dict[str, Any]:
-        """Readings of one series; `from`/`to` in UTC ms or ISO 8601 (default: last 24 h)."""
-        now = int(time.time() * 1000)
-        end = _ms(to, now + 1)
-        start = _ms(from_, end - 86_400_000)
-        rows = reader().readings(device, metric, start, end, limit)
-        return {
-            "device": device,
-            "metric": metric,
-            "from": start,
-            "to": end,
-            "points": [{"ts": t, "value": v, "flags": f} for t, v, f in rows],
-        }
 
     @app.get("/api/tickets")
     def tickets(
@@ -251,6 +221,9 @@ def create_app(ctx: Context) -> FastAPI:
     add_routes(app, ctx, reader)
     app.include_router(reports_router(ctx))
     add_uplink_routes(app, ctx, reader)
+    from gateway.http_storage import add_routes as add_storage_routes  # readings, storage
+
+    add_storage_routes(app, ctx, reader)
 
     @app.get("/metrics")
     def metrics() -> Response:

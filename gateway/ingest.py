@@ -120,6 +120,7 @@ class Ingestor:
                 readings, faults = screen(self.ruleset, self.state, batch.readings, now)
                 new = store.insert_readings(readings)
                 outbox.add_readings(store.conn, new)  # to the county uplinks, same commit
+                store.record_rollups(new)  # 1m/1h/1d buckets, in this same transaction
                 transitions = faults + evaluate(self.ruleset, self.state, new, now)
                 touched = [self._apply(t, now) for t in transitions]
                 self._save_state()

@@ -297,6 +297,48 @@ MIGRATIONS: tuple[str, ...] = (
         UPDATE outbox_seq SET next = next + 1;
     END;
     """,
+    # 6: the embedded time-series store — compressed chunks of older readings (one per
+    # series per UTC day, gateway/chunks.py), rollups per 1 min / 1 h / 1 day maintained as
+    # readings commit, and what the storage jobs last did
+    """
+    CREATE TABLE chunks (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        day INTEGER NOT NULL,           -- UTC day: ts // 86400000
+        first_ts INTEGER NOT NULL,
+        last_ts INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (series_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollups (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        res INTEGER NOT NULL,           -- bucket width, ms: 60000, 3600000, 86400000
+        bucket INTEGER NOT NULL,        -- bucket start, UTC ms
+        count INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        PRIMARY KEY (series_id, res, bucket)
+    ) WITHOUT ROWID;
+    -- 1-minute rollups older than the hot window, one compressed chunk per series per day
+    -- (gateway/chunks.py table form: bucket starts; count, sum, min, max columns)
+    CREATE TABLE rollup_chunks (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        day INTEGER NOT NULL,           -- UTC day: bucket // 86400000
+        data BLOB NOT NULL,
+        PRIMARY KEY (series_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE storage_state (
+        key TEXT PRIMARY KEY,           -- chunk_gen, last_compaction, guard, ...
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO storage_state (key, value) VALUES ('chunk_gen', '0');
+    -- rollups of the readings already stored (good readings only, as ingest keeps them)
+    INSERT INTO rollups (series_id, res, bucket, count, sum, min, max)
+        SELECT series_id, r.res, ts - ts % r.res, COUNT(*), SUM(value), MIN(value), MAX(value)
+        FROM readings, (SELECT 60000 AS res UNION ALL SELECT 3600000 UNION ALL SELECT 86400000) r
+        WHERE flags = 0 GROUP BY series_id, r.res, ts - ts % r.res;
+    """,
 )
 
 

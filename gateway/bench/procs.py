@@ -335,7 +335,12 @@ class Db:
         conn = self._c()
         if conn is None:
             return 0
-        return int(conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+        return int(
+            conn.execute(  # rows and compacted points (chunks exist from schema 5 on)
+                "SELECT (SELECT COUNT(*) FROM readings) + "
+                "(SELECT COALESCE(SUM(count), 0) FROM chunks)"
+            ).fetchone()[0]
+        )
 
     def close(self) -> None:
         if self._conn is not None:
