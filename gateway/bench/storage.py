@@ -80,6 +80,7 @@ def measure(
     gw = GatewayProc(station.config, station.db, station.http_port, station.folder / "gateway.log")
     gw.start()
     try:
+        cookie = gw.login()
         end = T0_MS + days * DAY_MS
         start = end - 7 * DAY_MS
         chart = min(50, series)
@@ -96,7 +97,7 @@ def measure(
                 }
             )
             t = time.perf_counter()
-            body = http_json(f"{gw.url}/api/readings?{q}", 60)
+            body = http_json(f"{gw.url}/api/readings?{q}", 60, cookie)
             per_series.append((time.perf_counter() - t) * 1000)
             returned += len(body["points"])
     finally:
