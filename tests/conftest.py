@@ -143,7 +143,7 @@ def api(
     url: str, db: Path, role: str = "admin", name: str | None = None, **kw: Any
 ) -> httpx.Client:
     """An HTTP client logged in to the gateway at `url` as a new user with `role`; it
-    sends the session's CSRF token with every request. Close it (or use `with`)."""
+    sends the session's CSRF token with every request. Close it (`with contextlib.closing(...)`)."""
     name = name or f"{role}-{secrets.token_hex(3)}"
     password = add_user(db, name, role, kw.pop("person", None))
     client = httpx.Client(base_url=url, timeout=kw.pop("timeout", 10))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def test_late_batches_stored_once_faults_quarantined_status_to_health(
             url = f"http://127.0.0.1:{running.http_port}"
 
             def get_devices() -> Any:
-                with api(url, cfg.database.path, "viewer") as http:
+                with closing(api(url, cfg.database.path, "viewer")) as http:
                     return http.get("/api/devices").json()
 
             (dev,) = await asyncio.to_thread(get_devices)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,7 @@ def test_stub_to_ticket_to_api_and_events(gateway: Gateway, mosquitto: Mosquitto
     while event["id"] != ticket["id"]:  # the warning's own ticket events come in between
         event = sse.next("ticket")
     assert event["acknowledged_by"] == "张三"
-    with gateway.api("leader", "李四") as other:
+    with closing(gateway.api("leader", "李四")) as other:
         assert other.post(f"/api/tickets/{ticket['id']}/ack", json={}).status_code == 409
     assert http.post("/api/tickets/999/ack", json={}).status_code == 404
     assert http.post("/api/tickets/1/ack", json={"by": "x"}).status_code == 422  # who: the session

@@ -6,6 +6,7 @@ import asyncio
 import os
 import select
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ def test_tcp_stations_with_faults_every_confirmed_report_stored_once(
             url = f"http://127.0.0.1:{running.http_port}"
 
             def get_devices() -> Any:
-                with api(url, cfg.database.path, "viewer") as http:
+                with closing(api(url, cfg.database.path, "viewer")) as http:
                     return http.get("/api/devices").json()
 
             devices = await asyncio.to_thread(get_devices)
