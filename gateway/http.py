@@ -262,6 +262,9 @@ def create_app(ctx: Context) -> FastAPI:
     from gateway.http_tickets import add_routes
 
     add_routes(app, ctx, reader, access)
+    from gateway import http_dashboard
+
+    http_dashboard.add_routes(app, ctx, reader, access)
 
     @app.get("/metrics")
     def metrics() -> Response:
