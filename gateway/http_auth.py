@@ -92,6 +92,13 @@ class Access:
                 token,
             )
 
+    def setup_pending(self) -> bool:
+        """The setup token is good until the first user exists (made here or on the
+        console with `stationgw users add`)."""
+        if self.setup_hash is not None and count_users(self.reader()) > 0:
+            self.setup_hash = None
+        return self.setup_hash is not None
+
     # the global dependency -----------------------------------------------------------
 
     def guard(self, request: Request) -> None:
@@ -175,7 +182,7 @@ def add_routes(app: FastAPI, access: Access) -> None:
         token = request.cookies.get(SESSION_COOKIE)
         s = session(access.reader(), token, now_ms()) if token else None
         if s is None:
-            return {"user": None, "setup": access.setup_hash is not None}
+            return {"user": None, "setup": access.setup_pending()}
         return me(s)
 
     def lockout(address: str, now: int) -> None:
@@ -234,7 +241,7 @@ def add_routes(app: FastAPI, access: Access) -> None:
         now = now_ms()
         address = request.client.host if request.client else "?"
         lockout(address, now)
-        want = access.setup_hash
+        want = access.setup_hash if access.setup_pending() else None
         if want is None or not hmac.compare_digest(token_id(body.token), want):
             failed(address, now)
             access.record(request, "setup", body.name, None, ok=False)
