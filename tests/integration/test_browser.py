@@ -184,9 +184,8 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
 
     # a POST without the CSRF token is refused, even with the session cookie
     status = page.evaluate(
-        """fetch('/api/tickets/%d/ack', {method: 'POST', credentials: 'same-origin',
-            headers: {'Content-Type': 'application/json'}, body: '{}'}).then(r => r.status)"""
-        % wid
+        f"""fetch('/api/tickets/{wid}/ack', {{method: 'POST', credentials: 'same-origin',
+            headers: {{'Content-Type': 'application/json'}}, body: '{{}}'}}).then(r => r.status)"""
     )
     assert status == 403
 
@@ -221,10 +220,11 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     assert page.locator('#nav a[href="#rules"]').is_hidden()
     # the API says no too, with a valid session and CSRF token
     status = page.evaluate(
-        """fetch('/api/session').then(r => r.json()).then(s => fetch('/api/tickets/%d/ack', {
+        """fetch('/api/session').then(r => r.json()).then(s => fetch('/api/tickets/ID/ack', {
             method: 'POST', headers: {'Content-Type': 'application/json',
-            'X-CSRF-Token': s.csrf}, body: '{}'})).then(r => r.status)"""
-        % warning["id"]
+            'X-CSRF-Token': s.csrf}, body: '{}'})).then(r => r.status)""".replace(
+            "ID", str(warning["id"])
+        )
     )
     assert status == 403
     for name in ("overview", "map", "devices"):
