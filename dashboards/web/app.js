@@ -349,7 +349,7 @@ function ticketTable(list) {
   const now = Date.now();
   return table(["level", "kind", "title", "state", "age", "deadline"], list.map((x) => {
     const late = x.due_at && x.due_at < now && !FINAL.has(x.state);
-    return el("tr", { "data-ticket": x.id, class: late ? "late" : "", tabindex: 0,
+    return el("tr", { "data-ticket": x.id, class: late ? "late" : "", tabindex: 0, "aria-selected": String(S.detail === x.id),
       onclick: () => { location.hash = `#tickets/${x.id}`; },
       onkeydown: (e) => { if (e.key === "Enter") location.hash = `#tickets/${x.id}`; } },
     el("td", {}, levelTag(x.level)), el("td", {}, t(x.kind)),
@@ -377,7 +377,13 @@ function pointState(pid) {
 }
 function renderMap() {
   const img = $("#map-bg");
-  if (S.dash.map.background && !img.getAttribute("src")) img.src = S.dash.map.background;
+  if (S.dash.map.background && !img.getAttribute("src")) {
+    img.onload = () => { // the box takes the picture's shape, so lon/lat % land on it
+      if (img.naturalWidth && img.naturalHeight) $("#map-box").style.setProperty("--ar", img.naturalWidth / img.naturalHeight);
+      img.dataset.loaded = "1";
+    };
+    img.src = S.dash.map.background;
+  }
   img.hidden = !S.dash.map.background;
   put($("#markers"), ...S.dash.points.filter((p) => p.lon != null && p.lat != null).map((p) => {
     const [x, y] = project(p), st = pointState(p.id);
@@ -557,7 +563,7 @@ async function drawTrend() {
   } catch (e) { notice(e.message); }
 }
 function chart(box, pts, o) {
-  const W = Math.max(600, box.clientWidth || 1000), H = o.height || Math.max(280, Math.min(520, window.innerHeight - 260));
+  const W = Math.max(600, box.clientWidth || 1000), H = o.height || Math.max(280, Math.min(720, window.innerHeight - 200));
   const L = 64, R = o.rain ? 64 : 16, T = 16, B = 36, w = W - L - R, h = H - T - B;
   const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", class: "plot" });
   const bins = Math.max(12, Math.min(120, Math.floor(w / 10)));
@@ -587,9 +593,9 @@ function chart(box, pts, o) {
     let acc = 0; const accs = pts.map((p) => (acc += p.sum));
     const top = Math.max(1, acc) * 1.08, ya = (v) => T + h - (v / top) * h;
     for (const p of pts) s.append(svg("rect", { x: x(p.ts) - bw / 2, y: y(p.sum), width: bw, height: Math.max(0, y(0) - y(p.sum)), class: "bar" }));
-    if (pts.length) s.append(svg("path", { d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.ts).toFixed(1)},${ya(accs[i]).toFixed(1)}`).join(""), class: "acc" }));
+    if (pts.length) s.append(svg("path", { d: `M${L},${ya(0)}` + pts.map((p, i) => `L${x(p.ts).toFixed(1)},${ya(i ? accs[i - 1] : 0).toFixed(1)}L${x(p.ts).toFixed(1)},${ya(accs[i]).toFixed(1)}`).join("") + `L${L + w},${ya(acc).toFixed(1)}`, class: "acc" }));
     for (let i = 0; i <= 5; i++) { const v = (top * i) / 5, tx = svg("text", { x: L + w + 6, y: ya(v) + 4, class: "acc-label" }); tx.textContent = num(+v.toPrecision(3)); s.append(tx); }
-    const al = svg("text", { x: W - 4, y: 12, "text-anchor": "end", class: "acc-label" }); al.textContent = `${t("accumulated")} ${num(acc)} ${o.unit}`; s.append(al);
+    const al = svg("text", { x: L + w - 6, y: T + 16, "text-anchor": "end", class: "acc-label" }); al.textContent = `${t("accumulated")} ${num(acc)} ${o.unit}`; s.append(al);
   } else if (pts.length) {
     if (pts[0].min != null) s.append(svg("path", { class: "band", d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.ts).toFixed(1)},${y(p.max).toFixed(1)}`).join("") + pts.slice().reverse().map((p) => `L${x(p.ts).toFixed(1)},${y(p.min).toFixed(1)}`).join("") + "Z" }));
     s.append(svg("path", { d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.ts).toFixed(1)},${y(p.v).toFixed(1)}`).join(""), class: "line" }));
@@ -678,8 +684,9 @@ async function runReplay() {
     const hz = r.transitions.filter((x) => x.kind === "hazard");
     const metric = hz[0]?.metric ?? Object.keys(S.dash.devices.find((d) => d.id === device).metrics)[0];
     const pts = await series(device, metric, from, to, $("#replay-chart").clientWidth || 1000);
-    chart($("#replay-chart"), pts, { from, to, rain: /rain/.test(metric), lines: thresholds(device, metric), height: 260,
-      unit: metric, marks: hz.map((x) => ({ at: x.at, level: x.level })) });
+    const unit = S.dash.devices.find((d) => d.id === device).metrics[metric]?.unit ?? "";
+    chart($("#replay-chart"), pts, { from, to, rain: /rain/.test(metric), lines: [], height: 260,
+      unit: `${metric} (${unit})`, marks: hz.map((x) => ({ at: x.at, level: x.level })) });
     put($("#replay-out"), hz.length ? table(["time", "metric", "rule", "level", "value"], hz.map((x) =>
       el("tr", {}, el("td", {}, when(x.at)), el("td", {}, x.metric), el("td", {}, x.rule),
         el("td", {}, `${x.previous} → `, levelTag(x.level === "none" ? null : x.level)), el("td", {}, num(x.value)))))

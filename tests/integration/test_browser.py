@@ -112,7 +112,7 @@ def visit(page: Any, name: str, folder: Path, tag: str) -> None:
     page.evaluate(f"location.hash = '#{name}'")
     page.locator(f"body[data-page={name.split('/')[0]}]").wait_for()
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(folder / f"{tag}-{name.replace('/', '-')}.png"))
+    page.screenshot(path=str(folder / f"{tag}-{name.replace('/', '-')}.png"), full_page=True)
 
 
 def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
@@ -157,7 +157,9 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
     assert marker.get_attribute("data-level") == "yellow"
     assert marker.get_attribute("data-blink") == "1"
     assert marker.evaluate("m => getComputedStyle(m).backgroundColor") == YELLOW
-    box, dot = page.locator("#map-box").bounding_box(), marker.bounding_box()
+    page.locator("#map-bg[data-loaded='1']").wait_for()
+    box, dot = page.locator("#map-bg").bounding_box(), marker.bounding_box()
+    assert abs(box["width"] / box["height"] - 2) < 0.02  # the picture as drawn: 800×400
     cx, cy = dot["x"] + dot["width"] / 2, dot["y"] + dot["height"] / 2
     assert abs(cx - (box["x"] + 0.25 * box["width"])) <= 2
     assert abs(cy - (box["y"] + 0.25 * box["height"])) <= 2
@@ -238,8 +240,9 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     tech.click("#rule-check")
     tech.locator("#rule-errors[data-ok='0'] li").first.wait_for()
     assert "name" in tech.locator("#rule-errors").inner_text()
+    tech.screenshot(path=str(shots / "tech-rules-invalid.png"), full_page=True)
     tech.select_option("#rule-file", index=0)  # back to the file as it is
     tech.click("#replay-run")
     tech.locator("#replay-out table, #replay-out p").first.wait_for()
-    tech.screenshot(path=str(shots / "tech-rules-check.png"))
+    tech.screenshot(path=str(shots / "tech-rules-replay.png"), full_page=True)
     assert ERRORS[id(page)] == [] and ERRORS[id(tech)] == []
