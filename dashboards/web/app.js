@@ -15,7 +15,7 @@ const I18N = {
     ledgerXlsx: "导出台账 Excel", series: "序列", editRules: "编辑规则文件", check: "校验",
     save: "保存并加载", replay: "回放", runReplay: "运行回放", onDuty: "当前值班",
     handover: "交接班", handTo: "接班人", note: "备注", submitHandover: "提交交接",
-    history: "交接记录", warnings: "预警", hazards: "隐患", faults: "设备故障",
+    history: "交接记录", warnings: "预警", levelWarnings: "{lv}预警", hazards: "隐患", faults: "设备故障",
     online: "在线", offline: "离线", faulty: "故障", level: "级别", title: "标题",
     state: "状态", age: "持续", deadline: "期限", overdue: "超期", kind: "类别",
     point: "监测点", device: "设备", value: "数值", time: "时间", lastSeen: "最后上报",
@@ -55,7 +55,7 @@ const I18N = {
     series: "Series", editRules: "Edit a rules file", check: "Check", save: "Save and load",
     replay: "Replay", runReplay: "Run replay", onDuty: "On duty now", handover: "Handover",
     handTo: "Hand over to", note: "Note", submitHandover: "Hand over", history: "History",
-    warnings: "Warnings", hazards: "Hazards", faults: "Device faults", online: "Online",
+    warnings: "Warnings", levelWarnings: "{lv} warnings", hazards: "Hazards", faults: "Device faults", online: "Online",
     offline: "Offline", faulty: "Faulty", level: "Level", title: "Title", state: "State",
     age: "Age", deadline: "Deadline", overdue: "Overdue", kind: "Kind", point: "Point",
     device: "Device", value: "Value", time: "Time", lastSeen: "Last seen",
@@ -114,7 +114,7 @@ function el(tag, attrs = {}, ...kids) {
     if (k.startsWith("on")) n.addEventListener(k.slice(2), v);
     else n.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of kids.flat()) if (c != null) n.append(c instanceof Node ? c : String(c));
+  for (const c of kids.flat()) if (c != null && c !== false) n.append(c instanceof Node ? c : String(c));
   return n;
 }
 // replaceChildren without the nulls of conditional parts
@@ -322,7 +322,7 @@ function renderOverview() {
   const open = openTickets(), warn = open.filter((x) => x.kind === "warning");
   put($("#counts"), 
     ...LEVELS.map((lv) => el("div", { class: "tile", "data-level": lv },
-      el("b", {}, warn.filter((x) => x.level === lv).length), el("span", {}, `${t(lv)}${t("warnings")}`))),
+      el("b", {}, warn.filter((x) => x.level === lv).length), el("span", {}, t("levelWarnings", { lv: t(lv) })))),
     el("div", { class: "tile" }, el("b", {}, open.filter((x) => x.kind === "hazard").length), el("span", {}, t("hazards"))),
     el("div", { class: "tile" }, el("b", {}, open.filter((x) => x.kind === "device_fault").length), el("span", {}, t("faults"))));
   const blocks = S.dash.points.map((p) => el("div", { class: "point" }, el("h3", {}, p.name),
@@ -721,6 +721,7 @@ async function submitHandover(ev) {
 function applyLang() {
   document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
   $$("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
+  $("#conn-state").textContent = t($("#conn-state").dataset.state);
   $("#lang").textContent = S.lang === "zh" ? "English" : "中文";
   $("#lang").lang = S.lang === "zh" ? "en" : "zh-CN";
   if (S.audio?.state === "running") $("#sound").textContent = t("soundOn");

@@ -201,6 +201,7 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
     page.click("#lang")
     visit(page, "overview", shots, "duty-en")
     assert page.locator("#nav a[href='#overview']").inner_text() == "Overview"
+    assert page.locator("#conn-state").inner_text() == "Live"
     page.click("#lang")
     assert ERRORS[id(page)] == []
 
@@ -216,6 +217,7 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     page = log_in(browser, gw, "screen", add_user(gw.db, "screen", "viewer"), (1366, 768))
     page.locator("#banner li").first.wait_for()
     assert page.locator("#banner button").count() == 0  # no acknowledge, no mute
+    assert "false" not in page.locator("#banner").inner_text()
     visit(page, f"tickets/{warning['id']}", shots, "viewer")
     page.locator("#ticket-detail h2").wait_for()
     assert page.locator("#ticket-detail [data-action]").count() == 0
