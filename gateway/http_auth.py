@@ -189,8 +189,8 @@ def add_routes(app: FastAPI, access: Access) -> None:
         if (w := wait_ms(access.by_address.get(address, Attempts()), now)) > 0:
             raise HTTPException(
                 429,
-                {"why": "locked", "message": "too many wrong tries", "retry_after_s": w // 1000},
-                headers={"Retry-After": str(max(1, w // 1000))},
+                {"why": "locked", "message": "too many wrong tries", "retry_after_s": -(-w // 1000)},
+                headers={"Retry-After": str(-(-w // 1000))},
             )
 
     def failed(address: str, now: int) -> None:
@@ -213,7 +213,7 @@ def add_routes(app: FastAPI, access: Access) -> None:
             failed(address, now)
             access.record(request, "login", body.name, {"why": result.why}, ok=False, user=None)
             if result.why == "locked":
-                secs = max(1, result.wait_ms // 1000)
+                secs = -(-result.wait_ms // 1000)  # rounded up
                 raise HTTPException(
                     429,
                     {"why": "locked", "message": "locked: try later", "retry_after_s": secs},
