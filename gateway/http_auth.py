@@ -187,10 +187,11 @@ def add_routes(app: FastAPI, access: Access) -> None:
 
     def lockout(address: str, now: int) -> None:
         if (w := wait_ms(access.by_address.get(address, Attempts()), now)) > 0:
+            secs = -(-w // 1000)  # rounded up
             raise HTTPException(
                 429,
-                {"why": "locked", "message": "too many wrong tries", "retry_after_s": -(-w // 1000)},
-                headers={"Retry-After": str(-(-w // 1000))},
+                {"why": "locked", "message": "too many wrong tries", "retry_after_s": secs},
+                headers={"Retry-After": str(secs)},
             )
 
     def failed(address: str, now: int) -> None:

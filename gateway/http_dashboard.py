@@ -5,6 +5,7 @@ with a reason, and the technician's rule files: read, check, save, replay."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import tomllib
 from collections.abc import Callable
@@ -112,7 +113,12 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
             "SELECT target, user, detail, at FROM audit WHERE action = 'alarm.mute' AND ok = 1 "
             "ORDER BY id DESC LIMIT 500"
         )
-        return {"muted": [{"ticket": int(t), "by": u, "detail": d, "at": a} for t, u, d, a in rows]}
+        return {
+            "muted": [
+                {"ticket": int(t), "by": u, "reason": json.loads(d or "{}").get("reason"), "at": a}
+                for t, u, d, a in rows
+            ]
+        }
 
     @app.post("/api/alarms/{ticket_id}/mute")
     def mute(request: Request, ticket_id: int, body: MuteBody) -> dict[str, Any]:

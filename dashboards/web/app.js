@@ -266,7 +266,7 @@ function connect() {
     const old = S.devices.get(d.id);
     if (old) S.devices.set(d.id, { ...old, ...d, metrics: old.metrics, health: d.health ?? old.health });
   });
-  on("mute", (m) => S.muted.set(m.ticket, { ticket: m.ticket, by: m.by, detail: JSON.stringify({ reason: m.reason }) }));
+  on("mute", (m) => S.muted.set(m.ticket, m));
   on("alarm", () => {});
 }
 function schedule() {
@@ -434,6 +434,7 @@ async function openTicket(id) {
       d.due_at ? ` · ${t("deadline")} ${when(d.due_at)}` : "", d.overdue ? el("span", { class: "flag" }, ` ${t("overdue")}`) : null),
     d.reason ? el("p", { class: "muted" }, d.reason) : null,
     d.suggestion ? el("p", { class: "flag" }, `${t("suggestion")}: ${d.suggestion}`) : null,
+    S.muted.has(id) ? el("p", { class: "muted" }, t("mutedBy", S.muted.get(id))) : null,
     acts.length ? el("div", { class: "actions" }, note, acts.map(([k, fn]) =>
       el("button", { type: "button", "data-action": k, onclick: fn }, t(k)))) : el("p", { class: "muted" }, t("readOnly")),
     el("h3", {}, t("timeline")),
@@ -481,7 +482,7 @@ function ask(title, label) {
 async function mute(id) {
   const reason = await ask(t("muteTitle"), t("muteReason"));
   if (!reason) return;
-  try { await api("POST", `/api/alarms/${id}/mute`, { reason }); S.muted.set(id, { ticket: id }); schedule(); }
+  try { S.muted.set(id, await api("POST", `/api/alarms/${id}/mute`, { reason })); schedule(); }
   catch (e) { notice(t("failed", { msg: e.message })); }
 }
 
