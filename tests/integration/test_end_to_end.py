@@ -165,6 +165,20 @@ def test_stub_to_ticket_to_api_and_events(gateway: Gateway, mosquitto: Mosquitto
     assert http.post("/api/tickets/1/ack", json={"by": "x"}).status_code == 422  # who: the session
     detail = http.get(f"/api/tickets/{ticket['id']}").json()
     assert [e["kind"] for e in detail["events"]] == ["opened", "acknowledged"]
+    # muting a warning's alarm needs a reason; it is announced and kept with who and why
+    [warning] = [t for t in http.get("/api/tickets").json() if t["kind"] == "warning"]
+    mute = f"/api/alarms/{warning['id']}/mute"
+    assert http.post(mute, json={"reason": ""}).status_code == 422
+    with closing(gateway.api("viewer")) as viewer:
+        assert viewer.post(mute, json={"reason": "看看"}).status_code == 403
+    assert http.post(mute, json={"reason": "已电话确认，正在处置"}).status_code == 200
+    assert sse.next("mute")["reason"] == "已电话确认，正在处置"
+    assert http.get("/api/alarms/muted").json()["muted"][0] | {"at": 0} == {
+        "ticket": warning["id"],
+        "by": "张三",
+        "reason": "已电话确认，正在处置",
+        "at": 0,
+    }
 
     out = subprocess.run(
         [
