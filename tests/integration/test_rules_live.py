@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,34 @@ def test_a_bad_rule_file_is_rejected_and_the_running_rules_keep_working(
     burst = next(r for r in status["rules"] if r["id"] == "rain-burst")
     assert burst["levels"]["blue"] == 1.0
     assert "SIGHUP" in live.log.read_text() or "file changed" in live.log.read_text()
+
+
+def test_a_technician_saves_a_rule_file_from_the_page_only_when_it_is_valid(
+    live: Gateway, tmp_path: Path
+) -> None:
+    live.start()
+    folder = tmp_path / "rules"
+    with closing(live.api("technician")) as tech, closing(live.api("duty_officer")) as duty:
+        files = {f["name"]: f["text"] for f in tech.get("/api/rules/files").json()["files"]}
+        assert sorted(files) == ["burst.toml", "flash_flood.toml"]
+        assert duty.get("/api/rules/files").status_code == 403
+        bad = '[[rules]]\nid = "x"\nkind = "threshold"\nmetric = "rain_mm"\n'
+        checked = tech.post("/api/rules/check", json={"text": bad}).json()
+        assert not checked["ok"] and any("name: Field required" in e for e in checked["errors"])
+        r = tech.put("/api/rules/files/extra.toml", json={"text": bad})
+        assert r.status_code == 422 and not (folder / "extra.toml").exists()
+        assert tech.put("/api/rules/files/../x.toml", json={"text": bad}).status_code in (404, 422)
+        good = files["burst.toml"].replace("blue = 2.0", "blue = 1.5")
+        saved = tech.put("/api/rules/files/burst.toml", json={"text": good})
+        assert saved.status_code == 200, saved.text
+        burst = next(r for r in saved.json()["rules"] if r["id"] == "rain-burst")
+        assert burst["levels"]["blue"] == 1.5
+        assert (folder / "burst.toml").read_text(encoding="utf-8") == good
+        with closing(live.api("admin")) as admin:
+            audit = admin.get("/api/audit").json()
+        assert [
+            (a["action"], a["target"], a["ok"]) for a in audit if a["action"] == "rules.save"
+        ] == [
+            ("rules.save", "burst.toml", True),
+            ("rules.save", "extra.toml", False),
+        ]
