@@ -238,10 +238,10 @@ def create_app(ctx: Context) -> FastAPI:
         ]
 
     @app.get("/api/events")
-    async def events() -> StreamingResponse:
-        """Server-sent events: `readings`, `ticket`, `device`."""
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: `readings`, `ticket`, `device`; while the session lasts."""
         return StreamingResponse(
-            ctx.hub.subscribe(),
+            access.while_valid(request, ctx.hub.subscribe()),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

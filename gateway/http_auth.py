@@ -14,7 +14,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -116,6 +116,20 @@ class Access:
         request.state.session = s
 
     # helpers for routes ----------------------------------------------------------------
+
+    async def while_valid(
+        self, request: Request, stream: AsyncIterator[bytes], every_s: float = 15.0
+    ) -> AsyncIterator[bytes]:
+        """Pass a long-lived stream (SSE) on while its session lasts: a logout, a new
+        password or the end of the session ends it within `every_s`."""
+        token = request.cookies.get(SESSION_COOKIE, "")
+        checked = time.monotonic()
+        async for chunk in stream:
+            if time.monotonic() - checked >= every_s:
+                if session(self.reader(), token, now_ms()) is None:
+                    return
+                checked = time.monotonic()
+            yield chunk
 
     @staticmethod
     def user(request: Request) -> User:

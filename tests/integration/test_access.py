@@ -4,6 +4,7 @@ its console, 401 without a session, CSRF, cookie flags, session rotation, backof
 from __future__ import annotations
 
 import re
+import threading
 import time
 from contextlib import closing
 
@@ -56,8 +57,26 @@ def test_first_admin_from_the_setup_token_then_sessions_and_csrf(gateway: Gatewa
         assert stale.status_code == 401
         assert c.get("/api/tickets").status_code == 200
         csrf = r.json()["csrf"]
+        # an open event stream ends after its session does (checked every 15 s)
+        opened, ended = threading.Event(), threading.Event()
+        jar = httpx.Cookies(c.cookies)
+
+        def listen() -> None:
+            with (
+                httpx.Client(cookies=jar, timeout=httpx.Timeout(5, read=60)) as s,
+                s.stream("GET", f"{url}/api/events") as stream,
+            ):
+                if stream.status_code == 200:
+                    opened.set()
+                    for _ in stream.iter_lines():
+                        pass
+            ended.set()
+
+        threading.Thread(target=listen, daemon=True).start()
+        assert opened.wait(10), "the event stream did not open"
         assert c.post("/api/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
         assert c.get("/api/tickets").status_code == 401
+        assert ended.wait(60), "the event stream outlived its session"
     with closing(gateway.api("admin")) as admin:
         lines = admin.get("/api/audit", params={"limit": 50}).json()
     actions = [(a["user"], a["action"], a["ok"]) for a in lines]
