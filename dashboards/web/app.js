@@ -29,7 +29,7 @@ const I18N = {
     closed: "已核销", dismissed: "已撤销", issued: "预警中", lifted: "已解除",
     hazard: "隐患", device_fault: "设备故障", warning: "预警", calls: "呼叫",
     deliveries: "推送", failed: "失败：{msg}", saved: "已保存", valid: "校验通过：{n} 条规则",
-    rule: "规则", metric: "指标", levels: "阈值", fileErrors: "文件错误", transitions: "变化",
+    rule: "规则", ruleState: "当前状态（未关闭）", metric: "指标", levels: "阈值", fileErrors: "文件错误", transitions: "变化",
     noTransitions: "该时段内无预警变化", nobody: "无人值班", open: "未关闭事项", from: "交班",
     to: "接班", at: "时间", readOnly: "只读", accumulated: "累计", noData: "无数据",
     role_viewer: "只读", role_duty_officer: "值班员", role_technician: "技术员",
@@ -71,7 +71,7 @@ const I18N = {
     closed: "Closed", dismissed: "Dismissed", issued: "In force", lifted: "Lifted",
     hazard: "Hazard", device_fault: "Device fault", warning: "Warning", calls: "Calls",
     deliveries: "Deliveries", failed: "Failed: {msg}", saved: "Saved",
-    valid: "Valid: {n} rules", rule: "Rule", metric: "Metric", levels: "Thresholds",
+    valid: "Valid: {n} rules", rule: "Rule", ruleState: "Now (open)", metric: "Metric", levels: "Thresholds",
     fileErrors: "File errors", transitions: "Transitions",
     noTransitions: "No warning changes in this period", nobody: "Nobody on duty",
     open: "Open items", from: "From", to: "To", at: "At", readOnly: "read-only",
@@ -564,8 +564,8 @@ async function drawTrend() {
   } catch (e) { notice(e.message); }
 }
 function chart(box, pts, o) {
-  const W = Math.max(600, box.clientWidth || 1000), H = o.height || Math.max(280, Math.min(720, window.innerHeight - 200));
-  const L = 64, R = o.rain ? 64 : 16, T = 16, B = 36, w = W - L - R, h = H - T - B;
+  const W = Math.max(600, (box.clientWidth || box.parentElement.clientWidth) - 2), H = o.height || Math.max(280, Math.min(720, window.innerHeight - 200));
+  const L = 64, R = o.rain ? 64 : 16, T = 28, B = 36, w = W - L - R, h = H - T - B;
   const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", class: "plot" });
   const bins = Math.max(12, Math.min(120, Math.floor(w / 10)));
   if (o.rain) { // rainfall: summed per time bin
@@ -587,7 +587,7 @@ function chart(box, pts, o) {
     const ts = o.from + ((o.to - o.from) * i) / 6, tx = svg("text", { x: x(ts), y: H - 10, "text-anchor": "middle" });
     tx.textContent = when(ts); s.append(tx);
   }
-  const u = svg("text", { x: 4, y: 12 }); u.textContent = o.unit; s.append(u);
+  const u = svg("text", { x: 4, y: 12 }); u.textContent = o.name ? `${o.name} (${o.unit})` : o.unit; s.append(u);
   if (!pts.length) { const n = svg("text", { x: L + w / 2, y: T + h / 2, "text-anchor": "middle", class: "nodata" }); n.textContent = t("noData"); s.append(n); }
   if (o.rain) { // bars per time bin, and the running accumulation on its own axis
     const bw = Math.max(1, (w / bins) * 0.8);
@@ -644,10 +644,13 @@ async function loadRules() {
     const [st, files] = await Promise.all([api("GET", "/api/rules"), api("GET", "/api/rules/files")]);
     const errs = Object.entries(st.errors || {});
     put($("#rule-table"), 
-      table(["rule", "kind", "metric", "levels"], st.rules.map((r) => el("tr", {},
+      table(["rule", "kind", "metric", "levels", "ruleState"], st.rules.map((r) => el("tr", { "data-rule": r.id },
         el("td", {}, r.name, el("small", {}, ` ${r.id}`)), el("td", {}, r.kind), el("td", {}, r.metric ?? "—"),
         el("td", {}, r.levels ? Object.entries(r.levels).map(([lv, v]) => el("span", { class: "lv", "data-level": lv }, `${v}`))
-          : r.windows ? Object.entries(r.windows).map(([win, lv]) => `${win}: ${Object.values(lv).join("/")}`).join("; ") : "—")))),
+          : r.windows ? Object.entries(r.windows).map(([win, lv]) => `${win}: ${Object.values(lv).join("/")}`).join("; ") : "—"),
+        // the series this rule holds at a level now: its open tickets
+        el("td", {}, openTickets().filter((x) => x.rule === r.id).map((x) =>
+          el("a", { href: `#tickets/${x.id}`, class: "state" }, levelTag(x.level), x.device ? `${x.device}/${x.metric}` : pointName(x.point))))))),
       errs.length ? el("ul", { class: "errors" }, errs.flatMap(([f, ps]) => ps.map((p) => el("li", {}, `${f}: ${p}`)))) : null);
     S.files = files.files;
     const sel = $("#rule-file"), keep = sel.value;
@@ -687,7 +690,7 @@ async function runReplay() {
     const pts = await series(device, metric, from, to, $("#replay-chart").clientWidth || 1000);
     const unit = S.dash.devices.find((d) => d.id === device).metrics[metric]?.unit ?? "";
     chart($("#replay-chart"), pts, { from, to, rain: /rain/.test(metric), lines: [], height: 260,
-      unit: `${metric} (${unit})`, marks: hz.map((x) => ({ at: x.at, level: x.level })) });
+      name: metric, unit, marks: hz.map((x) => ({ at: x.at, level: x.level })) });
     put($("#replay-out"), hz.length ? table(["time", "metric", "rule", "level", "value"], hz.map((x) =>
       el("tr", {}, el("td", {}, when(x.at)), el("td", {}, x.metric), el("td", {}, x.rule),
         el("td", {}, `${x.previous} → `, levelTag(x.level === "none" ? null : x.level)), el("td", {}, num(x.value)))))

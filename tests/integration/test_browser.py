@@ -238,6 +238,8 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     tech = log_in(browser, gw, "sun", add_user(gw.db, "sun", "technician"), (1366, 768))
     visit(tech, "rules", shots, "tech")
     tech.locator("#rule-file option").first.wait_for(state="attached")
+    # the rule holds rg-01 at orange now: its state beside it
+    assert "rg-01/rain_mm" in tech.locator("tr[data-rule=rain-burst]").inner_text()
     tech.fill("#rule-text", '[[rules]]\nid = "x"\nkind = "threshold"\n')
     tech.click("#rule-check")
     tech.locator("#rule-errors[data-ok='0'] li").first.wait_for()
