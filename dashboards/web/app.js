@@ -757,6 +757,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#handover").addEventListener("submit", submitHandover);
   $("#login").addEventListener("cancel", (e) => e.preventDefault()); // no way around the login
   window.addEventListener("hashchange", route);
+  tick();
   setInterval(tick, 1000);
   setInterval(schedule, 30000); // ages and deadlines move on
   start().catch((e) => notice(e.message));

@@ -95,12 +95,21 @@ def rain(mosquitto: Mosquitto, value: float, seq: int) -> None:
 ERRORS: dict[int, list[str]] = {}  # script errors per page
 
 
-def log_in(browser: Any, gw: Gateway, name: str, password: str, size: tuple[int, int]) -> Any:
+def log_in(
+    browser: Any,
+    gw: Gateway,
+    name: str,
+    password: str,
+    size: tuple[int, int],
+    shot: Path | None = None,
+) -> Any:
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     errors = ERRORS.setdefault(id(page), [])
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(gw.url + "/")
     page.locator("#login").wait_for(state="visible")
+    if shot is not None:
+        page.screenshot(path=str(shot))
     page.fill("#login input[name=name]", name)
     page.fill("#login input[name=password]", password)
     page.press("#login input[name=password]", "Enter")  # the keyboard submits
@@ -120,7 +129,7 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
 ) -> None:
     gw = station
     password = add_user(gw.db, "zhao", "duty_officer")
-    page = log_in(browser, gw, "zhao", password, (1920, 1080))
+    page = log_in(browser, gw, "zhao", password, (1920, 1080), shots / "login.png")
     assert page.locator("#who").inner_text().startswith("zhao")
 
     # a reading updates the overview live (no reload)
