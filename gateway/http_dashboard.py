@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import tomllib
 from collections.abc import Callable
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from gateway.http import Context
     from gateway.http_auth import Access
 
-FILE_NAME = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,80}\.toml$"
+FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,80}\.toml$")
 MAX_RULE_FILE = 200_000  # characters
 MAX_REPLAY_DAYS = 31
 
@@ -139,9 +140,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
         return folder
 
     def named(name: str) -> Path:
-        import re
-
-        if not re.match(FILE_NAME, name):
+        if not FILE_NAME.match(name):
             raise HTTPException(422, f"{name!r}: a file name like flood.toml")
         return need_folder() / name
 
