@@ -152,9 +152,15 @@ def test_a_bad_rule_file_is_rejected_and_the_running_rules_keep_working(
     (folder / "burst.toml").write_text(RULES.replace("blue = 2.0", "blue = 1.0"), encoding="utf-8")
     assert live.proc is not None
     live.proc.send_signal(signal.SIGHUP)
+    # the loader's errors clear before the writer thread has swapped the rules in: wait
+    # for both
     status = wait_for(
-        lambda: not (s := live.get("/api/rules"))["errors"] and s,
-        what="errors gone after SIGHUP",
+        lambda: (
+            not (s := live.get("/api/rules"))["errors"]
+            and any(r.get("levels", {}).get("blue") == 1.0 for r in s["rules"])
+            and s
+        ),
+        what="errors gone and the new rule running after SIGHUP",
     )
     burst = next(r for r in status["rules"] if r["id"] == "rain-burst")
     assert burst["levels"]["blue"] == 1.0
