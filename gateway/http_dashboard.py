@@ -60,6 +60,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _pick(detail: str | None) -> dict[str, Any]:
+    d = json.loads(detail or "{}")
+    return {"reason": d.get("reason"), "level": d.get("level")}
+
+
 def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: Access) -> None:
     cfg = ctx.config
     folder: Path | None = None
@@ -114,21 +119,21 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
             "SELECT target, user, detail, at FROM audit WHERE action = 'alarm.mute' AND ok = 1 "
             "ORDER BY id DESC LIMIT 500"
         )
-        return {
-            "muted": [
-                {"ticket": int(t), "by": u, "reason": json.loads(d or "{}").get("reason"), "at": a}
-                for t, u, d, a in rows
-            ]
-        }
+        return {"muted": [{"ticket": int(t), "by": u, "at": a} | _pick(d) for t, u, d, a in rows]}
 
     @app.post("/api/alarms/{ticket_id}/mute")
     def mute(request: Request, ticket_id: int, body: MuteBody) -> dict[str, Any]:
-        """Mute one warning's alarm on every screen; a reason is required (audited)."""
+        """Mute one warning's alarm on every screen at its present level (a raise sounds
+        again); a reason is required (audited)."""
         user = access.require(request, ACK_ROLES, "mute an alarm")
-        if reader().ticket(ticket_id) is None:
+        t = reader().ticket(ticket_id)
+        if t is None:
             raise HTTPException(404, f"ticket {ticket_id} does not exist")
-        access.record(request, "alarm.mute", str(ticket_id), {"reason": body.reason})
-        out = {"ticket": ticket_id, "by": user.name, "reason": body.reason}
+        level = t.level.label if t.level else None
+        access.record(
+            request, "alarm.mute", str(ticket_id), {"reason": body.reason, "level": level}
+        )
+        out = {"ticket": ticket_id, "by": user.name, "reason": body.reason, "level": level}
         ctx.hub.publish("mute", out)
         return out
 

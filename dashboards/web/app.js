@@ -303,7 +303,7 @@ const rank = (lv) => (lv ? 4 - LEVELS.indexOf(lv) : 0);
 const byLevel = (a, b) => rank(b.level) - rank(a.level) || b.opened_at - a.opened_at;
 const pointName = (id) => S.dash.points.find((p) => p.id === id)?.name ?? id ?? "—";
 const alarming = () => openTickets()
-  .filter((x) => x.kind === "warning" && !x.acknowledged_at && !S.muted.has(x.id)).sort(byLevel);
+  .filter((x) => x.kind === "warning" && !x.acknowledged_at && S.muted.get(x.id)?.level !== x.level).sort(byLevel);
 const levelTag = (lv) => el("span", { class: "lv", "data-level": lv || "none" }, lv ? t(lv) : "—");
 
 function renderBanner() {

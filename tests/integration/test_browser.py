@@ -258,4 +258,13 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     tech.click("#replay-run")
     tech.locator("#replay-out table, #replay-out p").first.wait_for()
     tech.screenshot(path=str(shots / "tech-rules-replay.png"), full_page=True)
+
+    # muting the warning with a reason silences it on every screen, until it is raised
+    tech.click(f'#banner li[data-ticket="{warning["id"]}"] button.mute')
+    tech.fill("#ask-form textarea", "村里已电话确认，正在转移")
+    tech.click("#ask-form button[value=ok]")
+    tech.locator("#banner").wait_for(state="hidden")
+    page.locator("#banner").wait_for(state="hidden")  # the viewer's screen too (SSE)
+    rain(mosquitto, 13.0, 2)  # red: the same warning, raised
+    tech.locator('#banner li .lv[data-level="red"]').wait_for()
     assert ERRORS[id(page)] == [] and ERRORS[id(tech)] == []
