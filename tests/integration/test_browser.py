@@ -200,6 +200,14 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
     )
     assert status == 403
 
+    # a handover from the duty page: the open items go with it into the history
+    visit(page, "duty", shots, "duty-before-handover")
+    page.fill("#handover input[name=to]", "钱值班")
+    page.fill("#handover textarea[name=note]", "雨还在下，注意一号点")
+    page.click("#handover button[type=submit]")
+    page.locator("#handovers tbody tr").first.wait_for()
+    row = page.locator("#handovers tbody tr").first.inner_text()
+    assert "zhao" in row and "钱值班" in row and "雨还在下" in row
     # every page once, for the eye
     for name in ("overview", "map", "tickets", "devices", "duty"):
         visit(page, name, shots, "duty")
