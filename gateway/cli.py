@@ -202,6 +202,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.cli_tickets import add_parsers as add_ticket_parsers
 
     add_ticket_parsers(tsub, _db_options)
+    from gateway.cli_users import add_parser as add_users_parser
+
+    add_users_parser(sub, _db_options)
 
     from gateway.cli_storage import add_parsers as add_storage_parsers  # backup/restore/export
 

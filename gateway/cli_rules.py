@@ -8,8 +8,6 @@ import heapq
 import json
 import sqlite3
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,12 +199,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_reload(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     host = "127.0.0.1" if cfg.http.host in ("0.0.0.0", "::") else cfg.http.host
-    url = f"http://{host}:{cfg.http.port}/api/rules/reload"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
-            answer = json.load(r)
-    except (urllib.error.URLError, OSError) as e:
-        raise GatewayError(f"no gateway answers at {url}: {e}") from None
+    from gateway.cli_users import login, read_password
+
+    call = login(f"http://{host}:{cfg.http.port}", args.user, read_password(args))
+    answer = call("POST", "/api/rules/reload")
     changed = answer.get("changed") or []
     print(
         f"reloaded: {', '.join(changed) if changed else 'nothing changed'}; "
@@ -244,4 +240,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     reload = rsub.add_parser("reload", help="ask the running gateway to reload its rules")
     reload.add_argument("-c", "--config", type=Path, required=True)
+    reload.add_argument("--user", required=True, help="a technician or admin (asks the password)")
+    reload.add_argument("--password-stdin", action="store_true", help="password from stdin")
     reload.set_defaults(func=cmd_reload)

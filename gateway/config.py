@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.config_dashboard import DashboardSection
 from gateway.config_loop import (
     NotifySection,
     Person,
@@ -176,6 +177,7 @@ class Config(_Model):
     reports: ReportsSection = ReportsSection()  # what the monthly report reads as rain, …
     uplinks: UplinksSection = UplinksSection()  # to the county: MQTT broker, InfluxDB
     storage: StorageSection = StorageSection()  # compaction, retention, disk guard
+    dashboard: DashboardSection = DashboardSection()  # the page: risk map background
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)
@@ -249,6 +251,14 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
             for s in notify.sirens
         ]
         notify = notify.model_copy(update={"sirens": sirens})
+    dashboard = cfg.dashboard
+    if (bg := dashboard.map.background) is not None:
+        bg = _resolve(base, bg)
+        if not bg.is_file():
+            raise ConfigError(str(path), [f"dashboard.map.background: no file {bg}"])
+        dashboard = dashboard.model_copy(
+            update={"map": dashboard.map.model_copy(update={"background": bg})}
+        )
     return cfg.model_copy(
         update={
             "database": db,
@@ -256,6 +266,7 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
             "serial_ports": ports,
             "notify": notify,
             "uplinks": cfg.uplinks.resolved(base),
+            "dashboard": dashboard,
         }
     )
 

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,17 +61,10 @@ class Context:
 
 class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: str = Field(min_length=1, max_length=64, description="who acknowledges (name)")
     note: str | None = Field(default=None, max_length=2000)
 
 
 def create_app(ctx: Context) -> FastAPI:
-    app = FastAPI(
-        title="stationgw",
-        summary="Township emergency-management station gateway",
-        docs_url=None,
-        redoc_url=None,
-    )
     local = threading.local()
 
     def reader() -> Store:
@@ -80,6 +73,20 @@ def create_app(ctx: Context) -> FastAPI:
             store = Store(ctx.db_path, writer=False)
             local.store = store
         return store
+
+    from gateway import http_auth
+    from gateway.auth import ACK_ROLES, RULES_ROLES
+    from gateway.desk import policy_of
+
+    access = http_auth.Access(ctx, reader, ctx.desk.policy if ctx.desk else policy_of(ctx.config))
+    app = FastAPI(
+        title="stationgw",
+        summary="Township emergency-management station gateway",
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(access.guard)],  # sessions and CSRF on /api/* (http_auth)
+    )
+    http_auth.add_routes(app, access)
 
     station = ctx.config.station
 
@@ -156,22 +163,29 @@ def create_app(ctx: Context) -> FastAPI:
         }
 
     @app.post("/api/tickets/{ticket_id}/ack")
-    async def acknowledge(ticket_id: int, body: AckBody) -> dict[str, Any]:
-        """Acknowledge (叫应回应) a ticket; answered 2xx only once it is stored."""
+    async def acknowledge(request: Request, ticket_id: int, body: AckBody) -> dict[str, Any]:
+        """Acknowledge (叫应回应) a ticket as the logged-in user; answered 2xx only once
+        it is stored."""
         loop = asyncio.get_running_loop()
         now = int(time.time() * 1000)
+        user = access.require(request, ACK_ROLES, "acknowledge")
+        by = user.person or user.name
 
         def write() -> Ticket:
             if ctx.desk is not None:  # a warning's acknowledgement also stops its calls
-                return ctx.desk.acknowledge(ticket_id, body.by, "api", body.note, now)
-            return ctx.writer_store.acknowledge(ticket_id, body.by, body.note, now)
+                t = ctx.desk.acknowledge(ticket_id, by, "api", body.note, now)
+            else:
+                t = ctx.writer_store.acknowledge(ticket_id, by, body.note, now)
+            return t
 
         try:
             t = await loop.run_in_executor(ctx.writer, write)
         except TicketNotFound as e:
             raise HTTPException(404, str(e)) from None
         except TicketConflict as e:
+            access.record(request, "ticket.ack", str(ticket_id), {"error": str(e)}, ok=False)
             raise HTTPException(409, str(e)) from None
+        access.record(request, "ticket.ack", str(ticket_id), {"note": body.note})
         data = t.to_json(now)
         ctx.hub.publish("ticket", data)
         return data
@@ -197,10 +211,10 @@ def create_app(ctx: Context) -> FastAPI:
         ]
 
     @app.get("/api/events")
-    async def events() -> StreamingResponse:
-        """Server-sent events: `readings`, `ticket`, `device`."""
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: `readings`, `ticket`, `device`; while the session lasts."""
         return StreamingResponse(
-            ctx.hub.subscribe(),
+            access.while_valid(request, ctx.hub.subscribe()),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -211,18 +225,23 @@ def create_app(ctx: Context) -> FastAPI:
         return ctx.rules.status()
 
     @app.post("/api/rules/reload")
-    async def reload_rules() -> dict[str, Any]:
+    async def reload_rules(request: Request) -> dict[str, Any]:
         """Re-read the rule files; a file with errors is rejected and its old rules kept."""
-        return await ctx.rules.reload("API")
+        user = access.require(request, RULES_ROLES, "reload rules")
+        out = await ctx.rules.reload(f"API ({user.name})")
+        access.record(request, "rules.reload", None, {"errors": out.get("errors")})
+        return out
 
+    from gateway import http_dashboard
+    from gateway.http_storage import add_routes as add_storage_routes  # readings, storage
     from gateway.http_tickets import add_routes
     from gateway.http_uplinks import add_uplink_routes
 
-    add_routes(app, ctx, reader)
+    # every route below sits behind access.guard (the app's dependency): sessions and CSRF
+    add_routes(app, ctx, reader, access)
+    http_dashboard.add_routes(app, ctx, reader, access)
     app.include_router(reports_router(ctx))
     add_uplink_routes(app, ctx, reader)
-    from gateway.http_storage import add_routes as add_storage_routes  # readings, storage
-
     add_storage_routes(app, ctx, reader)
 
     @app.get("/metrics")

@@ -339,6 +339,38 @@ MIGRATIONS: tuple[str, ...] = (
         FROM readings, (SELECT 60000 AS res UNION ALL SELECT 3600000 UNION ALL SELECT 86400000) r
         WHERE flags = 0 GROUP BY series_id, r.res, ts - ts % r.res;
     """,
+    # 7: users of the page and the API, their sessions, and the audit log of what they did
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,             -- viewer, duty_officer, technician, leader, admin
+        password TEXT NOT NULL,         -- scrypt$n$r$p$salt$hash
+        person TEXT,                    -- the people-file id the user acts as on tickets
+        failures INTEGER NOT NULL DEFAULT 0,  -- wrong passwords in a row
+        last_failure INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,            -- sha256 of the cookie's token
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions (user_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        user TEXT,                      -- NULL: the console (stationgw users …)
+        role TEXT,
+        action TEXT NOT NULL,           -- login, ticket.ack, ticket.step, rules.reload, …
+        target TEXT,
+        detail TEXT,                    -- JSON
+        ok INTEGER NOT NULL,
+        source TEXT NOT NULL            -- the client address, or "cli"
+    );
+    """,
 )
 
 

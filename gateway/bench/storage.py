@@ -173,6 +173,7 @@ def measure(
     gw = GatewayProc(station.config, station.db, station.http_port, station.folder / "gateway.log")
     gw.start()
     try:
+        cookie = gw.login()
         start = end - 7 * DAY_MS
         chart = min(50, series)
         n = len(METRICS)
@@ -181,11 +182,11 @@ def measure(
             [("series", f"{d}/{m}") for d, m in keys]
             + [("from", start), ("to", end), ("points", 1000)]
         )
-        http_json(f"{gw.url}/api/readings/multi?{multi}", 60)  # warm-up
+        http_json(f"{gw.url}/api/readings/multi?{multi}", 60, cookie)  # warm-up
         runs = []
         for _ in range(3):
             t = time.perf_counter()
-            body = http_json(f"{gw.url}/api/readings/multi?{multi}", 60)
+            body = http_json(f"{gw.url}/api/readings/multi?{multi}", 60, cookie)
             runs.append((time.perf_counter() - t) * 1000)
         out["chart_resolution"] = body["resolution"]
         out["chart_points"] = sum(len(s["points"]) for s in body["series"])
@@ -196,7 +197,9 @@ def measure(
             for d, m in keys:
                 q = urllib.parse.urlencode({"device": d, "metric": m, "from": start, "to": end})
                 t = time.perf_counter()
-                b = http_json(f"{gw.url}/api/readings?{q}&{urllib.parse.urlencode(extra)}", 60)
+                b = http_json(
+                    f"{gw.url}/api/readings?{q}&{urllib.parse.urlencode(extra)}", 60, cookie
+                )
                 ms += (time.perf_counter() - t) * 1000
                 n += len(b["points"])
             return ms, n
