@@ -126,11 +126,14 @@ def test_clear_errors(station: Path) -> None:
 def test_the_running_gateway_serves_the_monthly_report(gateway: Gateway) -> None:
     gateway.start()
     month = time.strftime("%Y-%m", time.localtime())
-    r = httpx.get(f"{gateway.url}/api/reports/monthly", params={"month": month}, timeout=60)
+    viewer = gateway.api("viewer", timeout=120)  # the wall screen's role may read reports
+    assert (
+        httpx.get(f"{gateway.url}/api/reports/monthly", params={"month": month}).status_code == 401
+    )
+    r = viewer.get("/api/reports/monthly", params={"month": month})
     assert r.status_code == 200, r.text
     assert "测试站" in r.text and "月度安全形势分析报告" in r.text
-    r = httpx.get(
-        f"{gateway.url}/api/reports/monthly", params={"month": month, "format": "pdf"}, timeout=120
-    )
+    r = viewer.get("/api/reports/monthly", params={"month": month, "format": "pdf"})
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
-    assert httpx.get(f"{gateway.url}/api/reports/handovers/1", timeout=10).status_code == 404
+    assert viewer.get("/api/reports/handovers/1").status_code == 404
+    viewer.close()

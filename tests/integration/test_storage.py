@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from gateway.bench.series import realistic_series
@@ -155,7 +154,7 @@ def test_running_gateway_readings_storage_export_and_restore_refusal(gateway: Ga
         ing.commit(Batch(readings=rs), now=now)
     store.close()
     gateway.start()  # its storage jobs compact the older days at once
-    api = httpx.Client(base_url=gateway.url, timeout=30)
+    api = gateway.api("viewer", timeout=30)
     deadline = time.monotonic() + 30
     while True:
         health = api.get("/api/storage").json()

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from firmware_stubs.mqtt_device import run_device
@@ -83,12 +82,12 @@ def test_gateway_uplink_resumes_after_kill_9(
         _until(lambda: len(_stored(gateway.db)) == 160)
 
         def caught_up() -> bool:
-            state = httpx.get(f"{gateway.url}/api/uplinks").json()
+            state = gateway.get("/api/uplinks")
             link = state["uplinks"]["mqtt"]
             return bool(link["connected"] and link["backlog"] == 0)
 
         _until(caught_up)
-        state = httpx.get(f"{gateway.url}/api/uplinks").json()
+        state = gateway.get("/api/uplinks")
         confirmed = state["uplinks"]["mqtt"]["confirmed_seq"]
         _until(lambda: sub.high() >= confirmed)  # PUBACK comes before the delivery to us
         got = sub.accepted()  # fails on a gap or a step back
