@@ -15,7 +15,7 @@ const I18N = {
     ledgerXlsx: "导出台账 Excel", series: "序列", editRules: "编辑规则文件", check: "校验",
     save: "保存并加载", replay: "回放", runReplay: "运行回放", onDuty: "当前值班",
     handover: "交接班", handTo: "接班人", note: "备注", submitHandover: "提交交接",
-    history: "交接记录", warnings: "预警", levelWarnings: "{lv}预警", hazards: "隐患", faults: "设备故障",
+    history: "交接记录", monthlyReport: "月度安全形势分析报告", month: "月份", record: "记录", warnings: "预警", levelWarnings: "{lv}预警", hazards: "隐患", faults: "设备故障",
     online: "在线", offline: "离线", faulty: "故障", level: "级别", title: "标题",
     state: "状态", age: "持续", deadline: "期限", overdue: "超期", kind: "类别",
     point: "监测点", device: "设备", value: "数值", time: "时间", lastSeen: "最后上报",
@@ -54,7 +54,7 @@ const I18N = {
     showClosed: "Include closed", ledgerCsv: "Ledger CSV", ledgerXlsx: "Ledger Excel",
     series: "Series", editRules: "Edit a rules file", check: "Check", save: "Save and load",
     replay: "Replay", runReplay: "Run replay", onDuty: "On duty now", handover: "Handover",
-    handTo: "Hand over to", note: "Note", submitHandover: "Hand over", history: "History",
+    handTo: "Hand over to", note: "Note", submitHandover: "Hand over", history: "History", monthlyReport: "Monthly safety situation report", month: "Month", record: "Record",
     warnings: "Warnings", levelWarnings: "{lv} warnings", hazards: "Hazards", faults: "Device faults", online: "Online",
     offline: "Offline", faulty: "Faulty", level: "Level", title: "Title", state: "State",
     age: "Age", deadline: "Deadline", overdue: "Overdue", kind: "Kind", point: "Point",
@@ -706,10 +706,18 @@ async function loadDuty() {
     $("#on-duty").textContent = people.on_duty ? people.on_duty.name : t("nobody");
     $("#handover").hidden = !S.me.may.handover;
     put($("#handover-open"), el("h3", {}, t("open")), ticketTable(openTickets().sort(byLevel)));
-    put($("#handovers"), table(["at", "from", "to", "note", "open"], hos.map((h) =>
+    put($("#handovers"), table(["at", "from", "to", "note", "open", "record"], hos.map((h) =>
       el("tr", {}, el("td", {}, when(h.at)), el("td", {}, h.from ?? h.from_person), el("td", {}, h.to ?? h.to_person),
-        el("td", {}, h.note ?? ""), el("td", {}, String((h.open ?? h.open_items ?? []).length))))));
+        el("td", {}, h.note ?? ""), el("td", {}, String((h.open ?? h.open_items ?? []).length)),
+        el("td", {}, el("a", { href: `/api/reports/handovers/${h.id}?format=pdf`, target: "_blank" }, "PDF"))))));
+    const m = $("#monthly").month;
+    if (!m.value) m.value = new Date().toISOString().slice(0, 7); // this month so far
   } catch (e) { notice(e.message); }
+}
+function openMonthly(ev) {
+  ev.preventDefault();
+  const month = ev.target.month.value, format = ev.submitter?.value ?? "pdf";
+  window.open(`/api/reports/monthly?month=${encodeURIComponent(month)}&format=${format}`, "_blank");
 }
 async function submitHandover(ev) {
   ev.preventDefault();
@@ -755,6 +763,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#rule-save").addEventListener("click", saveRules);
   $("#replay-run").addEventListener("click", runReplay);
   $("#handover").addEventListener("submit", submitHandover);
+  $("#monthly").addEventListener("submit", openMonthly);
   $("#login").addEventListener("cancel", (e) => e.preventDefault()); // no way around the login
   window.addEventListener("hashchange", route);
   tick();

@@ -208,6 +208,17 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
     page.locator("#handovers tbody tr").first.wait_for()
     row = page.locator("#handovers tbody tr").first.inner_text()
     assert "zhao" in row and "钱值班" in row and "雨还在下" in row
+    # its printed record, and the monthly report, from the same page with the same session
+    href = page.locator("#handovers tbody tr").first.locator("a").get_attribute("href")
+    assert href is not None
+    record = page.request.get(href, timeout=120_000)
+    assert record.status == 200 and record.body().startswith(b"%PDF")
+    with page.expect_popup() as popup:
+        page.click("#monthly button[value=html]")
+    report = popup.value
+    report.wait_for_load_state()
+    assert "月度安全形势分析报告" in report.content()
+    report.close()
     # every page once, for the eye
     for name in ("overview", "map", "tickets", "devices", "duty"):
         visit(page, name, shots, "duty")
