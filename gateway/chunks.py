@@ -52,7 +52,8 @@ def _scale(values: Sequence[float]) -> int:
         for v in values:
             if not math.isfinite(v) or (v == 0 and math.copysign(1.0, v) < 0):
                 return _FLOAT_BITS
-            if round(v * p) / p != v:
+            scaled = v * p  # a huge value scaled overflows to inf: no exact scale
+            if not math.isfinite(scaled) or round(scaled) / p != v:
                 break
         else:
             return d

@@ -1,8 +1,11 @@
 """Compaction: raw rows of whole UTC days older than the hot window become one compressed
 chunk per series per day; rows that arrived late for a day already compacted are merged
-into its chunk. The same for 1-minute rollup rows (`rollup_chunks`). Each (series, day)
-moves in the caller's transaction: chunk written, rows deleted, `chunk_gen` bumped, so a
-reader or a writer sees the point in exactly one tier.
+into its chunk, and the rows' good readings into the day's 1-minute rollup chunk
+(`rollup_chunks`: combined with what it holds, never recomputed from the raw chunk, which
+retention may have dropped). Residual 1-minute rollup rows (migration 8) are folded into
+the same chunks. Each (series, day) moves in the caller's transaction: chunks written,
+rows deleted, `chunk_gen` bumped, so a reader or a writer sees the point in exactly one
+tier.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class Compacted:
 
 def pending(store: Store, now: int, hot_ms: int, limit: int) -> list[tuple[str, int, int]]:
     """("raw" | "1m", series id, day) due: each series' oldest day with raw rows or
-    1-minute rollup rows wholly before the hot window, oldest first. One index seek per
+    residual 1-minute rollup rows wholly before the hot window, oldest first. One index seek per
     series and kind, instead of scanning the rows."""
     cutoff = (now - hot_ms) // DAY_MS * DAY_MS
     conn = store.conn
@@ -49,32 +52,28 @@ def pending(store: Store, now: int, hot_ms: int, limit: int) -> list[tuple[str, 
 
 
 def compact_minutes(store: Store, series_id: int, day: int) -> tuple[int, int]:
-    """Move one series-day's 1-minute rollup rows into its chunk; (buckets, chunk bytes)."""
+    """Fold one series-day's residual 1-minute rollup rows into its chunk; (buckets,
+    chunk bytes)."""
     conn = store.conn
     start, end = day * DAY_MS, (day + 1) * DAY_MS
     rows = rollups.read_rows(conn, series_id, rollups.MINUTE, start, end)
-    old = conn.execute(
-        "SELECT data FROM rollup_chunks WHERE series_id = ? AND day = ?", (series_id, day)
-    ).fetchone()
-    buckets = rollups.merge(rollups.decode_day(old[0]), rows) if old else rows
-    data = rollups.encode_day(buckets)
-    conn.execute(
-        "INSERT INTO rollup_chunks (series_id, day, data) VALUES (?, ?, ?) "
-        "ON CONFLICT (series_id, day) DO UPDATE SET data = excluded.data",
-        (series_id, day, data),
-    )
+    size = rollups.add_to_day(conn, series_id, day, rows)
     conn.execute(
         "DELETE FROM rollups WHERE series_id = ? AND res = 60000 AND bucket >= ? AND bucket < ?",
         (series_id, start, end),
     )
-    return len(buckets), len(data)
+    return len(rows), size
 
 
-def compact_day(store: Store, series_id: int, day: int) -> tuple[int, int, int]:
-    """Move one series-day's rows into its chunk; (points, rows moved, chunk bytes).
+def compact_day(store: Store, series_id: int, day: int) -> tuple[int, int, int, int]:
+    """Move one series-day's rows into its chunk and their good readings' minutes into
+    the 1-minute chunk; (points, rows moved, chunk bytes, 1-minute chunk bytes).
     Call inside a transaction."""
     conn = store.conn
     start, end = day * DAY_MS, (day + 1) * DAY_MS
+    minute_bytes = rollups.add_to_day(
+        conn, series_id, day, rollups.minutes_of_rows(conn, series_id, start, end)
+    )
     rows = [
         (int(t), float(v), int(f))
         for t, v, f in conn.execute(
@@ -99,7 +98,7 @@ def compact_day(store: Store, series_id: int, day: int) -> tuple[int, int, int]:
         "DELETE FROM readings WHERE series_id = ? AND ts >= ? AND ts < ?",
         (series_id, start, end),
     )
-    return len(points), len(rows), len(data)
+    return len(points), len(rows), len(data), minute_bytes
 
 
 def compact(store: Store, now: int, hot_ms: int, budget: int = 50) -> Compacted:
@@ -114,7 +113,9 @@ def compact(store: Store, now: int, hot_ms: int, budget: int = 50) -> Compacted:
                 out.minute_days += 1
                 out.minute_bytes += compact_minutes(store, sid, day)[1]
                 continue
-            points, moved, size = compact_day(store, sid, day)
+            points, moved, size, minute_bytes = compact_day(store, sid, day)
+            out.minute_days += 1
+            out.minute_bytes += minute_bytes
             out.days += 1
             out.points += points
             out.moved += moved

@@ -48,7 +48,7 @@ def series_points(
             for t, v, f in store.readings_by_id(sid, start, end, limit)
         ]
     res = rollups.RESOLUTIONS[resolution]
-    if res != rollups.MINUTE:  # rows only: straight from SQL to the answer's dicts
+    if res == rollups.HOUR:  # rows only: straight from SQL to the answer's dicts
         rows = store.conn.execute(
             "SELECT bucket, sum / count, min, max, sum, count FROM rollups "
             "WHERE series_id = ? AND res = ? AND bucket > ? AND bucket < ? "

@@ -371,6 +371,35 @@ MIGRATIONS: tuple[str, ...] = (
         source TEXT NOT NULL            -- the client address, or "cli"
     );
     """,
+    # 8: rollups kept incrementally only per hour (gateway/rollups.py): minutes come from
+    # raw rows plus 1-minute chunks, days from hours plus a row for hours retention dropped
+    """
+    -- a day with no chunk of either kind: its 1-minute rows are its raw rows' minutes
+    DELETE FROM rollups WHERE res = 60000
+        AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.series_id = rollups.series_id
+                        AND c.day = rollups.bucket / 86400000)
+        AND NOT EXISTS (SELECT 1 FROM rollup_chunks c WHERE c.series_id = rollups.series_id
+                        AND c.day = rollups.bucket / 86400000);
+    -- elsewhere a 1-minute row stays as a residual: itself minus the raw rows' part (min
+    -- and max stay: the truth's bounds hold the raw rows' too); compaction folds it in
+    INSERT INTO rollups (series_id, res, bucket, count, sum, min, max)
+        SELECT series_id, 60000, ts - ts % 60000, -COUNT(*), -SUM(value), 9e999, -9e999
+        FROM readings r WHERE flags = 0
+            AND (EXISTS (SELECT 1 FROM chunks c WHERE c.series_id = r.series_id
+                         AND c.day = r.ts / 86400000)
+                 OR EXISTS (SELECT 1 FROM rollup_chunks c WHERE c.series_id = r.series_id
+                            AND c.day = r.ts / 86400000))
+        GROUP BY series_id, ts - ts % 60000
+        ON CONFLICT (series_id, res, bucket) DO UPDATE SET
+            count = count + excluded.count, sum = sum + excluded.sum;
+    -- a day row keeps only what its hours no longer hold (min and max stay, as above)
+    UPDATE rollups SET count = count - h.c, sum = sum - h.s
+        FROM (SELECT series_id AS sid, bucket - bucket % 86400000 AS d,
+                     SUM(count) AS c, SUM(sum) AS s
+              FROM rollups WHERE res = 3600000 GROUP BY series_id, d) AS h
+        WHERE rollups.res = 86400000 AND h.sid = rollups.series_id AND h.d = rollups.bucket;
+    DELETE FROM rollups WHERE res = 86400000 AND count = 0;
+    """,
 )
 
 

@@ -1,7 +1,10 @@
 """Retention per resolution and the disk guard.
 
 Retention: raw readings (rows and whole-day chunks) and each rollup resolution are kept
-for their configured span (`[storage.retention]`); "forever" keeps them.
+for their configured span (`[storage.retention]`); "forever" keeps them. Raw rows leave
+only after their 1-minute buckets have joined the day's 1-minute chunk (compaction has
+done that for chunks already), and hours only after joining their day's row, so each
+resolution keeps its own span whatever the finer ones keep.
 
 The disk guard, when the free space of the database's folder is below `min_free_mb`, in
 this order and only as far as needed, re-measuring after each step:
@@ -62,6 +65,7 @@ def _drop_raw_before(store: Store, cutoff: int, *, whole_days: bool) -> Dropped:
     whose day starts before cutoff)."""
     conn = store.conn
     out = Dropped()
+    rollups.fold_raw_before(conn, cutoff)
     out.raw_rows = conn.execute("DELETE FROM readings WHERE ts < ?", (cutoff,)).rowcount
     where = "day < ?" if whole_days else "last_ts < ?"
     arg = cutoff // DAY_MS if whole_days else cutoff
@@ -90,6 +94,8 @@ def expire(store: Store, now: int, cfg: StorageSection) -> Dropped:
         for name, span in spans.items():
             keep = ms(span)
             if keep is not None:
+                if name == "1h":
+                    _fold_hours_before(store, now - keep)
                 n = store.conn.execute(
                     "DELETE FROM rollups WHERE res = ? AND bucket < ?",
                     (rollups.RESOLUTIONS[name], now - keep),
@@ -99,6 +105,20 @@ def expire(store: Store, now: int, cfg: StorageSection) -> Dropped:
                 if name == "1m":
                     out.add(_drop_minute_days(store, (now - keep) // DAY_MS))
     return out
+
+
+def _fold_hours_before(store: Store, cutoff: int) -> None:
+    """Hours about to go join their day's row (a day is its hours plus that row)."""
+    store.conn.execute(
+        "INSERT INTO rollups (series_id, res, bucket, count, sum, min, max) "
+        "SELECT series_id, 86400000, bucket - bucket % 86400000, SUM(count), SUM(sum), "
+        "MIN(min), MAX(max) FROM rollups WHERE res = 3600000 AND bucket < ? "
+        "GROUP BY series_id, bucket - bucket % 86400000 "
+        "ON CONFLICT (series_id, res, bucket) DO UPDATE SET "
+        "count = count + excluded.count, sum = sum + excluded.sum, "
+        "min = min(min, excluded.min), max = max(max, excluded.max)",
+        (cutoff,),
+    )
 
 
 def _drop_minute_days(store: Store, before_day: int) -> Dropped:

@@ -1,15 +1,23 @@
 """Rollups: per series and bucket (1 min, 1 h, 1 UTC day) count, sum, min, max.
 
-Kept incrementally: the readings a batch stored as new (duplicates are not new) are
-aggregated in memory (`aggregate`, pure) and added to the stored buckets in the same
-transaction (`record`), so a late reading lands in its old bucket and a redelivery counts
-once. Only good readings (flags == 0) are rolled up: a value the fault screen flagged (out
-of the sensor's range, stuck, impossible jump) would distort a chart's min, max and mean;
-raw points keep them, with their flags. Buckets are UTC: a day is a UTC day.
-
-1-minute buckets older than the hot window are compacted like readings, one chunk per
-series per UTC day (`rollup_chunks`); a late reading's increment is a row again until the
-next compaction combines it in. Hourly and daily buckets stay rows (24 and 1 a day).
+Only the hourly buckets are kept incrementally: the readings a batch stored as new
+(duplicates are not new) are aggregated in memory (`aggregate`, pure) and added to the
+stored hour rows in the same transaction (`record`), so a late reading lands in its old
+hour and a redelivery counts once. One upsert per (series, hour) of a batch: storing the
+1-minute and 1-day buckets too cost three per reading of a 1-minute series, cutting the
+commit rate to a quarter (BENCHMARKS.md). The other resolutions come from what is stored:
+- 1 minute: the raw rows' good readings (the hot window and late rows not yet compacted)
+  combined with the day's 1-minute chunk (`rollup_chunks`), which compaction extends with
+  the rows it moves into a raw chunk (and retention or the disk guard with the rows they
+  drop), in the same transaction: a good reading counts in exactly one of the two, and the
+  minutes outlive the raw readings (their own retention). 1-minute rows in `rollups` are
+  residuals of databases from before this split (migration 8), folded into the chunks by
+  compaction like the raw rows.
+- 1 day: the day's hour rows grouped, plus a day row holding the hours that retention has
+  dropped (hours are kept forever by default).
+Only good readings (flags == 0) are rolled up: a value the fault screen flagged (out of
+the sensor's range, stuck, impossible jump) would distort a chart's min, max and mean; raw
+points keep them, with their flags. Buckets are UTC: a day is a UTC day.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from gateway import chunks
 
 RESOLUTIONS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
 MINUTE = 60_000
+HOUR = 3_600_000
 DAY = 86_400_000
 
 Key = tuple[int, int, int]  # (series id, res ms, bucket start ms)
@@ -54,30 +63,28 @@ class Bucket:
         }
 
 
-def aggregate(points: Iterable[tuple[int, int, float, int]]) -> dict[Key, Agg]:
-    """(series id, ts, value, flags) -> the buckets' increments, every resolution."""
+def aggregate(points: Iterable[tuple[int, int, float, int]], res: int = HOUR) -> dict[Key, Agg]:
+    """(series id, ts, value, flags) -> the buckets' increments at one resolution."""
     out: dict[Key, Agg] = {}
-    widths = tuple(RESOLUTIONS.values())
     for sid, ts, value, flags in points:
         if flags:
             continue
-        for res in widths:
-            key = (sid, res, ts - ts % res)
-            agg = out.get(key)
-            if agg is None:
-                out[key] = [1, value, value, value]
-            else:
-                agg[0] += 1
-                agg[1] += value
-                if value < agg[2]:
-                    agg[2] = value
-                if value > agg[3]:
-                    agg[3] = value
+        key = (sid, res, ts - ts % res)
+        agg = out.get(key)
+        if agg is None:
+            out[key] = [1, value, value, value]
+        else:
+            agg[0] += 1
+            agg[1] += value
+            if value < agg[2]:
+                agg[2] = value
+            if value > agg[3]:
+                agg[3] = value
     return out
 
 
 def record(conn: sqlite3.Connection, increments: dict[Key, Agg]) -> None:
-    """Add increments to the stored buckets (inside the caller's transaction)."""
+    """Add increments to the stored bucket rows (inside the caller's transaction)."""
     conn.executemany(
         _UPSERT, [(s, r, b, int(a[0]), a[1], a[2], a[3]) for (s, r, b), a in increments.items()]
     )
@@ -112,6 +119,36 @@ def merge(old: list[Bucket], new: list[Bucket]) -> list[Bucket]:
     return [out[t] for t in sorted(out)]
 
 
+def add_to_day(conn: sqlite3.Connection, series_id: int, day: int, buckets: list[Bucket]) -> int:
+    """Combine 1-minute buckets of one series-day into its chunk (in the caller's
+    transaction); the chunk's size in bytes (0: nothing to add)."""
+    if not buckets:
+        return 0
+    old = conn.execute(
+        "SELECT data FROM rollup_chunks WHERE series_id = ? AND day = ?", (series_id, day)
+    ).fetchone()
+    data = encode_day(merge(decode_day(old[0]), buckets) if old else buckets)
+    conn.execute(
+        "INSERT INTO rollup_chunks (series_id, day, data) VALUES (?, ?, ?) "
+        "ON CONFLICT (series_id, day) DO UPDATE SET data = excluded.data",
+        (series_id, day, data),
+    )
+    return len(data)
+
+
+def fold_raw_before(conn: sqlite3.Connection, cutoff: int) -> None:
+    """Before raw rows older than `cutoff` are deleted (retention, disk guard): their good
+    readings' 1-minute buckets join the day chunks, so the minutes outlive them."""
+    todo = conn.execute(
+        "SELECT DISTINCT series_id, ts / 86400000 FROM readings WHERE ts < ? AND flags = 0",
+        (cutoff,),
+    ).fetchall()
+    for sid, day in todo:
+        start = int(day) * DAY
+        buckets = minutes_of_rows(conn, int(sid), start, min(start + DAY, cutoff))
+        add_to_day(conn, int(sid), int(day), buckets)
+
+
 def read_rows(
     conn: sqlite3.Connection, series_id: int, res: int, first: int, end: int
 ) -> list[Bucket]:
@@ -121,23 +158,60 @@ def read_rows(
         "AND bucket >= ? AND bucket < ? ORDER BY bucket",
         (series_id, res, first, end),
     ).fetchall()
+    return _bucket_rows(rows)
+
+
+def _bucket_rows(rows: list[tuple[int, int, float, float, float]]) -> list[Bucket]:
     return [Bucket(int(b), int(c), float(s), float(lo), float(hi)) for b, c, s, lo, hi in rows]
 
 
-def read(conn: sqlite3.Connection, series_id: int, res: int, start: int, end: int) -> list[Bucket]:
-    """Buckets starting in [start - res + 1, end): every bucket that overlaps the range.
-    1-minute buckets come from their day chunks and rows (late readings not yet merged)."""
-    out = read_rows(conn, series_id, res, start - res + 1, end)
-    if res != MINUTE:
-        return out
+def minutes_of_rows(conn: sqlite3.Connection, series_id: int, lo: int, hi: int) -> list[Bucket]:
+    """1-minute buckets of the good readings in raw rows with lo <= ts < hi."""
+    rows = conn.execute(
+        "SELECT ts - ts % 60000 AS b, COUNT(*), SUM(value), MIN(value), MAX(value) "
+        "FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? AND flags = 0 "
+        "GROUP BY b ORDER BY b",
+        (series_id, lo, hi),
+    ).fetchall()
+    return _bucket_rows(rows)
+
+
+def raw_minutes(conn: sqlite3.Connection, series_id: int, first: int, end: int) -> list[Bucket]:
+    """The same, whole buckets starting in [first, end)."""
+    return minutes_of_rows(conn, series_id, first + (-first) % MINUTE, end + (-end) % MINUTE)
+
+
+def minute_chunks(conn: sqlite3.Connection, series_id: int, first: int, end: int) -> list[Bucket]:
+    """1-minute buckets from the day chunks, starting in [first, end)."""
     blobs = conn.execute(
         "SELECT data FROM rollup_chunks WHERE series_id = ? AND day >= ? AND day <= ? ORDER BY day",
-        (series_id, (start - res + 1) // DAY, (end - 1) // DAY),
+        (series_id, first // DAY, (end - 1) // DAY),
     ).fetchall()
-    if not blobs:
+    return [b for (data,) in blobs for b in decode_day(data) if first <= b.ts < end]
+
+
+def days(conn: sqlite3.Connection, series_id: int, first: int, end: int) -> list[Bucket]:
+    """Day buckets starting in [first, end): the hours grouped, with the day rows."""
+    lo = first + (-first) % DAY
+    rows = conn.execute(
+        "SELECT bucket - bucket % 86400000 AS d, SUM(count), SUM(sum), MIN(min), MAX(max) "
+        "FROM rollups WHERE series_id = ? AND res IN (3600000, 86400000) "
+        "AND bucket >= ? AND bucket < ? GROUP BY d ORDER BY d",
+        (series_id, lo, end + (-end) % DAY),
+    ).fetchall()
+    return _bucket_rows(rows)
+
+
+def read(conn: sqlite3.Connection, series_id: int, res: int, start: int, end: int) -> list[Bucket]:
+    """Buckets starting in [start - res + 1, end): every bucket that overlaps the range."""
+    first = start - res + 1
+    if res == DAY:
+        return days(conn, series_id, first, end)
+    out = read_rows(conn, series_id, res, first, end)
+    if res != MINUTE:
         return out
-    packed = [b for (data,) in blobs for b in decode_day(data) if start - res < b.ts < end]
-    return merge(packed, out)
+    raw = raw_minutes(conn, series_id, first, end)
+    return merge(merge(minute_chunks(conn, series_id, first, end), out), raw)
 
 
 def count_in(conn: sqlite3.Connection, series_id: int, start: int, end: int) -> int:

@@ -272,7 +272,8 @@ class Store:
         return new
 
     def record_rollups(self, new: Iterable[Reading]) -> None:
-        """Add the readings just stored as new to their 1m/1h/1d buckets (same transaction)."""
+        """Add the readings just stored as new to their hourly buckets (same transaction);
+        minutes and days are derived from what is stored (gateway/rollups.py)."""
         sids = self._series
         rollups.record(
             self.conn,

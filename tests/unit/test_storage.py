@@ -95,8 +95,11 @@ def test_late_data_is_merged_and_duplicates_of_compacted_points_stored_once(
     # a redelivery of the whole day adds nothing and counts nothing in the rollups
     again = ing.commit(Batch(readings=late), now=DAY0 + 5 * DAY)
     assert again.new == []
-    (count,) = store.conn.execute("SELECT SUM(count) FROM rollups WHERE res = 86400000").fetchone()
-    assert count == len(points)
+    sid = store.known_series_id("rg-01", "rain_mm")
+    assert sid is not None
+    for res in rollups.RESOLUTIONS.values():
+        got = rollups.read(store.conn, sid, res, DAY0, DAY0 + DAY)
+        assert sum(b.count for b in got) == len(points), res
 
 
 def test_latest_finds_a_series_whose_readings_are_all_compacted(ing: Ingestor) -> None:
@@ -142,7 +145,7 @@ def check_rollups(store: Store, every: list[Reading]) -> None:
                 got[(metric, bk.ts)] = (bk.count, bk.sum, bk.min, bk.max)
         assert got.keys() == want.keys(), name
         for k, (n, s, lo, hi) in want.items():
-            assert got[k][0] == n and got[k][2:] == (lo, hi)
+            assert got[k][0] == n and got[k][2:] == (lo, hi), (name, k)
             assert math.isclose(got[k][1], s, rel_tol=1e-9, abs_tol=1e-9)
 
 
@@ -169,6 +172,68 @@ def test_rollups_equal_aggregates_of_the_raw_readings(
         check_rollups(ing.store, every)
     finally:
         ing.store.close()
+
+
+def legacy_rollups(store: Store, new: list[Reading]) -> None:
+    """What commits kept before migration 8: 1-minute, hourly and daily rows."""
+    pts = [(store.series_id(r.device, r.metric), r.ts, r.value, r.flags) for r in new]
+    for res in rollups.RESOLUTIONS.values():
+        rollups.record(store.conn, rollups.aggregate(pts, res))
+
+
+def test_migration_turns_legacy_rollups_into_hours_minute_chunks_and_residuals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database of the 1m/1h/1d rows: a compacted day with late rows since, a day whose
+    raw rows were compacted but whose 1-minute rows were not yet, and a hot day."""
+    from gateway import compaction, migrations, tiers
+
+    db = tmp_path / "s.db"
+    first = [
+        Reading("d", m, DAY0 + i * 419_000 + j, (i % 13) / 4, 0 if i % 5 else 1)
+        for i in range(4 * 206)
+        for j, m in enumerate(("a", "b"))
+    ]
+    late = [
+        Reading("d", m, DAY0 + i * 419_000 + 7_000 + j, (i % 11) / 2, 0)
+        for i in range(0, 2 * 206, 3)
+        for j, m in enumerate(("a", "b"))
+    ] + first[:40]  # duplicates too
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:7])
+    store = Store(db)
+    with store.transaction():
+        legacy_rollups(store, store.insert_readings(first))
+    with store.transaction():  # what compaction did then: days 0 and 1, both kinds
+        for metric in ("a", "b"):
+            sid = store.series_id("d", metric)
+            for day in (DAY0 // DAY, DAY0 // DAY + 1):
+                compaction.compact_day(store, sid, day)
+                store.conn.execute(
+                    "DELETE FROM rollups WHERE series_id = ? AND res = 60000 "
+                    "AND bucket >= ? AND bucket < ?",
+                    (sid, day * DAY, (day + 1) * DAY),
+                )
+        b = store.series_id("d", "b")  # b's day 1: raw compacted, its minutes still rows
+        store.conn.execute("DELETE FROM rollup_chunks WHERE series_id = ? AND day = ?",
+                           (b, DAY0 // DAY + 1))  # fmt: skip
+        day1 = [(b, r.ts, r.value, r.flags) for r in first
+                if r.metric == "b" and DAY0 + DAY <= r.ts < DAY0 + 2 * DAY]  # fmt: skip
+        rollups.record(store.conn, rollups.aggregate(day1, 60_000))
+        tiers.bump_gen(store.conn)
+    with store.transaction():
+        legacy_rollups(store, store.insert_readings(late))
+    store.close()
+    monkeypatch.undo()
+    store = Store(db)  # migration 8
+    try:
+        every = first + late
+        check_rollups(store, every)
+        compact_all(store, DAY0 + 6 * DAY, HOT)
+        check_rollups(store, every)
+        n = store.conn.execute("SELECT COUNT(*) FROM rollups WHERE res != 3600000").fetchone()
+        assert n[0] == 0  # residual minutes folded; no hour was dropped
+    finally:
+        store.close()
 
 
 def test_resolution_is_the_finest_that_fits() -> None:
@@ -198,9 +263,8 @@ def test_retention_drops_each_tier_past_its_span(ing: Ingestor) -> None:
     assert sid is not None
     minutes = rollups.read(store.conn, sid, 60_000, 0, 2**62)
     assert minutes[0].ts == DAY0 + 3 * DAY and len(minutes) == 3 * 1440
-    assert (
-        store.conn.execute("SELECT COUNT(*) FROM rollups WHERE res = 86400000").fetchone()[0] == 6
-    )
+    days = rollups.read(store.conn, sid, DAY, 0, 2**62)  # dropped hours live on in their days
+    assert len(days) == 6 and sum(b.count for b in days) == 6 * 1440
     tickets = store.conn.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
     assert tickets == 0  # (retention never touches the ledger: nothing else is deleted)
 
@@ -226,6 +290,11 @@ def test_disk_guard_drops_oldest_raw_then_1m_never_newer_than_its_floor(ing: Ing
     calls = iter([1, 1, 10**12])
     report = guard(store, now, cfg, lambda _: next(calls))
     assert report.state == "freed" and report.dropped.raw_rows == 1440
+    # the dropped rows' minutes outlive them (1-minute rollups keep their own span)
+    wl2 = store.known_series_id("wl-02", "level_m")
+    assert wl2 is not None
+    minutes = rollups.read(store.conn, wl2, 60_000, 0, 2**62)
+    assert len(minutes) == 2 * 1440 and all(b.count == 1 for b in minutes)
     state = health(store, cfg, lambda _: 5)
     assert state["guard"]["state"] == "freed" and state["guard_state"] == "low"
     assert state["chunks"]["points"] == store.count_readings() - state["raw"]["rows"]
