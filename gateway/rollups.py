@@ -112,6 +112,8 @@ def decode_day(blob: bytes) -> list[Bucket]:
 
 def merge(old: list[Bucket], new: list[Bucket]) -> list[Bucket]:
     """Buckets of two sources for the same series: the same bucket's parts combined."""
+    if not old or not new:  # the usual case: one source holds the whole range
+        return old or new
     out = {b.ts: b for b in old}
     for b in new:
         o = out.get(b.ts)

@@ -134,7 +134,7 @@ def test_backup_while_ingest_commits_restores_consistent(tmp_path: Path) -> None
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         (count,) = conn.execute("SELECT COUNT(*) FROM readings").fetchone()
-        (rolled,) = conn.execute("SELECT SUM(count) FROM rollups WHERE res = 86400000").fetchone()
+        (rolled,) = conn.execute("SELECT SUM(count) FROM rollups WHERE res = 3600000").fetchone()
     finally:
         conn.close()
     assert before <= count <= after and count % 500 == 0  # whole transactions only
