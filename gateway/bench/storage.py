@@ -13,8 +13,8 @@ Figures (sizes from SQLite's `dbstat`: pages each table holds):
 - `bytes_per_point`: after compaction (everything older than the 2-day hot window), the
   `chunks` table's bytes over the points it holds; `bytes_per_point_<metric>`: the chunk
   blobs alone per metric.
-- `rollup_bytes_per_point`: the rollup rows (1m in the hot window, 1h, 1d) and the
-  1-minute rollup chunks, after compaction, over all points (`…_before_compaction`: rows).
+- `rollup_bytes_per_point`: the rollup rows (hours) and the 1-minute rollup chunks,
+  after compaction, over all points (`…_before_compaction`: the hour rows).
 - `insert_points_per_s` with rollups, `insert_points_per_s_no_rollups` the same
   transactions' time without the rollup step (both in the one run).
 - `compaction_points_per_s`: compaction of all the due series-days.
