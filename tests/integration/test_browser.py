@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -211,7 +212,7 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
     # its printed record, and the monthly report, from the same page with the same session
     href = page.locator("#handovers tbody tr").first.locator("a").get_attribute("href")
     assert href is not None
-    record = page.request.get(href, timeout=120_000)
+    record = page.request.get(urljoin(page.url, href), timeout=120_000)  # href is relative
     assert record.status == 200 and record.body().startswith(b"%PDF")
     with page.expect_popup() as popup:
         page.click("#monthly button[value=html]")
