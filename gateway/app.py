@@ -98,6 +98,7 @@ async def run_gateway(
         metrics,
         batch_max=cfg.pipeline.batch_max,
         commit_delay_s=float(os.environ.get("STATIONGW_TEST_COMMIT_DELAY_S", "0")),
+        crash_after_commits=int(os.environ.get("STATIONGW_TEST_CRASH_AFTER_COMMITS", "0")),
     )
     pipeline.on_tickets = dispatcher.wake  # deliveries go out right after their commit
     metrics.watch(source.depth, hub.subscribers)

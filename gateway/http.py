@@ -245,6 +245,9 @@ def create_app(ctx: Context) -> FastAPI:
     from gateway.http_tickets import add_routes
 
     add_routes(app, ctx, reader)
+    from gateway import http_faults
+
+    http_faults.add_routes(app, reader)
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -225,6 +225,19 @@ MIGRATIONS: tuple[str, ...] = (
         open_items TEXT NOT NULL        -- JSON: the open tickets and warnings at handover
     );
     """,
+    # faults: per-device sequence gaps (reports numbered by a device that never arrived)
+    """
+    CREATE TABLE seq_gaps (
+        device TEXT PRIMARY KEY,
+        last_seq INTEGER,                     -- the newest report's seq and device time
+        last_ts INTEGER,
+        missing INTEGER NOT NULL DEFAULT 0,   -- reports never received, summed
+        gaps INTEGER NOT NULL DEFAULT 0,      -- how many separate gaps
+        last_gap_at INTEGER,
+        last_gap_first INTEGER,
+        last_gap_last INTEGER
+    );
+    """,
 )
 
 

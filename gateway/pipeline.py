@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -55,6 +56,7 @@ class Pipeline:
         batch_max: int,
         clock: Callable[[], int] = wall_ms,
         commit_delay_s: float = 0.0,
+        crash_after_commits: int = 0,
         gather_s: float = GATHER_S,
     ) -> None:
         self.source = source
@@ -66,6 +68,8 @@ class Pipeline:
         self.batch_max = batch_max
         self.clock = clock
         self.commit_delay_s = commit_delay_s  # test hook: widens the arrival→commit window
+        # test hook: die (as kill -9 would) after this many commits, before their acks
+        self.crash_after_commits = crash_after_commits
         self.gather_s = gather_s
         self.store_error: str | None = None
         # called after a commit that changed tickets (the notification outbox wakes up)
@@ -133,8 +137,10 @@ class Pipeline:
                 continue
             mapped = registry.map(device, reports)
             readings.extend(mapped.readings)
-            seq = max((r.seq for r in reports if r.seq is not None), default=None)
-            seen[device] = (msg.received_ms, seq)
+            numbered = [(r.seq, r.ts) for r in reports if r.seq is not None]
+            seen[device] = (msg.received_ms, max((n[0] for n in numbered), default=None))
+            if numbered:
+                batch.seqs.setdefault(device, []).extend(numbered)
             if mapped.unknown_metrics:
                 names = ", ".join(mapped.unknown_metrics)
                 self._quarantine(
@@ -168,6 +174,11 @@ class Pipeline:
         if self.commit_delay_s:
             await asyncio.sleep(self.commit_delay_s)
         await self.submit(batch)
+        if self.crash_after_commits:
+            self.crash_after_commits -= 1
+            if not self.crash_after_commits:
+                log.critical("test hook: dying between the commit and the acknowledgement")
+                os._exit(70)
         self.metrics.acks.inc(self.source.ack(messages))
 
     async def submit(self, batch: Batch) -> Outcome:
