@@ -101,7 +101,10 @@ class MqttSource:
             self._client.connect_async(
                 s.host,
                 s.port,
-                keepalive=s.keepalive_s,
+                # paho closes a connection after two silent intervals (a PINGREQ, then no
+                # answer): half the configured keepalive notices a dead or frozen broker
+                # within keepalive_s (+ paho's 1 s loop), inside the 1.5 x the spec allows
+                keepalive=max(2, s.keepalive_s // 2),
                 properties=props,
                 **kwargs,  # type: ignore[arg-type]
             )

@@ -96,7 +96,7 @@ def create_app(ctx: Context) -> FastAPI:
         return {
             "status": "ok" if broker and error is None else "degraded",
             "station": {"id": station.id, "name": station.name, "timezone": station.timezone},
-            "broker": {"connected": broker},
+            "broker": {"connected": broker, "state": "up" if broker else "down"},
             "store": {"ok": error is None, "error": error},
             "queue_depth": ctx.queue_depth(),
             "channels": ctx.dispatcher.status() if ctx.dispatcher else {},

@@ -15,6 +15,7 @@ const I18N = {
     controlled: "管控", rectified: "整改", closed: "核销", dismissed: "撤销",
     hazard: "隐患", device_fault: "设备故障", warning: "预警", issued: "预警中", lifted: "已解除",
     overdue: "超期", suggestLift: "建议解除", suggestLower: "建议降级",
+    brokerDown: "消息服务器断开，设备数据暂未接收（broker down）",
   },
   en: {
     station: "Emergency station", connecting: "Connecting", live: "Live",
@@ -30,6 +31,7 @@ const I18N = {
     rectified: "Rectified", closed: "Closed", dismissed: "Dismissed", hazard: "Hazard",
     device_fault: "Device fault", warning: "Warning", issued: "In force", lifted: "Lifted",
     overdue: "Overdue", suggestLift: "Lift suggested", suggestLower: "Lower suggested",
+    brokerDown: "Broker down: device data is not arriving",
   },
 };
 
@@ -295,6 +297,7 @@ async function loadHealth() {
     const h = await api("/api/health");
     state.station = h.station ?? null;
     applyHeader();
+    showBroker(h.broker?.connected !== false);
     const tz = h.station?.timezone || DEFAULT_TZ;
     if (tz !== state.tz) { setTimezone(tz); tickClock(); renderDevices(); renderTickets(); }
   } catch (err) {
@@ -335,10 +338,13 @@ function handleEvent(type, data) {
   if (type === "readings") applyReadings(Array.isArray(data) ? data : [data]);
   else if (type === "device") applyDevice(data);
   else if (type === "ticket") { upsertTicket(data, true); renderTickets(); }
+  else if (type === "broker") showBroker(data.connected);
   else if (type === "alarm" && state.tickets.has(data.ticket)) { // a warning called: flash it
     state.flash.add(data.ticket); renderTickets();
   }
 }
+
+function showBroker(up) { $("#broker-down").hidden = up; }
 
 function setConn(s) {
   const node = $("#conn-state");
@@ -354,7 +360,7 @@ function connect() {
     setConn("reconnecting");
     if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000); // browser gave up
   });
-  for (const type of ["readings", "ticket", "device", "alarm"]) {
+  for (const type of ["readings", "ticket", "device", "alarm", "broker"]) {
     es.addEventListener(type, (e) => {
       try { handleEvent(type, JSON.parse(e.data)); } catch (err) { console.error(type, err); }
     });

@@ -40,6 +40,9 @@ class Broker:
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {folder}/\n"
+            # run as root, mosquitto drops to user mosquitto, which cannot write the
+            # database into the test's root-only folder (it would log "Permission denied")
+            "user root\n"
             "max_queued_messages 1000000\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n" + extra
         )
