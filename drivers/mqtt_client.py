@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 import time
 from collections import deque
@@ -78,6 +79,17 @@ class MqttSource:
         )
         if settings.username is not None:
             self._client.username_pw_set(settings.username, settings.password)
+        if settings.tls is not None:
+            tls = settings.tls
+            try:
+                self._client.tls_set(
+                    ca_certs=str(tls.ca_file),
+                    certfile=str(tls.cert_file) if tls.cert_file else None,
+                    keyfile=str(tls.key_file) if tls.key_file else None,
+                )
+            except (OSError, ssl.SSLError) as e:
+                raise DriverError(f"mqtt TLS files: {e}") from e
+            self._client.tls_insecure_set(tls.insecure)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         if availability_topic:
             self._client.will_set(availability_topic, b"offline", qos=1, retain=True)

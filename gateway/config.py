@@ -20,6 +20,7 @@ from gateway.config_loop import (
     TicketsSection,
     cross_check_loop,
 )
+from gateway.config_tls import BrokerTls
 from gateway.errors import ConfigError
 from gateway.transports import (
     TRANSPORT_KINDS,
@@ -127,6 +128,7 @@ class Broker(_Model):
     password: str | None = None
     session_expiry_s: int = Field(default=7 * 86400, ge=0)
     receive_maximum: int = Field(default=10000, ge=1, le=65535)
+    tls: BrokerTls | None = None  # TLS to the broker (deploy/mosquitto/station-secure.conf)
 
 
 class Database(_Model):
@@ -242,8 +244,17 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
             for s in notify.sirens
         ]
         notify = notify.model_copy(update={"sirens": sirens})
+    broker = cfg.broker
+    if broker.tls is not None:
+        broker = broker.model_copy(update={"tls": broker.tls.resolved(base)})
     return cfg.model_copy(
-        update={"database": db, "rules": rules, "serial_ports": ports, "notify": notify}
+        update={
+            "database": db,
+            "rules": rules,
+            "serial_ports": ports,
+            "notify": notify,
+            "broker": broker,
+        }
     )
 
 
