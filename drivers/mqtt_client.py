@@ -34,6 +34,13 @@ from gateway.errors import DriverError
 
 log = logging.getLogger("stationgw.mqtt")
 
+# The largest message body taken in. A device report is a few hundred bytes; the broker is
+# asked (MQTT 5 Maximum Packet Size) not to send anything much larger, and a larger body
+# that comes anyway (MQTT 3.1.1) is cut to its first KEEP_OVERSIZED bytes at once and goes
+# to quarantine: it never reaches a JSON parser and is not held in memory.
+MAX_PAYLOAD = 256 * 1024
+KEEP_OVERSIZED = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -43,6 +50,7 @@ class Message:
     mid: int
     received_ms: int
     session: int  # which connection delivered it; acks go only to that one
+    oversized: int = 0  # the body's size when over MAX_PAYLOAD (payload: its first KiB)
 
 
 class MqttSource:
@@ -108,6 +116,7 @@ class MqttSource:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = s.session_expiry_s
             props.ReceiveMaximum = s.receive_maximum
+            props.MaximumPacketSize = MAX_PAYLOAD + 65536  # room for topic and properties
             kwargs["clean_start"] = False
         try:
             self._client.connect_async(
@@ -232,13 +241,16 @@ class MqttSource:
             self.on_connection(up)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        size = len(msg.payload)
+        big = size > MAX_PAYLOAD
         m = Message(
             msg.topic,
-            bytes(msg.payload),
+            bytes(msg.payload[:KEEP_OVERSIZED] if big else msg.payload),
             msg.qos,
             msg.mid,
             time.time_ns() // 1_000_000,
             self._session,
+            size if big else 0,
         )
         with self._cond:
             while len(self._buffer) >= self.capacity and not self._closing:

@@ -120,6 +120,11 @@ class Pipeline:
                 self._quarantine(batch, msg, "topic", f"unexpected topic {msg.topic!r}")
                 continue
             device = topic.device
+            if msg.oversized:
+                self._quarantine(
+                    batch, msg, "too_large", f"{msg.oversized} bytes from {device}: over the limit"
+                )
+                continue
             if not registry.knows(device):
                 self._quarantine(
                     batch, msg, "unknown_device", f"unknown device {device!r} (not configured)"
