@@ -41,7 +41,7 @@ Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class StationSection(_Model):
@@ -258,16 +258,31 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
     )
 
 
+MAX_FILE_BYTES = 4 * 1024 * 1024  # a station's largest real file is a few hundred KiB
+
+
 def read_toml(path: Path) -> dict[str, object]:
+    """Parse a configuration or rule file; hostile files are refused with a clear error:
+    too large, nested too deeply, numbers too long to convert."""
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(str(path), ["file not found"]) from None
     except OSError as e:
         raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(str(path), [f"file is larger than {MAX_FILE_BYTES // 1048576} MiB"])
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), [f"not UTF-8 at byte {e.start}"]) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(path), [f"not valid TOML: {e}"]) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["not accepted: arrays or tables nested too deeply"]) from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise ConfigError(str(path), [f"not accepted: {e}"]) from None
 
 
 def load_config(path: Path) -> Config:
