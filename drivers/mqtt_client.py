@@ -18,7 +18,6 @@ import contextlib
 import logging
 import ssl
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway import clock
 from gateway.config import Broker
 from gateway.errors import DriverError
 
@@ -248,7 +248,7 @@ class MqttSource:
             bytes(msg.payload[:KEEP_OVERSIZED] if big else msg.payload),
             msg.qos,
             msg.mid,
-            time.time_ns() // 1_000_000,
+            clock.now_ms(),
             self._session,
             size if big else 0,
         )

@@ -132,6 +132,7 @@ async def run_gateway(
         started_at=time.monotonic(),
         desk=desk,
         dispatcher=dispatcher,
+        clock_skews=lambda: pipeline.skews,
     )
     server = _Server(
         uvicorn.Config(

@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from gateway import clock
 from gateway.config import Config
 from gateway.errors import TicketConflict, TicketNotFound
 from gateway.events import Hub
@@ -55,6 +56,7 @@ class Context:
     started_at: float
     desk: Desk | None = None  # the warning loop (tickets branch)
     dispatcher: Dispatcher | None = None
+    clock_skews: Callable[[], dict[str, int]] = dict  # device -> clock lead (ms), when far
 
 
 class AckBody(BaseModel):
@@ -101,6 +103,10 @@ def create_app(ctx: Context) -> FastAPI:
             "queue_depth": ctx.queue_depth(),
             "channels": ctx.dispatcher.status() if ctx.dispatcher else {},
             "uptime_s": round(time.monotonic() - ctx.started_at, 1),
+            "clock": {
+                "system_offset_s": clock.CLOCK.system_offset_ms() / 1000,
+                "device_skew_s": {d: ms / 1000 for d, ms in ctx.clock_skews().items()},
+            },
         }
 
     @app.get("/api/devices")
@@ -148,7 +154,7 @@ def create_app(ctx: Context) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
     ) -> dict[str, Any]:
         """Readings of one series; `from`/`to` in UTC ms or ISO 8601 (default: last 24 h)."""
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         end = _ms(to, now + 1)
         start = _ms(from_, end - 86_400_000)
         rows = reader().readings(device, metric, start, end, limit)
@@ -164,7 +170,7 @@ def create_app(ctx: Context) -> FastAPI:
     def tickets(
         open: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 500
     ) -> list[dict[str, Any]]:
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         return [t.to_json(now) for t in reader().tickets(open_only=open, limit=limit)]
 
     @app.get("/api/tickets/{ticket_id}")
@@ -176,7 +182,7 @@ def create_app(ctx: Context) -> FastAPI:
         from gateway.records import read_calls, read_deliveries
 
         return {
-            **t.to_json(int(time.time() * 1000)),
+            **t.to_json(clock.now_ms()),
             "events": [e.to_json() for e in store.events(ticket_id)],
             "calls": [c.to_json() for c in read_calls(store, ticket_id)],
             "deliveries": [d.to_json() for d in read_deliveries(store, ticket_id=ticket_id)],
@@ -186,7 +192,7 @@ def create_app(ctx: Context) -> FastAPI:
     async def acknowledge(ticket_id: int, body: AckBody) -> dict[str, Any]:
         """Acknowledge (叫应回应) a ticket; answered 2xx only once it is stored."""
         loop = asyncio.get_running_loop()
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
 
         def write() -> Ticket:
             if ctx.desk is not None:  # a warning's acknowledgement also stops its calls

@@ -7,7 +7,6 @@ Writes go through the single writer thread and are answered 2xx once stored.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -16,7 +15,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from gateway import ledger
+from gateway import clock, ledger
 from gateway.desk import Desk, StepRefused
 from gateway.errors import TicketConflict, TicketError, TicketNotFound
 from gateway.lifecycle import Step
@@ -34,7 +33,7 @@ RoleName = Literal["duty_officer", "technician", "grid_member", "leader"]
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return clock.now_ms()
 
 
 class _Body(BaseModel):

@@ -15,12 +15,12 @@ import functools
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
 from drivers.mqtt_client import Message, MqttSource
 from drivers.mqtt_json import Topic, decode_status, decode_telemetry, parse_topic
+from gateway import clock
 from gateway.errors import PayloadError, StoreError
 from gateway.events import Hub
 from gateway.ingest import Batch, Ingestor, Outcome, Quarantined
@@ -40,7 +40,7 @@ _TOPIC_CACHE_MAX = 100_000  # bounded: a flood of made-up topics cannot grow it 
 
 
 def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return clock.now_ms()  # wall time at start, advanced monotonically (gateway/clock.py)
 
 
 class Pipeline:
@@ -75,6 +75,7 @@ class Pipeline:
         # called after a commit that changed tickets (the notification outbox wakes up)
         self.on_tickets: Callable[[], None] | None = None
         self._once = Once(log)
+        self.skews: dict[str, int] = {}  # device -> its clock's lead (ms), when far off
         self._current: asyncio.Future[None] | None = None
         self._topics: dict[str, Topic] = {}  # topic string -> parsed (devices are few)
         self._telemetry_counter = metrics.messages.labels("telemetry")
@@ -140,6 +141,9 @@ class Pipeline:
             except PayloadError as e:
                 self._quarantine(batch, msg, "payload", f"bad payload from {device}: {e}")
                 continue
+            lead = clock.skew(reports[-1].ts, msg.received_ms)
+            if lead is not None or device in self.skews:
+                self._note_skew(device, lead)
             mapped = registry.map(device, reports)
             readings.extend(mapped.readings)
             numbered = [(r.seq, r.ts) for r in reports if r.seq is not None]
@@ -168,6 +172,23 @@ class Pipeline:
             self._status_counter.inc(status)
         m.readings_in.inc(len(readings))
         return batch
+
+    def _note_skew(self, device: str, lead: int | None) -> None:
+        if lead is None:
+            del self.skews[device]
+            log.info(
+                "device %s: clock back within %d s of the gateway's", device, clock.SKEW_MS // 1000
+            )
+            return
+        if device not in self.skews:
+            log.warning(
+                "device %s: clock %s the gateway's by %.0f s (readings keep the device's "
+                "timestamps; check the device's or the gateway's clock)",
+                device,
+                "ahead of" if lead > 0 else "behind",
+                abs(lead) / 1000,
+            )
+        self.skews[device] = lead
 
     def _quarantine(self, batch: Batch, msg: Message, kind: str, reason: str) -> None:
         batch.quarantined.append(Quarantined(msg.received_ms, msg.topic, reason, msg.payload))
