@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -156,6 +157,77 @@ def launch(gw: Gateway, env: dict[str, str]) -> subprocess.Popen[bytes]:
             env={**os.environ, **env},
         )
     return gw.proc
+
+
+class Page:
+    """The duty page open in headless Chromium; `evaluate` runs JavaScript in it (over
+    the DevTools protocol on loopback), so a test reads what the page shows, live."""
+
+    def __init__(self, url: str, profile: Path) -> None:
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            raise AssertionError("chromium is not installed: run the README test command")
+        self.proc = subprocess.Popen(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + 30
+        port = None
+        while port is None and time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if "DevTools listening on ws://" in line:
+                port = int(line.split("ws://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+        if port is None:
+            self.close()
+            raise TimeoutError("chromium did not open its DevTools port")
+        self._drain = threading.Thread(target=self.proc.stderr.read, daemon=True)
+        self._drain.start()
+        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        self.ws = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+
+    def evaluate(self, expression: str) -> object:
+        import asyncio
+
+        import websockets
+
+        async def run() -> object:
+            async with websockets.connect(self.ws, max_size=None) as ws:
+                await ws.send(
+                    json.dumps(
+                        {
+                            "id": 1,
+                            "method": "Runtime.evaluate",
+                            "params": {"expression": expression, "returnByValue": True},
+                        }
+                    )
+                )
+                while True:
+                    reply = json.loads(await ws.recv())
+                    if reply.get("id") == 1:
+                        return reply["result"]["result"].get("value")
+
+        return asyncio.run(run())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if hasattr(self, "_drain"):
+            self._drain.join(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
 
 
 def wait_for(check: Callable[[], object], what: str, limit_s: float = 30.0) -> None:
