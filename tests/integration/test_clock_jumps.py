@@ -83,8 +83,11 @@ def get(gw: Gateway, path: str) -> Any:
 
 
 def warning_calls(gw: Gateway) -> list[dict[str, Any]]:
-    [warning] = [t for t in get(gw, "/api/tickets") if t["kind"] == "warning"]
-    calls: list[dict[str, Any]] = get(gw, f"/api/tickets/{warning['id']}")["calls"]
+    warnings = [t for t in get(gw, "/api/tickets") if t["kind"] == "warning"]
+    assert len(warnings) <= 1, warnings
+    if not warnings:
+        return []  # not issued yet
+    calls: list[dict[str, Any]] = get(gw, f"/api/tickets/{warnings[0]['id']}")["calls"]
     return calls
 
 
