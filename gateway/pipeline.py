@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 
 from drivers.mqtt_client import Message, MqttSource
 from drivers.mqtt_json import Topic, decode_status, decode_telemetry, parse_topic
-from gateway import clock
+from gateway import clock as gateway_clock
 from gateway.errors import PayloadError, StoreError
 from gateway.events import Hub
 from gateway.ingest import Batch, Ingestor, Outcome, Quarantined
@@ -40,7 +40,7 @@ _TOPIC_CACHE_MAX = 100_000  # bounded: a flood of made-up topics cannot grow it 
 
 
 def wall_ms() -> int:
-    return clock.now_ms()  # wall time at start, advanced monotonically (gateway/clock.py)
+    return gateway_clock.now_ms()  # wall time at start, advanced monotonically (gateway/clock.py)
 
 
 class Pipeline:
@@ -141,7 +141,7 @@ class Pipeline:
             except PayloadError as e:
                 self._quarantine(batch, msg, "payload", f"bad payload from {device}: {e}")
                 continue
-            lead = clock.skew(reports[-1].ts, msg.received_ms)
+            lead = gateway_clock.skew(reports[-1].ts, msg.received_ms)
             if lead is not None or device in self.skews:
                 self._note_skew(device, lead)
             mapped = registry.map(device, reports)
@@ -177,7 +177,9 @@ class Pipeline:
         if lead is None:
             del self.skews[device]
             log.info(
-                "device %s: clock back within %d s of the gateway's", device, clock.SKEW_MS // 1000
+                "device %s: clock back within %d s of the gateway's",
+                device,
+                gateway_clock.SKEW_MS // 1000,
             )
             return
         if device not in self.skews:
