@@ -31,7 +31,9 @@ from gateway.pipeline import Pipeline, wall_ms
 from gateway.registry import Registry
 from gateway.rules_loader import RulesLoader
 from gateway.rules_service import RulesService
+from gateway.storage_service import StorageJobs
 from gateway.store import Store
+from gateway.uplinks import Uplinks
 
 log = logging.getLogger("stationgw")
 
@@ -72,6 +74,7 @@ async def run_gateway(
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
     desk = Desk(store, cfg)  # warnings, calls and deliveries (used on the writer thread)
     ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
+    uplinks = Uplinks(cfg, cfg.database.path, writer, store, wall_ms)  # to the county
     registry = Registry(cfg)
     hub = Hub()
     metrics = Metrics()
@@ -132,6 +135,7 @@ async def run_gateway(
         started_at=time.monotonic(),
         desk=desk,
         dispatcher=dispatcher,
+        uplinks=uplinks,
         clock_skews=lambda: pipeline.skews,
     )
     server = _Server(
@@ -153,12 +157,14 @@ async def run_gateway(
     )
     await source.start()
     await dispatcher.start()
+    await uplinks.start()
     pipe_task = asyncio.create_task(pipeline.run(), name="pipeline")
     health_task = asyncio.create_task(monitor.run(), name="device-health")
     http_task = asyncio.create_task(server.serve(), name="http")
     helpers: list[asyncio.Task[Any]] = [
         asyncio.create_task(rules_service.ticks(), name="rule-timers"),
         asyncio.create_task(rules_service.watch(), name="rule-files"),
+        asyncio.create_task(StorageJobs(store, cfg.storage, writer, wall_ms).run(), name="storage"),
     ]
     if threading.current_thread() is threading.main_thread():  # signals go to that thread
         loop.add_signal_handler(
@@ -196,6 +202,7 @@ async def run_gateway(
         await pipeline.drain()
         await monitor.close()
         await dispatcher.stop()
+        await uplinks.stop()
         hub.close_all()
         server.should_exit = True
         await source.stop()

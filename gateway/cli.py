@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.cli_report import add_parser as add_report_parser
 from gateway.cli_rules import add_parser as add_rules_parser
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, GatewayError
@@ -181,6 +182,7 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     add_rules_parser(sub)
+    add_report_parser(sub)
 
     bench = sub.add_parser("bench", help="measure the gateway beside the broker and bare MQTT")
     bench.add_argument("--quick", action="store_true", help="small sizes: within 3 minutes")
@@ -200,6 +202,13 @@ def parser() -> argparse.ArgumentParser:
     from gateway.cli_tickets import add_parsers as add_ticket_parsers
 
     add_ticket_parsers(tsub, _db_options)
+    from gateway.cli_users import add_parser as add_users_parser
+
+    add_users_parser(sub, _db_options)
+
+    from gateway.cli_storage import add_parsers as add_storage_parsers  # backup/restore/export
+
+    add_storage_parsers(sub, _db_options)
 
     from gateway.decode import PROTOCOLS
 

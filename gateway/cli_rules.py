@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import heapq
 import json
 import sqlite3
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gateway import tiers
 from gateway.config import Config, load_config, read_toml
 from gateway.errors import ConfigError, GatewayError
 from gateway.model import Reading
@@ -129,19 +129,18 @@ def csv_history(path: Path) -> Iterator[Reading]:
 
 
 def db_history(path: Path, start: int, end: int) -> Iterator[Reading]:
+    """Every series' readings in [start, end), raw rows and compacted chunks, by time."""
     if not path.exists():
         raise GatewayError(f"{path}: no station database here")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = conn.execute(
-            "SELECT s.device, s.metric, r.ts, r.value FROM readings r "
-            "JOIN series s ON s.id = r.series_id WHERE r.ts >= ? AND r.ts < ? ORDER BY r.ts",
-            (start, end),
-        )
-        for d, m, ts, v in rows:
-            yield Reading(d, m, ts, v)
+        per_series = [
+            [Reading(d, m, ts, v) for ts, v, _ in tiers.read(conn, sid, start, end, 2**62)]
+            for sid, d, m in conn.execute("SELECT id, device, metric FROM series").fetchall()
+        ]
     finally:
         conn.close()
+    yield from heapq.merge(*per_series, key=lambda r: r.ts)
 
 
 def transition_json(t: Transition) -> dict[str, object]:
@@ -200,12 +199,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_reload(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     host = "127.0.0.1" if cfg.http.host in ("0.0.0.0", "::") else cfg.http.host
-    url = f"http://{host}:{cfg.http.port}/api/rules/reload"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
-            answer = json.load(r)
-    except (urllib.error.URLError, OSError) as e:
-        raise GatewayError(f"no gateway answers at {url}: {e}") from None
+    from gateway.cli_users import login, read_password
+
+    call = login(f"http://{host}:{cfg.http.port}", args.user, read_password(args))
+    answer = call("POST", "/api/rules/reload")
     changed = answer.get("changed") or []
     print(
         f"reloaded: {', '.join(changed) if changed else 'nothing changed'}; "
@@ -243,4 +240,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     reload = rsub.add_parser("reload", help="ask the running gateway to reload its rules")
     reload.add_argument("-c", "--config", type=Path, required=True)
+    reload.add_argument("--user", required=True, help="a technician or admin (asks the password)")
+    reload.add_argument("--password-stdin", action="store_true", help="password from stdin")
     reload.set_defaults(func=cmd_reload)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.config_dashboard import DashboardSection
 from gateway.config_loop import (
     NotifySection,
     Person,
@@ -22,6 +23,8 @@ from gateway.config_loop import (
 )
 from gateway.config_tls import BrokerTls
 from gateway.errors import ConfigError
+from gateway.reports.config import ReportsSection
+from gateway.storage_config import StorageSection
 from gateway.transports import (
     TRANSPORT_KINDS,
     Checklist,
@@ -34,6 +37,7 @@ from gateway.transports import (
     Transport,
     transport_problems,
 )
+from gateway.uplink_config import UplinksSection, uplink_problems
 from gateway.validation import problems
 from rules.durations import parse_duration
 
@@ -172,6 +176,10 @@ class Config(_Model):
     duty: list[Shift] = []  # the duty roster (值班表)
     tickets: TicketsSection = TicketsSection()
     notify: NotifySection = NotifySection()
+    reports: ReportsSection = ReportsSection()  # what the monthly report reads as rain, …
+    uplinks: UplinksSection = UplinksSection()  # to the county: MQTT broker, InfluxDB
+    storage: StorageSection = StorageSection()  # compaction, retention, disk guard
+    dashboard: DashboardSection = DashboardSection()  # the page: risk map background
 
     def device(self, device_id: str) -> Device | None:
         return next((d for d in self.devices if d.id == device_id), None)
@@ -212,6 +220,7 @@ def _cross_check(cfg: Config) -> list[str]:
         out += transport_problems(i, d.transport, set(d.metrics), ports)
     groups = {p.group for p in cfg.points if p.group}
     out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
+    out += uplink_problems(cfg.uplinks, cfg.broker.host, cfg.broker.port, cfg.broker.client_id)
     return out
 
 
@@ -247,6 +256,14 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
     broker = cfg.broker
     if broker.tls is not None:
         broker = broker.model_copy(update={"tls": broker.tls.resolved(base)})
+    dashboard = cfg.dashboard
+    if (bg := dashboard.map.background) is not None:
+        bg = _resolve(base, bg)
+        if not bg.is_file():
+            raise ConfigError(str(path), [f"dashboard.map.background: no file {bg}"])
+        dashboard = dashboard.model_copy(
+            update={"map": dashboard.map.model_copy(update={"background": bg})}
+        )
     return cfg.model_copy(
         update={
             "database": db,
@@ -254,6 +271,8 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
             "serial_ports": ports,
             "notify": notify,
             "broker": broker,
+            "uplinks": cfg.uplinks.resolved(base),
+            "dashboard": dashboard,
         }
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,7 @@ from gateway.broker import EmbeddedBroker
 from gateway.config import Broker, Config, Database, Http, load_config
 from gateway.errors import GatewayError
 from gateway.store import Store
+from gateway.users import add_user, list_users, set_password
 
 T = TypeVar("T")
 
@@ -24,6 +26,32 @@ log = logging.getLogger("stationgw.demo")
 
 DEMO_CONFIG = Path(str(resources.files("gateway") / "demo_station.toml"))
 DEMO_SCENARIO = Path(str(resources.files("firmware_stubs") / "scenarios" / "rainstorm.toml"))
+# who may log in to the demo: (user, role, people-file id); passwords are new every run
+DEMO_USERS = (
+    ("duty", "duty_officer", "zhao-zb"),
+    ("tech", "technician", "sun-js"),
+    ("leader", "leader", "wang-zz"),
+    ("screen", "viewer", None),
+    ("admin", "admin", None),
+)
+
+
+def demo_users(db: Path, now: int) -> list[tuple[str, str, str]]:
+    """Make the demo's users (or give them new passwords): (name, role, password)."""
+    store = Store(db)
+    out = []
+    try:
+        known = {u["name"] for u in list_users(store)}
+        for name, role, person in DEMO_USERS:
+            password = secrets.token_urlsafe(9)
+            if name in known:
+                set_password(store, name, password, now)
+            else:
+                add_user(store, name, role, password, person, now)
+            out.append((name, role, password))
+    finally:
+        store.close()
+    return out
 
 
 def demo_config(data: Path, http_port: int, broker_port: int) -> Config:
@@ -42,6 +70,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
     broker = EmbeddedBroker()
     await broker.start()
     cfg = demo_config(data.resolve(), http_port, broker.port)
+    users = demo_users(cfg.database.path, int(time.time() * 1000))
     scenario = load_scenario(DEMO_SCENARIO)
     gateway_stop = asyncio.Event()
     started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
@@ -59,7 +88,9 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             f"  broker:    mqtt://127.0.0.1:{broker.port} (embedded amqtt)\n"
             f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
             "a scripted rainstorm opens a ticket within the first minute.\n"
-            "  Ctrl-C stops.\n",
+            "  log in as (passwords new every run):\n"
+            + "".join(f"    {n:<7} {p:<14} {r}\n" for n, r, p in users)
+            + "  Ctrl-C stops.\n",
             flush=True,
         )
         stubs = asyncio.create_task(

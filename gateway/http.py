@@ -13,21 +13,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import clock
 from gateway.config import Config
 from gateway.errors import TicketConflict, TicketNotFound
 from gateway.events import Hub
 from gateway.health import EMPTY, interval_ms, load_health
+from gateway.http_reports import router as reports_router
 from gateway.metrics import Metrics
 from gateway.rules_service import RulesService
 from gateway.store import Store, Ticket
@@ -35,6 +35,7 @@ from gateway.store import Store, Ticket
 if TYPE_CHECKING:
     from gateway.desk import Desk
     from gateway.notify.dispatcher import Dispatcher
+    from gateway.uplinks import Uplinks
 
 WEB = Path(str(resources.files("dashboards") / "web"))
 
@@ -56,30 +57,16 @@ class Context:
     started_at: float
     desk: Desk | None = None  # the warning loop (tickets branch)
     dispatcher: Dispatcher | None = None
+    uplinks: Uplinks | None = None  # to the county (GET /api/uplinks)
     clock_skews: Callable[[], dict[str, int]] = dict  # device -> clock lead (ms), when far
 
 
 class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: str = Field(min_length=1, max_length=64, description="who acknowledges (name)")
     note: str | None = Field(default=None, max_length=2000)
 
 
-def _ms(v: int | datetime | None, default: int) -> int:
-    if v is None:
-        return default
-    if isinstance(v, datetime):
-        return int(v.timestamp() * 1000)
-    return v
-
-
 def create_app(ctx: Context) -> FastAPI:
-    app = FastAPI(
-        title="stationgw",
-        summary="Township emergency-management station gateway",
-        docs_url=None,
-        redoc_url=None,
-    )
     local = threading.local()
 
     def reader() -> Store:
@@ -88,6 +75,20 @@ def create_app(ctx: Context) -> FastAPI:
             store = Store(ctx.db_path, writer=False)
             local.store = store
         return store
+
+    from gateway import http_auth
+    from gateway.auth import ACK_ROLES, RULES_ROLES
+    from gateway.desk import policy_of
+
+    access = http_auth.Access(ctx, reader, ctx.desk.policy if ctx.desk else policy_of(ctx.config))
+    app = FastAPI(
+        title="stationgw",
+        summary="Township emergency-management station gateway",
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(access.guard)],  # sessions and CSRF on /api/* (http_auth)
+    )
+    http_auth.add_routes(app, access)
 
     station = ctx.config.station
 
@@ -145,27 +146,6 @@ def create_app(ctx: Context) -> FastAPI:
             )
         return out
 
-    @app.get("/api/readings")
-    def readings(
-        device: str,
-        metric: str,
-        from_: Annotated[int | AwareDatetime | None, Query(alias="from")] = None,
-        to: int | AwareDatetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-    ) -> dict[str, Any]:
-        """Readings of one series; `from`/`to` in UTC ms or ISO 8601 (default: last 24 h)."""
-        now = clock.now_ms()
-        end = _ms(to, now + 1)
-        start = _ms(from_, end - 86_400_000)
-        rows = reader().readings(device, metric, start, end, limit)
-        return {
-            "device": device,
-            "metric": metric,
-            "from": start,
-            "to": end,
-            "points": [{"ts": t, "value": v, "flags": f} for t, v, f in rows],
-        }
-
     @app.get("/api/tickets")
     def tickets(
         open: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 500
@@ -189,22 +169,29 @@ def create_app(ctx: Context) -> FastAPI:
         }
 
     @app.post("/api/tickets/{ticket_id}/ack")
-    async def acknowledge(ticket_id: int, body: AckBody) -> dict[str, Any]:
-        """Acknowledge (叫应回应) a ticket; answered 2xx only once it is stored."""
+    async def acknowledge(request: Request, ticket_id: int, body: AckBody) -> dict[str, Any]:
+        """Acknowledge (叫应回应) a ticket as the logged-in user; answered 2xx only once
+        it is stored."""
         loop = asyncio.get_running_loop()
         now = clock.now_ms()
+        user = access.require(request, ACK_ROLES, "acknowledge")
+        by = user.person or user.name
 
         def write() -> Ticket:
             if ctx.desk is not None:  # a warning's acknowledgement also stops its calls
-                return ctx.desk.acknowledge(ticket_id, body.by, "api", body.note, now)
-            return ctx.writer_store.acknowledge(ticket_id, body.by, body.note, now)
+                t = ctx.desk.acknowledge(ticket_id, by, "api", body.note, now)
+            else:
+                t = ctx.writer_store.acknowledge(ticket_id, by, body.note, now)
+            return t
 
         try:
             t = await loop.run_in_executor(ctx.writer, write)
         except TicketNotFound as e:
             raise HTTPException(404, str(e)) from None
         except TicketConflict as e:
+            access.record(request, "ticket.ack", str(ticket_id), {"error": str(e)}, ok=False)
             raise HTTPException(409, str(e)) from None
+        access.record(request, "ticket.ack", str(ticket_id), {"note": body.note})
         data = t.to_json(now)
         ctx.hub.publish("ticket", data)
         return data
@@ -230,10 +217,10 @@ def create_app(ctx: Context) -> FastAPI:
         ]
 
     @app.get("/api/events")
-    async def events() -> StreamingResponse:
-        """Server-sent events: `readings`, `ticket`, `device`."""
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: `readings`, `ticket`, `device`; while the session lasts."""
         return StreamingResponse(
-            ctx.hub.subscribe(),
+            access.while_valid(request, ctx.hub.subscribe()),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -244,15 +231,24 @@ def create_app(ctx: Context) -> FastAPI:
         return ctx.rules.status()
 
     @app.post("/api/rules/reload")
-    async def reload_rules() -> dict[str, Any]:
+    async def reload_rules(request: Request) -> dict[str, Any]:
         """Re-read the rule files; a file with errors is rejected and its old rules kept."""
-        return await ctx.rules.reload("API")
+        user = access.require(request, RULES_ROLES, "reload rules")
+        out = await ctx.rules.reload(f"API ({user.name})")
+        access.record(request, "rules.reload", None, {"errors": out.get("errors")})
+        return out
 
+    from gateway import http_dashboard, http_faults
+    from gateway.http_storage import add_routes as add_storage_routes  # readings, storage
     from gateway.http_tickets import add_routes
+    from gateway.http_uplinks import add_uplink_routes
 
-    add_routes(app, ctx, reader)
-    from gateway import http_faults
-
+    # every route below sits behind access.guard (the app's dependency): sessions and CSRF
+    add_routes(app, ctx, reader, access)
+    http_dashboard.add_routes(app, ctx, reader, access)
+    app.include_router(reports_router(ctx))
+    add_uplink_routes(app, ctx, reader)
+    add_storage_routes(app, ctx, reader)
     http_faults.add_routes(app, reader)
 
     @app.get("/metrics")

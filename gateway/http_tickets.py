@@ -11,13 +11,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway import clock, ledger
+from gateway.auth import HANDOVER_ROLES, REPORT_ROLES, TICKET_ROLES, Role
 from gateway.desk import Desk, StepRefused
-from gateway.errors import TicketConflict, TicketError, TicketNotFound
+from gateway.errors import TicketError, TicketNotFound
 from gateway.lifecycle import Step
 from gateway.model import Level
 from gateway.people import People
@@ -27,9 +28,9 @@ from gateway.summary import summarize
 
 if TYPE_CHECKING:
     from gateway.http import Context
+    from gateway.http_auth import Access
 
 T = TypeVar("T")
-RoleName = Literal["duty_officer", "technician", "grid_member", "leader"]
 
 
 def now_ms() -> int:
@@ -42,21 +43,15 @@ class _Body(BaseModel):
 
 class StepBody(_Body):
     step: Literal["confirm", "control", "rectify", "close", "dismiss"]
-    by: str = Field(min_length=1, max_length=64)
-    role: RoleName
     note: str | None = Field(default=None, max_length=2000)
     attachments: list[Annotated[str, Field(max_length=500)]] = Field(default=[], max_length=20)
 
 
 class LiftBody(_Body):
-    by: str = Field(min_length=1, max_length=64)
-    role: RoleName
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class LowerBody(_Body):
-    by: str = Field(min_length=1, max_length=64)
-    role: RoleName
     level: Literal["blue", "yellow", "orange"]
 
 
@@ -64,14 +59,11 @@ class ReportBody(_Body):
     title: str = Field(min_length=1, max_length=200)
     point: str | None = None
     level: Literal["blue", "yellow", "orange", "red"] | None = None
-    by: str = Field(min_length=1, max_length=64)
-    role: RoleName | None = None
     note: str | None = Field(default=None, max_length=2000)
     attachments: list[Annotated[str, Field(max_length=500)]] = Field(default=[], max_length=20)
 
 
 class HandoverBody(_Body):
-    from_: str = Field(alias="from", min_length=1, max_length=64)
     to: str = Field(min_length=1, max_length=64)
     note: str | None = Field(default=None, max_length=4000)
 
@@ -82,7 +74,9 @@ def _ms(v: int | datetime | None) -> int | None:
     return int(v.timestamp() * 1000)
 
 
-def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
+def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: Access) -> None:
+    """Who acts is the logged-in user (their people-file id when they have one), in
+    their role; the station's ticket policy decides which steps that role may take."""
     desk: Desk | None = ctx.desk
 
     def need_desk() -> Desk:
@@ -90,21 +84,28 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
             raise HTTPException(503, "the warning loop is not running")
         return desk
 
-    async def write(fn: Callable[[], T]) -> T:
+    def actor(request: Request, roles: frozenset[Role], action: str) -> tuple[str, str]:
+        user = access.require(request, roles, action)
+        return user.person or user.name, str(user.role)
+
+    async def write(
+        request: Request, action: str, target: str | None, detail: Any, fn: Callable[[], T]
+    ) -> T:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(ctx.writer, fn)
-        except TicketNotFound as e:
-            raise HTTPException(404, str(e)) from None
-        except StepRefused as e:
-            raise HTTPException(
-                403 if e.why == "role" else 422 if e.why == "reason" else 409,
-                {"why": e.why, "message": str(e)},
-            ) from None
-        except TicketConflict as e:
-            raise HTTPException(409, str(e)) from None
+            out = await loop.run_in_executor(ctx.writer, fn)
         except TicketError as e:
+            access.record(request, action, target, {**detail, "error": str(e)}, ok=False)
+            if isinstance(e, TicketNotFound):
+                raise HTTPException(404, str(e)) from None
+            if isinstance(e, StepRefused):
+                raise HTTPException(
+                    403 if e.why == "role" else 422 if e.why == "reason" else 409,
+                    {"why": e.why, "message": str(e)},
+                ) from None
             raise HTTPException(409, str(e)) from None
+        access.record(request, action, target, detail)
+        return out
 
     def announce(t: Ticket) -> dict[str, Any]:
         data = t.to_json(now_ms())
@@ -114,56 +115,74 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
         return data
 
     @app.post("/api/tickets", status_code=201)
-    async def report(body: ReportBody) -> dict[str, Any]:
-        """A hazard entered by hand or from a handheld report (its own ticket)."""
+    async def report(request: Request, body: ReportBody) -> dict[str, Any]:
+        """A hazard entered by hand (its own ticket), by the logged-in user."""
         d = need_desk()
         now = now_ms()
+        by, role = actor(request, REPORT_ROLES, "report a hazard")
         level = Level.parse(body.level) if body.level else None
         t = await write(
+            request,
+            "ticket.report",
+            body.point,
+            {"title": body.title},
             lambda: d.report(
                 title=body.title,
                 point=body.point,
                 level=level,
-                by=body.by,
-                role=body.role,
+                by=by,
+                role=role,
                 note=body.note,
                 attachments=body.attachments,
                 now=now,
-            )
+            ),
         )
         return announce(t)
 
     @app.post("/api/tickets/{ticket_id}/steps")
-    async def step(ticket_id: int, body: StepBody) -> dict[str, Any]:
+    async def step(request: Request, ticket_id: int, body: StepBody) -> dict[str, Any]:
         """A lifecycle step: confirm, control, rectify, close (write-off), dismiss.
         403 when the role may not take it, 409 when the state does not allow it or the
         write-off is by the person who rectified, 422 when a dismissal has no reason."""
         d = need_desk()
         now = now_ms()
+        by, role = actor(request, TICKET_ROLES, body.step)
         t = await write(
-            lambda: d.step(
-                ticket_id, Step(body.step), body.by, body.role, body.note, body.attachments, now
-            )
+            request,
+            "ticket.step",
+            str(ticket_id),
+            {"step": body.step, "note": body.note},
+            lambda: d.step(ticket_id, Step(body.step), by, role, body.note, body.attachments, now),
         )
         return announce(t)
 
     @app.post("/api/tickets/{ticket_id}/lift")
-    async def lift(ticket_id: int, body: LiftBody) -> dict[str, Any]:
+    async def lift(request: Request, ticket_id: int, body: LiftBody) -> dict[str, Any]:
         """解除预警: lift a warning, with a reason."""
         d = need_desk()
         now = now_ms()
+        by, role = actor(request, TICKET_ROLES, "lift")
         t = await write(
-            lambda: d.step(ticket_id, Step.LIFT, body.by, body.role, body.reason, (), now)
+            request,
+            "ticket.lift",
+            str(ticket_id),
+            {"reason": body.reason},
+            lambda: d.step(ticket_id, Step.LIFT, by, role, body.reason, (), now),
         )
         return announce(t)
 
     @app.post("/api/tickets/{ticket_id}/lower")
-    async def lower(ticket_id: int, body: LowerBody) -> dict[str, Any]:
+    async def lower(request: Request, ticket_id: int, body: LowerBody) -> dict[str, Any]:
         """Lower a warning (after the rule's suggestion); no new calls."""
         d = need_desk()
         now = now_ms()
+        by, role = actor(request, TICKET_ROLES, "lower")
         t = await write(
-            lambda: d.lower(ticket_id, Level.parse(body.level), body.by, body.role, now)
+            request,
+            "ticket.lower",
+            str(ticket_id),
+            {"level": body.level},
+            lambda: d.lower(ticket_id, Level.parse(body.level), by, role, now),
         )
         return announce(t)
 
@@ -246,8 +265,19 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
         return read_handovers(reader(), limit)
 
     @app.post("/api/handovers", status_code=201)
-    async def handover(body: HandoverBody) -> dict[str, Any]:
-        """A shift handover; the open tickets and warnings are listed automatically."""
+    async def handover(request: Request, body: HandoverBody) -> dict[str, Any]:
+        """A shift handover from the logged-in user; the open tickets and warnings are
+        listed automatically."""
         d = need_desk()
         now = now_ms()
-        return await write(lambda: d.handover(body.from_, body.to, body.note, now))
+        user = access.require(request, HANDOVER_ROLES, "hand over a shift")
+        name = user.name
+        if user.person and (p := People(ctx.config).find(user.person)) is not None:
+            name = p.name
+        return await write(
+            request,
+            "handover",
+            body.to,
+            {"note": body.note},
+            lambda: d.handover(name, body.to, body.note, now),
+        )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway import seq_gaps
+from gateway import outbox, seq_gaps
 from gateway.model import Level, Reading
 from gateway.store import DeviceState, Store, Ticket
 from gateway.tickets import Action, Note, Open, Raise, decide, title
@@ -120,6 +120,8 @@ class Ingestor:
             with store.transaction():
                 readings, faults = screen(self.ruleset, self.state, batch.readings, now)
                 new = store.insert_readings(readings)
+                outbox.add_readings(store.conn, new)  # to the county uplinks, same commit
+                store.record_rollups(new)  # 1m/1h/1d buckets, in this same transaction
                 transitions = faults + evaluate(self.ruleset, self.state, new, now)
                 touched = [self._apply(t, now) for t in transitions]
                 self._save_state()

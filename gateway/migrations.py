@@ -225,7 +225,153 @@ MIGRATIONS: tuple[str, ...] = (
         open_items TEXT NOT NULL        -- JSON: the open tickets and warnings at handover
     );
     """,
-    # faults: per-device sequence gaps (reports numbered by a device that never arrived)
+    # 5: the uplinks' outbox — what goes to the county, in commit order. Every reading,
+    # ticket event and health change has its own sequence number (seq); a row holds the
+    # readings of one commit (seq .. seq + n - 1) or one event or health change. Readings
+    # are added by the ingest commit, ticket events and device health changes by these
+    # triggers, in the same transaction as the row they carry; nothing while no uplink is
+    # configured (no cursor row). Each uplink's cursor: the last seq the far side confirmed.
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,        -- the first seq the row carries
+        n INTEGER NOT NULL,             -- how many it carries (readings of a commit; else 1)
+        kind TEXT NOT NULL,             -- r = readings, e = ticket event, h = device health
+        body BLOB NOT NULL              -- readings: outbox.pack_readings; else JSON text
+    );
+    CREATE TABLE outbox_seq (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        next INTEGER NOT NULL           -- the next seq; never goes back, even when emptied
+    );
+    INSERT INTO outbox_seq (id, next) VALUES (1, 1);
+    CREATE TABLE uplink_cursors (
+        name TEXT PRIMARY KEY,          -- mqtt, influx
+        confirmed INTEGER NOT NULL,     -- every seq up to here is confirmed by the far side
+        dropped INTEGER NOT NULL DEFAULT 0,  -- readings lost to the disk budget before sending
+        dropped_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TRIGGER outbox_ticket_event AFTER INSERT ON ticket_events
+    WHEN EXISTS (SELECT 1 FROM uplink_cursors)
+    BEGIN
+        INSERT INTO outbox (seq, n, kind, body)
+        SELECT (SELECT next FROM outbox_seq), 1, 'e', json_object(
+            'ticket', json_object(
+                'id', t.id, 'kind', t.kind,
+                'level', CASE t.level WHEN 1 THEN 'blue' WHEN 2 THEN 'yellow'
+                         WHEN 3 THEN 'orange' WHEN 4 THEN 'red' END,
+                'state', t.state, 'title', t.title, 'device', t.device, 'metric', t.metric,
+                'point', t.point, 'rule', t.rule, 'value', t.value,
+                'opened_at', t.opened_at, 'updated_at', t.updated_at),
+            'event', json_object(
+                'id', new.id, 'at', new.at, 'kind', new.kind, 'actor', new.actor,
+                'level', CASE new.level WHEN 1 THEN 'blue' WHEN 2 THEN 'yellow'
+                         WHEN 3 THEN 'orange' WHEN 4 THEN 'red' END,
+                'value', new.value, 'note', new.note, 'reason', new.reason, 'ts', new.ts,
+                'role', new.role, 'channel', new.channel))
+        FROM tickets t WHERE t.id = new.ticket_id;
+        UPDATE outbox_seq SET next = next + 1
+        WHERE EXISTS (SELECT 1 FROM outbox WHERE seq = outbox_seq.next);
+    END;
+    CREATE TRIGGER outbox_device_online AFTER UPDATE OF online ON devices
+    WHEN old.online IS NOT new.online AND EXISTS (SELECT 1 FROM uplink_cursors)
+    BEGIN
+        INSERT INTO outbox (seq, n, kind, body) VALUES ((SELECT next FROM outbox_seq), 1, 'h',
+            json_object('device', new.id, 'online', json(CASE new.online WHEN 1 THEN 'true'
+                        ELSE 'false' END), 'at', new.status_at));
+        UPDATE outbox_seq SET next = next + 1;
+    END;
+    CREATE TRIGGER outbox_device_health AFTER UPDATE ON device_health
+    WHEN EXISTS (SELECT 1 FROM uplink_cursors) AND (
+        old.battery IS NOT new.battery OR old.supply_v IS NOT new.supply_v
+        OR old.solar_v IS NOT new.solar_v OR old.signal IS NOT new.signal
+        OR old.temperature IS NOT new.temperature OR old.firmware IS NOT new.firmware
+        OR old.crc_errors IS NOT new.crc_errors OR old.timeouts IS NOT new.timeouts
+        OR old.malformed IS NOT new.malformed OR old.offline_reason IS NOT new.offline_reason)
+    BEGIN
+        INSERT INTO outbox (seq, n, kind, body) VALUES ((SELECT next FROM outbox_seq), 1, 'h',
+            json_object('device', new.device, 'at', new.updated_at, 'battery', new.battery,
+                'supply_v', new.supply_v, 'solar_v', new.solar_v, 'signal', new.signal,
+                'temperature', new.temperature, 'firmware', new.firmware,
+                'errors', json_object('crc', new.crc_errors, 'timeouts', new.timeouts,
+                                      'malformed', new.malformed),
+                'offline_reason', new.offline_reason));
+        UPDATE outbox_seq SET next = next + 1;
+    END;
+    """,
+    # 6: the embedded time-series store — compressed chunks of older readings (one per
+    # series per UTC day, gateway/chunks.py), rollups per 1 min / 1 h / 1 day maintained as
+    # readings commit, and what the storage jobs last did
+    """
+    CREATE TABLE chunks (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        day INTEGER NOT NULL,           -- UTC day: ts // 86400000
+        first_ts INTEGER NOT NULL,
+        last_ts INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (series_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollups (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        res INTEGER NOT NULL,           -- bucket width, ms: 60000, 3600000, 86400000
+        bucket INTEGER NOT NULL,        -- bucket start, UTC ms
+        count INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        PRIMARY KEY (series_id, res, bucket)
+    ) WITHOUT ROWID;
+    -- 1-minute rollups older than the hot window, one compressed chunk per series per day
+    -- (gateway/chunks.py table form: bucket starts; count, sum, min, max columns)
+    CREATE TABLE rollup_chunks (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        day INTEGER NOT NULL,           -- UTC day: bucket // 86400000
+        data BLOB NOT NULL,
+        PRIMARY KEY (series_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE storage_state (
+        key TEXT PRIMARY KEY,           -- chunk_gen, last_compaction, guard, ...
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO storage_state (key, value) VALUES ('chunk_gen', '0');
+    -- rollups of the readings already stored (good readings only, as ingest keeps them)
+    INSERT INTO rollups (series_id, res, bucket, count, sum, min, max)
+        SELECT series_id, r.res, ts - ts % r.res, COUNT(*), SUM(value), MIN(value), MAX(value)
+        FROM readings, (SELECT 60000 AS res UNION ALL SELECT 3600000 UNION ALL SELECT 86400000) r
+        WHERE flags = 0 GROUP BY series_id, r.res, ts - ts % r.res;
+    """,
+    # 7: users of the page and the API, their sessions, and the audit log of what they did
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,             -- viewer, duty_officer, technician, leader, admin
+        password TEXT NOT NULL,         -- scrypt$n$r$p$salt$hash
+        person TEXT,                    -- the people-file id the user acts as on tickets
+        failures INTEGER NOT NULL DEFAULT 0,  -- wrong passwords in a row
+        last_failure INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,            -- sha256 of the cookie's token
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions (user_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        user TEXT,                      -- NULL: the console (stationgw users …)
+        role TEXT,
+        action TEXT NOT NULL,           -- login, ticket.ack, ticket.step, rules.reload, …
+        target TEXT,
+        detail TEXT,                    -- JSON
+        ok INTEGER NOT NULL,
+        source TEXT NOT NULL            -- the client address, or "cli"
+    );
+    """,
+    # 8: per-device sequence gaps (reports numbered by a device that never arrived)
     """
     CREATE TABLE seq_gaps (
         device TEXT PRIMARY KEY,

@@ -68,7 +68,8 @@ class Pipeline:
         self.batch_max = batch_max
         self.clock = clock
         self.commit_delay_s = commit_delay_s  # test hook: widens the arrival→commit window
-        # test hook: die (as kill -9 would) after this many commits, before their acks
+        # test hook: die (as kill -9 would) after this many commits of readings, before
+        # their acks
         self.crash_after_commits = crash_after_commits
         self.gather_s = gather_s
         self.store_error: str | None = None
@@ -202,7 +203,7 @@ class Pipeline:
         if self.commit_delay_s:
             await asyncio.sleep(self.commit_delay_s)
         await self.submit(batch)
-        if self.crash_after_commits:
+        if self.crash_after_commits and batch.readings:
             self.crash_after_commits -= 1
             if not self.crash_after_commits:
                 log.critical("test hook: dying between the commit and the acknowledgement")

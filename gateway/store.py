@@ -8,13 +8,16 @@ cut, which is what lets the gateway acknowledge it to the broker.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway import rollups, tiers
 from gateway.errors import StoreError, TicketConflict, TicketNotFound
 from gateway.migrations import migrate
 from gateway.model import Level, Reading
@@ -160,11 +163,24 @@ def _ticket(row: Any) -> Ticket:
     )
 
 
+def hold_shared(path: Path) -> int:
+    """A shared flock on the database file for as long as a writer has it open: a restore
+    (`stationgw restore`) takes it exclusively and so refuses while a gateway runs."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(f"{path}: a restore is replacing this database; try again") from None
+    return fd
+
+
 class Store:
     """One connection to the station database. Not shared between threads."""
 
     def __init__(self, path: Path, *, writer: bool = True) -> None:
         self.path = path
+        self._lock_fd: int | None = None
         try:
             if writer:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,16 +191,28 @@ class Store:
                 self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             self.conn.execute("PRAGMA busy_timeout = 5000")
             if writer:
+                self._lock_fd = hold_shared(path)
+                # a new database frees the pages of deleted data back to the disk (the disk
+                # guard's incremental_vacuum); no effect on a database that has tables
+                self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
                 migrate(self.conn)  # before foreign keys: migrations may rebuild tables
                 self.conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot open database: {e}") from e
+        except BaseException as e:
+            if self._lock_fd is not None:  # a writer that failed to open holds nothing
+                os.close(self._lock_fd)
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"{path}: cannot open database: {e}") from e
+            raise
         self._series: dict[tuple[str, str], int] = {}
+        self.chunk_index = tiers.ChunkIndex()
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the shared lock
+            self._lock_fd = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -218,33 +246,61 @@ class Store:
 
         Row by row: one executemany with a savepoint fallback for duplicates was measured
         (`stationgw bench`, BENCHMARKS.md) at the same ~2 µs per reading; SQLite's B-tree
-        insert is the cost, not the Python loop.
+        insert is the cost, not the Python loop. A reading for a day already compacted into
+        a chunk is checked against the chunk first, so it is stored once there too.
         """
         new: list[Reading] = []
         cur = self.conn.cursor()
         series = self._series
+        index = self.chunk_index
+        index.refresh(self.conn)
+        compacted = index.days
+        in_chunk: dict[tuple[int, int], set[int]] = {}
         for r in readings:
             sid = series.get((r.device, r.metric)) or self.series_id(r.device, r.metric)
+            if compacted:
+                day = (sid, r.ts // tiers.DAY_MS)
+                if day in compacted:
+                    known = in_chunk.get(day)
+                    if known is None:
+                        known = in_chunk[day] = tiers.chunk_ts(self.conn, *day)
+                    if r.ts in known:
+                        continue
             cur.execute(_INSERT_READING, (sid, r.ts, r.value, r.flags))
             if cur.rowcount == 1:
                 new.append(r)
         return new
 
+    def record_rollups(self, new: Iterable[Reading]) -> None:
+        """Add the readings just stored as new to their 1m/1h/1d buckets (same transaction)."""
+        sids = self._series
+        rollups.record(
+            self.conn,
+            rollups.aggregate((sids[(r.device, r.metric)], r.ts, r.value, r.flags) for r in new),
+        )
+
+    def known_series_id(self, device: str, metric: str) -> int | None:
+        sid = self._series.get((device, metric))
+        if sid is None:
+            row = self.conn.execute(
+                "SELECT id FROM series WHERE device = ? AND metric = ?", (device, metric)
+            ).fetchone()
+            sid = int(row[0]) if row else None
+        return sid
+
     def readings(
         self, device: str, metric: str, start: int, end: int, limit: int = 100_000
     ) -> list[tuple[int, float, int]]:
-        """(ts, value, flags) for start <= ts < end, oldest first."""
-        row = self.conn.execute(
-            "SELECT id FROM series WHERE device = ? AND metric = ?", (device, metric)
-        ).fetchone()
-        if row is None:
+        """(ts, value, flags) for start <= ts < end, oldest first: raw rows and chunks."""
+        sid = self.known_series_id(device, metric)
+        if sid is None:
             return []
-        rows = self.conn.execute(
-            "SELECT ts, value, flags FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? "
-            "ORDER BY ts LIMIT ?",
-            (row[0], start, end, limit),
-        ).fetchall()
-        return [(int(t), float(v), int(f)) for t, v, f in rows]
+        return tiers.read(self.conn, sid, start, end, limit)
+
+    def readings_by_id(
+        self, series_id: int, start: int, end: int, limit: int = 100_000
+    ) -> list[tuple[int, float, int]]:
+        return tiers.read(self.conn, series_id, start, end, limit)
 
     def latest(self) -> dict[tuple[str, str], tuple[int, float, int]]:
         """Newest reading of every series: (device, metric) -> (ts, value, flags)."""
@@ -253,10 +309,23 @@ class Store:
             "JOIN readings r ON r.series_id = s.id AND r.ts = "
             "(SELECT MAX(ts) FROM readings WHERE series_id = s.id)"
         ).fetchall()
-        return {(d, m): (int(t), float(v), int(f)) for d, m, t, v, f in rows}
+        out = {(d, m): (int(t), float(v), int(f)) for d, m, t, v, f in rows}
+        # a series whose newest readings are all compacted (silent for days)
+        for sid, d, m in self.conn.execute(
+            "SELECT id, device, metric FROM series s WHERE NOT EXISTS "
+            "(SELECT 1 FROM readings WHERE series_id = s.id)"
+        ).fetchall():
+            p = tiers.newest_in_chunks(self.conn, sid)
+            if p is not None:
+                out[(d, m)] = p
+        return out
 
     def count_readings(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+        """Readings stored, raw rows and compacted points."""
+        row = self.conn.execute(
+            "SELECT (SELECT COUNT(*) FROM readings) + (SELECT COALESCE(SUM(count), 0) FROM chunks)"
+        ).fetchone()
+        return int(row[0])
 
     # --- devices and quarantine ------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -122,6 +124,35 @@ above = { blue = 2.0, yellow = 5.0, orange = 8.0, red = 12.0 }
 """
 
 
+def add_user(db: Path, name: str, role: str, person: str | None = None) -> str:
+    """A user straight in the station database (as `stationgw users add` does); returns
+    the password, random per test."""
+    from gateway.store import Store
+    from gateway.users import add_user as add
+
+    password = secrets.token_urlsafe(12)
+    store = Store(db)
+    try:
+        add(store, name, role, password, person, int(time.time() * 1000))
+    finally:
+        store.close()
+    return password
+
+
+def api(
+    url: str, db: Path, role: str = "admin", name: str | None = None, **kw: Any
+) -> httpx.Client:
+    """An HTTP client logged in to the gateway at `url` as a new user with `role`; it
+    sends the session's CSRF token with every request. Close it (`with contextlib.closing(...)`)."""
+    name = name or f"{role}-{secrets.token_hex(3)}"
+    password = add_user(db, name, role, kw.pop("person", None))
+    client = httpx.Client(base_url=url, timeout=kw.pop("timeout", 10))
+    r = client.post("/api/login", json={"name": name, "password": password})
+    assert r.status_code == 200, r.text
+    client.headers["X-CSRF-Token"] = r.json()["csrf"]
+    return client
+
+
 @dataclass
 class Gateway:
     """`stationgw run` as a real process, so tests can kill -9 it."""
@@ -132,6 +163,7 @@ class Gateway:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] | None = None
+    _viewer: httpx.Client | None = None
 
     @property
     def url(self) -> str:
@@ -156,12 +188,26 @@ class Gateway:
             time.sleep(0.1)
         raise TimeoutError(f"gateway did not come up: {self.log.read_text()}")
 
+    def api(self, role: str = "admin", name: str | None = None, **kw: Any) -> httpx.Client:
+        """A client logged in as a new user with `role` (see `api`)."""
+        return api(self.url, self.db, role, name, **kw)
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET JSON as a viewer (a user made and logged in on first use)."""
+        if self._viewer is None:
+            self._viewer = self.api("viewer")
+        r = self._viewer.get(path, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
     def kill(self, sig: int = signal.SIGKILL) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
         return self.proc.wait(20)
 
     def stop(self) -> None:
+        if self._viewer is not None:
+            self._viewer.close()
         if self.proc is not None and self.proc.poll() is None:
             self.kill(signal.SIGTERM)
 

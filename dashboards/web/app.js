@@ -1,413 +1,778 @@
-// Duty-room live page: open tickets and devices, kept current over server-sent events.
-// Plain ES2020, no dependencies, nothing from the internet. Data goes in via textContent only.
+// Duty-room page: overview, risk map, tickets, trends, devices, rules, duty. Plain ES2020,
+// no dependencies, nothing from the internet; data goes in via textContent only.
 "use strict";
 
 const I18N = {
   zh: {
-    station: "应急管理站", connecting: "连接中", live: "实时", reconnecting: "重连中",
-    openTickets: "未关闭工单", devices: "设备", level: "级别", title: "标题", device: "设备",
-    metric: "指标", value: "数值", state: "状态", opened: "发生时间", acknowledged: "叫应确认",
-    point: "监测点", online: "在线状态", lastSeen: "最后上报", latest: "最新数据",
-    ack: "确认收到", ackBy: "{by} 于 {at} 确认", askName: "请输入您的姓名：",
-    askNote: "备注（可不填）：", ackFailed: "确认失败：{msg}", loadFailed: "加载失败：{msg}",
-    noTickets: "暂无未关闭工单", noDevices: "暂无设备", isOnline: "在线", isOffline: "离线",
-    blue: "蓝", yellow: "黄", orange: "橙", red: "红", discovered: "发现", confirmed: "确认",
-    controlled: "管控", rectified: "整改", closed: "核销", dismissed: "撤销",
-    hazard: "隐患", device_fault: "设备故障", warning: "预警", issued: "预警中", lifted: "已解除",
-    overdue: "超期", suggestLift: "建议解除", suggestLower: "建议降级",
+    overview: "总览", map: "一张图", tickets: "工单", trends: "趋势", devices: "设备",
+    rules: "规则", duty: "值班", connecting: "连接中", live: "实时", reconnecting: "重连中",
+    enableSound: "启用声音", soundOn: "声音已启用", logout: "退出", login: "登录",
     brokerDown: "消息服务器断开，设备数据暂未接收（broker down）",
+    user: "用户名", password: "密码",
+    setupHint: "尚无用户：请输入网关控制台上显示的一次性设置令牌，创建第一个管理员。", setupToken: "设置令牌", ok: "确定", cancel: "取消",
+    wrongLogin: "用户名或密码错误", locked: "尝试过多，请 {s} 秒后再试",
+    latestByPoint: "各监测点最新数据", deviceHealth: "设备状态", openTickets: "未关闭工单",
+    pickPoint: "点击监测点查看详情", showClosed: "含已关闭", ledgerCsv: "导出台账 CSV",
+    ledgerXlsx: "导出台账 Excel", series: "序列", editRules: "编辑规则文件", check: "校验",
+    save: "保存并加载", replay: "回放", runReplay: "运行回放", onDuty: "当前值班",
+    handover: "交接班", handTo: "接班人", note: "备注", submitHandover: "提交交接",
+    history: "交接记录", monthlyReport: "月度安全形势分析报告", month: "月份", record: "记录", warnings: "预警", levelWarnings: "{lv}预警", hazards: "隐患", faults: "设备故障",
+    online: "在线", offline: "离线", faulty: "故障", level: "级别", title: "标题",
+    state: "状态", age: "持续", deadline: "期限", overdue: "超期", kind: "类别",
+    point: "监测点", device: "设备", value: "数值", time: "时间", lastSeen: "最后上报",
+    battery: "电量", signal: "信号", errors: "错误计数", firmware: "固件", latest: "最新数据",
+    none: "无", ack: "确认收到", mute: "静音", muteReason: "静音原因（必填）",
+    muteTitle: "静音此预警", reasonNeeded: "请填写原因", actionNote: "备注", timeline: "时间线",
+    acknowledged: "已确认", by: "由 {by}", noOpen: "暂无未关闭工单", alarmNew: "新预警",
+    confirm: "确认", control: "管控", rectify: "整改", close: "核销", dismiss: "撤销",
+    lift: "解除预警", lower: "降级", blue: "蓝色", yellow: "黄色", orange: "橙色", red: "红色",
+    discovered: "发现", confirmed: "已确认", controlled: "管控中", rectified: "已整改",
+    closed: "已核销", dismissed: "已撤销", issued: "预警中", lifted: "已解除",
+    hazard: "隐患", device_fault: "设备故障", warning: "预警", calls: "呼叫",
+    deliveries: "推送", failed: "失败：{msg}", saved: "已保存", valid: "校验通过：{n} 条规则",
+    rule: "规则", ruleState: "当前状态（未关闭）", metric: "指标", levels: "阈值", fileErrors: "文件错误", transitions: "变化",
+    noTransitions: "该时段内无预警变化", nobody: "无人值班", open: "未关闭事项", from: "交班",
+    to: "接班", at: "时间", readOnly: "只读", accumulated: "累计", noData: "无数据",
+    role_viewer: "只读", role_duty_officer: "值班员", role_technician: "技术员",
+    role_leader: "领导", role_admin: "管理员", suggestion: "建议", reason: "原因",
+    mutedBy: "{by} 已静音：{reason}", h1: "1小时", h6: "6小时", d1: "24小时", d7: "7天",
+    d30: "30天", opened: "发生", raised: "升级", level_changed: "级别变化",
+    condition_cleared: "条件已解除", fault_cleared: "故障恢复", fault_again: "故障复现",
+    step: "处置", reported: "上报", warning_issued: "发布预警", warning_raised: "预警升级",
+    warning_lowered: "预警降级", suggest_lower: "建议降级", called: "呼叫", escalated: "督导升级",
+    acknowledged_ev: "确认收到", lowerTo: "降至哪一级（blue/yellow/orange）", online_n: "在线 {n}",
   },
   en: {
-    station: "Emergency station", connecting: "Connecting", live: "Live",
-    reconnecting: "Reconnecting", openTickets: "Open tickets", devices: "Devices",
-    level: "Level", title: "Title", device: "Device", metric: "Metric", value: "Value",
-    state: "State", opened: "Opened", acknowledged: "Acknowledged", point: "Point",
-    online: "Status", lastSeen: "Last seen", latest: "Latest values", ack: "Acknowledge",
-    ackBy: "{by} at {at}", askName: "Your name:", askNote: "Note (optional):",
-    ackFailed: "Acknowledge failed: {msg}", loadFailed: "Loading failed: {msg}",
-    noTickets: "No open tickets", noDevices: "No devices", isOnline: "Online",
-    isOffline: "Offline", blue: "Blue", yellow: "Yellow", orange: "Orange", red: "Red",
-    discovered: "Discovered", confirmed: "Confirmed", controlled: "Controlled",
-    rectified: "Rectified", closed: "Closed", dismissed: "Dismissed", hazard: "Hazard",
-    device_fault: "Device fault", warning: "Warning", issued: "In force", lifted: "Lifted",
-    overdue: "Overdue", suggestLift: "Lift suggested", suggestLower: "Lower suggested",
+    overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
+    devices: "Devices", rules: "Rules", duty: "Duty", connecting: "Connecting", live: "Live",
+    reconnecting: "Reconnecting", enableSound: "Enable sound", soundOn: "Sound on",
     brokerDown: "Broker down: device data is not arriving",
+    logout: "Log out", login: "Log in", user: "User", password: "Password",
+    setupHint: "No users yet: enter the one-time setup token the gateway printed on its console to create the first admin.",
+    setupToken: "Setup token", ok: "OK", cancel: "Cancel",
+    wrongLogin: "Wrong name or password", locked: "Too many tries; wait {s} s",
+    latestByPoint: "Latest by monitoring point", deviceHealth: "Device health",
+    openTickets: "Open tickets", pickPoint: "Pick a point for its detail",
+    showClosed: "Include closed", ledgerCsv: "Ledger CSV", ledgerXlsx: "Ledger Excel",
+    series: "Series", editRules: "Edit a rules file", check: "Check", save: "Save and load",
+    replay: "Replay", runReplay: "Run replay", onDuty: "On duty now", handover: "Handover",
+    handTo: "Hand over to", note: "Note", submitHandover: "Hand over", history: "History", monthlyReport: "Monthly safety situation report", month: "Month", record: "Record",
+    warnings: "Warnings", levelWarnings: "{lv} warnings", hazards: "Hazards", faults: "Device faults", online: "Online",
+    offline: "Offline", faulty: "Faulty", level: "Level", title: "Title", state: "State",
+    age: "Age", deadline: "Deadline", overdue: "Overdue", kind: "Kind", point: "Point",
+    device: "Device", value: "Value", time: "Time", lastSeen: "Last seen",
+    battery: "Battery", signal: "Signal", errors: "Errors", firmware: "Firmware",
+    latest: "Latest", none: "None", ack: "Acknowledge", mute: "Mute",
+    muteReason: "Why mute (required)", muteTitle: "Mute this warning",
+    reasonNeeded: "A reason is needed", actionNote: "Note", timeline: "Timeline",
+    acknowledged: "Acknowledged", by: "by {by}", noOpen: "No open tickets",
+    alarmNew: "New warning", confirm: "Confirm", control: "Control", rectify: "Rectify",
+    close: "Write off", dismiss: "Dismiss", lift: "Lift", lower: "Lower", blue: "Blue",
+    yellow: "Yellow", orange: "Orange", red: "Red", discovered: "Discovered",
+    confirmed: "Confirmed", controlled: "Controlled", rectified: "Rectified",
+    closed: "Closed", dismissed: "Dismissed", issued: "In force", lifted: "Lifted",
+    hazard: "Hazard", device_fault: "Device fault", warning: "Warning", calls: "Calls",
+    deliveries: "Deliveries", failed: "Failed: {msg}", saved: "Saved",
+    valid: "Valid: {n} rules", rule: "Rule", ruleState: "Now (open)", metric: "Metric", levels: "Thresholds",
+    fileErrors: "File errors", transitions: "Transitions",
+    noTransitions: "No warning changes in this period", nobody: "Nobody on duty",
+    open: "Open items", from: "From", to: "To", at: "At", readOnly: "read-only",
+    accumulated: "accumulated", noData: "No data", role_viewer: "viewer",
+    role_duty_officer: "duty officer", role_technician: "technician", role_leader: "leader",
+    role_admin: "admin", suggestion: "Suggestion", reason: "Reason",
+    mutedBy: "muted by {by}: {reason}", h1: "1 h", h6: "6 h", d1: "24 h", d7: "7 days",
+    d30: "30 days", opened: "opened", raised: "raised", level_changed: "level changed",
+    condition_cleared: "condition cleared", fault_cleared: "fault cleared",
+    fault_again: "fault again", step: "step", reported: "reported",
+    warning_issued: "warning issued", warning_raised: "warning raised",
+    warning_lowered: "warning lowered", suggest_lower: "lowering suggested", called: "called",
+    escalated: "escalated", acknowledged_ev: "acknowledged", lowerTo: "Lower to (blue/yellow/orange)", online_n: "online {n}",
   },
 };
-
-const LEVEL_RANK = { blue: 1, yellow: 2, orange: 3, red: 4 };
-const GONE_STATES = new Set(["closed", "dismissed", "lifted"]);
-const DEFAULT_TZ = "Asia/Shanghai";
-
-const state = {
-  lang: "zh", station: null, tz: null, fmt: null,
-  tickets: new Map(), // id -> ticket object as the API gives it
-  devices: new Map(), // id -> device object as the API gives it
-  flash: new Set(),   // ticket ids to flash at the next render
-  loaded: false,      // a first snapshot arrived (nothing flashes before)
-  loading: false,     // a snapshot is in flight: events are buffered meanwhile
-  again: false,       // a snapshot was asked for while one was in flight
-  buffer: [], es: null, reloadTimer: null, noticeTimer: null,
+const LEVELS = ["red", "orange", "yellow", "blue"];
+const FINAL = new Set(["closed", "dismissed", "lifted"]);
+const FLOW = { // the step that follows a state (gateway/lifecycle.py FLOWS)
+  hazard: { discovered: "confirm", confirmed: "control", controlled: "rectify", rectified: "close" },
+  device_fault: { discovered: "confirm", confirmed: "rectify", rectified: "close" },
 };
+const RANGES = [["h1", 3600e3], ["h6", 6 * 3600e3], ["d1", 864e5], ["d7", 7 * 864e5], ["d30", 30 * 864e5]];
 
-const $ = (sel, root = document) => root.querySelector(sel);
-const byData = (sel, key, val, root = document) =>
-  [...root.querySelectorAll(sel)].find((n) => n.dataset[key] === String(val));
+const S = {
+  lang: "zh", me: null, dash: null, tickets: new Map(), devices: new Map(), muted: new Map(),
+  latest: new Map(), page: "overview", detail: null, point: null, range: 864e5, fmt: null,
+  es: null, audio: null, alarmTimer: null, renderQueued: false, files: [],
+};
+window.stationAlarm = { plays: 0, playing: false, lastAt: 0 }; // read by the browser tests
 
-// localStorage may be unavailable (private mode, policy): then nothing is remembered.
-const load = (key) => { try { return localStorage.getItem(key); } catch (_) { return null; } };
-const save = (key, v) => { try { localStorage.setItem(key, v); } catch (_) { /* ignore */ } };
+const $ = (s, r = document) => r.querySelector(s);
+const $$ = (s, r = document) => [...r.querySelectorAll(s)];
+const t = (k, v = {}) => (I18N[S.lang][k] ?? I18N.zh[k] ?? String(k))
+  .replace(/\{(\w+)\}/g, (_, x) => String(v[x] ?? ""));
 
-function t(key, vars = {}) {
-  const s = I18N[state.lang][key] ?? I18N.zh[key] ?? String(key);
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
-}
-
-function el(tag, attrs = {}, text) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) if (v != null) node.setAttribute(k, String(v));
-  if (text != null) node.textContent = String(text);
-  return node;
-}
-
-// ---- time and values ------------------------------------------------------
-
-function setTimezone(tz) {
-  const opts = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
-    minute: "2-digit", second: "2-digit", hourCycle: "h23" };
-  const make = (zone) => new Intl.DateTimeFormat("en-GB", { ...opts, timeZone: zone });
-  state.tz = tz; // as asked for; an unknown zone falls back to the default
-  try { state.fmt = make(tz); } catch (_) { state.fmt = make(DEFAULT_TZ); }
-}
-
-function fmtTime(ms) {
-  if (ms == null) return "—";
-  const p = {};
-  for (const part of state.fmt.formatToParts(new Date(ms))) p[part.type] = part.value;
-  const hour = p.hour === "24" ? "00" : p.hour;
-  return `${p.year}-${p.month}-${p.day} ${hour}:${p.minute}:${p.second}`;
-}
-
-const fmtValue = (v) =>
-  v == null ? "—" : typeof v === "number" ? String(Math.round(v * 1000) / 1000) : String(v);
-
-const tickClock = () => { $("#clock").textContent = fmtTime(Date.now()); };
-
-// ---- messages, API, flashing ---------------------------------------------
-
-function notify(msg) {
-  const box = $("#notice");
-  box.textContent = msg;
-  box.hidden = false;
-  clearTimeout(state.noticeTimer);
-  state.noticeTimer = setTimeout(() => { box.hidden = true; }, 8000);
-}
-
-const detailText = (detail) => Array.isArray(detail) // pydantic 422: a list of {msg, loc}
-  ? detail.map((d) => d?.msg ?? JSON.stringify(d)).join("; ")
-  : typeof detail === "object" ? JSON.stringify(detail) : String(detail);
-
-async function api(path, options = {}) {
-  const resp = await fetch(path, { headers: { Accept: "application/json" }, ...options });
-  let body = null;
-  try { body = await resp.json(); } catch (_) { /* empty or not JSON */ }
-  if (!resp.ok) {
-    const msg = body?.detail !== undefined ? detailText(body.detail) : resp.statusText;
-    throw Object.assign(new Error(`${resp.status} ${msg}`), { status: resp.status });
+function el(tag, attrs = {}, ...kids) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k.startsWith("on")) n.addEventListener(k.slice(2), v);
+    else n.setAttribute(k, v === true ? "" : String(v));
   }
-  return body;
+  for (const c of kids.flat()) if (c != null && c !== false) n.append(c instanceof Node ? c : String(c));
+  return n;
+}
+// replaceChildren without the nulls of conditional parts
+const put = (node, ...kids) => node.replaceChildren(...kids.flat().filter((k) => k != null && k !== false));
+const svg = (tag, attrs = {}) => {
+  const n = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+  return n;
+};
+function table(heads, rows) {
+  return el("table", {}, el("thead", {}, el("tr", {}, heads.map((h) => el("th", {}, t(h))))),
+    el("tbody", {}, rows));
 }
 
-function flash(node) { // (re)start the highlight animation; animationend removes the class
-  node.classList.remove("flash");
-  void node.offsetWidth;
-  node.classList.add("flash");
+// ---- time -------------------------------------------------------------------------
+
+function setZone(tz) {
+  const o = { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  try { S.fmt = new Intl.DateTimeFormat("zh-CN", { ...o, timeZone: tz }); }
+  catch (_) { S.fmt = new Intl.DateTimeFormat("zh-CN", { ...o, timeZone: "Asia/Shanghai" }); }
+  S.clock = new Intl.DateTimeFormat("zh-CN", { timeZone: S.fmt.resolvedOptions().timeZone,
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hourCycle: "h23" });
 }
-
-// ---- tickets --------------------------------------------------------------
-
-function upsertTicket(tk, fromEvent) {
-  const old = state.tickets.get(tk.id);
-  if (old && (old.updated_at ?? 0) > (tk.updated_at ?? 0)) return; // stale
-  if (GONE_STATES.has(tk.state)) { state.tickets.delete(tk.id); return; }
-  const raised = old && (LEVEL_RANK[tk.level] ?? 0) > (LEVEL_RANK[old.level] ?? 0);
-  if (state.loaded && fromEvent && (!old || raised)) state.flash.add(tk.id);
-  state.tickets.set(tk.id, tk);
+const when = (ms) => (ms ? S.fmt.format(new Date(ms)) : "—");
+function ago(ms) {
+  const s = Math.max(0, (Date.now() - ms) / 1000);
+  if (s < 90) return `${Math.round(s)}s`;
+  if (s < 5400) return `${Math.round(s / 60)}min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)}h`;
+  return `${Math.round(s / 86400)}d`;
 }
+const num = (v) => (v == null ? "—" : Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 2 : 1));
 
-function ticketOrder(a, b) { // unacknowledged first, then level descending, then newest
-  const ack = (a.acknowledged_at == null ? 0 : 1) - (b.acknowledged_at == null ? 0 : 1);
-  const level = (LEVEL_RANK[b.level] ?? 0) - (LEVEL_RANK[a.level] ?? 0);
-  return ack || level || (b.opened_at ?? 0) - (a.opened_at ?? 0);
-}
+// ---- API --------------------------------------------------------------------------
 
-function ticketRow(tk) {
-  const acked = tk.acknowledged_at != null;
-  const tr = el("tr", { "data-ticket-id": tk.id, "data-level": tk.level, "data-state": tk.state,
-    "data-acknowledged": String(acked) });
-  const level = el("td", { class: "col-level" });
-  const badge = tk.level ?? "fault"; // device faults carry no warning colour
-  level.append(el("span", { class: `badge level-${badge}` }, t(tk.level ?? "device_fault")));
-  const title = el("td", { class: "col-title" });
-  if (tk.kind && tk.kind !== "hazard") title.append(el("span", { class: "kind" }, t(tk.kind)), " ");
-  title.append(document.createTextNode(tk.title ?? ""));
-  if (tk.overdue) title.append(" ", el("span", { class: "kind overdue" }, t("overdue")));
-  if (tk.suggestion === "lift" || tk.suggestion?.startsWith("lower:")) {
-    title.append(" ", el("span", { class: "kind suggestion" },
-      t(tk.suggestion === "lift" ? "suggestLift" : "suggestLower")));
+class ApiError extends Error {
+  constructor(status, body) {
+    const d = body && body.detail;
+    const msg = typeof d === "string" ? d : d && (d.message || (d.errors || []).join("; "))
+      || (Array.isArray(d) ? d.map((e) => `${(e.loc || []).join(".")}: ${e.msg}`).join("; ") : "");
+    super(msg || `HTTP ${status}`);
+    this.status = status; this.body = body;
   }
-  const dev = state.devices.get(tk.device);
-  const unit = dev?.metrics?.[tk.metric]?.unit;
-  const value = tk.value == null ? "—" : fmtValue(tk.value) + (unit ? ` ${unit}` : "");
-  const ack = el("td", { class: "col-ack" });
-  if (acked) {
-    ack.textContent = t("ackBy", { by: tk.acknowledged_by ?? "?", at: fmtTime(tk.acknowledged_at) });
-  } else {
-    ack.append(el("button", { type: "button", class: "ack-button", "data-ack": tk.id }, t("ack")));
+}
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && S.me) headers["X-CSRF-Token"] = S.me.csrf;
+  const r = await fetch(path, { method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
+  if (r.status === 401 && !path.startsWith("/api/login") && !path.startsWith("/api/setup")) {
+    showLogin(false);
   }
-  tr.append(level, title,
-    el("td", { class: "col-device", title: tk.device }, dev?.name ?? tk.device ?? "—"),
-    el("td", { class: "col-metric" }, tk.metric ?? "—"),
-    el("td", { class: "col-value num" }, value),
-    el("td", { class: "col-state", "data-ticket-state": tk.state }, t(tk.state)),
-    el("td", { class: "col-opened time" }, fmtTime(tk.opened_at)),
-    ack);
-  return tr;
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+function notice(msg, bad = true) {
+  const n = $("#notice");
+  n.textContent = msg; n.hidden = false; n.dataset.bad = bad ? "1" : "0";
+  clearTimeout(S.noticeTimer);
+  S.noticeTimer = setTimeout(() => { n.hidden = true; }, 6000);
 }
 
-function emptyRow(cols, key) {
-  const tr = el("tr", { class: "empty" });
-  tr.append(el("td", { colspan: cols }, t(key)));
-  return tr;
-}
+// ---- login ------------------------------------------------------------------------
 
-function renderTickets() {
-  const list = [...state.tickets.values()].sort(ticketOrder);
-  const rows = list.map((tk) => {
-    const tr = ticketRow(tk);
-    if (state.flash.has(tk.id)) flash(tr);
-    return tr;
-  });
-  state.flash.clear();
-  $("#tickets tbody").replaceChildren(...(rows.length ? rows : [emptyRow(8, "noTickets")]));
-  $("#ticket-count").textContent = `(${list.length})`;
+function showLogin(setup) {
+  S.me = null;
+  if (S.es) { S.es.close(); S.es = null; }
+  $("#setup-hint").hidden = !setup; $("#token-row").hidden = !setup;
+  $("#token-row input").required = setup;
+  const d = $("#login");
+  if (!d.open) d.showModal();
+  $("input[name=" + (setup ? "token" : "name") + "]", d).focus();
 }
-
-async function acknowledge(id, button) {
-  const name = window.prompt(t("askName"), load("duty.name") ?? "")?.trim();
-  if (!name) return;
-  save("duty.name", name);
-  const note = window.prompt(t("askNote"), "");
-  if (note === null) return; // cancelled
-  const body = note.trim() ? { by: name, note: note.trim() } : { by: name };
-  button.disabled = true;
+async function submitLogin(ev) {
+  ev.preventDefault();
+  const f = ev.target, setup = !$("#token-row").hidden;
+  const body = { name: f.name.value.trim(), password: f.password.value };
+  if (setup) body.token = f.token.value.trim();
   try {
-    const tk = await api(`/api/tickets/${encodeURIComponent(id)}/ack`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    });
-    upsertTicket(tk, false);
-    renderTickets();
-  } catch (err) {
-    notify(t("ackFailed", { msg: err.message }));
-    button.disabled = false;
-    if (err.status === 404 || err.status === 409) loadSnapshot(); // someone else was faster
+    S.me = await api("POST", setup ? "/api/setup" : "/api/login", body);
+    f.password.value = ""; $("#login-error").textContent = "";
+    $("#login").close();
+    await start();
+  } catch (e) {
+    $("#login-error").textContent = e.status === 429
+      ? t("locked", { s: e.body?.detail?.retry_after_s ?? "?" })
+      : e.status === 401 ? t("wrongLogin") : e.message;
   }
 }
 
-// ---- devices --------------------------------------------------------------
+// ---- the snapshot and live events -------------------------------------------------
 
-function metricNode(key, m) {
-  const span = el("span", { class: "metric", "data-metric": key, title: fmtTime(m.ts) });
-  span.append(el("span", { class: "m-name" }, key), " ",
-    el("span", { class: "m-value num" }, fmtValue(m.value)));
-  if (m.unit) span.append(" ", el("span", { class: "m-unit" }, m.unit));
-  return span;
+async function start() {
+  if (!S.me) {
+    const s = await api("GET", "/api/session");
+    if (!s.user) return showLogin(s.setup);
+    S.me = s;
+  }
+  const may = S.me.may;
+  $("#who").textContent = `${S.me.user.name} · ${t("role_" + S.me.user.role)}`;
+  $("#logout").hidden = false;
+  $$("[data-need]").forEach((n) => { n.hidden = !may[n.dataset.need]; });
+  S.dash = await api("GET", "/api/dashboard");
+  setZone(S.dash.station.timezone);
+  $("#station-name").textContent = S.dash.station.name;
+  document.title = S.dash.station.name;
+  fillSeries();
+  await reload();
+  connect();
+  route();
+}
+function showBroker(up) { $("#broker-down").hidden = up !== false; }
+async function reload() {
+  api("GET", "/api/health").then((h) => showBroker(h.broker?.connected)).catch(() => {});
+  const [tk, dv, mu] = await Promise.all([
+    api("GET", "/api/tickets?limit=500"), api("GET", "/api/devices"), api("GET", "/api/alarms/muted"),
+  ]);
+  S.tickets = new Map(tk.map((x) => [x.id, x]));
+  S.devices = new Map(dv.map((d) => [d.id, d]));
+  for (const d of dv) for (const [m, v] of Object.entries(d.metrics)) {
+    if (v.ts != null) S.latest.set(`${d.id}/${m}`, { ts: v.ts, value: v.value });
+  }
+  S.muted = new Map(mu.muted.map((m) => [m.ticket, m]));
+  schedule();
+}
+function connect() {
+  if (S.es) S.es.close();
+  const es = new EventSource("/api/events");
+  S.es = es;
+  const conn = $("#conn-state");
+  es.onopen = () => { conn.dataset.state = "live"; conn.textContent = t("live"); reload().catch(() => {}); };
+  es.onerror = () => {
+    conn.dataset.state = "reconnecting"; conn.textContent = t("reconnecting");
+    if (es.readyState === EventSource.CLOSED) {
+      setTimeout(() => api("GET", "/api/session").then((s) => (s.user ? connect() : showLogin(s.setup))), 3000);
+    }
+  };
+  const on = (name, fn) => es.addEventListener(name, (e) => { fn(JSON.parse(e.data)); schedule(); });
+  on("readings", (list) => {
+    for (const r of list) S.latest.set(`${r.device}/${r.metric}`, { ts: r.ts, value: r.value, fresh: true });
+  });
+  on("ticket", (tk) => {
+    const old = S.tickets.get(tk.id);
+    S.tickets.set(tk.id, { ...old, ...tk });
+    if (S.detail === tk.id) openTicket(tk.id);
+  });
+  on("device", (d) => {
+    const old = S.devices.get(d.id);
+    if (old) S.devices.set(d.id, { ...old, ...d, metrics: old.metrics, health: d.health ?? old.health });
+  });
+  on("mute", (m) => S.muted.set(m.ticket, m));
+  on("alarm", () => {});
+  on("broker", (b) => showBroker(b.connected));
+}
+function schedule() {
+  if (S.renderQueued) return;
+  S.renderQueued = true;
+  requestAnimationFrame(() => { S.renderQueued = false; render(); });
 }
 
-function deviceStatus(tr, dev) {
-  tr.dataset.online = String(Boolean(dev.online));
-  const cell = $(".col-online", tr);
-  cell.textContent = dev.online ? t("isOnline") : t("isOffline");
-  cell.className = `col-online ${dev.online ? "is-online" : "is-offline"}`;
-  $(".col-last-seen", tr).textContent = fmtTime(dev.last_seen);
+// ---- pages ------------------------------------------------------------------------
+
+const PAGES = ["overview", "map", "tickets", "trends", "devices", "rules", "duty"];
+function route() {
+  const [page, arg] = (location.hash.slice(1) || "overview").split("/");
+  S.page = PAGES.includes(page) ? page : "overview";
+  document.body.dataset.page = S.page;
+  for (const p of PAGES) $("#page-" + p).hidden = p !== S.page;
+  $$("#nav a").forEach((a) => a.setAttribute("aria-current", a.hash === "#" + S.page ? "page" : "false"));
+  if (S.page === "tickets" && arg) openTicket(Number(arg));
+  if (S.page === "trends") drawTrend();
+  if (S.page === "rules") loadRules();
+  if (S.page === "duty") loadDuty();
+  schedule();
+}
+function render() {
+  if (!S.dash) return;
+  renderBanner();
+  if (S.page === "overview") renderOverview();
+  if (S.page === "map") renderMap();
+  if (S.page === "tickets") renderQueue();
+  if (S.page === "devices") renderDevices();
+}
+const openTickets = () => [...S.tickets.values()].filter((x) => !FINAL.has(x.state));
+const rank = (lv) => (lv ? 4 - LEVELS.indexOf(lv) : 0);
+const byLevel = (a, b) => rank(b.level) - rank(a.level) || b.opened_at - a.opened_at;
+const pointName = (id) => S.dash.points.find((p) => p.id === id)?.name ?? id ?? "—";
+const alarming = () => openTickets()
+  .filter((x) => x.kind === "warning" && !x.acknowledged_at && S.muted.get(x.id)?.level !== x.level).sort(byLevel);
+const levelTag = (lv) => el("span", { class: "lv", "data-level": lv || "none" }, lv ? t(lv) : "—");
+
+function renderBanner() {
+  const list = alarming(), b = $("#banner"), ul = $("ul", b);
+  b.hidden = list.length === 0;
+  b.dataset.level = list[0]?.level ?? "";
+  put(ul, ...list.map((x) => el("li", { "data-ticket": x.id },
+    levelTag(x.level), el("strong", {}, x.title), el("span", {}, `${when(x.opened_at)} · ${ago(x.opened_at)}`),
+    S.me.may.ack && el("button", { type: "button", class: "ack", onclick: () => ack(x.id) }, t("ack")),
+    S.me.may.ack && el("button", { type: "button", class: "mute", onclick: () => mute(x.id) }, t("mute")),
+  )));
+  alarmLoop(list.length > 0);
 }
 
-function deviceRow(dev) {
-  const tr = el("tr", { "data-device-id": dev.id, "data-kind": dev.kind });
-  const name = el("td", { class: "col-name" });
-  name.append(el("div", { class: "dev-name" }, dev.name ?? dev.id),
-    el("div", { class: "dev-id" }, dev.kind ? `${dev.id} · ${dev.kind}` : dev.id));
-  const metrics = el("td", { class: "col-metrics" });
-  for (const [key, m] of Object.entries(dev.metrics ?? {})) metrics.append(metricNode(key, m));
-  tr.append(name, el("td", { class: "col-point" }, dev.point ?? "—"),
-    el("td", { class: "col-online" }), el("td", { class: "col-last-seen time" }), metrics);
-  deviceStatus(tr, dev);
-  return tr;
+function renderOverview() {
+  const open = openTickets(), warn = open.filter((x) => x.kind === "warning");
+  put($("#counts"), 
+    ...LEVELS.map((lv) => el("div", { class: "tile", "data-level": lv },
+      el("b", {}, warn.filter((x) => x.level === lv).length), el("span", {}, t("levelWarnings", { lv: t(lv) })))),
+    el("div", { class: "tile" }, el("b", {}, open.filter((x) => x.kind === "hazard").length), el("span", {}, t("hazards"))),
+    el("div", { class: "tile" }, el("b", {}, open.filter((x) => x.kind === "device_fault").length), el("span", {}, t("faults"))));
+  const blocks = S.dash.points.map((p) => el("div", { class: "point" }, el("h3", {}, p.name),
+    el("dl", {}, S.dash.devices.filter((d) => d.point === p.id).flatMap((d) =>
+      Object.entries(d.metrics).map(([m, spec]) => {
+        const r = S.latest.get(`${d.id}/${m}`);
+        return el("div", { class: r?.fresh ? "fresh" : "", "data-series": `${d.id}/${m}` },
+          el("dt", {}, `${spec.name || m} · ${d.name}`),
+          el("dd", {}, el("b", {}, r ? num(r.value) : "—"), ` ${spec.unit}`,
+            el("small", {}, r ? when(r.ts) : "")));
+      })))));
+  put($("#latest"), ...blocks);
+  const devs = [...S.devices.values()];
+  const faulty = new Set(open.filter((x) => x.kind === "device_fault").map((x) => x.device));
+  put($("#health"), 
+    el("div", { class: "tile", "data-ok": "1" }, el("b", {}, devs.filter((d) => d.online).length), el("span", {}, t("online"))),
+    el("div", { class: "tile", "data-ok": "0" }, el("b", {}, devs.filter((d) => !d.online).length), el("span", {}, t("offline"))),
+    el("div", { class: "tile", "data-ok": "0" }, el("b", {}, faulty.size), el("span", {}, t("faulty"))));
+  put($("#ov-tickets"), ticketTable(open.sort(byLevel).slice(0, 8)));
 }
+
+function ticketTable(list) {
+  if (!list.length) return el("p", { class: "muted" }, t("noOpen"));
+  const now = Date.now();
+  return table(["level", "kind", "title", "state", "age", "deadline"], list.map((x) => {
+    const late = x.due_at && x.due_at < now && !FINAL.has(x.state);
+    return el("tr", { "data-ticket": x.id, class: late ? "late" : "", tabindex: 0, "aria-selected": String(S.detail === x.id),
+      onclick: () => { location.hash = `#tickets/${x.id}`; },
+      onkeydown: (e) => { if (e.key === "Enter") location.hash = `#tickets/${x.id}`; } },
+    el("td", {}, levelTag(x.level)), el("td", {}, t(x.kind)),
+    el("td", {}, x.title, !x.acknowledged_at && x.kind === "warning" ? el("span", { class: "flag" }, " ●") : null),
+    el("td", {}, t(x.state)), el("td", {}, ago(x.opened_at)),
+    el("td", {}, x.due_at ? when(x.due_at) : "—", late ? el("span", { class: "flag" }, ` ${t("overdue")}`) : null));
+  }));
+}
+
+// risk map: lon/lat → % of the background's box
+function project(p) {
+  let b = S.dash.map.bounds;
+  if (!b) {
+    const xs = S.dash.points.filter((q) => q.lon != null);
+    const lo = (k) => Math.min(...xs.map((q) => q[k])), hi = (k) => Math.max(...xs.map((q) => q[k]));
+    const px = (hi("lon") - lo("lon")) * 0.15 || 0.01, py = (hi("lat") - lo("lat")) * 0.15 || 0.01;
+    b = [lo("lon") - px, lo("lat") - py, hi("lon") + px, hi("lat") + py];
+  }
+  return [(p.lon - b[0]) / (b[2] - b[0]) * 100, (b[3] - p.lat) / (b[3] - b[1]) * 100];
+}
+function pointState(pid) {
+  const open = openTickets().filter((x) => x.point === pid && x.kind !== "device_fault").sort(byLevel);
+  const top = open[0];
+  return { level: top?.level ?? "", blink: open.some((x) => x.kind === "warning" && !x.acknowledged_at), open };
+}
+function renderMap() {
+  const img = $("#map-bg");
+  if (S.dash.map.background && !img.getAttribute("src")) {
+    img.onload = () => { // the box takes the picture's shape, so lon/lat % land on it
+      if (img.naturalWidth && img.naturalHeight) $("#map-box").style.setProperty("--ar", img.naturalWidth / img.naturalHeight);
+      img.dataset.loaded = "1";
+    };
+    img.src = S.dash.map.background;
+  }
+  img.hidden = !S.dash.map.background;
+  put($("#markers"), ...S.dash.points.filter((p) => p.lon != null && p.lat != null).map((p) => {
+    const [x, y] = project(p), st = pointState(p.id);
+    return el("button", { type: "button", class: "marker", "data-point": p.id,
+      "data-level": st.level || "none", "data-blink": st.blink ? "1" : "0",
+      style: `left:${x.toFixed(2)}%;top:${y.toFixed(2)}%`, "aria-label": p.name,
+      onclick: () => { S.point = p.id; renderMap(); } }, el("span", {}, p.name));
+  }));
+  if (S.point) {
+    const p = S.dash.points.find((q) => q.id === S.point), st = pointState(S.point);
+    put($("#map-detail"), el("h2", {}, p.name), el("p", {}, S.dash.villages[p.village] ?? p.village),
+      el("dl", {}, S.dash.devices.filter((d) => d.point === p.id).flatMap((d) =>
+        Object.entries(d.metrics).map(([m, spec]) => {
+          const r = S.latest.get(`${d.id}/${m}`);
+          return el("div", {}, el("dt", {}, `${spec.name || m} · ${d.name}`),
+            el("dd", {}, r ? `${num(r.value)} ${spec.unit} · ${when(r.ts)}` : "—"));
+        }))),
+      ticketTable(st.open));
+  }
+}
+
+function renderQueue() {
+  const all = $("#show-all").checked;
+  const list = [...S.tickets.values()].filter((x) => all || !FINAL.has(x.state)).sort(byLevel);
+  put($("#queue"), ticketTable(list));
+}
+async function openTicket(id) {
+  S.detail = id;
+  let d;
+  try { d = await api("GET", `/api/tickets/${id}`); } catch (e) { return notice(e.message); }
+  S.tickets.set(id, { ...S.tickets.get(id), ...d });
+  const may = S.me.may, steps = new Set(may.steps?.[d.kind] ?? []), acts = [];
+  if (!FINAL.has(d.state)) {
+    if (may.ack && !d.acknowledged_at) acts.push(["ack", () => ack(id)]);
+    const next = FLOW[d.kind]?.[d.state];
+    if (next && steps.has(next)) acts.push([next, () => act(id, next)]);
+    for (const s of ["dismiss", "lift", "lower"]) if (steps.has(s)) acts.push([s, () => act(id, s)]);
+  }
+  const lines = [
+    ...d.events.map((e) => ({ at: e.at, text: `${t(e.kind === "acknowledged" ? "acknowledged_ev" : e.kind)} ${e.actor ?? ""}${e.role ? ` (${t("role_" + e.role)})` : ""}${e.level ? ` ${t(e.level)}` : ""}${e.note ? ` — ${e.note}` : ""}${e.reason ? ` — ${e.reason}` : ""}`, kind: e.kind })),
+    ...d.calls.map((c) => ({ at: c.at ?? c.called_at ?? c.created_at, text: `${t("calls")}: ${c.name ?? c.person} ${c.why ?? ""} → ${c.outcome ?? ""}`, kind: "call" })),
+    ...d.deliveries.map((x) => ({ at: x.created_at, text: `${t("deliveries")}: ${x.channel} ${x.target} ${x.status}${x.last_error ? ` (${x.last_error})` : ""}`, kind: "delivery" })),
+  ].sort((a, b) => (a.at ?? 0) - (b.at ?? 0));
+  const note = el("textarea", { id: "action-note", rows: 2, maxlength: 2000, "aria-label": t("actionNote"), placeholder: t("actionNote") });
+  put($("#ticket-detail"), 
+    el("h2", {}, levelTag(d.level), " ", d.code ? `#${d.code} ` : "", d.title),
+    el("p", {}, `${t(d.kind)} · ${t(d.state)} · ${pointName(d.point)} · ${when(d.opened_at)}`,
+      d.due_at ? ` · ${t("deadline")} ${when(d.due_at)}` : "", d.overdue ? el("span", { class: "flag" }, ` ${t("overdue")}`) : null),
+    d.reason ? el("p", { class: "muted" }, d.reason) : null,
+    d.suggestion ? el("p", { class: "flag" }, `${t("suggestion")}: ${d.suggestion}`) : null,
+    S.muted.has(id) ? el("p", { class: "muted" }, t("mutedBy", S.muted.get(id))) : null,
+    acts.length ? el("div", { class: "actions" }, note, acts.map(([k, fn]) =>
+      el("button", { type: "button", "data-action": k, onclick: fn }, t(k)))) : el("p", { class: "muted" }, t("readOnly")),
+    el("h3", {}, t("timeline")),
+    el("ol", { class: "timeline" }, lines.map((l) => el("li", { "data-kind": l.kind }, el("time", {}, when(l.at)), " ", l.text))));
+  renderQueue();
+}
+async function ack(id) {
+  const note = $("#action-note")?.value.trim() || null;
+  try { await api("POST", `/api/tickets/${id}/ack`, { note }); await refreshTicket(id); }
+  catch (e) { notice(t("failed", { msg: e.message })); }
+}
+async function act(id, step) {
+  const note = $("#action-note")?.value.trim() || null;
+  try {
+    if (step === "lift") await api("POST", `/api/tickets/${id}/lift`, { reason: note ?? "" });
+    else if (step === "lower") {
+      const level = await ask(t("lower"), t("lowerTo"));
+      if (!level) return;
+      await api("POST", `/api/tickets/${id}/lower`, { level: level.trim() });
+    } else await api("POST", `/api/tickets/${id}/steps`, { step, note });
+    await refreshTicket(id);
+  } catch (e) { notice(t("failed", { msg: e.message })); }
+}
+async function refreshTicket(id) {
+  const x = await api("GET", `/api/tickets/${id}`);
+  S.tickets.set(id, { ...S.tickets.get(id), ...x });
+  if (S.detail === id && S.page === "tickets") await openTicket(id);
+  schedule();
+}
+function ask(title, label) {
+  const d = $("#ask"), f = $("#ask-form");
+  $("#ask-title").textContent = title; $("#ask-label").textContent = label;
+  f.text.value = ""; $("#ask-error").textContent = "";
+  d.showModal(); f.text.focus();
+  return new Promise((resolve) => {
+    const done = (v) => { f.onsubmit = null; $("#ask-cancel").onclick = null; d.close(); resolve(v); };
+    f.onsubmit = (e) => {
+      e.preventDefault();
+      if (!f.text.value.trim()) { $("#ask-error").textContent = t("reasonNeeded"); return; }
+      done(f.text.value.trim());
+    };
+    $("#ask-cancel").onclick = () => done(null);
+  });
+}
+async function mute(id) {
+  const reason = await ask(t("muteTitle"), t("muteReason"));
+  if (!reason) return;
+  try { S.muted.set(id, await api("POST", `/api/alarms/${id}/mute`, { reason })); schedule(); }
+  catch (e) { notice(t("failed", { msg: e.message })); }
+}
+
+// ---- the alarm: Web Audio, unlocked by one click ------------------------------------
+
+function enableSound() {
+  const AC = window.AudioContext || window.webkitAudioContext;
+  if (!AC) return;
+  S.audio = S.audio || new AC();
+  S.audio.resume().then(() => {
+    document.body.dataset.audio = "ready";
+    $("#sound").textContent = t("soundOn"); $("#sound").setAttribute("aria-pressed", "true");
+    render();
+  });
+}
+function beep() {
+  const a = S.audio, now = a.currentTime;
+  for (const [i, f] of [[0, 880], [1, 660], [2, 880]]) {
+    const o = a.createOscillator(), g = a.createGain();
+    o.type = "square"; o.frequency.value = f;
+    g.gain.setValueAtTime(0.0001, now + i * 0.3);
+    g.gain.exponentialRampToValueAtTime(0.25, now + i * 0.3 + 0.02);
+    g.gain.exponentialRampToValueAtTime(0.0001, now + i * 0.3 + 0.28);
+    o.connect(g).connect(a.destination); o.start(now + i * 0.3); o.stop(now + i * 0.3 + 0.3);
+  }
+  Object.assign(window.stationAlarm, { plays: window.stationAlarm.plays + 1, playing: true, lastAt: Date.now() });
+  document.body.dataset.audio = "playing";
+}
+function alarmLoop(on) {
+  const ready = S.audio && S.audio.state === "running";
+  if (on && ready && !S.alarmTimer) {
+    beep();
+    S.alarmTimer = setInterval(beep, (S.dash.alarm_repeat_s || 4) * 1000);
+  } else if ((!on || !ready) && S.alarmTimer) {
+    clearInterval(S.alarmTimer); S.alarmTimer = null;
+  }
+  if (!on) {
+    window.stationAlarm.playing = false;
+    if (S.audio) document.body.dataset.audio = S.audio.state === "running" ? "ready" : "locked";
+  }
+}
+
+// ---- trends: own SVG charts ---------------------------------------------------------
+
+function fillSeries() {
+  const opts = S.dash.devices.flatMap((d) => Object.entries(d.metrics).map(([m, s]) =>
+    el("option", { value: `${d.id}/${m}` }, `${d.name} · ${s.name || m} (${s.unit})`)));
+  put($("#series"), ...opts);
+  put($("#replay-device"), ...S.dash.devices.map((d) => el("option", { value: d.id }, d.name)));
+  put($("#replay-range"), ...RANGES.slice(2).map(([k, ms]) => el("option", { value: ms }, t(k))));
+  put($("#ranges"), ...RANGES.map(([k, ms]) => el("button", { type: "button",
+    "aria-pressed": String(ms === S.range), onclick: () => { S.range = ms; drawTrend(); } }, t(k))));
+}
+function thresholds(device, metric) {
+  const out = [];
+  for (const r of S.dash.rules) {
+    if (r.metric !== metric || (r.devices && !r.devices.includes(device)) || !r.levels) continue;
+    for (const [lv, v] of Object.entries(r.levels)) out.push({ level: lv, value: v, rule: r.name });
+  }
+  return out;
+}
+async function series(device, metric, from, to, width) {
+  const q = new URLSearchParams({ device, metric, from, to, points: Math.round(width), limit: 100000 });
+  const r = await api("GET", `/api/readings?${q}`);
+  return r.points.map((p) => ({ ts: p.ts, v: p.value ?? (p.count ? p.sum / p.count : null),
+    sum: p.sum ?? p.value, min: p.min, max: p.max })).filter((p) => p.v != null);
+}
+async function drawTrend() {
+  const key = $("#series").value;
+  if (!key) return;
+  $$("#ranges button").forEach((b, i) => b.setAttribute("aria-pressed", String(RANGES[i][1] === S.range)));
+  const [device, metric] = key.split("/"), box = $("#chart"), to = Date.now(), from = to - S.range;
+  try {
+    const pts = await series(device, metric, from, to, box.clientWidth || 1000);
+    // a rain rule judges each report: its lines mean something only where bars are reports
+    const rain = /rain/.test(metric), lines = rain && S.range > 3600e3 ? [] : thresholds(device, metric);
+    chart(box, pts, { from, to, rain, lines,
+      unit: S.dash.devices.find((d) => d.id === device)?.metrics[metric]?.unit ?? "" });
+  } catch (e) { notice(e.message); }
+}
+function chart(box, pts, o) {
+  const W = Math.max(600, (box.clientWidth || box.parentElement.clientWidth) - 2), H = o.height || Math.max(280, Math.min(720, window.innerHeight - 200));
+  const L = 64, R = o.rain ? 64 : 16, T = 28, B = 36, w = W - L - R, h = H - T - B;
+  const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", class: "plot" });
+  const bins = Math.max(12, Math.min(120, Math.floor(w / 10)));
+  if (o.rain) { // rainfall: summed per time bin
+    const span = (o.to - o.from) / bins, sums = new Map();
+    for (const p of pts) { const k = Math.floor((p.ts - o.from) / span); sums.set(k, (sums.get(k) ?? 0) + p.sum); }
+    pts = [...sums.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => ({ ts: o.from + (k + 0.5) * span, sum: v }));
+  }
+  const vals = pts.map((p) => (o.rain ? p.sum : p.v)).concat(o.lines.map((l) => l.value));
+  let lo = Math.min(0, ...vals), hi = Math.max(1, ...vals);
+  if (!o.rain && pts.length) lo = Math.min(...vals); if (hi === lo) hi = lo + 1;
+  const pad = (hi - lo) * 0.08; hi += pad; if (!o.rain) lo -= pad;
+  const x = (ts) => L + ((ts - o.from) / (o.to - o.from)) * w, y = (v) => T + h - ((v - lo) / (hi - lo)) * h;
+  for (let i = 0; i <= 5; i++) { // grid and axis labels
+    const v = lo + ((hi - lo) * i) / 5, yy = y(v);
+    s.append(svg("line", { x1: L, x2: L + w, y1: yy, y2: yy, class: "grid" }));
+    const tx = svg("text", { x: L - 6, y: yy + 4, "text-anchor": "end" }); tx.textContent = num(+v.toPrecision(3)); s.append(tx);
+  }
+  for (let i = 0; i <= 6; i++) {
+    const ts = o.from + ((o.to - o.from) * i) / 6, tx = svg("text", { x: x(ts), y: H - 10, "text-anchor": "middle" });
+    tx.textContent = when(ts); s.append(tx);
+  }
+  const u = svg("text", { x: 4, y: 12 }); u.textContent = o.name ? `${o.name} (${o.unit})` : o.unit; s.append(u);
+  if (!pts.length) { const n = svg("text", { x: L + w / 2, y: T + h / 2, "text-anchor": "middle", class: "nodata" }); n.textContent = t("noData"); s.append(n); }
+  if (o.rain) { // bars per time bin, and the running accumulation on its own axis
+    const bw = Math.max(1, (w / bins) * 0.8);
+    let acc = 0; const accs = pts.map((p) => (acc += p.sum));
+    const top = Math.max(1, acc) * 1.08, ya = (v) => T + h - (v / top) * h;
+    for (const p of pts) s.append(svg("rect", { x: x(p.ts) - bw / 2, y: y(p.sum), width: bw, height: Math.max(0, y(0) - y(p.sum)), class: "bar" }));
+    if (pts.length) s.append(svg("path", { d: `M${L},${ya(0)}` + pts.map((p, i) => `L${x(p.ts).toFixed(1)},${ya(i ? accs[i - 1] : 0).toFixed(1)}L${x(p.ts).toFixed(1)},${ya(accs[i]).toFixed(1)}`).join("") + `L${L + w},${ya(acc).toFixed(1)}`, class: "acc" }));
+    for (let i = 0; i <= 5; i++) { const v = (top * i) / 5, tx = svg("text", { x: L + w + 6, y: ya(v) + 4, class: "acc-label" }); tx.textContent = num(+v.toPrecision(3)); s.append(tx); }
+    const al = svg("text", { x: L + w - 6, y: T + 16, "text-anchor": "end", class: "acc-label" }); al.textContent = `${t("accumulated")} ${num(acc)} ${o.unit}`; s.append(al);
+  } else if (pts.length) {
+    if (pts[0].min != null) s.append(svg("path", { class: "band", d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.ts).toFixed(1)},${y(p.max).toFixed(1)}`).join("") + pts.slice().reverse().map((p) => `L${x(p.ts).toFixed(1)},${y(p.min).toFixed(1)}`).join("") + "Z" }));
+    s.append(svg("path", { d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.ts).toFixed(1)},${y(p.v).toFixed(1)}`).join(""), class: "line" }));
+  }
+  for (const l of o.lines) {
+    s.append(svg("line", { x1: L, x2: L + w, y1: y(l.value), y2: y(l.value), class: "thr", "data-level": l.level }));
+    const tx = svg("text", { x: L + 4, y: y(l.value) - 3, class: "thr-label", "data-level": l.level }); tx.textContent = `${t(l.level)} ${l.value}`; s.append(tx);
+  }
+  for (const m of o.marks || []) {
+    s.append(svg("line", { x1: x(m.at), x2: x(m.at), y1: T, y2: T + h, class: "mark", "data-level": m.level }));
+  }
+  put(box, s);
+}
+
+// ---- devices ----------------------------------------------------------------------
 
 function renderDevices() {
-  const list = [...state.devices.values()].sort((a, b) => String(a.id).localeCompare(String(b.id)));
-  const rows = list.map(deviceRow);
-  $("#devices tbody").replaceChildren(...(rows.length ? rows : [emptyRow(5, "noDevices")]));
-  $("#device-count").textContent = `(${list.length})`;
+  const faults = openTickets().filter((x) => x.kind === "device_fault");
+  put($("#device-table"), table(
+    ["device", "point", "online", "lastSeen", "battery", "signal", "errors", "firmware", "latest", "faults"],
+    [...S.devices.values()].map((d) => {
+      const h = d.health || {}, e = h.errors || {};
+      return el("tr", { "data-device": d.id },
+        el("td", {}, d.name, el("small", {}, ` ${d.id}`)), el("td", {}, pointName(d.point)),
+        el("td", {}, el("span", { class: "dot", "data-ok": d.online ? "1" : "0" }, d.online ? t("online") : t("offline"))),
+        el("td", {}, d.last_seen ? `${when(d.last_seen)} (${ago(d.last_seen)})` : "—"),
+        el("td", {}, h.battery != null ? `${num(h.battery)}%` : h.supply_v != null ? `${num(h.supply_v)} V` : "—"),
+        el("td", {}, h.signal != null ? num(h.signal) : "—"),
+        el("td", {}, `CRC ${e.crc ?? 0} · TO ${e.timeouts ?? 0} · ${e.malformed ?? 0}`),
+        el("td", {}, h.firmware ?? "—"),
+        el("td", {}, Object.entries(d.metrics).map(([m, v]) => {
+          const r = S.latest.get(`${d.id}/${m}`);
+          return el("div", {}, `${m}: ${r ? num(r.value) : "—"} ${v.unit}`);
+        })),
+        el("td", {}, faults.filter((x) => x.device === d.id).map((x) =>
+          el("a", { href: `#tickets/${x.id}`, class: "flag" }, x.title))));
+    })));
 }
 
-const deviceTr = (id) => byData("#devices tbody tr[data-device-id]", "deviceId", id);
+// ---- rules (technician) -------------------------------------------------------------
 
-function applyReadings(readings) {
-  for (const r of readings) {
-    const dev = state.devices.get(r.device);
-    if (!dev) { reloadSoon(); continue; } // a device we have not heard of yet
-    dev.metrics = dev.metrics ?? {};
-    const m = dev.metrics[r.metric] ?? (dev.metrics[r.metric] = { unit: null, value: null, ts: null });
-    if (m.ts != null && r.ts < m.ts) continue; // older than what we show
-    const changed = m.value !== r.value;
-    Object.assign(m, { value: r.value, ts: r.ts });
-    if (dev.last_seen == null || r.ts > dev.last_seen) dev.last_seen = r.ts;
-    const tr = deviceTr(dev.id);
-    if (!tr) continue;
-    let cell = byData("[data-metric]", "metric", r.metric, tr);
-    if (cell) {
-      $(".m-value", cell).textContent = fmtValue(m.value);
-      cell.title = fmtTime(m.ts);
-    } else {
-      cell = $(".col-metrics", tr).appendChild(metricNode(r.metric, m));
-    }
-    $(".col-last-seen", tr).textContent = fmtTime(dev.last_seen);
-    if (changed) flash(cell);
-  }
-}
-
-function applyDevice(upd) {
-  const dev = state.devices.get(upd.id);
-  if (!dev) { reloadSoon(); return; }
-  const wasOnline = dev.online;
-  Object.assign(dev, upd);
-  const tr = deviceTr(dev.id);
-  if (tr) deviceStatus(tr, dev);
-  if (tr && wasOnline !== dev.online) flash($(".col-online", tr));
-}
-
-// ---- loading and the event stream -----------------------------------------
-
-async function loadHealth() {
+async function loadRules() {
+  if (!S.me?.may.rules) return;
   try {
-    const h = await api("/api/health");
-    state.station = h.station ?? null;
-    applyHeader();
-    showBroker(h.broker?.connected !== false);
-    const tz = h.station?.timezone || DEFAULT_TZ;
-    if (tz !== state.tz) { setTimezone(tz); tickClock(); renderDevices(); renderTickets(); }
-  } catch (err) {
-    notify(t("loadFailed", { msg: err.message }));
-  }
+    const [st, files] = await Promise.all([api("GET", "/api/rules"), api("GET", "/api/rules/files")]);
+    const errs = Object.entries(st.errors || {});
+    put($("#rule-table"), 
+      table(["rule", "kind", "metric", "levels", "ruleState"], st.rules.map((r) => el("tr", { "data-rule": r.id },
+        el("td", {}, r.name, el("small", {}, ` ${r.id}`)), el("td", {}, r.kind), el("td", {}, r.metric ?? "—"),
+        el("td", {}, r.levels ? Object.entries(r.levels).map(([lv, v]) => el("span", { class: "lv", "data-level": lv }, `${v}`))
+          : r.windows ? Object.entries(r.windows).map(([win, lv]) => `${win}: ${Object.values(lv).join("/")}`).join("; ") : "—"),
+        // the series this rule holds at a level now: its open tickets
+        el("td", {}, openTickets().filter((x) => x.rule === r.id).map((x) =>
+          el("a", { href: `#tickets/${x.id}`, class: "state" }, levelTag(x.level), x.device ? `${x.device}/${x.metric}` : pointName(x.point))))))),
+      errs.length ? el("ul", { class: "errors" }, errs.flatMap(([f, ps]) => ps.map((p) => el("li", {}, `${f}: ${p}`)))) : null);
+    S.files = files.files;
+    const sel = $("#rule-file"), keep = sel.value;
+    sel.replaceChildren(...S.files.map((f) => el("option", { value: f.name }, f.name)));
+    if (keep) sel.value = keep;
+    pickFile();
+  } catch (e) { notice(e.message); }
 }
-
-async function loadSnapshot() {
-  if (state.loading) { state.again = true; return; }
-  Object.assign(state, { loading: true, again: false });
+function pickFile() {
+  const f = S.files.find((x) => x.name === $("#rule-file").value);
+  $("#rule-name").value = f ? f.name : "";
+  $("#rule-text").value = f ? f.text : "";
+  put($("#rule-errors"), );
+}
+function showRuleErrors(list, okText) {
+  $("#rule-errors").dataset.ok = list.length ? "0" : "1";
+  put($("#rule-errors"), ...(list.length ? list : [okText]).map((p) => el("li", {}, p)));
+}
+async function checkRules() {
+  const r = await api("POST", "/api/rules/check", { text: $("#rule-text").value });
+  showRuleErrors(r.errors, t("valid", { n: r.rules.length }));
+  return r.ok;
+}
+async function saveRules() {
   try {
-    const [devices, tickets] = await Promise.all([api("/api/devices"), api("/api/tickets?open=true")]);
-    state.devices = new Map(devices.map((d) => [d.id, d]));
-    const fresh = new Map();
-    for (const tk of tickets.filter((x) => !GONE_STATES.has(x.state))) {
-      if (state.loaded && !state.tickets.has(tk.id)) state.flash.add(tk.id);
-      fresh.set(tk.id, tk);
-    }
-    Object.assign(state, { tickets: fresh, loaded: true });
-  } catch (err) {
-    notify(t("loadFailed", { msg: err.message }));
-  }
-  state.loading = false;
-  renderDevices();
-  renderTickets();
-  for (const [type, data] of state.buffer.splice(0)) handleEvent(type, data);
-  if (state.again) loadSnapshot(); // asked again while in flight: don't miss anything
+    await api("PUT", `/api/rules/files/${encodeURIComponent($("#rule-name").value.trim())}`, { text: $("#rule-text").value });
+    showRuleErrors([], t("saved"));
+    await loadRules();
+  } catch (e) { showRuleErrors(e.body?.detail?.errors ?? [e.message], ""); }
+}
+async function runReplay() {
+  const device = $("#replay-device").value, span = Number($("#replay-range").value), to = Date.now(), from = to - span;
+  try {
+    const r = await api("POST", "/api/rules/replay", { text: $("#rule-text").value || null, device, from, to });
+    const hz = r.transitions.filter((x) => x.kind === "hazard");
+    const metric = hz[0]?.metric ?? Object.keys(S.dash.devices.find((d) => d.id === device).metrics)[0];
+    const pts = await series(device, metric, from, to, $("#replay-chart").clientWidth || 1000);
+    const unit = S.dash.devices.find((d) => d.id === device).metrics[metric]?.unit ?? "";
+    chart($("#replay-chart"), pts, { from, to, rain: /rain/.test(metric), lines: [], height: 260,
+      name: metric, unit, marks: hz.map((x) => ({ at: x.at, level: x.level })) });
+    put($("#replay-out"), hz.length ? table(["time", "metric", "rule", "level", "value"], hz.map((x) =>
+      el("tr", {}, el("td", {}, when(x.at)), el("td", {}, x.metric), el("td", {}, x.rule),
+        el("td", {}, `${x.previous} → `, levelTag(x.level === "none" ? null : x.level)), el("td", {}, num(x.value)))))
+      : el("p", {}, t("noTransitions")));
+  } catch (e) { notice(e.message); }
 }
 
-function reloadSoon() { // at most one reload every few seconds
-  if (!state.reloadTimer) {
-    state.reloadTimer = setTimeout(() => { state.reloadTimer = null; loadSnapshot(); }, 3000);
-  }
+// ---- duty -------------------------------------------------------------------------
+
+async function loadDuty() {
+  try {
+    const [people, hos] = await Promise.all([api("GET", "/api/people"), api("GET", "/api/handovers")]);
+    $("#on-duty").textContent = people.on_duty ? people.on_duty.name : t("nobody");
+    $("#handover").hidden = !S.me.may.handover;
+    put($("#handover-open"), el("h3", {}, t("open")), ticketTable(openTickets().sort(byLevel)));
+    put($("#handovers"), table(["at", "from", "to", "note", "open", "record"], hos.map((h) =>
+      el("tr", {}, el("td", {}, when(h.at)), el("td", {}, h.from ?? h.from_person), el("td", {}, h.to ?? h.to_person),
+        el("td", {}, h.note ?? ""), el("td", {}, String((h.open ?? h.open_items ?? []).length)),
+        el("td", {}, el("a", { href: `/api/reports/handovers/${h.id}?format=pdf`, target: "_blank" }, "PDF"))))));
+    const m = $("#monthly").month;
+    if (!m.value) m.value = new Date().toISOString().slice(0, 7); // this month so far
+  } catch (e) { notice(e.message); }
+}
+function openMonthly(ev) {
+  ev.preventDefault();
+  const month = ev.target.month.value, format = ev.submitter?.value ?? "pdf";
+  window.open(`/api/reports/monthly?month=${encodeURIComponent(month)}&format=${format}`, "_blank");
+}
+async function submitHandover(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  try {
+    await api("POST", "/api/handovers", { to: f.to.value.trim(), note: f.note.value.trim() || null });
+    f.reset(); notice(t("saved"), false); loadDuty();
+  } catch (e) { notice(t("failed", { msg: e.message })); }
 }
 
-function handleEvent(type, data) {
-  if (state.loading) { state.buffer.push([type, data]); return; }
-  if (type === "readings") applyReadings(Array.isArray(data) ? data : [data]);
-  else if (type === "device") applyDevice(data);
-  else if (type === "ticket") { upsertTicket(data, true); renderTickets(); }
-  else if (type === "broker") showBroker(data.connected);
-  else if (type === "alarm" && state.tickets.has(data.ticket)) { // a warning called: flash it
-    state.flash.add(data.ticket); renderTickets();
-  }
+// ---- language, clock, wiring --------------------------------------------------------
+
+function applyLang() {
+  document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
+  $$("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
+  $("#conn-state").textContent = t($("#conn-state").dataset.state);
+  $("#lang").textContent = S.lang === "zh" ? "English" : "中文";
+  $("#lang").lang = S.lang === "zh" ? "en" : "zh-CN";
+  if (S.audio?.state === "running") $("#sound").textContent = t("soundOn");
+  if (S.dash) { fillSeries(); if (S.me) $("#who").textContent = `${S.me.user.name} · ${t("role_" + S.me.user.role)}`; route(); }
 }
-
-function showBroker(up) { $("#broker-down").hidden = up; }
-
-function setConn(s) {
-  const node = $("#conn-state");
-  Object.assign(node.dataset, { state: s, i18n: s });
-  node.textContent = t(s);
+function tick() {
+  if (S.clock) $("#clock").textContent = S.clock.format(new Date());
 }
-
-function connect() {
-  state.es?.close();
-  const es = (state.es = new EventSource("/api/events"));
-  es.addEventListener("open", () => { setConn("live"); loadHealth(); loadSnapshot(); });
-  es.addEventListener("error", () => {
-    setConn("reconnecting");
-    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000); // browser gave up
+document.addEventListener("DOMContentLoaded", () => {
+  try { S.lang = localStorage.getItem("lang") === "en" ? "en" : "zh"; } catch (_) { /* no storage */ }
+  setZone("Asia/Shanghai");
+  applyLang();
+  $("#login-form").addEventListener("submit", submitLogin);
+  $("#lang").addEventListener("click", () => {
+    S.lang = S.lang === "zh" ? "en" : "zh";
+    try { localStorage.setItem("lang", S.lang); } catch (_) { /* no storage */ }
+    applyLang();
   });
-  for (const type of ["readings", "ticket", "device", "alarm", "broker"]) {
-    es.addEventListener(type, (e) => {
-      try { handleEvent(type, JSON.parse(e.data)); } catch (err) { console.error(type, err); }
-    });
-  }
-}
-
-// ---- language and start ---------------------------------------------------
-
-function applyHeader() {
-  const name = state.station?.name || t("station");
-  $("#station-name").textContent = name;
-  document.title = name;
-  for (const b of document.querySelectorAll("#lang-switch [data-lang]")) {
-    b.setAttribute("aria-pressed", String(b.dataset.lang === state.lang));
-  }
-}
-
-function setLang(lang) {
-  state.lang = I18N[lang] ? lang : "zh";
-  save("duty.lang", state.lang);
-  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-  applyHeader();
-  renderDevices();
-  renderTickets();
-}
-
-function start() {
-  setTimezone(DEFAULT_TZ);
-  setLang(load("duty.lang") ?? "zh");
-  tickClock();
-  setInterval(tickClock, 1000);
-  setInterval(loadHealth, 30000);
-  document.addEventListener("animationend", (e) => {
-    if (e.animationName === "flash") e.target.classList.remove("flash");
+  $("#sound").addEventListener("click", enableSound);
+  $("#logout").addEventListener("click", async () => {
+    try { await api("POST", "/api/logout"); } finally { location.hash = ""; location.reload(); }
   });
-  $("#lang-switch").addEventListener("click", (e) => {
-    const b = e.target.closest("[data-lang]");
-    if (b) setLang(b.dataset.lang);
-  });
-  $("#tickets tbody").addEventListener("click", (e) => {
-    const b = e.target.closest("button[data-ack]");
-    if (b) acknowledge(b.dataset.ack, b);
-  });
-  loadHealth();
-  loadSnapshot();
-  connect();
-}
-
-document.addEventListener("DOMContentLoaded", start);
+  $("#show-all").addEventListener("change", renderQueue);
+  $("#series").addEventListener("change", drawTrend);
+  $("#rule-file").addEventListener("change", pickFile);
+  $("#rule-check").addEventListener("click", () => checkRules().catch((e) => notice(e.message)));
+  $("#rule-save").addEventListener("click", saveRules);
+  $("#replay-run").addEventListener("click", runReplay);
+  $("#handover").addEventListener("submit", submitHandover);
+  $("#monthly").addEventListener("submit", openMonthly);
+  $("#login").addEventListener("cancel", (e) => e.preventDefault()); // no way around the login
+  window.addEventListener("hashchange", route);
+  tick();
+  setInterval(tick, 1000);
+  setInterval(schedule, 30000); // ages and deadlines move on
+  start().catch((e) => notice(e.message));
+});

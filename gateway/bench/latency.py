@@ -32,10 +32,10 @@ ENDPOINT = "ticket stored: the gateway's `ticket` server-sent event, sent right 
 class TicketEvents:
     """Reads `/api/events` in a thread; queues (receive time, ticket) of `ticket` events."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, cookie: str) -> None:
         self.events: queue.Queue[tuple[float, dict[str, object]]] = queue.Queue()
         self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self._conn.request("GET", "/api/events")
+        self._conn.request("GET", "/api/events", headers={"Cookie": cookie})
         self._resp = self._conn.getresponse()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -81,7 +81,7 @@ def measure(
     # with fewer devices than rules / 4, other rules watch the same series: their tickets
     # change too, and are not counted
     probe = Publisher(broker.port, f"stations/{tag}/{probe_device}/telemetry")
-    events = TicketEvents(station.http_port)
+    events = TicketEvents(station.http_port, gw.login())
     stop = threading.Event()
     lines = (one_per_message(i) for i in itertools.count())
     loader = threading.Thread(target=paced, args=(load, lines, rate, 3600, stop), daemon=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -251,8 +252,9 @@ def sub_drain(
     )
 
 
-def http_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+def http_json(url: str, timeout: float = 10.0, cookie: str | None = None) -> Any:
+    req = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 
 
@@ -265,10 +267,39 @@ class GatewayProc:
         self.http_port = http_port
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.cookie: str | None = None  # the session of `login`
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    def login(self) -> str:
+        """Make a viewer user `bench` with `stationgw users add` (as an operator would;
+        `users passwd` when it exists from an earlier start) and log in; answers the
+        session cookie that /api/* calls send."""
+        password = secrets.token_urlsafe(16)
+        for command in ("add", "passwd"):
+            args = ["users", command, "bench", "--password-stdin", "--db", str(self.db)]
+            if command == "add":
+                args += ["--role", "viewer"]
+            done = subprocess.run(
+                [sys.executable, "-m", "gateway.cli", *args],
+                input=f"{password}\n".encode(),
+                capture_output=True,
+            )
+            if done.returncode == 0:
+                break
+        else:
+            raise BenchError(f"cannot make the bench user: {done.stderr.decode()[-500:]}")
+        req = urllib.request.Request(
+            f"{self.url}/api/login",
+            data=json.dumps({"name": "bench", "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            self.cookie = str(r.headers["Set-Cookie"]).split(";", 1)[0]
+        return self.cookie
 
     @property
     def pid(self) -> int:
@@ -335,7 +366,12 @@ class Db:
         conn = self._c()
         if conn is None:
             return 0
-        return int(conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+        return int(
+            conn.execute(  # rows and compacted points (chunks exist from schema 5 on)
+                "SELECT (SELECT COUNT(*) FROM readings) + "
+                "(SELECT COALESCE(SUM(count), 0) FROM chunks)"
+            ).fetchone()[0]
+        )
 
     def close(self) -> None:
         if self._conn is not None:

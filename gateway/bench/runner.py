@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.bench import cpu, ingest, latency, memory, rules_cost, storage
+from gateway.bench import cpu, ingest, latency, memory, rules_cost, storage, uplink
 from gateway.bench.ingest import IngestSizes, Peer
 from gateway.bench.procs import Broker
 from gateway.bench.report import clean, machine, missing_keys, table, write_json
@@ -33,6 +33,8 @@ class Sizes:
     storage_series: int
     storage_days: int
     rules_readings: int
+    uplink_backlog: int = 3_600_000  # readings waiting in the outbox (1 h at 1,000/s)
+    uplink_ingest: int = 1_000_000  # readings committed with the outbox on and off
 
     def scaled(self, f: float) -> Sizes:
         if f == 1:
@@ -49,6 +51,8 @@ class Sizes:
             storage_series=max(4, int(self.storage_series * f)),
             storage_days=max(7, int(self.storage_days * f)),
             rules_readings=max(2000, int(self.rules_readings * f)),
+            uplink_backlog=max(20_000, int(self.uplink_backlog * f)),
+            uplink_ingest=max(20_000, int(self.uplink_ingest * f)),
         )
 
 
@@ -66,6 +70,8 @@ QUICK = Sizes(
     storage_series=40,
     storage_days=7,
     rules_readings=10_000,
+    uplink_backlog=300_000,
+    uplink_ingest=200_000,
 )
 FULL = Sizes(
     ingest_messages=200_000,
@@ -212,6 +218,20 @@ def run_bench(
             ),
         )
         results["rules"] = step("rules evaluator", lambda: rules_cost.measure(sizes.rules_readings))
+        results["uplink"] = step(
+            "uplinks: outbox cost on ingest, backlog drain (MQTT, InfluxDB)",
+            lambda: uplink.measure(
+                broker.port,
+                folder / "uplink",
+                backlog=sizes.uplink_backlog,
+                ingest_readings=sizes.uplink_ingest,
+            ),
+        )
+        if sizes.uplink_backlog < uplink.HOUR_AT_1000:
+            notes.append(
+                f"uplink drain measured on a {sizes.uplink_backlog:,}-reading backlog; "
+                "drain_1h_s extrapolates it to 3.6 M readings"
+            )
         peer_rate = results["ingest"].get("peer_readings_per_s")
         if peer_rate is not None:
             notes.append(

@@ -66,6 +66,9 @@ def station_toml(
     out.append(f'[database]\npath = "{db}"\n')
     out.append(f"[http]\nport = {http_port}\n")
     out.append(f'[rules]\npath = "{rules}"\n')
+    # the streams are dated from T0_MS, months back: the storage jobs leave them alone
+    # (the storage bench compacts its own data by itself)
+    out.append('[storage]\nhot = "3650d"\n\n[storage.retention]\nraw = "forever"\n')
     return "\n".join(out)
 
 

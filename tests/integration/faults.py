@@ -14,14 +14,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.auth import SESSION_COOKIE
 from tests.conftest import MOSQUITTO, REPO, Gateway, free_port, wait_port
 
-T0 = 1_780_000_000_000  # device time of seq 0 in the payloads these tests send
+# device time of seq 0 in the payloads these tests send: an hour ago, on a whole second
+# (recent: days old enough are compacted out of the readings table by the storage jobs)
+T0 = (time.time_ns() // 1_000_000_000 - 3600) * 1000
 
 
 def payload(seq: int, value: float = 1.0) -> bytes:
@@ -163,7 +167,7 @@ class Page:
     """The duty page open in headless Chromium; `evaluate` runs JavaScript in it (over
     the DevTools protocol on loopback), so a test reads what the page shows, live."""
 
-    def __init__(self, url: str, profile: Path) -> None:
+    def __init__(self, url: str, profile: Path, session: str | None = None) -> None:
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         if chromium is None:
             raise AssertionError("chromium is not installed: run the README test command")
@@ -176,7 +180,7 @@ class Page:
                 f"--user-data-dir={profile}",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
-                url,
+                "about:blank",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -196,29 +200,35 @@ class Page:
         self._drain.start()
         targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
         self.ws = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+        if session is not None:  # logged in: the session cookie the API set
+            self.call(
+                "Network.setCookie",
+                {"name": SESSION_COOKIE, "value": session, "url": url, "httpOnly": True},
+            )
+        self.call("Page.navigate", {"url": url})
 
-    def evaluate(self, expression: str) -> object:
+    def call(self, method: str, params: dict[str, object]) -> dict[str, Any]:
+        """One DevTools protocol command on the page; its result."""
         import asyncio
 
         import websockets
 
-        async def run() -> object:
+        async def run() -> dict[str, Any]:
             async with websockets.connect(self.ws, max_size=None) as ws:
-                await ws.send(
-                    json.dumps(
-                        {
-                            "id": 1,
-                            "method": "Runtime.evaluate",
-                            "params": {"expression": expression, "returnByValue": True},
-                        }
-                    )
-                )
+                await ws.send(json.dumps({"id": 1, "method": method, "params": params}))
                 while True:
                     reply = json.loads(await ws.recv())
                     if reply.get("id") == 1:
-                        return reply["result"]["result"].get("value")
+                        if "error" in reply:
+                            raise AssertionError(f"{method}: {reply['error']}")
+                        result: dict[str, Any] = reply["result"]
+                        return result
 
         return asyncio.run(run())
+
+    def evaluate(self, expression: str) -> object:
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        return result["result"].get("value")
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -51,4 +51,4 @@ def test_quick_bench_runs_and_loses_nothing(tmp_path: Path) -> None:
     assert results["memory"]["simulated_hour_lost"] == 0
     assert results["memory"]["overload_lost"] == 0
     assert "ingest" in done.stdout and "latency" in done.stdout  # the table was printed
-    assert results["storage"]["bytes_per_point"] == results["storage"]["row_table_bytes_per_point"]
+    assert results["storage"]["bytes_per_point"] < results["storage"]["row_table_bytes_per_point"]

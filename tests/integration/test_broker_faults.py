@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.auth import SESSION_COOKIE
 from tests.conftest import RULES, STATION, Gateway, free_port
 from tests.integration.faults import (
     Broker,
@@ -66,7 +67,7 @@ def health(gw: Gateway) -> dict[str, object]:
 
 
 def gaps(gw: Gateway) -> int:
-    return sum(g["missing"] for g in httpx.get(f"{gw.url}/api/seq-gaps", timeout=5).json())
+    return sum(g["missing"] for g in gw.get("/api/seq-gaps"))
 
 
 def connected(gw: Gateway) -> bool:
@@ -143,7 +144,10 @@ def test_frozen_broker_shown_down_then_recovers(
         h = health(gw)
         assert h["broker"] == {"connected": False, "state": "down"}
         assert h["status"] == "degraded"
-        page = Page(gw.url + "/", tmp_path / "chromium")  # the duty page, opened now
+        viewer = gw.api("viewer")  # the duty page, opened now by a logged-in viewer
+        session = viewer.cookies[SESSION_COOKIE]
+        viewer.close()
+        page = Page(gw.url + "/", tmp_path / "chromium", session)
         wait_for(lambda: page.evaluate(SHOWN) is True, "the page shows broker down", 20)
         shown_text = page.evaluate("document.getElementById('broker-down').textContent")
         for seq in range(1, 11):  # devices keep sending into the frozen broker

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
 from firmware_stubs import cigem_device as stub
-from tests.conftest import Mosquitto
+from tests.conftest import Mosquitto, api
 from tests.integration.field import config, gateway, rows, series, until
 
 pytestmark = pytest.mark.integration
@@ -79,8 +80,13 @@ def test_late_batches_stored_once_faults_quarantined_status_to_health(
                 ),
                 "health",
             )
-            url = f"http://127.0.0.1:{running.http_port}/api/devices"
-            (dev,) = (await asyncio.to_thread(httpx.get, url)).json()
+            url = f"http://127.0.0.1:{running.http_port}"
+
+            def get_devices() -> Any:
+                with closing(api(url, cfg.database.path, "viewer")) as http:
+                    return http.get("/api/devices").json()
+
+            (dev,) = await asyncio.to_thread(get_devices)
             return dict(dev)
 
     dev = asyncio.run(main())

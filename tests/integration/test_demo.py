@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +52,14 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out
+    # the demo makes its users and prints how to log in; no fixed passwords
+    logins = dict(
+        re.findall(
+            r"^    (\w+)\s+(\S+)\s+(?:duty_officer|technician|leader|viewer|admin)$", out, re.M
+        )
+    )
+    assert sorted(logins) == ["admin", "duty", "leader", "screen", "tech"]
+    assert len(set(logins.values())) == 5
     tickets = json.loads(
         subprocess.run(
             stationgw("tickets", "list", "--data", str(tmp_path), "--json"),

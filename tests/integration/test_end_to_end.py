@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ pytestmark = pytest.mark.integration
 class SSE:
     """Collects server-sent events in a background thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, client: httpx.Client | None = None) -> None:
+        """`client`: a logged-in client whose session cookie the stream sends."""
+        self.cookies = httpx.Cookies(client.cookies) if client is not None else None
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.connected = threading.Event()
         self._stop = False
@@ -37,7 +40,11 @@ class SSE:
         assert self.connected.wait(10), "event stream did not open"
 
     def _run(self, url: str) -> None:
-        with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=60)) as r:
+        with (
+            httpx.Client(cookies=self.cookies, timeout=httpx.Timeout(5, read=60)) as c,
+            c.stream("GET", url) as r,
+        ):
+            assert r.status_code == 200, r.read()
             self.connected.set()
             name = ""
             for line in r.iter_lines():
@@ -92,7 +99,8 @@ def db_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def test_stub_to_ticket_to_api_and_events(gateway: Gateway, mosquitto: Mosquitto) -> None:
     gateway.start()
-    sse = SSE(f"{gateway.url}/api/events")
+    http = gateway.api("duty_officer", "张三")
+    sse = SSE(f"{gateway.url}/api/events", http)
     # rain rises past blue once and stays there: exactly one ticket
     script = DeviceScript(
         id="rg-01",
@@ -130,34 +138,48 @@ def test_stub_to_ticket_to_api_and_events(gateway: Gateway, mosquitto: Mosquitto
     kinds = db_rows(gateway.db, "SELECT kind, point FROM tickets ORDER BY id")
     assert kinds == [("hazard", "p1"), ("warning", "p1")]
 
-    api = httpx.get(f"{gateway.url}/api/tickets?open=true").json()
+    assert httpx.get(f"{gateway.url}/api/tickets").status_code == 401  # no session
+    api = http.get("/api/tickets?open=true").json()
     assert [t["id"] for t in api if t["kind"] == "hazard"] == [ticket["id"]]
-    devices = {d["id"]: d for d in httpx.get(f"{gateway.url}/api/devices").json()}
+    devices = {d["id"]: d for d in http.get("/api/devices").json()}
     assert devices["rg-01"]["metrics"]["battery_v"]["value"] == 4.0
     assert devices["rg-01"]["last_seq"] == 30
     assert devices["rg-01"]["online"] is False  # the stub said offline when it stopped
     now = int(time.time() * 1000)
-    series = httpx.get(
-        f"{gateway.url}/api/readings",
+    series = http.get(
+        "/api/readings",
         params={"device": "rg-01", "metric": "rain_mm", "from": now - 600_000, "to": now + 1},
     ).json()
     assert len(series["points"]) == 30
 
     # acknowledge through the API: stored, announced, listed by the CLI
-    r = httpx.post(
-        f"{gateway.url}/api/tickets/{ticket['id']}/ack", json={"by": "张三", "note": "已通知"}
-    )
+    r = http.post(f"/api/tickets/{ticket['id']}/ack", json={"note": "已通知"})
     assert r.status_code == 200 and r.json()["acknowledged_by"] == "张三"
     event = sse.next("ticket")
     while event["id"] != ticket["id"]:  # the warning's own ticket events come in between
         event = sse.next("ticket")
     assert event["acknowledged_by"] == "张三"
-    again = httpx.post(f"{gateway.url}/api/tickets/{ticket['id']}/ack", json={"by": "李四"})
-    assert again.status_code == 409
-    assert httpx.post(f"{gateway.url}/api/tickets/999/ack", json={"by": "x"}).status_code == 404
-    assert httpx.post(f"{gateway.url}/api/tickets/1/ack", json={}).status_code == 422
-    detail = httpx.get(f"{gateway.url}/api/tickets/{ticket['id']}").json()
+    with closing(gateway.api("leader", "李四")) as other:
+        assert other.post(f"/api/tickets/{ticket['id']}/ack", json={}).status_code == 409
+    assert http.post("/api/tickets/999/ack", json={}).status_code == 404
+    assert http.post("/api/tickets/1/ack", json={"by": "x"}).status_code == 422  # who: the session
+    detail = http.get(f"/api/tickets/{ticket['id']}").json()
     assert [e["kind"] for e in detail["events"]] == ["opened", "acknowledged"]
+    # muting a warning's alarm needs a reason; it is announced and kept with who and why
+    [warning] = [t for t in http.get("/api/tickets").json() if t["kind"] == "warning"]
+    mute = f"/api/alarms/{warning['id']}/mute"
+    assert http.post(mute, json={"reason": ""}).status_code == 422
+    with closing(gateway.api("viewer")) as viewer:
+        assert viewer.post(mute, json={"reason": "看看"}).status_code == 403
+    assert http.post(mute, json={"reason": "已电话确认，正在处置"}).status_code == 200
+    assert sse.next("mute")["reason"] == "已电话确认，正在处置"
+    assert http.get("/api/alarms/muted").json()["muted"][0] | {"at": 0} == {
+        "ticket": warning["id"],
+        "by": "张三",
+        "reason": "已电话确认，正在处置",
+        "level": "blue",  # muted at this level: a raise sounds again
+        "at": 0,
+    }
 
     out = subprocess.run(
         [
@@ -182,12 +204,14 @@ def test_stub_to_ticket_to_api_and_events(gateway: Gateway, mosquitto: Mosquitto
     for key in ("id", "kind", "level", "state", "device", "metric", "rule", "opened_at"):
         assert key in listed[0]
     sse.close()
+    http.close()
 
 
 def test_bad_payloads_are_quarantined_and_neighbours_kept(
     gateway: Gateway, mosquitto: Mosquitto
 ) -> None:
     gateway.start()
+    http = gateway.api("viewer")
     t = int(time.time() * 1000)
     good = [json.dumps({"ts": t + i, "values": {"rain_mm": 0.5}}).encode() for i in range(3)]
     publish_raw(
@@ -204,10 +228,10 @@ def test_bad_payloads_are_quarantined_and_neighbours_kept(
     )
     publish_raw(mosquitto.port, "stations/test/ghost/telemetry", [good[0]])
     wait_for(
-        lambda: len(httpx.get(f"{gateway.url}/api/quarantine").json()) == 4,
+        lambda: len(http.get("/api/quarantine").json()) == 4,
         what="4 quarantined",
     )
-    reasons = sorted(q["reason"] for q in httpx.get(f"{gateway.url}/api/quarantine").json())
+    reasons = sorted(q["reason"] for q in http.get("/api/quarantine").json())
     assert reasons[0].startswith("bad payload from rg-02: (top level): Invalid JSON")
     assert (
         reasons[1]
@@ -229,3 +253,4 @@ def test_bad_payloads_are_quarantined_and_neighbours_kept(
     # two bad payloads from one device: one log line (repeats are counted, not logged)
     assert log.count("quarantined (topic stations/test/rg-02/telemetry): bad payload") == 1
     assert log.count("metrics not configured: colour_idx") == 1
+    http.close()

@@ -6,9 +6,10 @@ import asyncio
 import os
 import select
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
 from drivers import sl651
@@ -22,7 +23,7 @@ from gateway.ingest import Batch, Outcome
 from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.transports import Listen, Sl651Section
-from tests.conftest import Mosquitto
+from tests.conftest import Mosquitto, api
 from tests.integration.field import PtyPair, config, gateway, rows, series, until
 
 pytestmark = pytest.mark.integration
@@ -140,8 +141,13 @@ def test_tcp_stations_with_faults_every_confirmed_report_stored_once(
                 ),
                 "health written",
             )
-            url = f"http://127.0.0.1:{running.http_port}/api/devices"
-            devices = (await asyncio.to_thread(httpx.get, url)).json()
+            url = f"http://127.0.0.1:{running.http_port}"
+
+            def get_devices() -> Any:
+                with closing(api(url, cfg.database.path, "viewer")) as http:
+                    return http.get("/api/devices").json()
+
+            devices = await asyncio.to_thread(get_devices)
             return (
                 got_a,
                 got_b,

@@ -139,7 +139,8 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
     try:
         gateway.start()
         url = gateway.url
-        sse = SSE(f"{url}/api/events")
+        http = gateway.api("viewer")
+        sse = SSE(f"{url}/api/events", http)
         now = int(time.time() * 1000)
         publish_raw(
             mosquitto.port,
@@ -170,7 +171,7 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
             [json.dumps({"code": code, "by": "cun", "note": "已组织转移"}).encode()],
         )
         w = wait_for(
-            lambda: (t := httpx.get(f"{url}/api/tickets/{wid}").json())["acknowledged_by"] and t,
+            lambda: (t := http.get(f"/api/tickets/{wid}").json())["acknowledged_by"] and t,
             what="acknowledged over MQTT",
         )
         assert w["acknowledged_by"] == "张村长"
@@ -184,7 +185,7 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
 
         # sirens: one confirms; the mute one is retried and reported failed
         def deliveries(**params: Any) -> list[dict[str, Any]]:
-            return httpx.get(f"{url}/api/deliveries", params=params).json()["deliveries"]  # type: ignore[no-any-return]
+            return http.get("/api/deliveries", params=params).json()["deliveries"]  # type: ignore[no-any-return]
 
         failed = wait_for(
             lambda: [d for d in deliveries(status="failed") if d["channel"] == "siren"],
@@ -217,50 +218,36 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
         assert any(d["attempts"] == 2 for d in hooks)
 
         # the hazard ticket through its lifecycle by role
-        [hazard] = [t for t in httpx.get(f"{url}/api/tickets").json() if t["kind"] == "hazard"]
+        [hazard] = [t for t in http.get("/api/tickets").json() if t["kind"] == "hazard"]
         hid = hazard["id"]
+        # who acts is the logged-in user: their people-file id and their role
+        users = {
+            "zhao": gateway.api("duty_officer", "zhao", person="zhao"),
+            "wang": gateway.api("leader", "wang", person="wang"),
+            "chen": gateway.api("leader", "chen", person="chen"),
+            "li": gateway.api("leader", "li", person="li"),  # a grid member, not a leader
+            "stranger": gateway.api("leader", "stranger"),  # no one in the people file
+            "viewer": http,
+        }
 
-        def step(body: dict[str, Any]) -> httpx.Response:
-            return httpx.post(f"{url}/api/tickets/{hid}/steps", json=body)
+        def step(who: str, body: dict[str, Any]) -> httpx.Response:
+            return users[who].post(f"/api/tickets/{hid}/steps", json=body)
 
-        assert step({"step": "confirm", "by": "li", "role": "grid_member"}).status_code == 403
-        stranger = step({"step": "confirm", "by": "路人", "role": "leader"})
+        refused = step("viewer", {"step": "confirm"})
+        assert refused.status_code == 403 and refused.json()["detail"]["why"] == "role"
+        stranger = step("stranger", {"step": "confirm"})
         assert stranger.status_code == 403 and "not in the people file" in stranger.text
-        assert (
-            step({"step": "confirm", "by": "li", "role": "leader"}).status_code == 403
-        )  # not his role
-        assert (
-            step({"step": "control", "by": "zhao", "role": "duty_officer"}).status_code == 409
-        )  # not confirmed yet
-        assert (
-            step({"step": "confirm", "by": "zhao", "role": "duty_officer"}).json()["state"]
-            == "confirmed"
-        )
-        r = step(
-            {
-                "step": "control",
-                "by": "li",
-                "role": "grid_member",
-                "note": "拉警戒线",
-                "attachments": ["photo:1.jpg"],
-            }
-        )
+        assert step("li", {"step": "confirm"}).status_code == 403  # not his role
+        assert step("zhao", {"step": "control"}).status_code == 409  # not confirmed yet
+        assert step("zhao", {"step": "confirm"}).json()["state"] == "confirmed"
+        r = step("zhao", {"step": "control", "note": "拉警戒线", "attachments": ["photo:1.jpg"]})
         assert r.json()["state"] == "controlled"
-        assert (
-            step({"step": "rectify", "by": "wang", "role": "leader", "note": "疏通排水"}).json()[
-                "state"
-            ]
-            == "rectified"
-        )
-        same = step({"step": "close", "by": "wang", "role": "leader"})
+        r = step("wang", {"step": "rectify", "note": "疏通排水"})
+        assert r.json()["state"] == "rectified"
+        same = step("wang", {"step": "close"})
         assert same.status_code == 409 and same.json()["detail"]["why"] == "same_person"
-        assert (
-            step({"step": "close", "by": "chen", "role": "leader", "note": "复核通过"}).json()[
-                "state"
-            ]
-            == "closed"
-        )
-        events = httpx.get(f"{url}/api/tickets/{hid}").json()["events"]
+        assert step("chen", {"step": "close", "note": "复核通过"}).json()["state"] == "closed"
+        events = http.get(f"/api/tickets/{hid}").json()["events"]
         steps = [
             (e["actor"], e["role"], e["note"], e["attachments"])
             for e in events
@@ -268,27 +255,26 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
         ]
         assert steps == [
             ("赵值班", "duty_officer", "confirm", []),
-            ("李网格", "grid_member", "control: 拉警戒线", ["photo:1.jpg"]),
+            ("赵值班", "duty_officer", "control: 拉警戒线", ["photo:1.jpg"]),
             ("王镇长", "leader", "rectify: 疏通排水", []),
             ("陈书记", "leader", "close: 复核通过", []),
         ]
 
         # handover lists what is open: the warning
-        ho = httpx.post(
-            f"{url}/api/handovers", json={"from": "赵值班", "to": "钱值班", "note": "雨还在下"}
-        )
+        ho = users["zhao"].post("/api/handovers", json={"to": "钱值班", "note": "雨还在下"})
         assert ho.status_code == 201 and [i["id"] for i in ho.json()["open"]] == [wid]
-        assert httpx.get(f"{url}/api/handovers").json()[0]["to"] == "钱值班"
+        assert (ho.json()["from"], http.get("/api/handovers").json()[0]["to"]) == (
+            "赵值班",
+            "钱值班",
+        )
 
         # a hazard reported from a handheld: its own ticket; dismissing needs a reason
-        rep = httpx.post(
-            f"{url}/api/tickets",
+        rep = users["zhao"].post(
+            "/api/tickets",
             json={
                 "title": "路边落石",
                 "point": "p1",
                 "level": "blue",
-                "by": "li",
-                "role": "grid_member",
                 "note": "巡查发现",
                 "attachments": ["photo:rock.jpg"],
             },
@@ -298,28 +284,19 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
             "discovered",
         )
         rid = rep.json()["id"]
-        dismiss = {"step": "dismiss", "by": "chen", "role": "leader"}
-        assert httpx.post(f"{url}/api/tickets/{rid}/steps", json=dismiss).status_code == 422
+        dismiss = {"step": "dismiss"}
+        assert users["chen"].post(f"/api/tickets/{rid}/steps", json=dismiss).status_code == 422
         dismiss["note"] = "误报：已清理"
-        assert (
-            httpx.post(f"{url}/api/tickets/{rid}/steps", json=dismiss).json()["state"]
-            == "dismissed"
-        )
+        r = users["chen"].post(f"/api/tickets/{rid}/steps", json=dismiss)
+        assert r.json()["state"] == "dismissed"
 
         # lifting needs a reason; then the warning is over
-        assert (
-            httpx.post(
-                f"{url}/api/tickets/{wid}/lift", json={"by": "wang", "role": "leader", "reason": ""}
-            ).status_code
-            == 422
-        )
-        lifted = httpx.post(
-            f"{url}/api/tickets/{wid}/lift",
-            json={"by": "wang", "role": "leader", "reason": "降雨停止，巡查无异常"},
-        )
+        lift = f"/api/tickets/{wid}/lift"
+        assert users["wang"].post(lift, json={"reason": ""}).status_code == 422
+        lifted = users["wang"].post(lift, json={"reason": "降雨停止，巡查无异常"})
         assert lifted.status_code == 200 and lifted.json()["state"] == "lifted"
 
-        summary = httpx.get(f"{url}/api/tickets/{wid}/summary").json()
+        summary = http.get(f"/api/tickets/{wid}/summary").json()
         assert summary["escalated_past"] == ["李网格"]
         assert summary["outcome"] == "lifted by 王镇长: 降雨停止，巡查无异常"
         out = cli("tickets", "summary", str(wid), "--db", str(gateway.db)).stdout
@@ -334,18 +311,23 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
             ("预警", "已解除"),
             ("隐患", "已撤销（误报）"),
         ]
-        api_csv = httpx.get(f"{url}/api/ledger", params={"format": "csv"}).content.decode(
-            "utf-8-sig"
-        )
+        api_csv = http.get("/api/ledger", params={"format": "csv"}).content.decode("utf-8-sig")
         assert api_csv.splitlines()[0].startswith("序号,编号,类别,隐患名称")
-        api_xlsx = httpx.get(f"{url}/api/ledger", params={"format": "xlsx"}).content
+        api_xlsx = http.get("/api/ledger", params={"format": "xlsx"}).content
         assert openpyxl.load_workbook(io.BytesIO(api_xlsx)).active["A1"].value == "隐患台账"
         metrics = httpx.get(f"{url}/metrics").text
         assert 'stationgw_delivery_attempts_total{channel="siren",result="failed"} 1.0' in metrics
         assert 'stationgw_delivery_attempts_total{channel="webhook",result="retry"} 1.0' in metrics
-        people = httpx.get(f"{url}/api/people").json()
+        people = http.get("/api/people").json()
         assert people["on_duty"]["person"] == "zhao"
+        audit = users["chen"].get("/api/audit").json()
+        assert {"ticket.step", "ticket.lift", "handover", "login"} <= {a["action"] for a in audit}
+        closing = next(a for a in audit if a["action"] == "ticket.step" and a["user"] == "chen")
+        assert closing["ok"] and closing["target"] == str(rid)
+        assert http.get("/api/audit").status_code == 403  # a viewer
         sse.close()
+        for c in users.values():
+            c.close()
     finally:
         handheld.disconnect()
         handheld.loop_stop()
