@@ -38,6 +38,9 @@ class CigemDriver:
 
     def _message(self, b: BatchBuilder, msg: Message) -> None:
         source = f"mqtt {msg.topic}"
+        if msg.oversized:
+            b.quarantine(source, "malformed", f"{msg.oversized} bytes: over the limit", msg.payload)
+            return
         try:
             m = cigem.decode(msg.payload)
         except cigem.CigemError as e:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +28,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway import clock
 from gateway.config import Broker
 from gateway.errors import DriverError
 
 log = logging.getLogger("stationgw.mqtt")
+
+# The largest message body taken in. A device report is a few hundred bytes; the broker is
+# asked (MQTT 5 Maximum Packet Size) not to send anything much larger, and a larger body
+# that comes anyway (MQTT 3.1.1) is cut to its first KEEP_OVERSIZED bytes at once and goes
+# to quarantine: it never reaches a JSON parser and is not held in memory.
+MAX_PAYLOAD = 256 * 1024
+KEEP_OVERSIZED = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +50,7 @@ class Message:
     mid: int
     received_ms: int
     session: int  # which connection delivered it; acks go only to that one
+    oversized: int = 0  # the body's size when over MAX_PAYLOAD (payload: its first KiB)
 
 
 class MqttSource:
@@ -78,6 +87,17 @@ class MqttSource:
         )
         if settings.username is not None:
             self._client.username_pw_set(settings.username, settings.password)
+        if settings.tls is not None:
+            tls = settings.tls
+            try:
+                self._client.tls_set(
+                    ca_certs=str(tls.ca_file),
+                    certfile=str(tls.cert_file) if tls.cert_file else None,
+                    keyfile=str(tls.key_file) if tls.key_file else None,
+                )
+            except (OSError, ssl.SSLError) as e:
+                raise DriverError(f"mqtt TLS files: {e}") from e
+            self._client.tls_insecure_set(tls.insecure)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         if availability_topic:
             self._client.will_set(availability_topic, b"offline", qos=1, retain=True)
@@ -96,12 +116,16 @@ class MqttSource:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = s.session_expiry_s
             props.ReceiveMaximum = s.receive_maximum
+            props.MaximumPacketSize = MAX_PAYLOAD + 65536  # room for topic and properties
             kwargs["clean_start"] = False
         try:
             self._client.connect_async(
                 s.host,
                 s.port,
-                keepalive=s.keepalive_s,
+                # paho closes a connection after two silent intervals (a PINGREQ, then no
+                # answer): half the configured keepalive notices a dead or frozen broker
+                # within keepalive_s (+ paho's 1 s loop), inside the 1.5 x the spec allows
+                keepalive=max(2, s.keepalive_s // 2),
                 properties=props,
                 **kwargs,  # type: ignore[arg-type]
             )
@@ -217,13 +241,16 @@ class MqttSource:
             self.on_connection(up)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        size = len(msg.payload)
+        big = size > MAX_PAYLOAD
         m = Message(
             msg.topic,
-            bytes(msg.payload),
+            bytes(msg.payload[:KEEP_OVERSIZED] if big else msg.payload),
             msg.qos,
             msg.mid,
-            time.time_ns() // 1_000_000,
+            clock.now_ms(),
             self._session,
+            size if big else 0,
         )
         with self._cond:
             while len(self._buffer) >= self.capacity and not self._closing:

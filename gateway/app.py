@@ -101,6 +101,7 @@ async def run_gateway(
         metrics,
         batch_max=cfg.pipeline.batch_max,
         commit_delay_s=float(os.environ.get("STATIONGW_TEST_COMMIT_DELAY_S", "0")),
+        crash_after_commits=int(os.environ.get("STATIONGW_TEST_CRASH_AFTER_COMMITS", "0")),
     )
     pipeline.on_tickets = dispatcher.wake  # deliveries go out right after their commit
     metrics.watch(source.depth, hub.subscribers)
@@ -135,6 +136,7 @@ async def run_gateway(
         desk=desk,
         dispatcher=dispatcher,
         uplinks=uplinks,
+        clock_skews=lambda: pipeline.skews,
     )
     server = _Server(
         uvicorn.Config(

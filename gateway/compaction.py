@@ -2,7 +2,7 @@
 chunk per series per day; rows that arrived late for a day already compacted are merged
 into its chunk, and the rows' good readings into the day's 1-minute rollup chunk
 (`rollup_chunks`: combined with what it holds, never recomputed from the raw chunk, which
-retention may have dropped). Residual 1-minute rollup rows (migration 8) are folded into
+retention may have dropped). Residual 1-minute rollup rows (migration 9) are folded into
 the same chunks. Each (series, day) moves in the caller's transaction: chunks written,
 rows deleted, `chunk_gen` bumped, so a reader or a writer sees the point in exactly one
 tier.

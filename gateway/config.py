@@ -21,6 +21,7 @@ from gateway.config_loop import (
     TicketsSection,
     cross_check_loop,
 )
+from gateway.config_tls import BrokerTls
 from gateway.errors import ConfigError
 from gateway.reports.config import ReportsSection
 from gateway.storage_config import StorageSection
@@ -44,7 +45,7 @@ Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class StationSection(_Model):
@@ -131,6 +132,7 @@ class Broker(_Model):
     password: str | None = None
     session_expiry_s: int = Field(default=7 * 86400, ge=0)
     receive_maximum: int = Field(default=10000, ge=1, le=65535)
+    tls: BrokerTls | None = None  # TLS to the broker (deploy/mosquitto/station-secure.conf)
 
 
 class Database(_Model):
@@ -251,6 +253,9 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
             for s in notify.sirens
         ]
         notify = notify.model_copy(update={"sirens": sirens})
+    broker = cfg.broker
+    if broker.tls is not None:
+        broker = broker.model_copy(update={"tls": broker.tls.resolved(base)})
     dashboard = cfg.dashboard
     if (bg := dashboard.map.background) is not None:
         bg = _resolve(base, bg)
@@ -265,22 +270,38 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
             "rules": rules,
             "serial_ports": ports,
             "notify": notify,
+            "broker": broker,
             "uplinks": cfg.uplinks.resolved(base),
             "dashboard": dashboard,
         }
     )
 
 
+MAX_FILE_BYTES = 4 * 1024 * 1024  # a station's largest real file is a few hundred KiB
+
+
 def read_toml(path: Path) -> dict[str, object]:
+    """Parse a configuration or rule file; hostile files are refused with a clear error:
+    too large, nested too deeply, numbers too long to convert."""
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(str(path), ["file not found"]) from None
     except OSError as e:
         raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(str(path), [f"file is larger than {MAX_FILE_BYTES // 1048576} MiB"])
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), [f"not UTF-8 at byte {e.start}"]) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(path), [f"not valid TOML: {e}"]) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["not accepted: arrays or tables nested too deeply"]) from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise ConfigError(str(path), [f"not accepted: {e}"]) from None
 
 
 def load_config(path: Path) -> Config:

@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway import clock
 from gateway.config import Config
 from gateway.errors import TicketConflict, TicketNotFound
 from gateway.events import Hub
@@ -57,6 +58,7 @@ class Context:
     desk: Desk | None = None  # the warning loop (tickets branch)
     dispatcher: Dispatcher | None = None
     uplinks: Uplinks | None = None  # to the county (GET /api/uplinks)
+    clock_skews: Callable[[], dict[str, int]] = dict  # device -> clock lead (ms), when far
 
 
 class AckBody(BaseModel):
@@ -97,11 +99,15 @@ def create_app(ctx: Context) -> FastAPI:
         return {
             "status": "ok" if broker and error is None else "degraded",
             "station": {"id": station.id, "name": station.name, "timezone": station.timezone},
-            "broker": {"connected": broker},
+            "broker": {"connected": broker, "state": "up" if broker else "down"},
             "store": {"ok": error is None, "error": error},
             "queue_depth": ctx.queue_depth(),
             "channels": ctx.dispatcher.status() if ctx.dispatcher else {},
             "uptime_s": round(time.monotonic() - ctx.started_at, 1),
+            "clock": {
+                "system_offset_s": clock.CLOCK.system_offset_ms() / 1000,
+                "device_skew_s": {d: ms / 1000 for d, ms in ctx.clock_skews().items()},
+            },
         }
 
     @app.get("/api/devices")
@@ -144,7 +150,7 @@ def create_app(ctx: Context) -> FastAPI:
     def tickets(
         open: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 500
     ) -> list[dict[str, Any]]:
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         return [t.to_json(now) for t in reader().tickets(open_only=open, limit=limit)]
 
     @app.get("/api/tickets/{ticket_id}")
@@ -156,7 +162,7 @@ def create_app(ctx: Context) -> FastAPI:
         from gateway.records import read_calls, read_deliveries
 
         return {
-            **t.to_json(int(time.time() * 1000)),
+            **t.to_json(clock.now_ms()),
             "events": [e.to_json() for e in store.events(ticket_id)],
             "calls": [c.to_json() for c in read_calls(store, ticket_id)],
             "deliveries": [d.to_json() for d in read_deliveries(store, ticket_id=ticket_id)],
@@ -167,7 +173,7 @@ def create_app(ctx: Context) -> FastAPI:
         """Acknowledge (叫应回应) a ticket as the logged-in user; answered 2xx only once
         it is stored."""
         loop = asyncio.get_running_loop()
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         user = access.require(request, ACK_ROLES, "acknowledge")
         by = user.person or user.name
 
@@ -232,7 +238,7 @@ def create_app(ctx: Context) -> FastAPI:
         access.record(request, "rules.reload", None, {"errors": out.get("errors")})
         return out
 
-    from gateway import http_dashboard
+    from gateway import http_dashboard, http_faults
     from gateway.http_storage import add_routes as add_storage_routes  # readings, storage
     from gateway.http_tickets import add_routes
     from gateway.http_uplinks import add_uplink_routes
@@ -243,6 +249,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(reports_router(ctx))
     add_uplink_routes(app, ctx, reader)
     add_storage_routes(app, ctx, reader)
+    http_faults.add_routes(app, reader)
 
     @app.get("/metrics")
     def metrics() -> Response:

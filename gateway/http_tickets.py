@@ -7,7 +7,6 @@ Writes go through the single writer thread and are answered 2xx once stored.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -16,7 +15,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from gateway import ledger
+from gateway import clock, ledger
 from gateway.auth import HANDOVER_ROLES, REPORT_ROLES, TICKET_ROLES, Role
 from gateway.desk import Desk, StepRefused
 from gateway.errors import TicketError, TicketNotFound
@@ -35,7 +34,7 @@ T = TypeVar("T")
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return clock.now_ms()
 
 
 class _Body(BaseModel):

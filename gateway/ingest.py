@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway import outbox
+from gateway import outbox, seq_gaps
 from gateway.model import Level, Reading
 from gateway.store import DeviceState, Store, Ticket
 from gateway.tickets import Action, Note, Open, Raise, decide, title
@@ -41,6 +41,7 @@ class Batch:
     quarantined: list[Quarantined] = field(default_factory=list)
     statuses: dict[str, tuple[bool, int]] = field(default_factory=dict)  # device -> (on, at)
     seen: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # device -> (at, seq)
+    seqs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # device -> (seq, ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ class Ingestor:
                 readings, faults = screen(self.ruleset, self.state, batch.readings, now)
                 new = store.insert_readings(readings)
                 outbox.add_readings(store.conn, new)  # to the county uplinks, same commit
-                store.record_rollups(new)  # 1m/1h/1d buckets, in this same transaction
+                store.record_rollups(new)  # hourly buckets, in this same transaction
                 transitions = faults + evaluate(self.ruleset, self.state, new, now)
                 touched = [self._apply(t, now) for t in transitions]
                 self._save_state()
@@ -128,6 +129,7 @@ class Ingestor:
                     store.quarantine(q.received_at, q.source, q.reason, q.payload)
                 for device, (at, seq) in batch.seen.items():
                     store.device_seen(device, at, seq)
+                seq_gaps.record(store, batch.seqs, now)
                 for device, (online, at) in batch.statuses.items():
                     store.device_status(device, online, at)
         except BaseException:

@@ -371,7 +371,20 @@ MIGRATIONS: tuple[str, ...] = (
         source TEXT NOT NULL            -- the client address, or "cli"
     );
     """,
-    # 8: rollups kept incrementally only per hour (gateway/rollups.py): minutes come from
+    # 8: per-device sequence gaps (reports numbered by a device that never arrived)
+    """
+    CREATE TABLE seq_gaps (
+        device TEXT PRIMARY KEY,
+        last_seq INTEGER,                     -- the newest report's seq and device time
+        last_ts INTEGER,
+        missing INTEGER NOT NULL DEFAULT 0,   -- reports never received, summed
+        gaps INTEGER NOT NULL DEFAULT 0,      -- how many separate gaps
+        last_gap_at INTEGER,
+        last_gap_first INTEGER,
+        last_gap_last INTEGER
+    );
+    """,
+    # 9: rollups kept incrementally only per hour (gateway/rollups.py): minutes come from
     # raw rows plus 1-minute chunks, days from hours plus a row for hours retention dropped
     """
     -- a day with no chunk of either kind: its 1-minute rows are its raw rows' minutes

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
 from drivers.mqtt_client import Message, MqttSource
 from drivers.mqtt_json import Topic, decode_status, decode_telemetry, parse_topic
+from gateway import clock as gateway_clock
 from gateway.errors import PayloadError, StoreError
 from gateway.events import Hub
 from gateway.ingest import Batch, Ingestor, Outcome, Quarantined
@@ -39,7 +40,7 @@ _TOPIC_CACHE_MAX = 100_000  # bounded: a flood of made-up topics cannot grow it 
 
 
 def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return gateway_clock.now_ms()  # wall time at start, advanced monotonically (gateway/clock.py)
 
 
 class Pipeline:
@@ -55,6 +56,7 @@ class Pipeline:
         batch_max: int,
         clock: Callable[[], int] = wall_ms,
         commit_delay_s: float = 0.0,
+        crash_after_commits: int = 0,
         gather_s: float = GATHER_S,
     ) -> None:
         self.source = source
@@ -66,11 +68,15 @@ class Pipeline:
         self.batch_max = batch_max
         self.clock = clock
         self.commit_delay_s = commit_delay_s  # test hook: widens the arrival→commit window
+        # test hook: die (as kill -9 would) after this many commits of readings, before
+        # their acks
+        self.crash_after_commits = crash_after_commits
         self.gather_s = gather_s
         self.store_error: str | None = None
         # called after a commit that changed tickets (the notification outbox wakes up)
         self.on_tickets: Callable[[], None] | None = None
         self._once = Once(log)
+        self.skews: dict[str, int] = {}  # device -> its clock's lead (ms), when far off
         self._current: asyncio.Future[None] | None = None
         self._topics: dict[str, Topic] = {}  # topic string -> parsed (devices are few)
         self._telemetry_counter = metrics.messages.labels("telemetry")
@@ -116,6 +122,11 @@ class Pipeline:
                 self._quarantine(batch, msg, "topic", f"unexpected topic {msg.topic!r}")
                 continue
             device = topic.device
+            if msg.oversized:
+                self._quarantine(
+                    batch, msg, "too_large", f"{msg.oversized} bytes from {device}: over the limit"
+                )
+                continue
             if not registry.knows(device):
                 self._quarantine(
                     batch, msg, "unknown_device", f"unknown device {device!r} (not configured)"
@@ -131,10 +142,15 @@ class Pipeline:
             except PayloadError as e:
                 self._quarantine(batch, msg, "payload", f"bad payload from {device}: {e}")
                 continue
+            lead = gateway_clock.skew(reports[-1].ts, msg.received_ms)
+            if lead is not None or device in self.skews:
+                self._note_skew(device, lead)
             mapped = registry.map(device, reports)
             readings.extend(mapped.readings)
-            seq = max((r.seq for r in reports if r.seq is not None), default=None)
-            seen[device] = (msg.received_ms, seq)
+            numbered = [(r.seq, r.ts) for r in reports if r.seq is not None]
+            seen[device] = (msg.received_ms, max((n[0] for n in numbered), default=None))
+            if numbered:
+                batch.seqs.setdefault(device, []).extend(numbered)
             if mapped.unknown_metrics:
                 names = ", ".join(mapped.unknown_metrics)
                 self._quarantine(
@@ -158,6 +174,25 @@ class Pipeline:
         m.readings_in.inc(len(readings))
         return batch
 
+    def _note_skew(self, device: str, lead: int | None) -> None:
+        if lead is None:
+            del self.skews[device]
+            log.info(
+                "device %s: clock back within %d s of the gateway's",
+                device,
+                gateway_clock.SKEW_MS // 1000,
+            )
+            return
+        if device not in self.skews:
+            log.warning(
+                "device %s: clock %s the gateway's by %.0f s (readings keep the device's "
+                "timestamps; check the device's or the gateway's clock)",
+                device,
+                "ahead of" if lead > 0 else "behind",
+                abs(lead) / 1000,
+            )
+        self.skews[device] = lead
+
     def _quarantine(self, batch: Batch, msg: Message, kind: str, reason: str) -> None:
         batch.quarantined.append(Quarantined(msg.received_ms, msg.topic, reason, msg.payload))
         self.metrics.quarantined.labels(kind).inc()
@@ -168,6 +203,11 @@ class Pipeline:
         if self.commit_delay_s:
             await asyncio.sleep(self.commit_delay_s)
         await self.submit(batch)
+        if self.crash_after_commits and batch.readings:
+            self.crash_after_commits -= 1
+            if not self.crash_after_commits:
+                log.critical("test hook: dying between the commit and the acknowledgement")
+                os._exit(70)
         self.metrics.acks.inc(self.source.ack(messages))
 
     async def submit(self, batch: Batch) -> Outcome:

@@ -11,7 +11,7 @@ commit rate to a quarter (BENCHMARKS.md). The other resolutions come from what i
   the rows it moves into a raw chunk (and retention or the disk guard with the rows they
   drop), in the same transaction: a good reading counts in exactly one of the two, and the
   minutes outlive the raw readings (their own retention). 1-minute rows in `rollups` are
-  residuals of databases from before this split (migration 8), folded into the chunks by
+  residuals of databases from before this split (migration 9), folded into the chunks by
   compaction like the raw rows.
 - 1 day: the day's hour rows grouped, plus a day row holding the hours that retention has
   dropped (hours are kept forever by default).

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import Executor
 from typing import Any
 
+from gateway import clock
 from gateway.errors import StoreError
 from gateway.ingest import Ingestor
 from gateway.pipeline import Pipeline
@@ -80,7 +81,8 @@ class RulesService:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval_s)
-            now = time.time_ns() // 1_000_000
+            now = clock.now_ms()
+            clock.CLOCK.check()  # a jump of the system clock is logged, not followed
             try:
                 outcome = await loop.run_in_executor(self.writer, self.ingestor.tick, now)
             except (sqlite3.Error, StoreError, OSError) as e:

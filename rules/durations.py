@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_MS = 3660 * 86_400_000  # ten years
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
@@ -20,6 +21,8 @@ def parse_duration(text: str) -> int:
         pos = m.end()
     if not s or pos != len(s):
         raise ValueError(f"{text!r} is not a duration (write e.g. 90s, 10m, 1h30m, 2d)")
+    if total > MAX_MS:  # also keeps deadlines (now + duration) inside SQLite's integers
+        raise ValueError(f"{text!r} is longer than {MAX_MS // _UNITS['d']}d")
     return int(total)
 
 

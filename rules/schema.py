@@ -38,7 +38,9 @@ PER = {"min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 def _duration(v: str) -> str:

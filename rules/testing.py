@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePath
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import ConfigError
 from gateway.model import Reading
@@ -93,8 +94,15 @@ class CaseSpec(_Model):
     expect: list[ExpectSpec] = []
 
 
+def _beside(name: str) -> str:
+    p = PurePath(name)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        raise ValueError(f"{name!r}: name a rule file in this file's folder (not absolute, no ..)")
+    return name
+
+
 class RuleTestFile(_Model):
-    rules: Annotated[list[str], Field(min_length=1)]
+    rules: Annotated[list[Annotated[str, AfterValidator(_beside)]], Field(min_length=1)]
     lateness: str = "1h"
     tick: str = "1m"
     devices: list[DeviceSpec] = []

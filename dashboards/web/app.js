@@ -7,6 +7,7 @@ const I18N = {
     overview: "总览", map: "一张图", tickets: "工单", trends: "趋势", devices: "设备",
     rules: "规则", duty: "值班", connecting: "连接中", live: "实时", reconnecting: "重连中",
     enableSound: "启用声音", soundOn: "声音已启用", logout: "退出", login: "登录",
+    brokerDown: "消息服务器断开，设备数据暂未接收（broker down）",
     user: "用户名", password: "密码",
     setupHint: "尚无用户：请输入网关控制台上显示的一次性设置令牌，创建第一个管理员。", setupToken: "设置令牌", ok: "确定", cancel: "取消",
     wrongLogin: "用户名或密码错误", locked: "尝试过多，请 {s} 秒后再试",
@@ -45,6 +46,7 @@ const I18N = {
     overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
     devices: "Devices", rules: "Rules", duty: "Duty", connecting: "Connecting", live: "Live",
     reconnecting: "Reconnecting", enableSound: "Enable sound", soundOn: "Sound on",
+    brokerDown: "Broker down: device data is not arriving",
     logout: "Log out", login: "Log in", user: "User", password: "Password",
     setupHint: "No users yet: enter the one-time setup token the gateway printed on its console to create the first admin.",
     setupToken: "Setup token", ok: "OK", cancel: "Cancel",
@@ -229,7 +231,9 @@ async function start() {
   connect();
   route();
 }
+function showBroker(up) { $("#broker-down").hidden = up !== false; }
 async function reload() {
+  api("GET", "/api/health").then((h) => showBroker(h.broker?.connected)).catch(() => {});
   const [tk, dv, mu] = await Promise.all([
     api("GET", "/api/tickets?limit=500"), api("GET", "/api/devices"), api("GET", "/api/alarms/muted"),
   ]);
@@ -268,6 +272,7 @@ function connect() {
   });
   on("mute", (m) => S.muted.set(m.ticket, m));
   on("alarm", () => {});
+  on("broker", (b) => showBroker(b.connected));
 }
 function schedule() {
   if (S.renderQueued) return;

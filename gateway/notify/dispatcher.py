@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 
 from prometheus_client import CollectorRegistry, Counter
 
+from gateway import clock
 from gateway.desk import Desk
 from gateway.errors import GatewayError, StoreError, TicketError
 from gateway.events import Hub
@@ -28,7 +28,7 @@ log = logging.getLogger("stationgw.notify")
 
 
 def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return clock.now_ms()
 
 
 class Dispatcher:

@@ -32,8 +32,9 @@ def build_dispatcher(
     if n.mqtt.enabled and link is not None:
         channels["mqtt"] = MqttAlertChannel(
             link,
-            n.mqtt.alert_topic.format(station=cfg.station.id),
-            n.mqtt.ack_topic.format(station=cfg.station.id),
+            # replace, not str.format: a topic from the file cannot reach attributes
+            n.mqtt.alert_topic.replace("{station}", cfg.station.id),
+            n.mqtt.ack_topic.replace("{station}", cfg.station.id),
             dispatcher.on_ack,
         )
     if n.sirens:

@@ -175,7 +175,7 @@ def test_rollups_equal_aggregates_of_the_raw_readings(
 
 
 def legacy_rollups(store: Store, new: list[Reading]) -> None:
-    """What commits kept before migration 8: 1-minute, hourly and daily rows."""
+    """What commits kept before migration 9: 1-minute, hourly and daily rows."""
     pts = [(store.series_id(r.device, r.metric), r.ts, r.value, r.flags) for r in new]
     for res in rollups.RESOLUTIONS.values():
         rollups.record(store.conn, rollups.aggregate(pts, res))
@@ -199,7 +199,7 @@ def test_migration_turns_legacy_rollups_into_hours_minute_chunks_and_residuals(
         for i in range(0, 2 * 206, 3)
         for j, m in enumerate(("a", "b"))
     ] + first[:40]  # duplicates too
-    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:7])
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:8])
     store = Store(db)
     with store.transaction():
         legacy_rollups(store, store.insert_readings(first))
@@ -224,7 +224,7 @@ def test_migration_turns_legacy_rollups_into_hours_minute_chunks_and_residuals(
         legacy_rollups(store, store.insert_readings(late))
     store.close()
     monkeypatch.undo()
-    store = Store(db)  # migration 8
+    store = Store(db)  # migration 9
     try:
         every = first + late
         check_rollups(store, every)
