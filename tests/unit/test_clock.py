@@ -39,6 +39,19 @@ def test_a_jump_of_the_system_clock_moves_nothing(
     assert caplog.text.count("moved") == 1  # said once per jump
 
 
+def test_a_box_that_started_with_an_unset_clock_takes_the_first_sane_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    box = Box()
+    box.wall = 86_400 * 10**9  # 1970-01-02: no real-time clock, NTP not through yet
+    c = SteadyClock(lambda: box.wall, lambda: box.mono)
+    box.step(1_000_000_000, 1_780_000_000_000 * 1_000_000)  # NTP steps the clock
+    assert c.check() == 0 and "adopted" in caplog.text
+    assert c.now_ms() == box.wall // 1_000_000
+    box.step(1_000_000_000, H)  # a later jump of a set clock is not followed
+    assert c.check() == H // 1_000_000
+
+
 @pytest.mark.parametrize(
     ("lead", "warned"),
     [(0, None), (SKEW_MS, None), (SKEW_MS + 1, SKEW_MS + 1), (-H // 10**6, -H // 10**6)],
