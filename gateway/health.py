@@ -135,11 +135,9 @@ def sweep(
             "AND device IN (SELECT id FROM devices WHERE online = 1)"
         )
         for d in store.devices():
-            interval = intervals.get(d.id)
-            if interval is None:
-                continue
+            interval = intervals.get(d.id)  # None: silence is not judged, data still counts
             last = max(d.last_seen or 0, d.status_at or 0, since) if d.online else 0
-            if d.online and now - last > factor * interval:
+            if d.online and interval is not None and now - last > factor * interval:
                 store.device_status(d.id, False, now)
                 _reason(
                     conn,

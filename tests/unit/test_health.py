@@ -52,3 +52,16 @@ def test_a_restart_is_not_an_outage(tmp_path: Path) -> None:
         store.device_status("a", True, T0)
     # the gateway started at T0 + 10 min: the device has 3 intervals from then
     assert sweep(store, {"a": 60_000}, 3.0, T0 + 600_000 + 120_000, T0 + 600_000) == []
+
+
+def test_a_device_without_an_interval_comes_online_by_data_and_never_goes_silent(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    store.register_devices(["b"])
+    assert sweep(store, {}, 3.0, T0, T0) == []  # never heard from: stays offline
+    with store.transaction():
+        store.device_seen("b", T0 + 1_000, None)
+    (up,) = sweep(store, {}, 3.0, T0 + 2_000, T0)
+    assert (up.id, up.online) == ("b", True)
+    assert sweep(store, {}, 3.0, T0 + 86_400_000, T0) == []  # no interval: silence not judged
