@@ -1,0 +1,11 @@
+"""Path parameters shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path
+
+# A row id (ticket, handover): SQLite integers are 64-bit, and a larger id in a URL made
+# the query raise OverflowError (a 500, found by schemathesis); now it is a 422.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
