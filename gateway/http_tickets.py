@@ -19,7 +19,7 @@ from gateway import clock, ledger
 from gateway.auth import HANDOVER_ROLES, REPORT_ROLES, TICKET_ROLES, Role
 from gateway.desk import Desk, StepRefused
 from gateway.errors import TicketError, TicketNotFound
-from gateway.http_params import RowId
+from gateway.http_params import MAX_ROW_ID, RowId
 from gateway.lifecycle import Step
 from gateway.model import Level
 from gateway.people import People
@@ -238,7 +238,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
     @app.get("/api/deliveries")
     def deliveries(
         status: Literal["pending", "sent", "failed"] | None = None,
-        ticket: int | None = None,
+        ticket: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
     ) -> dict[str, Any]:
         """Channel deliveries with their status, attempts and last error."""

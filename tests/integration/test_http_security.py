@@ -102,6 +102,9 @@ def test_every_api_operation_needs_a_session_and_viewers_change_nothing(
         else:
             assert r.status_code == 401, (op.label, r.status_code, r.text)
     assert public == set(PUBLIC)
+    print(
+        f"\n401 without a session on {len(api_ops) - len(public)} of {len(api_ops)} /api operations"
+    )
     # 2. every state-changing operation: a viewer is refused (403 role) with any valid
     # request schemathesis makes; anybody without the CSRF token is refused (403 csrf)
     changing = state_changing(schema)
@@ -127,7 +130,7 @@ def test_every_api_operation_needs_a_session_and_viewers_change_nothing(
             run_cases((op.as_strategy(), st.just(codes)), 15, probe)
             assert codes[403] > 0, (op.label, codes)  # a valid request was refused
             seen[op.label] = codes
-    print(f"\nviewer refused on {len(seen)} state-changing operations: {sorted(seen)}")
+    print(f"viewer refused on {len(seen)} state-changing operations: {sorted(seen)}")
 
 
 def test_ten_wrong_passwords_lock_the_name_and_no_secret_reaches_the_log(
@@ -196,6 +199,7 @@ def test_ten_wrong_passwords_lock_the_name_and_no_secret_reaches_the_log(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_schemathesis_finds_no_server_errors(gateway: Gateway) -> None:
     """CASES generated requests per operation, each sent with a session of a random role
     (admin, leader, duty officer, technician, viewer) and its CSRF token."""
@@ -211,6 +215,7 @@ def test_schemathesis_finds_no_server_errors(gateway: Gateway) -> None:
     ]
     started = time.monotonic()
     tally: dict[str, Counter[int]] = {}
+    took: dict[str, float] = {}
     errors: list[str] = []
     try:
         for op in ops:
@@ -224,6 +229,7 @@ def test_schemathesis_finds_no_server_errors(gateway: Gateway) -> None:
 
             run_cases((op.as_strategy(), st.sampled_from(sessions), st.just(codes)), CASES, fuzz)
             tally[op.label] = codes
+            took[op.label] = time.monotonic() - started - sum(took.values())
     finally:
         for c in clients:
             c.close()
@@ -231,9 +237,11 @@ def test_schemathesis_finds_no_server_errors(gateway: Gateway) -> None:
     total = sum(sum(c.values()) for c in tally.values())
     print(f"\n{total} requests over {len(tally)} operations in {elapsed:.0f} s")
     for label, codes in tally.items():
-        print(f"  {label}: {sum(codes.values())} {dict(sorted(codes.items()))}")
+        n, t = sum(codes.values()), took[label]
+        print(f"  {label}: {n} in {t:.1f} s {dict(sorted(codes.items()))}")
     assert not errors, "\n".join(errors[:10])
     assert gateway.proc is not None and gateway.proc.poll() is None  # still running
+    # operations without inputs (no parameters, no body) have only a few distinct
+    # requests: hypothesis stops there; the others get CASES each
     few = {label: sum(c.values()) for label, c in tally.items() if sum(c.values()) < CASES}
-    # an operation whose inputs are few (no parameters) can't make CASES distinct cases
-    assert all(n >= 1 for n in few.values()), few
+    print(f"fewer than {CASES} (no inputs to vary): {few}")
