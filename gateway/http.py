@@ -27,6 +27,7 @@ from gateway.config import Config
 from gateway.errors import TicketConflict, TicketNotFound
 from gateway.events import Hub
 from gateway.health import EMPTY, interval_ms, load_health
+from gateway.http_params import RowId
 from gateway.http_reports import router as reports_router
 from gateway.metrics import Metrics
 from gateway.rules_service import RulesService
@@ -154,7 +155,7 @@ def create_app(ctx: Context) -> FastAPI:
         return [t.to_json(now) for t in reader().tickets(open_only=open, limit=limit)]
 
     @app.get("/api/tickets/{ticket_id}")
-    def ticket(ticket_id: int) -> dict[str, Any]:
+    def ticket(ticket_id: RowId) -> dict[str, Any]:
         store = reader()
         t = store.ticket(ticket_id)
         if t is None:
@@ -169,7 +170,7 @@ def create_app(ctx: Context) -> FastAPI:
         }
 
     @app.post("/api/tickets/{ticket_id}/ack")
-    async def acknowledge(request: Request, ticket_id: int, body: AckBody) -> dict[str, Any]:
+    async def acknowledge(request: Request, ticket_id: RowId, body: AckBody) -> dict[str, Any]:
         """Acknowledge (叫应回应) a ticket as the logged-in user; answered 2xx only once
         it is stored."""
         loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.auth import ACK_ROLES, RULES_ROLES
 from gateway.config_dashboard import MAP_TYPES
 from gateway.errors import ConfigError, GatewayError
+from gateway.http_params import RowId
 from gateway.rules_loader import device_context, fault_specs, rule_files
 from gateway.rules_service import describe
 from gateway.store import Store
@@ -122,7 +123,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
         return {"muted": [{"ticket": int(t), "by": u, "at": a} | _pick(d) for t, u, d, a in rows]}
 
     @app.post("/api/alarms/{ticket_id}/mute")
-    def mute(request: Request, ticket_id: int, body: MuteBody) -> dict[str, Any]:
+    def mute(request: Request, ticket_id: RowId, body: MuteBody) -> dict[str, Any]:
         """Mute one warning's alarm on every screen at its present level (a raise sounds
         again); a reason is required (audited)."""
         user = access.require(request, ACK_ROLES, "mute an alarm")

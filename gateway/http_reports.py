@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
+from gateway.http_params import RowId
 from gateway.reports import documents
 from gateway.reports.handover import HandoverNotFound
 from gateway.reports.pdf import PdfError
@@ -48,7 +49,7 @@ def router(ctx: Context) -> APIRouter:
         return _response(doc)
 
     @r.get("/api/reports/handovers/{handover_id}")
-    def handover(handover_id: int, format: Literal["html", "pdf"] = "html") -> Response:
+    def handover(handover_id: RowId, format: Literal["html", "pdf"] = "html") -> Response:
         """交接班记录 of one shift handover."""
         conn = documents.open_db(ctx.db_path)
         try:

@@ -24,11 +24,18 @@ Resolution = Literal["raw", "1m", "1h", "1d"]
 DAY_MS = 86_400_000
 
 
-def _ms(v: int | datetime | None, default: int) -> int:
+# Times beyond ±2**53 ms (±285,000 years) are no time a station has; larger integers
+# failed the answer's JSON encoding (a 500, found by schemathesis)
+MAX_MS = 2**53
+
+
+def _ms(v: int | datetime | None, default: int, name: str) -> int:
     if v is None:
         return default
     if isinstance(v, datetime):
         return int(v.timestamp() * 1000)
+    if not -MAX_MS <= v <= MAX_MS:
+        raise HTTPException(422, f"{name}: {v} is out of range for a time in UTC ms")
     return v
 
 
@@ -91,8 +98,8 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
         `min`, `max`, `sum` and `count` of the good readings in the bucket (`ts` its start).
         `resolution` forces one."""
         now = int(time.time() * 1000)
-        end = _ms(to, now + 1)
-        start = _ms(from_, end - DAY_MS)
+        end = _ms(to, now + 1, "to")
+        start = _ms(from_, end - DAY_MS, "from")
         store = reader()
         sid = store.known_series_id(device, metric)
         if resolution is None:
@@ -120,8 +127,8 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -> None:
         """Many series in one answer, at one resolution (chosen as for /api/readings):
         `series=DEVICE/METRIC`, repeated."""
         now = int(time.time() * 1000)
-        end = _ms(to, now + 1)
-        start = _ms(from_, end - DAY_MS)
+        end = _ms(to, now + 1, "to")
+        start = _ms(from_, end - DAY_MS, "from")
         keys: list[tuple[str, str]] = []
         for i, s in enumerate(series):
             device, sep, metric = s.partition("/")

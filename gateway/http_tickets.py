@@ -19,6 +19,7 @@ from gateway import clock, ledger
 from gateway.auth import HANDOVER_ROLES, REPORT_ROLES, TICKET_ROLES, Role
 from gateway.desk import Desk, StepRefused
 from gateway.errors import TicketError, TicketNotFound
+from gateway.http_params import MAX_ROW_ID, RowId
 from gateway.lifecycle import Step
 from gateway.model import Level
 from gateway.people import People
@@ -140,7 +141,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
         return announce(t)
 
     @app.post("/api/tickets/{ticket_id}/steps")
-    async def step(request: Request, ticket_id: int, body: StepBody) -> dict[str, Any]:
+    async def step(request: Request, ticket_id: RowId, body: StepBody) -> dict[str, Any]:
         """A lifecycle step: confirm, control, rectify, close (write-off), dismiss.
         403 when the role may not take it, 409 when the state does not allow it or the
         write-off is by the person who rectified, 422 when a dismissal has no reason."""
@@ -157,7 +158,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
         return announce(t)
 
     @app.post("/api/tickets/{ticket_id}/lift")
-    async def lift(request: Request, ticket_id: int, body: LiftBody) -> dict[str, Any]:
+    async def lift(request: Request, ticket_id: RowId, body: LiftBody) -> dict[str, Any]:
         """解除预警: lift a warning, with a reason."""
         d = need_desk()
         now = now_ms()
@@ -172,7 +173,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
         return announce(t)
 
     @app.post("/api/tickets/{ticket_id}/lower")
-    async def lower(request: Request, ticket_id: int, body: LowerBody) -> dict[str, Any]:
+    async def lower(request: Request, ticket_id: RowId, body: LowerBody) -> dict[str, Any]:
         """Lower a warning (after the rule's suggestion); no new calls."""
         d = need_desk()
         now = now_ms()
@@ -187,7 +188,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
         return announce(t)
 
     @app.get("/api/tickets/{ticket_id}/summary")
-    def summary(ticket_id: int) -> dict[str, Any]:
+    def summary(ticket_id: RowId) -> dict[str, Any]:
         """Summary and evaluation: response times per call, escalations, outcome."""
         try:
             return summarize(reader(), ticket_id)
@@ -195,7 +196,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
             raise HTTPException(404, str(e)) from None
 
     @app.get("/api/tickets/{ticket_id}/calls")
-    def calls(ticket_id: int) -> dict[str, Any]:
+    def calls(ticket_id: RowId) -> dict[str, Any]:
         store = reader()
         return {
             "calls": [c.to_json() for c in read_calls(store, ticket_id)],
@@ -237,7 +238,7 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
     @app.get("/api/deliveries")
     def deliveries(
         status: Literal["pending", "sent", "failed"] | None = None,
-        ticket: int | None = None,
+        ticket: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
     ) -> dict[str, Any]:
         """Channel deliveries with their status, attempts and last error."""

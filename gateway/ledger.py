@@ -145,7 +145,13 @@ def to_csv(table: list[list[Any]]) -> bytes:
 
 def to_xlsx(table: list[list[Any]], title: str = "隐患台账") -> bytes:
     from openpyxl import Workbook  # only the export needs it
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
+
+    def clean(v: Any) -> Any:
+        # control characters in a ticket's free text made openpyxl raise (a 500, found by
+        # schemathesis); a worksheet cannot hold them, so they are left out
+        return ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v
 
     wb = Workbook()
     ws = wb.active
@@ -156,7 +162,7 @@ def to_xlsx(table: list[list[Any]], title: str = "隐患台账") -> bytes:
     for cell in ws[2]:
         cell.font = Font(bold=True)
     for row in table:
-        ws.append(row)
+        ws.append([clean(v) for v in row])
     ws.freeze_panes = "A3"
     buf = io.BytesIO()
     wb.save(buf)
