@@ -43,7 +43,7 @@ _N, _R, _P = 2**14, 8, 1
 
 
 class PasswordTooWeak(ValueError):
-    pass
+    """A password refused before hashing (too short)."""
 
 
 def check_password_text(password: str) -> None:

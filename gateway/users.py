@@ -32,7 +32,7 @@ NAME = re.compile(r"^[\w.@-]{1,64}$")
 
 
 class UserError(GatewayError):
-    pass
+    """A user that cannot be added or changed: bad name, unknown role, taken name."""
 
 
 @dataclass(frozen=True, slots=True)

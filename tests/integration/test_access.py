@@ -68,8 +68,7 @@ def test_first_admin_from_the_setup_token_then_sessions_and_csrf(gateway: Gatewa
             ):
                 if stream.status_code == 200:
                     opened.set()
-                    for _ in stream.iter_lines():
-                        pass
+                    stream.read()  # until the server ends the stream
             ended.set()
 
         threading.Thread(target=listen, daemon=True).start()
