@@ -180,6 +180,8 @@ class Gateway:
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None and self._port_taken():
+                return self.start()  # another process took the free port meanwhile
             assert self.proc.poll() is None, f"gateway exited: {self.log.read_text()}"
             with contextlib.suppress(httpx.HTTPError):
                 health = httpx.get(f"{self.url}/api/health", timeout=1).json()
@@ -187,6 +189,17 @@ class Gateway:
                     return
             time.sleep(0.1)
         raise TimeoutError(f"gateway did not come up: {self.log.read_text()}")
+
+    def _port_taken(self) -> bool:
+        """The HTTP port chosen free was bound by someone else first: take another one."""
+        text = self.config.read_text(encoding="utf-8")
+        line = f"port = {self.http_port}\n"
+        if "address already in use" not in self.log.read_text() or line not in text:
+            return False
+        self.http_port = free_port()
+        self.config.write_text(text.replace(line, f"port = {self.http_port}\n"), "utf-8")
+        self.log.write_text("", encoding="utf-8")
+        return True
 
     def api(self, role: str = "admin", name: str | None = None, **kw: Any) -> httpx.Client:
         """A client logged in as a new user with `role` (see `api`)."""
