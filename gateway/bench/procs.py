@@ -106,6 +106,7 @@ class Broker:
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            "set_tcp_nodelay true\n"  # as deploy/mosquitto: alerts are not held by Nagle
             "persistence false\n"
             "max_queued_messages 10000000\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n"
@@ -319,7 +320,9 @@ class GatewayProc:
             if self.proc.poll() is not None:
                 raise BenchError(f"gateway exited: {self.log.read_text()[-2000:]}")
             with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
-                if http_json(f"{self.url}/api/health", 1)["broker"]["connected"]:
+                health = http_json(f"{self.url}/api/health", 1)
+                links = [c.get("connected", True) for c in health["channels"].values()]
+                if health["broker"]["connected"] and all(links):  # alerts can go out too
                     return
             time.sleep(0.05)
         self.stop()

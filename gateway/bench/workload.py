@@ -42,10 +42,23 @@ def device_id(i: int) -> str:
     return f"dev-{i:05d}"
 
 
+ALERT_TOPIC = "stations/{station}/alerts"
+
+
 def station_toml(
-    station: str, devices: int, broker_port: int, http_port: int, db: Path, rules: Path
+    station: str,
+    devices: int,
+    broker_port: int,
+    http_port: int,
+    db: Path,
+    rules: Path,
+    *,
+    alerts: bool = False,
 ) -> str:
-    points = max(1, devices // 100)
+    """A station file; with `alerts`, one township responder is called over MQTT."""
+    # with alerts every device has a point of its own: a warning is per point, so a
+    # crossing on each device issues a new warning and a new call
+    points = devices if alerts else max(1, devices // 100)
     out = [
         f'[station]\nid = "{station}"\nname = "bench {station}"\n',
         '[[villages]]\nid = "v1"\nname = "bench village"\n',
@@ -69,6 +82,12 @@ def station_toml(
     # the streams are dated from T0_MS, months back: the storage jobs leave them alone
     # (the storage bench compacts its own data by itself)
     out.append('[storage]\nhot = "3650d"\n\n[storage.retention]\nraw = "forever"\n')
+    if alerts:
+        out.append(
+            '[[people]]\nid = "bench-responder"\nname = "响应人"\nroles = ["leader"]\n'
+            'grid = "township"\n'
+        )
+        out.append(f'[notify.mqtt]\nenabled = true\nalert_topic = "{ALERT_TOPIC}"\n')
     return "\n".join(out)
 
 
@@ -113,14 +132,23 @@ class Station:
 
 
 def write_station(
-    folder: Path, station: str, devices: int, rules: int, broker_port: int, http_port: int
+    folder: Path,
+    station: str,
+    devices: int,
+    rules: int,
+    broker_port: int,
+    http_port: int,
+    *,
+    alerts: bool = False,
 ) -> Station:
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "data" / "station.db"
     rules_file = folder / "rules.toml"
     rules_file.write_text(rules_toml(rules, devices))
     config = folder / "station.toml"
-    config.write_text(station_toml(station, devices, broker_port, http_port, db, rules_file))
+    config.write_text(
+        station_toml(station, devices, broker_port, http_port, db, rules_file, alerts=alerts)
+    )
     return Station(folder, config, db, http_port, station)
 
 

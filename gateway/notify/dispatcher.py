@@ -78,10 +78,19 @@ class Dispatcher:
             self.last_error[name] = None
 
     def status(self) -> dict[str, object]:
-        return {
-            name: {"queued": self.queues[name].qsize(), "last_error": self.last_error[name]}
-            for name in self.channels
-        }
+        """Per channel: deliveries queued, the last error and, for the channels that send
+        over the station broker, whether that connection is up."""
+        out: dict[str, object] = {}
+        for name, ch in self.channels.items():
+            s: dict[str, object] = {
+                "queued": self.queues[name].qsize(),
+                "last_error": self.last_error[name],
+            }
+            link = getattr(ch, "link", None)
+            if isinstance(link, MqttLink):
+                s["connected"] = link.connected
+            out[name] = s
+        return out
 
     def wake(self) -> None:
         self._wake.set()

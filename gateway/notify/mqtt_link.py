@@ -5,7 +5,9 @@ source, whose acknowledgements wait for commits; this one never holds up reading
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -44,6 +46,7 @@ class MqttLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_socket_open = _no_delay
 
     def subscribe(self, pattern: str, handler: Handler) -> None:
         self.handlers.append((pattern, handler))
@@ -98,3 +101,10 @@ class MqttLink:
             return
         for handler in handlers:
             loop.call_soon_threadsafe(handler, msg.topic, bytes(msg.payload), done)
+
+
+def _no_delay(_c: mqtt.Client, _u: object, sock: object) -> None:
+    """An alert is one small packet: Nagle's algorithm must not hold it back."""
+    if isinstance(sock, socket.socket):  # TLS sockets are socket.socket too
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -158,6 +158,9 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
         )
         wid, code = alert["ticket"], alert["code"]
         assert code == f"{wid:04d}" and "请回复" in alert["text"]
+        channels = http.get(f"{url}/api/health").json()["channels"]
+        assert channels["mqtt"]["connected"] is True  # the alert link, shown to the duty room
+        assert "connected" not in channels["dashboard"]
         alarm = sse.next("alarm")
         assert alarm["ticket"] == wid and alarm["level"] == "yellow"
 
