@@ -1,9 +1,14 @@
-"""paho-mqtt bridged into asyncio, with acknowledgements sent only after the commit.
+"""paho-mqtt driven by the asyncio event loop, with acknowledgements sent after the commit.
 
 aiomqtt acknowledges QoS 1 messages as they arrive, so this uses paho's own client with
-`manual_ack=True`. paho's network thread appends each message to a bounded buffer and
-wakes the event loop once per burst; the pipeline takes whole bursts as batches and acks
-them, in arrival order, after they are stored. A full buffer blocks paho's thread, so TCP
+`manual_ack=True`, in paho's external-loop mode (as aiomqtt drives it): the event loop
+watches the socket and calls `loop_read`/`loop_write`/`loop_misc`, so there is no network
+thread, no lock and no thread wake-up per message or per acknowledgement.
+
+Reading is gathered: when the socket becomes readable the source waits GATHER_S, then
+reads every packet that arrived meanwhile in one go. At a trickle this turns one wake-up
+per message into one per GATHER_S, and the pipeline commits what one read gathered as one
+batch. The buffer is bounded (`capacity`): when it is full the socket is not read, so TCP
 and the broker hold further messages (backpressure) instead of anything being dropped.
 
 After a reconnect the broker redelivers every unacknowledged message of the persistent
@@ -16,8 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
+import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +49,11 @@ log = logging.getLogger("stationgw.mqtt")
 MAX_PAYLOAD = 256 * 1024
 KEEP_OVERSIZED = 1024
 
+# How long a readable socket waits before it is read (see the module docstring): the
+# latency a reading gains at a trickle, for fewer wake-ups and commits (BENCHMARKS.md).
+GATHER_S = 0.005
+RECONNECT_MAX_S = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -62,21 +75,32 @@ class MqttSource:
         capacity: int,
         availability_topic: str | None = None,
         on_connection: Callable[[bool], None] | None = None,
+        gather_s: float = GATHER_S,
     ) -> None:
         self.settings = settings
         self.subscriptions = subscriptions
         self.capacity = capacity
         self.availability_topic = availability_topic
         self.on_connection = on_connection
+        self.gather_s = gather_s
         self.connected = False
         self.acks_sent = 0
         self._session = 0
         self._buffer: deque[Message] = deque()
-        self._cond = threading.Condition()
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._ready = asyncio.Event()
         self.up = asyncio.Event()  # set while connected (event loop side)
+        self._sock: socket.socket | None = None  # the socket the event loop watches
+        self._poll = select.poll()
+        self._fd = -1  # its file descriptor (kept: paho may close the socket first)
+        self._watching = False  # a reader is registered for it
+        self._scheduled = False  # a gathered read is coming
+        self._paused = False  # the buffer filled up: the socket is not read
+        self._failures = 0  # connection attempts failed in a row (backoff)
+        self._runner: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()  # set when the watched socket is closed
         v5 = settings.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -104,11 +128,16 @@ class MqttSource:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_socket_open = self._socket_open
+        self._client.on_socket_close = self._socket_close
+        self._client.on_socket_register_write = self._register_write
+        self._client.on_socket_unregister_write = self._unregister_write
 
     # --- lifecycle (event loop side) ------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         s = self.settings
         props: Properties | None = None
         kwargs: dict[str, object] = {}
@@ -124,25 +153,168 @@ class MqttSource:
                 s.port,
                 # paho closes a connection after two silent intervals (a PINGREQ, then no
                 # answer): half the configured keepalive notices a dead or frozen broker
-                # within keepalive_s (+ paho's 1 s loop), inside the 1.5 x the spec allows
+                # within keepalive_s (+ the 1 s tick of `_run`), inside the 1.5 x the spec
+                # allows
                 keepalive=max(2, s.keepalive_s // 2),
                 properties=props,
                 **kwargs,  # type: ignore[arg-type]
             )
         except (OSError, ValueError) as e:
             raise DriverError(f"mqtt {s.host}:{s.port}: {e}") from e
-        self._client.loop_start()
+        self._runner = asyncio.create_task(self._run(), name="mqtt-source")
 
     async def stop(self) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
+        self._closing = True
         if self.connected and self.availability_topic:
             info = self._client.publish(self.availability_topic, b"offline", qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 await asyncio.to_thread(info.wait_for_publish, 2.0)
-        self._client.disconnect()
-        await asyncio.to_thread(self._client.loop_stop)
+        self._client.disconnect()  # DISCONNECT goes out through the writer; paho then closes
+        if self._sock is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), 2.0)
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        if self._client.socket() is not None:  # the broker did not take the DISCONNECT
+            self._client.loop_misc()  # keeps paho's state consistent
+            with contextlib.suppress(OSError):
+                self._client._sock_close()  # paho has no public close
+
+    async def _run(self) -> None:
+        """Connect, reconnect with backoff (1 s doubling to 30 s), and tick paho's
+        keepalive once a second."""
+        s = self.settings
+        next_try = 0.0
+        while True:
+            if self._client.socket() is None and not self._closing:
+                now = time.monotonic()
+                if now >= next_try:
+                    try:
+                        # DNS, TCP and the TLS handshake block: not on the event loop
+                        await asyncio.to_thread(self._client.reconnect)
+                    except (OSError, ValueError) as e:
+                        self._failures += 1
+                        delay = min(RECONNECT_MAX_S, 2.0 ** (self._failures - 1))
+                        next_try = time.monotonic() + delay
+                        log.warning(
+                            "broker %s:%s unreachable (%s); next try in %.0f s",
+                            s.host,
+                            s.port,
+                            e,
+                            delay,
+                        )
+                    else:
+                        # a refused CONNACK closes the socket: back off on that as well
+                        self._failures += 1
+                        next_try = now + min(RECONNECT_MAX_S, 2.0 ** (self._failures - 1))
+            else:
+                self._client.loop_misc()
+            await asyncio.sleep(1.0)
+
+    # --- the socket, watched by the event loop ------------------------------------------
+
+    def _on_loop(self, fn: Callable[[], object]) -> None:
+        """Run fn on the event loop: now when called there, else soon (paho calls the
+        socket callbacks from `reconnect`, which runs on a worker thread)."""
+        if threading.get_ident() == self._loop_thread:
+            fn()
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(fn)
+
+    def _socket_open(self, _c: mqtt.Client, _u: object, sock: object) -> None:
+        assert isinstance(sock, socket.socket)  # TLS sockets are socket.socket too
+
+        def watch() -> None:
+            self._forget_socket()
+            self._sock, self._fd = sock, sock.fileno()
+            self._closed.clear()
+            self._poll = select.poll()
+            self._poll.register(self._fd, select.POLLIN)
+            self._paused = False
+            self._arm()
+
+        self._on_loop(watch)
+
+    def _socket_close(self, _c: mqtt.Client, _u: object, sock: object) -> None:
+        self._on_loop(self._forget_socket)
+
+    def _forget_socket(self) -> None:
+        if self._sock is None or self._loop is None:
+            return
+        self._sock = None
+        if self._watching:
+            self._loop.remove_reader(self._fd)
+        self._loop.remove_writer(self._fd)
+        self._watching = self._scheduled = False
+        self._closed.set()
+
+    def _register_write(self, _c: mqtt.Client, _u: object, sock: object) -> None:
+        def watch() -> None:
+            if self._loop is not None and self._sock is not None and sock is self._sock:
+                self._loop.add_writer(self._fd, self._writable)
+
+        self._on_loop(watch)
+
+    def _unregister_write(self, _c: mqtt.Client, _u: object, sock: object) -> None:
+        def unwatch() -> None:
+            if self._loop is not None and self._sock is not None and sock is self._sock:
+                self._loop.remove_writer(self._fd)
+
+        self._on_loop(unwatch)
+
+    def _writable(self) -> None:
+        self._client.loop_write()
+
+    def _arm(self) -> None:
+        """Watch the socket for the next packet, unless watching, reading soon or paused."""
+        if self._sock is None or self._watching or self._scheduled or self._paused:
+            return
+        assert self._loop is not None
+        self._watching = True
+        self._loop.add_reader(self._fd, self._readable)
+
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None or self._loop is None:
+            return
+        if not self.gather_s:
+            self._read(sock)
+            return
+        self._loop.remove_reader(self._fd)  # nothing more to hear until the gathered read
+        self._watching = False
+        self._scheduled = True
+        self._loop.call_later(self.gather_s, self._read, sock)
+
+    def _read(self, sock: socket.socket) -> None:
+        """Read every packet that has arrived, up to the buffer's capacity."""
+        self._scheduled = False
+        if sock is not self._sock or self._loop is None:
+            return  # the connection was closed meanwhile
+        client = self._client
+        had = len(self._buffer)
+        while len(self._buffer) < self.capacity:
+            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._sock is not sock:
+                break  # the connection broke: paho closed it and said so (on_disconnect)
+            pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+            if not pending and not self._poll.poll(0):
+                break
+        else:
+            self._paused = True  # full: TCP and the broker hold the rest
+            if self._watching:
+                self._loop.remove_reader(self._fd)
+                self._watching = False
+        if len(self._buffer) > had:
+            self._ready.set()
+        self._arm()
+
+    def _resume(self) -> None:
+        if self._paused and len(self._buffer) < self.capacity:
+            self._paused = False
+            if self._sock is not None and self._loop is not None and not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self._read, self._sock)  # it may hold data already
 
     # --- consuming (event loop side) --------------------------------------------------
 
@@ -151,27 +323,19 @@ class MqttSource:
 
     async def batch(self, max_items: int) -> list[Message]:
         """Wait for at least one message; return up to max_items in arrival order."""
-        while True:
-            with self._cond:
-                if self._buffer:
-                    n = min(max_items, len(self._buffer))
-                    out = [self._buffer.popleft() for _ in range(n)]
-                    if not self._buffer:
-                        self._ready.clear()
-                    self._cond.notify_all()
-                    return out
-                self._ready.clear()
+        while not self._buffer:
+            self._ready.clear()
             await self._ready.wait()
+        return self.take(max_items)
 
     def take(self, max_items: int) -> list[Message]:
         """Up to max_items of what is buffered now, without waiting."""
-        with self._cond:
-            n = min(max_items, len(self._buffer))
-            out = [self._buffer.popleft() for _ in range(n)]
-            if not self._buffer:
-                self._ready.clear()
-            self._cond.notify_all()
-            return out
+        buf = self._buffer
+        out = [buf.popleft() for _ in range(min(max_items, len(buf)))]
+        if not buf:
+            self._ready.clear()
+        self._resume()
+        return out
 
     def ack(self, messages: list[Message]) -> int:
         """Acknowledge stored messages of the current session, in order; return how many."""
@@ -188,7 +352,7 @@ class MqttSource:
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         self._client.publish(topic, payload, qos=qos, retain=retain)
 
-    # --- paho's network thread -------------------------------------------------------
+    # --- paho's callbacks (on the event loop, from loop_read) -----------------------
 
     def _on_connect(
         self,
@@ -201,9 +365,9 @@ class MqttSource:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
             return
-        with self._cond:
-            self._session += 1
-            self._buffer.clear()  # their unacked copies are redelivered on this session
+        self._session += 1
+        self._failures = 0
+        self._buffer.clear()  # their unacked copies are redelivered on this session
         client.subscribe([(t, 1) for t in self.subscriptions])
         if self.availability_topic:
             client.publish(self.availability_topic, b"online", qos=1, retain=True)
@@ -225,6 +389,7 @@ class MqttSource:
     ) -> None:
         if self.connected and not self._closing:
             log.warning("broker connection lost (%s); reconnecting", reason)
+        self._session += 1  # no ack of this connection's messages may reach the next one
         self._set_connected(False)
 
     def _set_connected(self, up: bool) -> None:
@@ -252,12 +417,6 @@ class MqttSource:
             self._session,
             size if big else 0,
         )
-        with self._cond:
-            while len(self._buffer) >= self.capacity and not self._closing:
-                self._cond.wait(timeout=1.0)
-            if self._closing:
-                return  # not acknowledged: the broker keeps it for the next start
-            wake = not self._buffer
-            self._buffer.append(m)
-        if wake and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._ready.set)
+        if self._closing:
+            return  # not acknowledged: the broker keeps it for the next start
+        self._buffer.append(m)

@@ -2,8 +2,8 @@
 
 One loop: take whatever the MQTT buffer holds (up to batch_max), decode it, commit it on
 the writer thread, acknowledge it, publish the changes. While a batch commits, the next
-one gathers, so batches grow with load; a batch of only a few messages (a trickle) waits
-GATHER_S for company first, which divides the per-batch cost at low rates. A batch the
+one gathers, so batches grow with load; at a trickle the source's gathered read
+(`drivers.mqtt_client.GATHER_S`) gives each commit several messages. A batch the
 store refuses (disk full, I/O error) is retried with backoff and never acknowledged
 meanwhile: senders are slowed, nothing acknowledged is lost.
 """
@@ -30,12 +30,6 @@ from gateway.registry import Registry
 
 log = logging.getLogger("stationgw.pipeline")
 
-# A batch smaller than GATHER_BELOW messages waits GATHER_S for more before it commits.
-# Measured at 1,000 single-reading messages/s: 2.7 messages per batch and 36% of a core
-# without it; with 10 ms about 16 per batch and 25%, with 5 ms about 8 and 30%, at the cost
-# of as much latency on a trickle (`stationgw bench`: cpu, latency_ms).
-GATHER_S = 0.005
-GATHER_BELOW = 64
 _TOPIC_CACHE_MAX = 100_000  # bounded: a flood of made-up topics cannot grow it forever
 
 
@@ -57,7 +51,6 @@ class Pipeline:
         clock: Callable[[], int] = wall_ms,
         commit_delay_s: float = 0.0,
         crash_after_commits: int = 0,
-        gather_s: float = GATHER_S,
     ) -> None:
         self.source = source
         self.ingestor = ingestor
@@ -71,7 +64,6 @@ class Pipeline:
         # test hook: die (as kill -9 would) after this many commits of readings, before
         # their acks
         self.crash_after_commits = crash_after_commits
-        self.gather_s = gather_s
         self.store_error: str | None = None
         # called after a commit that changed tickets (the notification outbox wakes up)
         self.on_tickets: Callable[[], None] | None = None
@@ -85,11 +77,6 @@ class Pipeline:
     async def run(self) -> None:
         while True:
             messages = await self.source.batch(self.batch_max)
-            if self.gather_s and len(messages) < GATHER_BELOW:
-                # a trickle: wait a moment so that one commit, one wake-up of each thread
-                # and one round of acknowledgements serve several messages
-                await asyncio.sleep(self.gather_s)
-                messages += self.source.take(self.batch_max - len(messages))
             self._current = asyncio.ensure_future(self._handle(messages))
             await asyncio.shield(self._current)
 
