@@ -52,6 +52,9 @@ KEEP_OVERSIZED = 1024
 # How long a readable socket waits before it is read (see the module docstring): the
 # latency a reading gains at a trickle, for fewer wake-ups and commits (BENCHMARKS.md).
 GATHER_S = 0.005
+# Packets read in one go at most: a backlog is read in slices, so the pipeline commits one
+# slice on the writer thread while the next is read, and the event loop stays responsive.
+READ_MAX = 200
 RECONNECT_MAX_S = 30.0
 
 
@@ -294,20 +297,28 @@ class MqttSource:
             return  # the connection was closed meanwhile
         client = self._client
         had = len(self._buffer)
-        while len(self._buffer) < self.capacity:
+        more = False
+        for _ in range(READ_MAX):
+            if len(self._buffer) >= self.capacity:
+                self._paused = True  # full: TCP and the broker hold the rest
+                if self._watching:
+                    self._loop.remove_reader(self._fd)
+                    self._watching = False
+                break
             if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._sock is not sock:
                 break  # the connection broke: paho closed it and said so (on_disconnect)
             pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
             if not pending and not self._poll.poll(0):
                 break
         else:
-            self._paused = True  # full: TCP and the broker hold the rest
-            if self._watching:
-                self._loop.remove_reader(self._fd)
-                self._watching = False
+            more = True  # a backlog: the next slice after whatever else is due
         if len(self._buffer) > had:
             self._ready.set()
-        self._arm()
+        if more and not self._watching:
+            self._scheduled = True
+            self._loop.call_soon(self._read, sock)
+        else:
+            self._arm()
 
     def _resume(self) -> None:
         if self._paused and len(self._buffer) < self.capacity:

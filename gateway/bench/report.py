@@ -72,6 +72,7 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("latency_ms.at_50pct.ticket_p99", "                                     p99", "ms", ""),
     ("latency_ms.p50", "  … and alert published on MQTT:     p50", "ms", ""),
     ("latency_ms.p99", "                                     p99", "ms", "≤ 50"),
+    ("latency_ms.at_50pct.missed", "probes with no alert within 5 s (50%)", "probes", "0"),
     ("memory.rss_mb_idle", "gateway RSS, started, idle", "MB", ""),
     ("memory.rss_mb_steady", "RSS after the simulated hour", "MB", "≤ 150"),
     ("memory.rss_mb_overload", "RSS peak under 2× overload", "MB", "≤ 1.5 × steady"),
