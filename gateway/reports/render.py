@@ -12,7 +12,6 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from gateway.config import Config
-from gateway.reports import charts
 from gateway.reports.handover import Handover
 from gateway.reports.loop import LEVELS
 from gateway.reports.monthly import Monthly
@@ -68,6 +67,10 @@ def environment() -> Environment:
 
 
 def monthly_html(m: Monthly, cfg: Config) -> str:
+    # matplotlib (and numpy) cost the running gateway ~45 MB when imported at start-up:
+    # loaded only when a monthly report is made
+    from gateway.reports import charts
+
     names = {p.id: p.name for p in cfg.points}
     days = m.period.days()
     return (
