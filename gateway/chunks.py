@@ -45,37 +45,59 @@ def _put(out: bytearray, n: int) -> None:
     out.append(z)
 
 
-def _scale(values: Sequence[float]) -> int:
-    """The smallest d such that every value is exactly round(v * 10**d) / 10**d."""
+def _put_all(out: bytearray, numbers: Sequence[int]) -> None:
+    """`_put` of each number; the common one-byte case without a call (hot: compaction
+    writes several varints per point)."""
+    append = out.append
+    for n in numbers:
+        z = (n << 1) if n >= 0 else ((-n << 1) - 1)
+        if z < 0x80:
+            append(z)
+        else:
+            _put(out, n)
+
+
+def _scaled(values: Sequence[float]) -> tuple[int, list[int]]:
+    """The smallest d such that every value is exactly round(v * 10**d) / 10**d, with
+    those integers; (_FLOAT_BITS, []) when there is none."""
+    isfinite = math.isfinite
+    if not all(map(isfinite, values)):
+        return _FLOAT_BITS, []
     for d in range(_MAX_SCALE + 1):
         p = 10**d
+        ks = []
         for v in values:
-            if not math.isfinite(v) or (v == 0 and math.copysign(1.0, v) < 0):
-                return _FLOAT_BITS
             scaled = v * p  # a huge value scaled overflows to inf: no exact scale
-            if not math.isfinite(scaled) or round(scaled) / p != v:
+            if not isfinite(scaled):
+                return _FLOAT_BITS, []
+            k = round(scaled)
+            if k / p != v:
                 break
+            if not k and math.copysign(1.0, v) < 0:
+                return _FLOAT_BITS, []  # -0.0 keeps its sign only as float64 bits
+            ks.append(k)
         else:
-            return d
-    return _FLOAT_BITS
+            return d, ks
+    return _FLOAT_BITS, []
 
 
 def _put_ts(body: bytearray, stamps: Sequence[int]) -> None:
-    prev_ts = prev_delta = 0
-    for i, ts in enumerate(stamps):
-        if i == 0:
-            _put(body, ts)
-        else:
-            delta = ts - prev_ts
-            if delta <= 0:
-                raise ValueError(f"chunk points must increase in ts: {ts} after {prev_ts}")
-            _put(body, delta if i == 1 else delta - prev_delta)
-            prev_delta = delta
-        prev_ts = ts
+    if not stamps:
+        return
+    diffs = [stamps[0]]
+    prev_ts, prev_delta = stamps[0], 0
+    for i in range(1, len(stamps)):
+        ts = stamps[i]
+        delta = ts - prev_ts
+        if delta <= 0:
+            raise ValueError(f"chunk points must increase in ts: {ts} after {prev_ts}")
+        diffs.append(delta if i == 1 else delta - prev_delta)
+        prev_delta, prev_ts = delta, ts
+    _put_all(body, diffs)
 
 
 def _put_values(body: bytearray, values: Sequence[float]) -> None:
-    d = _scale(values)
+    d, ks = _scaled(values)
     body.append(d)
     if d == _FLOAT_BITS:
         prev_bits = 0
@@ -84,12 +106,7 @@ def _put_values(body: bytearray, values: Sequence[float]) -> None:
             body += (bits ^ prev_bits).to_bytes(8, "big")
             prev_bits = bits
     else:
-        p = 10**d
-        prev_k = 0
-        for v in values:
-            k = round(v * p)
-            _put(body, k - prev_k)
-            prev_k = k
+        _put_all(body, [k - prev for k, prev in zip(ks, [0, *ks], strict=False)])
 
 
 def encode(points: Sequence[Point]) -> bytes:
@@ -98,8 +115,7 @@ def encode(points: Sequence[Point]) -> bytes:
     _put(body, len(points))
     _put_ts(body, [p[0] for p in points])
     _put_values(body, [p[1] for p in points])
-    for _, _, f in points:
-        _put(body, f)
+    _put_all(body, [p[2] for p in points])
     return bytes([VERSION]) + zlib.compress(bytes(body), 9)
 
 

@@ -83,3 +83,36 @@ def test_merge_keeps_the_first_stored_point() -> None:
     old = [(1, 1.0, 0), (3, 3.0, 0)]
     new = [(2, 2.0, 0), (3, 99.0, 0)]
     assert chunks.merge(old, new) == [(1, 1.0, 0), (2, 2.0, 0), (3, 3.0, 0)]
+
+
+GOLDEN = [
+    (1_780_000_000_000 + i * 60_000 + (7 if i == 5 else 0), v, f)
+    for i, (v, f) in enumerate(
+        [
+            (2.125, 0),
+            (2.13, 0),
+            (0.0, 0),
+            (2.2, 0),
+            (2.2, 1),
+            (-1.5, 0),
+            (300.25, 0),
+            (2.2, 0),
+            (0.05, 0),
+            (2.0, 300),
+        ]
+    )
+]
+
+
+def test_the_encoding_stays_byte_for_byte() -> None:
+    """Blobs already stored must keep meaning the same: these bytes were written by the
+    first version of the encoder (a change of format needs a new VERSION)."""
+    assert chunks.encode(GOLDEN).hex() == (
+        "0178da136958b0a4e55cfa8195ec0c0c0c7cd27c0c0cccb314b9162b6e5062786ef9e6954af3469"
+        "5d38a7be480920c4c20e2060b00a15a0ead"
+    )
+    table = chunks.encode_table([p[0] for p in GOLDEN], [[p[1] for p in GOLDEN], [1.0] * 10])
+    assert table.hex() == (
+        "0278da13616958b0a4e55cfa8195ec0c0c0c7cd27c0c0cccb314b9162b6e5062786ef9e6954af3469"
+        "5d38a7be4189818600000a0890dd5"
+    )
