@@ -6,10 +6,11 @@ watches the socket and calls `loop_read`/`loop_write`/`loop_misc`, so there is n
 thread, no lock and no thread wake-up per message or per acknowledgement.
 
 Reading is gathered: when the socket becomes readable the source waits GATHER_S, then
-reads every packet that arrived meanwhile in one go. At a trickle this turns one wake-up
-per message into one per GATHER_S, and the pipeline commits what one read gathered as one
-batch. The buffer is bounded (`capacity`): when it is full the socket is not read, so TCP
-and the broker hold further messages (backpressure) instead of anything being dropped.
+reads what arrived meanwhile (a backlog in slices of READ_MAX packets). At a trickle
+this turns one wake-up per message into one per GATHER_S, and the pipeline commits what
+one read gathered as one batch. The buffer is bounded (`capacity`): when it is full the
+socket is not read, so TCP and the broker hold further messages (backpressure) instead
+of anything being dropped.
 
 After a reconnect the broker redelivers every unacknowledged message of the persistent
 session; acks for messages of an earlier connection are not sent (packet ids restart),
@@ -96,7 +97,7 @@ class MqttSource:
         self._ready = asyncio.Event()
         self.up = asyncio.Event()  # set while connected (event loop side)
         self._sock: socket.socket | None = None  # the socket the event loop watches
-        self._poll = select.poll()
+        self._poll = select.poll()  # the same socket, asked whether more has arrived
         self._fd = -1  # its file descriptor (kept: paho may close the socket first)
         self._watching = False  # a reader is registered for it
         self._scheduled = False  # a gathered read is coming
@@ -194,13 +195,16 @@ class MqttSource:
             if self._client.socket() is None and not self._closing:
                 now = time.monotonic()
                 if now >= next_try:
+                    # every attempt counts until a CONNACK accepts it (`_on_connect`): a
+                    # refused one closes the socket and backs off like an unreachable broker
+                    self._failures += 1
+                    delay = min(RECONNECT_MAX_S, 2.0 ** (self._failures - 1))
+                    next_try = now + delay
                     try:
                         # DNS, TCP and the TLS handshake block: not on the event loop
                         await asyncio.to_thread(self._client.reconnect)
                     except (OSError, ValueError) as e:
-                        self._failures += 1
-                        delay = min(RECONNECT_MAX_S, 2.0 ** (self._failures - 1))
-                        next_try = time.monotonic() + delay
+                        next_try = time.monotonic() + delay  # a timeout took its time
                         log.warning(
                             "broker %s:%s unreachable (%s); next try in %.0f s",
                             s.host,
@@ -208,10 +212,6 @@ class MqttSource:
                             e,
                             delay,
                         )
-                    else:
-                        # a refused CONNACK closes the socket: back off on that as well
-                        self._failures += 1
-                        next_try = now + min(RECONNECT_MAX_S, 2.0 ** (self._failures - 1))
             else:
                 self._client.loop_misc()
             await asyncio.sleep(1.0)
@@ -291,7 +291,8 @@ class MqttSource:
         self._loop.call_later(self.gather_s, self._read, sock)
 
     def _read(self, sock: socket.socket) -> None:
-        """Read every packet that has arrived, up to the buffer's capacity."""
+        """Read the packets that have arrived: at most READ_MAX, and no more than the
+        buffer holds; a longer backlog is read on in the next slice."""
         self._scheduled = False
         if sock is not self._sock or self._loop is None:
             return  # the connection was closed meanwhile
