@@ -96,8 +96,14 @@ def _put_ts(body: bytearray, stamps: Sequence[int]) -> None:
     _put_all(body, diffs)
 
 
-def _put_values(body: bytearray, values: Sequence[float]) -> None:
-    d, ks = _scaled(values)
+def _negative_zero(values: Sequence[float]) -> bool:
+    return 0.0 in values and any(v == 0 and math.copysign(1.0, v) < 0 for v in values)
+
+
+def _put_values(
+    body: bytearray, values: Sequence[float], scaled: tuple[int, list[int]] | None = None
+) -> None:
+    d, ks = scaled or _scaled(values)
     body.append(d)
     if d == _FLOAT_BITS:
         prev_bits = 0
@@ -122,15 +128,22 @@ def encode(points: Sequence[Point]) -> bytes:
 def encode_table(stamps: Sequence[int], columns: Sequence[Sequence[float]]) -> bytes:
     """Increasing timestamps and value columns of the same length (rollup buckets:
     count, sum, min, max) -> blob. A column repeating another (sum = min = max for one
-    reading a bucket) costs next to nothing after zlib."""
+    reading a bucket) costs next to nothing after zlib, and its scale is found once."""
     body = bytearray()
     _put(body, len(stamps))
     _put(body, len(columns))
     _put_ts(body, stamps)
+    done: list[tuple[Sequence[float], tuple[int, list[int]]]] = []
     for col in columns:
         if len(col) != len(stamps):
             raise ValueError(f"a column has {len(col)} values for {len(stamps)} timestamps")
-        _put_values(body, col)
+        scaled: tuple[int, list[int]]
+        if _negative_zero(col):  # == does not tell -0.0 from 0.0: no reuse
+            scaled = _FLOAT_BITS, []
+        else:
+            scaled = next((sc for c, sc in done if c == col), None) or _scaled(col)
+            done.append((col, scaled))
+        _put_values(body, col, scaled)
     return bytes([TABLE_VERSION]) + zlib.compress(bytes(body), 9)
 
 

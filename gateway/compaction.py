@@ -71,17 +71,12 @@ def compact_day(store: Store, series_id: int, day: int) -> tuple[int, int, int, 
     Call inside a transaction."""
     conn = store.conn
     start, end = day * DAY_MS, (day + 1) * DAY_MS
-    minute_bytes = rollups.add_to_day(
-        conn, series_id, day, rollups.minutes_of_rows(conn, series_id, start, end)
-    )
-    rows = [
-        (int(t), float(v), int(f))
-        for t, v, f in conn.execute(
-            "SELECT ts, value, flags FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? "
-            "ORDER BY ts",
-            (series_id, start, end),
-        ).fetchall()
-    ]
+    rows: list[chunks.Point] = conn.execute(
+        "SELECT ts, value, flags FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? "
+        "ORDER BY ts",
+        (series_id, start, end),
+    ).fetchall()
+    minute_bytes = rollups.add_to_day(conn, series_id, day, rollups.minutes_of_points(rows))
     old = conn.execute(
         "SELECT data FROM chunks WHERE series_id = ? AND day = ?", (series_id, day)
     ).fetchone()

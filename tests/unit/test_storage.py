@@ -174,6 +174,32 @@ def test_rollups_equal_aggregates_of_the_raw_readings(
         ing.store.close()
 
 
+@pytest.mark.parametrize(
+    ("points", "want"),
+    [
+        ([], []),
+        ([(60_000, 2.0, 0)], [(60_000, 1, 2.0, 2.0, 2.0)]),
+        # one minute, three readings: the middle one is the maximum, the last the minimum
+        (
+            [(120_000, 2.0, 0), (150_000, 5.0, 0), (179_999, -1.0, 0)],
+            [(120_000, 3, 6.0, -1.0, 5.0)],
+        ),
+        # a flagged reading counts nowhere, even as a minute's only reading
+        ([(60_000, 9.0, 4), (61_000, 1.0, 0), (120_000, 7.0, 1)], [(60_000, 1, 1.0, 1.0, 1.0)]),
+        ([(59_999, 1.0, 0), (60_000, 3.0, 0)], [(0, 1, 1.0, 1.0, 1.0), (60_000, 1, 3.0, 3.0, 3.0)]),
+    ],
+)
+def test_minutes_of_points_equals_the_grouping_query(
+    points: list[tuple[int, float, int]], want: list[tuple[int, int, float, float, float]]
+) -> None:
+    got = [(b.ts, b.count, b.sum, b.min, b.max) for b in rollups.minutes_of_points(points)]
+    assert got == want
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE readings (series_id, ts, value, flags)")
+    conn.executemany("INSERT INTO readings VALUES (1, ?, ?, ?)", points)
+    assert rollups.minutes_of_rows(conn, 1, 0, 10**9) == rollups.minutes_of_points(points)
+
+
 def legacy_rollups(store: Store, new: list[Reading]) -> None:
     """What commits kept before migration 9: 1-minute, hourly and daily rows."""
     pts = [(store.series_id(r.device, r.metric), r.ts, r.value, r.flags) for r in new]
