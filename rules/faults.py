@@ -8,7 +8,7 @@ fault transition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.model import FLAG_JUMP, FLAG_OUT_OF_RANGE, FLAG_STUCK, Reading
@@ -87,7 +87,7 @@ def screen(
     turn("range", out_of_range, f"[{spec.min:g}, {spec.max:g}]")
 
     if reading.ts <= state.last_ts:  # late or repeated: only the range can be judged
-        return (reading if flags == reading.flags else replace(reading, flags=flags)), changes
+        return (reading if flags == reading.flags else reading._replace(flags=flags)), changes
 
     if spec.stuck_after_ms is not None and not out_of_range:
         if state.last_value is None or v != state.last_value or state.same_since is None:
@@ -121,4 +121,4 @@ def screen(
 
     state.last_ts = reading.ts
     state.last_value = v
-    return (reading if flags == reading.flags else replace(reading, flags=flags)), changes
+    return (reading if flags == reading.flags else reading._replace(flags=flags)), changes
