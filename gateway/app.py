@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -40,6 +41,15 @@ log = logging.getLogger("stationgw")
 GATEWAY_NODE = "_gateway"  # the gateway's own availability; no device id starts with "_"
 
 
+def _freeze_startup_heap() -> None:
+    """Keep what start-up built (modules, config, rules, rule state) out of the cycle
+    collector's full passes. A full pass walked all of it: 60-120 ms with 2,000 rules,
+    with the event loop stopped, and the worst alert latencies of the bench. Objects made
+    later are collected as before; start-up's own garbage is collected first."""
+    gc.collect()
+    gc.freeze()
+
+
 class _Server(uvicorn.Server):
     """uvicorn inside our loop: the gateway owns the signals, not uvicorn."""
 
@@ -63,8 +73,10 @@ async def run_gateway(
     stop: asyncio.Event,
     *,
     started: asyncio.Future[Running] | None = None,
+    freeze_heap: bool = False,
 ) -> None:
-    """Run until `stop` is set; then finish the batch in hand and shut down cleanly."""
+    """Run until `stop` is set; then finish the batch in hand and shut down cleanly.
+    `freeze_heap`: the process is this gateway's own (`_freeze_startup_heap`)."""
     loader = RulesLoader(cfg)
     loader.load()
     ruleset = loader.ruleset()
@@ -180,6 +192,8 @@ async def run_gateway(
             await asyncio.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
         log.info("web page on http://%s:%d/", cfg.http.host, port)
+        if freeze_heap:
+            _freeze_startup_heap()
         if started is not None:
             started.set_result(
                 Running(http_port=port, metrics=metrics, broker_up=source.up, field=field)

@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     stop = asyncio.Event()
-    _run(run_gateway(cfg, stop), stop, None)
+    _run(run_gateway(cfg, stop, freeze_heap=True), stop, None)
     return 0
 
 
