@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,15 +78,21 @@ def _config(folder: Path, uplinks: dict[str, Any]) -> Config:
     return parse_config(raw, folder / "station.toml")
 
 
-def _fill(cfg: Config, backlog: int) -> None:
-    store = Store(cfg.database.path)
+def _fill(cfgs: list[Config], backlog: int) -> None:
+    """The backlog in the first config's database, with a cursor for every config's
+    uplink, then copied to the others: each drain starts from the same outbox, written
+    once (3.6 M readings take ~25 s to write)."""
+    db = cfgs[0].database.path
+    store = Store(db)
     with store.transaction():
-        outbox.configure(store.conn, cfg.uplinks.names())
+        outbox.configure(store.conn, [n for cfg in cfgs for n in cfg.uplinks.names()])
     for start in range(0, backlog, 50_000):  # as 2,000-reading commits (batch_max) left it
         with store.transaction():
             for s in range(start, min(start + 50_000, backlog), 2000):
                 outbox.add_readings(store.conn, _readings(s, min(2000, backlog - s)))
-    store.close()
+    store.close()  # the last connection: the WAL is checkpointed into the file
+    for cfg in cfgs[1:]:
+        shutil.copyfile(db, cfg.database.path)
 
 
 def _drain(cfg: Config, backlog: int) -> float:
@@ -125,20 +132,18 @@ def measure(
     mqtt_cfg = _config(
         folder / "mqtt", {"mqtt": {"host": "127.0.0.1", "port": broker_port, "station": "bench"}}
     )
-    _fill(mqtt_cfg, backlog)
+    influx = InfluxServer(folder / "influxd")
+    influx_cfg = _config(
+        folder / "influx", {"influx": {"url": influx.url, "mode": "v1", "database": "county"}}
+    )
+    _fill([mqtt_cfg, influx_cfg], backlog)
     s = _drain(mqtt_cfg, backlog)
     out["mqtt_drain_readings_per_s"] = round(backlog / s)
     out["mqtt_drain_1h_s"] = round(HOUR_AT_1000 / (backlog / s), 1)
 
-    influx = InfluxServer(folder / "influxd")
     influx.start()
     try:
         influx.query("CREATE DATABASE county")
-        influx_cfg = _config(
-            folder / "influx",
-            {"influx": {"url": influx.url, "mode": "v1", "database": "county"}},
-        )
-        _fill(influx_cfg, backlog)
         s = _drain(influx_cfg, backlog)
         (count,) = influx.query('SELECT COUNT("value") FROM "reading"', "county")
         values: Any = count["values"]

@@ -50,6 +50,7 @@ def test_quick_bench_runs_and_loses_nothing(tmp_path: Path) -> None:
     assert results["cpu"]["lost"] == 0
     assert results["memory"]["simulated_hour_lost"] == 0
     assert results["memory"]["overload_lost"] == 0
+    assert results["uplink"]["influx_lost"] == 0  # the whole copied backlog arrived
     lat = results["latency_ms"]["at_10pct"]  # every probe's alert came back over MQTT
     assert (lat["answered"], lat["missed"]) == (lat["probes"], 0), lat
     # at tiny sizes "50% of max" may be more than the gateway sustains live (the maximum
