@@ -129,12 +129,15 @@ def sweep(
     """
     changed: list[str] = []
     conn = store.conn
+    shortest = min(intervals.values(), default=None)
     with store.transaction():
         conn.execute(  # back online through its driver since: the reason no longer holds
             "UPDATE device_health SET offline_reason = NULL WHERE offline_reason IS NOT NULL "
             "AND device IN (SELECT id FROM devices WHERE online = 1)"
         )
-        for d in store.devices():
+        # only the devices that may change, found by SQLite: every 5 s over 5,000 devices,
+        # reading them all into Python held the writer (and ingest's commits) ~20 ms
+        for d in _candidates(conn, since, now - factor * shortest if shortest else None):
             interval = intervals.get(d.id)  # None: silence is not judged, data still counts
             last = max(d.last_seen or 0, d.status_at or 0, since) if d.online else 0
             if d.online and interval is not None and now - last > factor * interval:
@@ -152,6 +155,22 @@ def sweep(
                 _reason(conn, d.id, None, now)
                 changed.append(d.id)
     return [s for i in changed if (s := store.device(i)) is not None]
+
+
+def _candidates(
+    conn: sqlite3.Connection, since: int, silent_before: float | None
+) -> list[DeviceState]:
+    """Offline devices heard from since their status, and (when any device has an
+    interval) online ones silent since before `silent_before`, the cut-off of the
+    shortest interval (a superset: `sweep` judges each by its own; 1 ms of slack keeps
+    float rounding on the safe side)."""
+    rows = conn.execute(
+        f"SELECT {DeviceState.COLUMNS} FROM devices "
+        "WHERE (online = 0 AND last_seen > coalesce(status_at, 0)) OR (online = 1 AND ? "
+        "AND max(coalesce(last_seen, 0), coalesce(status_at, 0), ?) < ?) ORDER BY id",
+        (silent_before is not None, since, (silent_before or 0) + 1),
+    ).fetchall()
+    return [DeviceState.from_row(r) for r in rows]
 
 
 def _reason(conn: sqlite3.Connection, device: str, reason: str | None, now: int) -> None:

@@ -122,6 +122,12 @@ class DeviceState:
     last_seen: int | None
     last_seq: int | None
 
+    COLUMNS = "id, online, status_at, last_seen, last_seq"  # of `devices`, for from_row
+
+    @classmethod
+    def from_row(cls, r: tuple[Any, ...]) -> DeviceState:
+        return cls(r[0], bool(r[1]), r[2], r[3], r[4])
+
     def to_json(self) -> dict[str, object]:
         return {
             "id": self.id,
@@ -350,17 +356,14 @@ class Store:
         )
 
     def devices(self) -> list[DeviceState]:
-        rows = self.conn.execute(
-            "SELECT id, online, status_at, last_seen, last_seq FROM devices ORDER BY id"
-        ).fetchall()
-        return [DeviceState(r[0], bool(r[1]), r[2], r[3], r[4]) for r in rows]
+        rows = self.conn.execute(f"SELECT {DeviceState.COLUMNS} FROM devices ORDER BY id")
+        return [DeviceState.from_row(r) for r in rows]
 
     def device(self, device_id: str) -> DeviceState | None:
         r = self.conn.execute(
-            "SELECT id, online, status_at, last_seen, last_seq FROM devices WHERE id = ?",
-            (device_id,),
+            f"SELECT {DeviceState.COLUMNS} FROM devices WHERE id = ?", (device_id,)
         ).fetchone()
-        return DeviceState(r[0], bool(r[1]), r[2], r[3], r[4]) if r else None
+        return DeviceState.from_row(r) if r else None
 
     def quarantine(self, received_at: int, source: str, reason: str, payload: bytes) -> None:
         self.conn.execute(

@@ -65,3 +65,17 @@ def test_a_device_without_an_interval_comes_online_by_data_and_never_goes_silent
     (up,) = sweep(store, {}, 3.0, T0 + 2_000, T0)
     assert (up.id, up.online) == ("b", True)
     assert sweep(store, {}, 3.0, T0 + 86_400_000, T0) == []  # no interval: silence not judged
+
+
+def test_each_device_is_judged_by_its_own_interval(tmp_path: Path) -> None:
+    """SQLite picks the candidates by the shortest interval; each one's own decides."""
+    store = Store(tmp_path / "s.db")
+    store.register_devices(["fast", "slow", "quiet"])
+    with store.transaction():
+        for d in ("fast", "slow"):
+            store.device_status(d, True, T0)
+            store.device_seen(d, T0, None)
+    intervals = {"fast": 60_000, "slow": 600_000}  # "quiet" never reported: stays offline
+    assert [d.id for d in sweep(store, intervals, 3.0, T0 + 180_001, T0)] == ["fast"]
+    assert sweep(store, intervals, 3.0, T0 + 1_800_000, T0) == []
+    assert [d.id for d in sweep(store, intervals, 3.0, T0 + 1_800_001, T0)] == ["slow"]
