@@ -115,9 +115,11 @@ def _first(
     events: queue.Queue[tuple[float, dict[str, object]]],
     match: dict[str, object],
     deadline: float,
-    seen: dict[object, float] | None = None,
+    passed_by_point: dict[object, float] | None = None,
 ) -> tuple[float, dict[str, object]] | None:
-    """The first queued item whose fields equal `match`, waiting until `deadline`."""
+    """The first queued item whose fields equal `match`, waiting until `deadline`. Items
+    passed over go into `passed_by_point` under their "point", with their arrival time:
+    an alert read while waiting for another probe's is kept for its own."""
     while True:
         try:
             at, item = events.get(timeout=max(0.0, deadline - time.perf_counter()))
@@ -125,8 +127,8 @@ def _first(
             return None
         if all(item.get(k) == v for k, v in match.items()):
             return at, item
-        if seen is not None:
-            seen.setdefault(item.get("point"), at)
+        if passed_by_point is not None:
+            passed_by_point.setdefault(item.get("point"), at)
 
 
 def measure(
