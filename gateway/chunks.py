@@ -57,11 +57,16 @@ def _put_all(out: bytearray, numbers: Sequence[int]) -> None:
             _put(out, n)
 
 
+def _negative_zero(values: Sequence[float]) -> bool:
+    return 0.0 in values and any(v == 0 and math.copysign(1.0, v) < 0 for v in values)
+
+
 def _scaled(values: Sequence[float]) -> tuple[int, list[int]]:
     """The smallest d such that every value is exactly round(v * 10**d) / 10**d, with
-    those integers; (_FLOAT_BITS, []) when there is none."""
+    those integers; (_FLOAT_BITS, []) when there is none (-0.0 keeps its sign only as
+    float64 bits)."""
     isfinite = math.isfinite
-    if not all(map(isfinite, values)):
+    if not all(map(isfinite, values)) or _negative_zero(values):
         return _FLOAT_BITS, []
     for d in range(_MAX_SCALE + 1):
         p = 10**d
@@ -73,8 +78,6 @@ def _scaled(values: Sequence[float]) -> tuple[int, list[int]]:
             k = round(scaled)
             if k / p != v:
                 break
-            if not k and math.copysign(1.0, v) < 0:
-                return _FLOAT_BITS, []  # -0.0 keeps its sign only as float64 bits
             ks.append(k)
         else:
             return d, ks
@@ -94,10 +97,6 @@ def _put_ts(body: bytearray, stamps: Sequence[int]) -> None:
         diffs.append(delta if i == 1 else delta - prev_delta)
         prev_delta, prev_ts = delta, ts
     _put_all(body, diffs)
-
-
-def _negative_zero(values: Sequence[float]) -> bool:
-    return 0.0 in values and any(v == 0 and math.copysign(1.0, v) < 0 for v in values)
 
 
 def _put_values(

@@ -130,6 +130,7 @@ def sweep(
     changed: list[str] = []
     conn = store.conn
     shortest = min(intervals.values(), default=None)
+    silent_before = None if shortest is None else now - factor * shortest
     with store.transaction():
         conn.execute(  # back online through its driver since: the reason no longer holds
             "UPDATE device_health SET offline_reason = NULL WHERE offline_reason IS NOT NULL "
@@ -137,7 +138,7 @@ def sweep(
         )
         # only the devices that may change, found by SQLite: every 5 s over 5,000 devices,
         # reading them all into Python held the writer (and ingest's commits) ~20 ms
-        for d in _candidates(conn, since, now - factor * shortest if shortest else None):
+        for d in _candidates(conn, since, silent_before):
             interval = intervals.get(d.id)  # None: silence is not judged, data still counts
             last = max(d.last_seen or 0, d.status_at or 0, since) if d.online else 0
             if d.online and interval is not None and now - last > factor * interval:

@@ -27,7 +27,7 @@ class Reading(NamedTuple):
     """One sample: device, metric, timestamp in UTC milliseconds, value.
 
     A NamedTuple, immutable like the frozen dataclass it was, and made 2.4 times faster
-    (0.35 against 1.4 µs: a frozen dataclass sets each field through
+    (0.58 against 1.4 µs: a frozen dataclass sets each field through
     `object.__setattr__`); one is made for every reading that arrives."""
 
     device: str
