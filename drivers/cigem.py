@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.errors import PayloadError
+from gateway.core.errors import PayloadError
 
 TYPES = {1: "json", 2: "json with timestamps", 3: "file", 4: "firmware"}
 STATUS_SENSOR = "S1_ZT"

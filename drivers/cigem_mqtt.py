@@ -14,8 +14,8 @@ import logging
 from drivers import cigem
 from drivers.context import BatchBuilder, DriverContext, once
 from drivers.mqtt_client import Message, MqttSource
-from gateway.config import Device
-from gateway.transports import CigemTransport
+from gateway.config.station import Device
+from gateway.config.transports import CigemTransport
 
 log = logging.getLogger("stationgw.cigem")
 

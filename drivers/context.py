@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.mqtt_json import Report
-from gateway.config import Config
+from gateway.config.station import Config
+from gateway.core.model import Level
 from gateway.events import Hub
-from gateway.health import HealthRecorder
-from gateway.ingest import Batch, Outcome, Quarantined
+from gateway.ingest.commit import Batch, Outcome, Quarantined
+from gateway.ingest.health import HealthRecorder
+from gateway.ingest.registry import Registry
 from gateway.logs import Once
 from gateway.metrics import Metrics
-from gateway.model import Level
-from gateway.registry import Registry
-from gateway.store import Store, Ticket
+from gateway.storage.store import Store, Ticket
 
 Write = Callable[[Callable[[Store], Any]], Awaitable[Any]]
 

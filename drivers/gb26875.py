@@ -16,7 +16,7 @@ from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from drivers.framing import Reject, RejectKind
-from gateway.errors import PayloadError
+from gateway.core.errors import PayloadError
 
 START, END = b"@@", b"##"
 HEADER_LEN = 27  # @@ + 25 bytes up to and with the command

@@ -18,9 +18,9 @@ from drivers.context import BatchBuilder, DriverContext, once
 from drivers.frame_io import Handle, pump_connection, pump_line
 from drivers.framing import Reject, Stream
 from drivers.serial_line import SerialLine
-from gateway.config import Device
-from gateway.model import Level
-from gateway.transports import Gb26875Section, Gb26875Transport, SerialPort
+from gateway.config.station import Device
+from gateway.config.transports import Gb26875Section, Gb26875Transport, SerialPort
+from gateway.core.model import Level
 
 log = logging.getLogger("stationgw.gb26875")
 

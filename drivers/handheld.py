@@ -33,8 +33,8 @@ from pydantic import (
 )
 
 from drivers.framing import Reject
-from gateway.errors import PayloadError
-from gateway.validation import problems
+from gateway.core.errors import PayloadError
+from gateway.core.validation import problems
 
 MAX_LINE = 64 * 1024
 MIN_TS_MS = 946_684_800_000

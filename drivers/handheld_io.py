@@ -18,10 +18,10 @@ from drivers.context import BatchBuilder, DriverContext, once
 from drivers.framing import Reject, Stream
 from drivers.mqtt_client import Message, MqttSource
 from drivers.serial_line import LineLost, SerialLine
-from gateway.model import Level
-from gateway.patrols import flags, store_record
-from gateway.store import Store
-from gateway.transports import HandheldTransport, SerialPort
+from gateway.config.transports import HandheldTransport, SerialPort
+from gateway.core.model import Level
+from gateway.storage.store import Store
+from gateway.tickets.patrols import flags, store_record
 
 log = logging.getLogger("stationgw.handheld")
 

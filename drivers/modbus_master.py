@@ -20,8 +20,8 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusException
 
 from drivers.context import BatchBuilder, DriverContext, once
-from gateway.config import Device
-from gateway.transports import ModbusRtuTransport, Register, SerialPort
+from gateway.config.station import Device
+from gateway.config.transports import ModbusRtuTransport, Register, SerialPort
 
 log = logging.getLogger("stationgw.modbus")
 

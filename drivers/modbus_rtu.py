@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drivers.framing import Reject, crc16
-from gateway.errors import PayloadError
+from gateway.core.errors import PayloadError
 
 READS = {
     1: "read coils",

@@ -37,9 +37,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway import clock
-from gateway.config import Broker
-from gateway.errors import DriverError
+from gateway.config.station import Broker
+from gateway.core import clock
+from gateway.core.errors import DriverError
 
 log = logging.getLogger("stationgw.mqtt")
 

@@ -16,8 +16,8 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from gateway.errors import PayloadError
-from gateway.validation import problems
+from gateway.core.errors import PayloadError
+from gateway.core.validation import problems
 
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: anything earlier is seconds or a dead clock
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01

@@ -16,8 +16,8 @@ import os
 
 import serial
 
-from gateway.errors import DriverError
-from gateway.transports import SerialPort
+from gateway.config.transports import SerialPort
+from gateway.core.errors import DriverError
 
 log = logging.getLogger("stationgw.serial")
 

@@ -26,7 +26,7 @@ from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from drivers.framing import Reject, RejectKind, crc16
-from gateway.errors import PayloadError
+from gateway.core.errors import PayloadError
 
 SYNC = b"\x7e\x7e"
 HEADER_LEN = 14  # 7E7E, centre, station, password, function, length, start char

@@ -18,8 +18,8 @@ from drivers.frame_io import Handle, pump_connection, pump_line
 from drivers.framing import Reject, Stream
 from drivers.serial_line import SerialLine
 from drivers.sl651 import Frame, Reassembler, Sl651Error, confirmation, station_of, take
-from gateway.config import Device
-from gateway.transports import SerialPort, Sl651Section, Sl651Transport
+from gateway.config.station import Device
+from gateway.config.transports import SerialPort, Sl651Section, Sl651Transport
 
 log = logging.getLogger("stationgw.sl651")
 

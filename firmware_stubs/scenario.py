@@ -20,7 +20,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 
-from gateway.validation import key_path
+from gateway.core.validation import key_path
 
 __all__ = ["DeviceScript", "MetricScript", "Scenario", "ScenarioError", "load_scenario"]
 

@@ -19,22 +19,22 @@ import uvicorn
 
 from drivers.context import DriverContext
 from drivers.mqtt_client import MqttSource
-from gateway.config import Config
-from gateway.desk import Desk
+from gateway.config.station import Config
 from gateway.events import Hub
-from gateway.field import FieldDrivers
-from gateway.health import HealthMonitor, HealthRecorder
-from gateway.http import Context, create_app
-from gateway.ingest import Ingestor
+from gateway.http.app import Context, create_app
+from gateway.ingest.commit import Ingestor
+from gateway.ingest.field import FieldDrivers
+from gateway.ingest.health import HealthMonitor, HealthRecorder
+from gateway.ingest.pipeline import Pipeline, wall_ms
+from gateway.ingest.registry import Registry
+from gateway.ingest.rules_loader import RulesLoader
+from gateway.ingest.rules_service import RulesService
 from gateway.metrics import Metrics
 from gateway.notify.setup import build_dispatcher
-from gateway.pipeline import Pipeline, wall_ms
-from gateway.registry import Registry
-from gateway.rules_loader import RulesLoader
-from gateway.rules_service import RulesService
-from gateway.storage_service import StorageJobs
-from gateway.store import Store
-from gateway.uplinks import Uplinks
+from gateway.storage.service import StorageJobs
+from gateway.storage.store import Store
+from gateway.tickets.desk import Desk
+from gateway.uplinks.service import Uplinks
 
 log = logging.getLogger("stationgw")
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.model import Level, Reading
+from gateway.core.model import Level, Reading
 from rules import levels as lv
 from rules.faults import FaultSpec, FaultState
 from rules.faults import screen as screen_reading

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.model import FLAG_JUMP, FLAG_OUT_OF_RANGE, FLAG_STUCK, Reading
+from gateway.core.model import FLAG_JUMP, FLAG_OUT_OF_RANGE, FLAG_STUCK, Reading
 
 FaultType = Literal["range", "stuck", "jump", "low_supply", "no_data"]
 JUMP_CONFIRM = 3  # consecutive mutually plausible readings accept a new baseline

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.model import Level
+from gateway.core.model import Level
 from rules.model import Timing
 
 Change = tuple[Level | None, Level | None]  # (previous, new)

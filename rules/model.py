@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.model import Level
+from gateway.core.model import Level
 
 Direction = Literal["above", "below"]
 Limits = tuple[tuple[Level, float], ...]  # (level, value) from the lowest level to the highest

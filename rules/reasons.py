@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.model import Level
+from gateway.core.model import Level
 from rules.durations import format_duration
 
 ZH_LEVEL = {Level.BLUE: "蓝色", Level.YELLOW: "黄色", Level.ORANGE: "橙色", Level.RED: "红色"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from gateway.model import Reading
+from gateway.core.model import Reading
 from rules.evaluator import RuleSet, State, Transition, evaluate, screen, tick
 
 

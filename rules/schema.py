@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.errors import ConfigError
-from gateway.model import Level
-from gateway.validation import clean_loc, key_path, message
+from gateway.core.errors import ConfigError
+from gateway.core.model import Level
+from gateway.core.validation import clean_loc, key_path, message
 from rules.durations import parse_duration
 from rules.model import (
     AccumulationRule,

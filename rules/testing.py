@@ -16,9 +16,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.errors import ConfigError
-from gateway.model import Reading
-from gateway.validation import problems
+from gateway.core.errors import ConfigError
+from gateway.core.model import Reading
+from gateway.core.validation import problems
 from rules.durations import format_duration, parse_duration
 from rules.evaluator import RuleSet, Transition
 from rules.faults import FaultSpec

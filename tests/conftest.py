@@ -127,8 +127,8 @@ above = { blue = 2.0, yellow = 5.0, orange = 8.0, red = 12.0 }
 def add_user(db: Path, name: str, role: str, person: str | None = None) -> str:
     """A user straight in the station database (as `stationgw users add` does); returns
     the password, random per test."""
-    from gateway.store import Store
-    from gateway.users import add_user as add
+    from gateway.auth.users import add_user as add
+    from gateway.storage.store import Store
 
     password = secrets.token_urlsafe(12)
     store = Store(db)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 
 class DeliveryError(GatewayError):

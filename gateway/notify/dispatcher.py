@@ -15,14 +15,14 @@ from concurrent.futures import Executor
 
 from prometheus_client import CollectorRegistry, Counter
 
-from gateway import clock
-from gateway.desk import Desk
-from gateway.errors import GatewayError, StoreError, TicketError
+from gateway.core import clock
+from gateway.core.errors import GatewayError, StoreError, TicketError
 from gateway.events import Hub
 from gateway.notify.base import AckIn, Channel, Delivery, DeliveryError
 from gateway.notify.mqtt_link import MqttLink
-from gateway.records import DeliveryRow
-from gateway.store import Ticket
+from gateway.storage.store import Ticket
+from gateway.tickets.desk import Desk
+from gateway.tickets.records import DeliveryRow
 
 log = logging.getLogger("stationgw.notify")
 

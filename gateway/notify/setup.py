@@ -6,8 +6,7 @@ from concurrent.futures import Executor
 
 from prometheus_client import CollectorRegistry
 
-from gateway.config import Config
-from gateway.desk import Desk
+from gateway.config.station import Config
 from gateway.events import Hub
 from gateway.notify.base import Channel
 from gateway.notify.dashboard import DashboardChannel
@@ -17,6 +16,7 @@ from gateway.notify.mqtt_link import MqttLink
 from gateway.notify.siren import SirenChannel
 from gateway.notify.siren_serial import SerialSirenLine, SerialSirens
 from gateway.notify.webhook import WebhookChannel
+from gateway.tickets.desk import Desk
 
 
 def build_dispatcher(

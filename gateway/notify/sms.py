@@ -19,7 +19,7 @@ import tty
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gateway.config_loop import SmsSection
+from gateway.config.loop import SmsSection
 from gateway.notify.base import AckIn, Delivery, DeliveryError, OnAck
 from gateway.notify.gsm import Sms, cmti_index, find_code, fit, parse_cmgl, parse_cmgr, ucs2
 

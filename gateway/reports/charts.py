@@ -21,7 +21,7 @@ from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from gateway.model import Level
+from gateway.core.model import Level
 from gateway.reports.loop import LEVELS, Stats
 from gateway.reports.sensors import Availability, CrackMeter, RainGauge, WaterGauge
 

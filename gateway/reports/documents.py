@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gateway import ledger
-from gateway.config import Config
+from gateway.config.station import Config
+from gateway.ingest.rules_loader import RulesLoader
 from gateway.reports.handover import handover
 from gateway.reports.monthly import Monthly, monthly
 from gateway.reports.pdf import html_to_pdf
 from gateway.reports.period import month_period
 from gateway.reports.render import handover_html, ledger_html, monthly_html
-from gateway.rules_loader import RulesLoader
-from gateway.store import Store
+from gateway.storage.store import Store
+from gateway.tickets import ledger
 from rules.evaluator import RuleSet
 
 log = logging.getLogger("stationgw.reports")

@@ -9,11 +9,11 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config import Config
-from gateway.errors import GatewayError
-from gateway.ledger import KIND_ZH, LEVEL_ZH, STATE_ZH
-from gateway.model import Level
-from gateway.people import People
+from gateway.config.station import Config
+from gateway.core.errors import GatewayError
+from gateway.core.model import Level
+from gateway.tickets.ledger import KIND_ZH, LEVEL_ZH, STATE_ZH
+from gateway.tickets.people import People
 
 DEFAULT_SHIFT_MS = 12 * 3_600_000  # the first handover looks back this far
 STEP_ZH = {

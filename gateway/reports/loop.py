@@ -25,11 +25,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.config import Config
-from gateway.lifecycle import FLOWS, Policy, Step, next_step
-from gateway.model import Level
-from gateway.people import People
+from gateway.config.station import Config
+from gateway.core.model import Level
 from gateway.reports.period import Period
+from gateway.tickets.lifecycle import FLOWS, Policy, Step, next_step
+from gateway.tickets.people import People
 
 LEVELS = (Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED)
 STAGES = ("confirm", "control", "rectify", "close")  # the step that ends each stage

@@ -12,15 +12,15 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from gateway.config import Config
-from gateway.desk import policy_of
-from gateway.model import Level
+from gateway.config.reports import ReportsSection
+from gateway.config.station import Config
+from gateway.core.model import Level
 from gateway.reports import loop, sensors
-from gateway.reports.config import ReportsSection
 from gateway.reports.loop import LEVELS, Calls, Hazards, Patrol, Warnings
 from gateway.reports.narrative import Change, Headline, changes, summary
 from gateway.reports.period import Period, previous
 from gateway.reports.sensors import Availability, CrackMeter, RainGauge, WaterGauge
+from gateway.tickets.desk import policy_of
 from rules.evaluator import RuleSet
 from rules.model import NoDataRule
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.model import Level
+from gateway.core.model import Level
 from gateway.reports.loop import LEVELS
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from gateway.config import Config
+from gateway.config.station import Config
 from gateway.reports.handover import Handover
 from gateway.reports.loop import LEVELS
 from gateway.reports.monthly import Monthly

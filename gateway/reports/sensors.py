@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-from gateway.config import Config, Device
-from gateway.health import interval_ms
-from gateway.model import Level
-from gateway.reports.config import ReportsSection
+from gateway.config.reports import ReportsSection
+from gateway.config.station import Config, Device
+from gateway.core.model import Level
+from gateway.ingest.health import interval_ms
 from gateway.reports.period import Period
 from rules.evaluator import RuleSet
 from rules.model import ThresholdRule

@@ -17,12 +17,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway import outbox
-from gateway.config import Config, parse_config
-from gateway.ingest import Batch, Ingestor
-from gateway.model import Reading
-from gateway.store import Store
-from gateway.uplinks import Uplinks
+from gateway.config.station import Config, parse_config
+from gateway.core.model import Reading
+from gateway.ingest.commit import Batch, Ingestor
+from gateway.storage.store import Store
+from gateway.uplinks import outbox
+from gateway.uplinks.service import Uplinks
 from rules.evaluator import RuleSet
 from tests.conftest import MOSQUITTO, free_port, wait_port
 

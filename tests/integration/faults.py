@@ -20,7 +20,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.auth import SESSION_COOKIE
+from gateway.auth.policy import SESSION_COOKIE
 from tests.conftest import MOSQUITTO, REPO, Gateway, free_port, wait_port
 
 # device time of seq 0 in the payloads these tests send: an hour ago, on a whole second

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.app import Running, run_gateway
-from gateway.config import Config, parse_config
+from gateway.config.station import Config, parse_config
 
 SOCAT = shutil.which("socat")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bench.report import REQUIRED_KEYS, get, missing_keys
+from gateway.devtools.bench.report import REQUIRED_KEYS, get, missing_keys
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

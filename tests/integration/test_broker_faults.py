@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.auth import SESSION_COOKIE
+from gateway.auth.policy import SESSION_COOKIE
 from tests.conftest import RULES, STATION, Gateway, free_port
 from tests.integration.faults import (
     Broker,

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case
 
-from gateway.auth import LOCK_MS
-from gateway.http_auth import PUBLIC, SAFE
+from gateway.auth.policy import LOCK_MS
+from gateway.http.auth import PUBLIC, SAFE
 from tests.conftest import Gateway, add_user
 from tests.integration.test_end_to_end import wait_for
 

@@ -17,12 +17,12 @@ from drivers.context import DriverContext
 from drivers.framing import Stream
 from drivers.sl651_server import Sl651Driver
 from firmware_stubs import sl651_station as stub
-from gateway.config import Config
-from gateway.health import HealthRecorder
-from gateway.ingest import Batch, Outcome
+from gateway.config.station import Config
+from gateway.config.transports import Listen, Sl651Section
+from gateway.ingest.commit import Batch, Outcome
+from gateway.ingest.health import HealthRecorder
+from gateway.ingest.registry import Registry
 from gateway.metrics import Metrics
-from gateway.registry import Registry
-from gateway.transports import Listen, Sl651Section
 from tests.conftest import Mosquitto, api
 from tests.integration.field import PtyPair, config, gateway, rows, series, until
 

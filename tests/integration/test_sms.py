@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 
 from firmware_stubs.gsm_modem import GsmModemStub
-from gateway.desk import Desk
+from gateway.core.model import Level, Reading
 from gateway.events import Hub
-from gateway.ingest import Batch, Ingestor
-from gateway.model import Level, Reading
+from gateway.ingest.commit import Batch, Ingestor
 from gateway.notify.base import DeliveryError
 from gateway.notify.dashboard import DashboardChannel
 from gateway.notify.dispatcher import Dispatcher
 from gateway.notify.sms import Modem, SmsChannel
-from gateway.records import read_calls, read_deliveries
-from gateway.store import Store
+from gateway.storage.store import Store
+from gateway.tickets.desk import Desk
+from gateway.tickets.records import read_calls, read_deliveries
 from rules.evaluator import RuleSet
 from rules.model import DeviceInfo, ThresholdRule
 from tests.unit.loop_helpers import station

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import Level
-from gateway.tickets import TicketKind
+from gateway.core.model import Level
+from gateway.tickets.model import TicketKind
 from tests.integration.county import Station, reading_batch, station_config
 from tests.integration.influx_server import InfluxServer
 from tests.integration.influx_v2_proxy import V2Proxy

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from gateway import outbox
-from gateway.model import Level
-from gateway.tickets import TicketKind
+from gateway.core.model import Level
+from gateway.tickets.model import TicketKind
+from gateway.uplinks import outbox
 from tests.conftest import free_port
 from tests.integration.county import (
     CountyBroker,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Config, parse_config
+from gateway.config.station import Config, parse_config
 
 T0 = 1_780_000_000_000  # 2026-05-28 20:26:40 UTC = 2026-05-29 04:26:40 Asia/Shanghai
 MIN = 60_000

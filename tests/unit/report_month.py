@@ -17,14 +17,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from drivers.handheld import Item, Record
-from gateway.config import Config, load_config
-from gateway.desk import Desk
-from gateway.ingest import Batch, Ingestor
-from gateway.lifecycle import Step
-from gateway.model import Level, Reading
-from gateway.patrols import flags, store_record
-from gateway.rules_loader import RulesLoader
-from gateway.store import Store
+from gateway.config.station import Config, load_config
+from gateway.core.model import Level, Reading
+from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.rules_loader import RulesLoader
+from gateway.storage.store import Store
+from gateway.tickets.desk import Desk
+from gateway.tickets.lifecycle import Step
+from gateway.tickets.patrols import flags, store_record
 
 TZ = ZoneInfo("Asia/Shanghai")
 MIN = 60_000

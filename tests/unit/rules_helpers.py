@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.model import Level, Reading
+from gateway.core.model import Level, Reading
 from rules.evaluator import RuleSet, State, Transition, evaluate, screen, tick
 from rules.model import DeviceInfo, Rule
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.auth import (
+from gateway.auth.policy import (
     LOCK_AFTER,
     LOCK_MS,
     Attempts,
@@ -19,10 +19,10 @@ from gateway.auth import (
     verify_password,
     wait_ms,
 )
-from gateway.config import load_config
-from gateway.desk import policy_of
-from gateway.store import Store
-from gateway.users import UserError, add_user, login, read_audit, session
+from gateway.auth.users import UserError, add_user, login, read_audit, session
+from gateway.config.station import load_config
+from gateway.storage.store import Store
+from gateway.tickets.desk import policy_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ def test_backoff_then_lock_after_ten_wrong_then_free_again() -> None:
 
 
 def test_permissions_follow_the_station_ticket_policy() -> None:
-    policy = policy_of(load_config(REPO / "gateway" / "demo_station.toml"))
+    policy = policy_of(load_config(REPO / "gateway" / "devtools" / "demo_station.toml"))
     viewer = permissions(policy, Role.VIEWER)
     assert viewer == {
         "ack": False,

@@ -19,11 +19,11 @@ from drivers import gb26875, handheld, modbus_rtu, sl651
 from drivers.framing import Stream
 from drivers.mqtt_client import KEEP_OVERSIZED, MAX_PAYLOAD, Message, MqttSource
 from drivers.mqtt_json import MAX_TS_MS, MIN_TS_MS
-from gateway.config import Broker, parse_config
+from gateway.config.station import Broker, parse_config
 from gateway.events import Hub
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.registry import Registry
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
-from gateway.registry import Registry
 from tests.conftest import STATION
 
 RX = 1_780_000_123_456

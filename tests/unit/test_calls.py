@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway import calls
-from gateway.calls import Callee, GridStep
-from gateway.desk import Desk
-from gateway.ingest import Batch, Ingestor
-from gateway.model import Level, Reading
-from gateway.people import People
-from gateway.records import read_calls, read_deliveries, read_warn_state
-from gateway.store import Store
+from gateway.core.model import Level, Reading
+from gateway.ingest.commit import Batch, Ingestor
+from gateway.storage.store import Store
+from gateway.tickets import calls
+from gateway.tickets.calls import Callee, GridStep
+from gateway.tickets.desk import Desk
+from gateway.tickets.people import People
+from gateway.tickets.records import read_calls, read_deliveries, read_warn_state
 from rules.evaluator import RuleSet
 from rules.faults import FaultSpec
 from rules.model import DeviceInfo, ThresholdRule
@@ -219,8 +219,8 @@ def test_device_fault_goes_to_the_technician_only(tmp_path: Path) -> None:
 def test_a_person_lowers_a_warning_without_new_calls(tmp_path: Path) -> None:
     import pytest
 
-    from gateway.desk import StepRefused
-    from gateway.errors import TicketConflict
+    from gateway.core.errors import TicketConflict
+    from gateway.tickets.desk import StepRefused
 
     ing = gateway(tmp_path)
     for i, v in enumerate([9.0, 3.0]):

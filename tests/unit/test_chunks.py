@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import chunks
-from gateway.bench.series import realistic_series
+from gateway.devtools.bench.series import realistic_series
+from gateway.storage import chunks
 
 DAY0 = 1_780_012_800_000  # a UTC midnight
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import clock
-from gateway.clock import SKEW_MS, SteadyClock
+from gateway.core import clock
+from gateway.core.clock import SKEW_MS, SteadyClock
 
 H = 3_600_000_000_000  # one hour in ns
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from drivers import cigem, gb26875, modbus_rtu, sl651
 from drivers.framing import Reject, Stream
-from gateway.decode import DecodeError, decode
+from gateway.cli.decode import DecodeError, decode
 
 GOOD_SL651 = bytes.fromhex(
     "7E7E000081120005FFFF3200200225B9260701063006F1F1008112000550F0F0260701063026190018483812120003C648"

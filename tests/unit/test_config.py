@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.config import load_config
-from gateway.errors import ConfigError
+from gateway.config.station import load_config
+from gateway.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,7 +131,8 @@ def test_check_reports_rule_problems_with_the_rules_file(
 
 
 @pytest.mark.parametrize(
-    "path", [REPO / "examples" / "station.toml", REPO / "gateway" / "demo_station.toml"]
+    "path",
+    [REPO / "examples" / "station.toml", REPO / "gateway" / "devtools" / "demo_station.toml"],
 )
 def test_shipped_station_files_are_valid(path: Path) -> None:
     assert main(["check", "-c", str(path)]) == 0

@@ -9,13 +9,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gateway.desk import Desk
+from gateway.core.model import Level
 from gateway.events import Hub
-from gateway.model import Level
 from gateway.notify.base import Delivery, DeliveryError
 from gateway.notify.dispatcher import Dispatcher
-from gateway.records import backoff_ms, read_deliveries
-from gateway.store import Store
+from gateway.storage.store import Store
+from gateway.tickets.desk import Desk
+from gateway.tickets.records import backoff_ms, read_deliveries
 from tests.unit.loop_helpers import T0, station
 
 

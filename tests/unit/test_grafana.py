@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from gateway.line_protocol import LineEncoder, Place
-from gateway.outbox import Row
+from gateway.uplinks.line_protocol import LineEncoder, Place
+from gateway.uplinks.outbox import Row
 
 DASHBOARDS = sorted((Path(__file__).resolve().parents[2] / "dashboards" / "grafana").glob("*.json"))
 T0 = 1_780_000_000_000

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.health import HealthRecorder, load_health, sweep, write_deltas
-from gateway.store import Store
+from gateway.ingest.health import HealthRecorder, load_health, sweep, write_deltas
+from gateway.storage.store import Store
 
 T0 = 1_780_000_000_000
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import MAX_FILE_BYTES, load_config, read_toml
-from gateway.errors import ConfigError
+from gateway.config.station import MAX_FILE_BYTES, load_config, read_toml
+from gateway.core.errors import ConfigError
 from rules.durations import parse_duration
 from rules.schema import parse_rules
 from rules.testing import parse_test_file

@@ -10,13 +10,13 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from gateway import ledger
-from gateway.desk import Desk
-from gateway.ingest import Batch, Ingestor
-from gateway.lifecycle import Step
-from gateway.model import Level, Reading
-from gateway.store import Store
-from gateway.summary import summarize
+from gateway.core.model import Level, Reading
+from gateway.ingest.commit import Batch, Ingestor
+from gateway.storage.store import Store
+from gateway.tickets import ledger
+from gateway.tickets.desk import Desk
+from gateway.tickets.lifecycle import Step
+from gateway.tickets.summary import summarize
 from rules.evaluator import RuleSet
 from rules.model import DeviceInfo, ThresholdRule
 from tests.unit.loop_helpers import MIN, T0, station
@@ -243,7 +243,7 @@ def test_cli_export_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_a_ticket_opened_elsewhere_is_adopted(tmp_path: Path) -> None:
-    from gateway.tickets import TicketKind
+    from gateway.tickets.model import TicketKind
 
     cfg = station(tmp_path, tickets={"deadlines": {"confirm": {"red": "15m"}}})
     store = Store(cfg.database.path)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import Config
-from gateway.config_loop import TicketsSection
-from gateway.desk import policy_of
-from gateway.lifecycle import Actor, Done, Refused, Step, Subject, take
-from gateway.model import Level
+from gateway.config.loop import TicketsSection
+from gateway.config.station import Config
+from gateway.core.model import Level
+from gateway.tickets.desk import policy_of
+from gateway.tickets.lifecycle import Actor, Done, Refused, Step, Subject, take
 
 CFG = Config.model_validate(
     {

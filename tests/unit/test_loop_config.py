@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
-from gateway.errors import ConfigError
+from gateway.config.station import load_config
+from gateway.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

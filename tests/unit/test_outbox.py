@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway import outbox
-from gateway.health import Delta, write_deltas
-from gateway.ingest import Batch, Ingestor
-from gateway.line_protocol import LineEncoder, Place
-from gateway.model import Level, Reading
-from gateway.outbox import Row
-from gateway.store import Store
-from gateway.tickets import TicketKind
-from gateway.uplink_mqtt import messages
+from gateway.core.model import Level, Reading
+from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.health import Delta, write_deltas
+from gateway.storage.store import Store
+from gateway.tickets.model import TicketKind
+from gateway.uplinks import outbox
+from gateway.uplinks.line_protocol import LineEncoder, Place
+from gateway.uplinks.mqtt import messages
+from gateway.uplinks.outbox import Row
 from rules.evaluator import RuleSet
 
 T0 = 1_780_000_000_000

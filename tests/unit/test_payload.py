@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.mqtt_json import Report, decode_status, decode_telemetry, parse_topic
-from gateway.errors import PayloadError
+from gateway.core.errors import PayloadError
 
 RX = 1_780_000_123_456
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from gateway.ingest import Batch
-from gateway.model import Reading
-from gateway.records import read_calls
+from gateway.core.model import Reading
+from gateway.ingest.commit import Batch
+from gateway.tickets.records import read_calls
 from tests.unit.loop_helpers import MIN, T0
 from tests.unit.test_calls import gateway
 

@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from gateway.model import Level
+from gateway.core.model import Level
 from gateway.reports.monthly import Monthly, monthly
 from gateway.reports.period import month_period
 from tests.unit.report_month import (

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gateway.model import Level
+from gateway.core.model import Level
 from gateway.reports import charts, pdf
 from gateway.reports.loop import stats
 from gateway.reports.narrative import dur
@@ -100,7 +100,7 @@ class Client:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Client:
-    from gateway.http_reports import router
+    from gateway.http.reports import router
     from tests.unit.report_month import build
 
     m = build(tmp_path_factory.mktemp("http"))

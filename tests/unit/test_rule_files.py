@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.config import load_config
-from gateway.errors import ConfigError
-from gateway.rules_loader import RulesLoader
+from gateway.config.station import load_config
+from gateway.core.errors import ConfigError
+from gateway.ingest.rules_loader import RulesLoader
 from rules.durations import format_duration, parse_duration
 from rules.schema import parse_rules
 from rules.testing import expand

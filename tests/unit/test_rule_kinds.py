@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.model import FLAG_JUMP, FLAG_OUT_OF_RANGE, FLAG_STUCK, Level
+from gateway.core.model import FLAG_JUMP, FLAG_OUT_OF_RANGE, FLAG_STUCK, Level
 from rules.evaluator import State, evaluate, screen, tick
 from rules.faults import FaultSpec
 from rules.model import (

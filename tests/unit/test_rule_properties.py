@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.model import Level, Reading
+from gateway.core.model import Level, Reading
 from rules.evaluator import RuleSet, State, evaluate
 from rules.model import AccumulationRule, Window, level_for
 from tests.unit.rules_helpers import HOUR, MIN, T0, B, O, R, Y

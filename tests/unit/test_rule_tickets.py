@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ingest import Batch, Ingestor
-from gateway.model import Reading
-from gateway.store import Store
+from gateway.core.model import Reading
+from gateway.ingest.commit import Batch, Ingestor
+from gateway.storage.store import Store
 from rules.evaluator import RuleSet
 from rules.faults import FaultSpec
 from rules.model import AccumulationRule, DeviceInfo, NoDataRule, ThresholdRule, Window

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import seq_gaps
-from gateway.seq_gaps import Gap, find_gaps
-from gateway.store import Store
+from gateway.ingest import seq_gaps
+from gateway.ingest.seq_gaps import Gap, find_gaps
+from gateway.storage.store import Store
 
 
 @pytest.mark.parametrize(

@@ -13,18 +13,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import rollups
-from gateway.bench.series import realistic_series
-from gateway.cli_storage import backup, export_rows, restore
-from gateway.compaction import compact_all
-from gateway.errors import GatewayError, StoreError
-from gateway.ingest import Batch, Ingestor
-from gateway.migrations import MIGRATIONS
-from gateway.model import Reading
-from gateway.retention import expire, guard
-from gateway.storage_config import Retention, StorageSection
-from gateway.storage_service import health
-from gateway.store import Store
+from gateway.cli.storage import backup, export_rows, restore
+from gateway.config.storage import Retention, StorageSection
+from gateway.core.errors import GatewayError, StoreError
+from gateway.core.model import Reading
+from gateway.devtools.bench.series import realistic_series
+from gateway.ingest.commit import Batch, Ingestor
+from gateway.storage import rollups
+from gateway.storage.compaction import compact_all
+from gateway.storage.migrations import MIGRATIONS
+from gateway.storage.retention import expire, guard
+from gateway.storage.service import health
+from gateway.storage.store import Store
 from rules.evaluator import RuleSet
 
 DAY = 86_400_000
@@ -212,7 +212,7 @@ def test_migration_turns_legacy_rollups_into_hours_minute_chunks_and_residuals(
 ) -> None:
     """A database of the 1m/1h/1d rows: a compacted day with late rows since, a day whose
     raw rows were compacted but whose 1-minute rows were not yet, and a hot day."""
-    from gateway import compaction, migrations, tiers
+    from gateway.storage import compaction, migrations, tiers
 
     db = tmp_path / "s.db"
     first = [
@@ -391,7 +391,7 @@ def test_export_reads_both_tiers_with_local_time(ing: Ingestor) -> None:
 
 
 def test_rule_replay_history_reads_compacted_days(ing: Ingestor) -> None:
-    from gateway.cli_rules import db_history
+    from gateway.cli.rules import db_history
 
     a = realistic_series("rain_mm", DAY0, 4 * 1440, seed=12)
     b = realistic_series("level_m", DAY0, 4 * 1440, seed=13)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import StoreError, TicketConflict, TicketNotFound
-from gateway.ingest import Batch, Ingestor, Quarantined
-from gateway.migrations import MIGRATIONS
-from gateway.model import Level, Reading
-from gateway.store import Store
-from gateway.tickets import TicketKind
+from gateway.core.errors import StoreError, TicketConflict, TicketNotFound
+from gateway.core.model import Level, Reading
+from gateway.ingest.commit import Batch, Ingestor, Quarantined
+from gateway.storage.migrations import MIGRATIONS
+from gateway.storage.store import Store
+from gateway.tickets.model import TicketKind
 from rules.evaluator import RuleSet
 
 T0 = 1_780_000_000_000

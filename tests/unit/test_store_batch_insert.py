@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import Reading
-from gateway.store import Store
+from gateway.core.model import Reading
+from gateway.storage.store import Store
 
 T0 = 1_780_000_000_000
 

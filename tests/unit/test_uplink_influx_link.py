@@ -7,13 +7,13 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gateway import outbox
-from gateway.line_protocol import LineEncoder
-from gateway.model import Reading
-from gateway.store import Store
-from gateway.uplink_config import InfluxUplinkSection
-from gateway.uplink_feed import Feed
-from gateway.uplink_influx import InfluxLink, Rejected, Retry
+from gateway.config.uplinks import InfluxUplinkSection
+from gateway.core.model import Reading
+from gateway.storage.store import Store
+from gateway.uplinks import outbox
+from gateway.uplinks.feed import Feed
+from gateway.uplinks.influx import InfluxLink, Rejected, Retry
+from gateway.uplinks.line_protocol import LineEncoder
 
 T0 = 1_780_000_000_000
 

@@ -1,0 +1,271 @@
+"""From broker messages to committed batches: decode, commit, acknowledge, announce.
+
+One loop: take whatever the MQTT buffer holds (up to batch_max), decode it, commit it on
+the writer thread, acknowledge it, publish the changes. While a batch commits, the next
+one gathers, so batches grow with load; at a trickle the source's gathered read
+(`drivers.mqtt_client.GATHER_S`) gives each commit several messages. A batch the
+store refuses (disk full, I/O error) is retried with backoff and never acknowledged
+meanwhile: senders are slowed, nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from drivers.mqtt_client import Message, MqttSource
+from drivers.mqtt_json import Topic, decode_status, decode_telemetry, parse_topic
+from gateway.core import clock as gateway_clock
+from gateway.core.errors import PayloadError, StoreError
+from gateway.events import Hub
+from gateway.ingest.commit import Batch, Ingestor, Outcome, Quarantined
+from gateway.ingest.registry import Registry
+from gateway.logs import Once
+from gateway.metrics import Metrics
+
+log = logging.getLogger("stationgw.pipeline")
+
+_TOPIC_CACHE_MAX = 100_000  # bounded: a flood of made-up topics cannot grow it forever
+
+
+def wall_ms() -> int:
+    return gateway_clock.now_ms()  # wall time at start, advanced monotonically (gateway/clock.py)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: MqttSource,
+        ingestor: Ingestor,
+        writer: Executor,
+        registry: Registry,
+        hub: Hub,
+        metrics: Metrics,
+        *,
+        batch_max: int,
+        clock: Callable[[], int] = wall_ms,
+        commit_delay_s: float = 0.0,
+        crash_after_commits: int = 0,
+    ) -> None:
+        self.source = source
+        self.ingestor = ingestor
+        self.writer = writer
+        self.registry = registry
+        self.hub = hub
+        self.metrics = metrics
+        self.batch_max = batch_max
+        self.clock = clock
+        self.commit_delay_s = commit_delay_s  # test hook: widens the arrival→commit window
+        # test hook: die (as kill -9 would) after this many commits of readings, before
+        # their acks
+        self.crash_after_commits = crash_after_commits
+        self.store_error: str | None = None
+        # called after a commit that changed tickets (the notification outbox wakes up)
+        self.on_tickets: Callable[[], None] | None = None
+        self._once = Once(log)
+        self.skews: dict[str, int] = {}  # device -> its clock's lead (ms), when far off
+        self._current: asyncio.Future[None] | None = None
+        self._topics: dict[str, Topic] = {}  # topic string -> parsed (devices are few)
+        self._telemetry_counter = metrics.messages.labels("telemetry")
+        self._status_counter = metrics.messages.labels("status")
+
+    async def run(self) -> None:
+        while True:
+            messages = await self.source.batch(self.batch_max)
+            self._current = asyncio.ensure_future(self._handle(messages))
+            await asyncio.shield(self._current)
+
+    async def drain(self) -> None:
+        """Let the batch in hand finish committing and acknowledging (on shutdown)."""
+        if self._current is not None and not self._current.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._current), 10)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("shutdown: the last batch did not finish; it will be redelivered")
+
+    def build(self, messages: list[Message]) -> Batch:
+        """Decode messages into one batch; what cannot be decoded goes to quarantine."""
+        batch = Batch()
+        m = self.metrics
+        registry = self.registry
+        topics = self._topics
+        readings = batch.readings
+        seen = batch.seen
+        telemetry = status = 0
+        for msg in messages:
+            topic = topics.get(msg.topic)
+            if topic is None:
+                topic = parse_topic(msg.topic)
+                if topic is not None and len(topics) < _TOPIC_CACHE_MAX:
+                    topics[msg.topic] = topic
+            if topic is not None and topic.device.startswith("_"):
+                continue  # the gateway's own availability message
+            if topic is None or topic.station != registry.station:
+                self._quarantine(batch, msg, "topic", f"unexpected topic {msg.topic!r}")
+                continue
+            device = topic.device
+            if msg.oversized:
+                self._quarantine(
+                    batch, msg, "too_large", f"{msg.oversized} bytes from {device}: over the limit"
+                )
+                continue
+            if not registry.knows(device):
+                self._quarantine(
+                    batch, msg, "unknown_device", f"unknown device {device!r} (not configured)"
+                )
+                continue
+            try:
+                if topic.kind == "status":
+                    status += 1
+                    batch.statuses[device] = (decode_status(msg.payload), msg.received_ms)
+                    continue
+                telemetry += 1
+                reports = decode_telemetry(msg.payload, msg.received_ms)
+            except PayloadError as e:
+                self._quarantine(batch, msg, "payload", f"bad payload from {device}: {e}")
+                continue
+            lead = gateway_clock.skew(reports[-1].ts, msg.received_ms)
+            if lead is not None or device in self.skews:
+                self._note_skew(device, lead)
+            mapped = registry.map(device, reports)
+            readings.extend(mapped.readings)
+            numbered = [(r.seq, r.ts) for r in reports if r.seq is not None]
+            seen[device] = (msg.received_ms, max((n[0] for n in numbered), default=None))
+            if numbered:
+                batch.seqs.setdefault(device, []).extend(numbered)
+            if mapped.unknown_metrics:
+                names = ", ".join(mapped.unknown_metrics)
+                self._quarantine(
+                    batch, msg, "unknown_metric", f"{device}: metrics not configured: {names}"
+                )
+            for r in mapped.out_of_range:
+                m.out_of_range.inc()
+                self._once.warning(
+                    f"range:{device}:{r.metric}",
+                    "%s %s = %s is outside the sensor's physical range; stored flagged, "
+                    "not judged by hazard rules",
+                    device,
+                    r.metric,
+                    r.value,
+                )
+        # counters once per batch, not once per message (each inc takes a lock)
+        if telemetry:
+            self._telemetry_counter.inc(telemetry)
+        if status:
+            self._status_counter.inc(status)
+        m.readings_in.inc(len(readings))
+        return batch
+
+    def _note_skew(self, device: str, lead: int | None) -> None:
+        if lead is None:
+            del self.skews[device]
+            log.info(
+                "device %s: clock back within %d s of the gateway's",
+                device,
+                gateway_clock.SKEW_MS // 1000,
+            )
+            return
+        if device not in self.skews:
+            log.warning(
+                "device %s: clock %s the gateway's by %.0f s (readings keep the device's "
+                "timestamps; check the device's or the gateway's clock)",
+                device,
+                "ahead of" if lead > 0 else "behind",
+                abs(lead) / 1000,
+            )
+        self.skews[device] = lead
+
+    def _quarantine(self, batch: Batch, msg: Message, kind: str, reason: str) -> None:
+        batch.quarantined.append(Quarantined(msg.received_ms, msg.topic, reason, msg.payload))
+        self.metrics.quarantined.labels(kind).inc()
+        self._once.warning(f"{kind}:{msg.topic}", "quarantined (topic %s): %s", msg.topic, reason)
+
+    async def _handle(self, messages: list[Message]) -> None:
+        batch = self.build(messages)
+        if self.commit_delay_s:
+            await asyncio.sleep(self.commit_delay_s)
+        await self.submit(batch)
+        if self.crash_after_commits and batch.readings:
+            self.crash_after_commits -= 1
+            if not self.crash_after_commits:
+                log.critical("test hook: dying between the commit and the acknowledgement")
+                os._exit(70)
+        self.metrics.acks.inc(self.source.ack(messages))
+
+    async def submit(self, batch: Batch) -> Outcome:
+        """Commit a batch durably (retrying while the store refuses), then announce it.
+
+        Every driver hands its batches here and answers its device (an MQTT ack, a
+        protocol's confirmation frame) only after this returns: acknowledged means stored.
+        """
+        outcome = await self._commit(batch)
+        self.announce(outcome)
+        return outcome
+
+    async def _commit(self, batch: Batch) -> Outcome:
+        loop = asyncio.get_running_loop()
+        delay = 0.5
+        while True:
+            try:
+                commit = functools.partial(
+                    self.ingestor.commit, device_states=self.hub.subscribers() > 0
+                )
+                outcome = await loop.run_in_executor(self.writer, commit, batch, self.clock())
+            except (sqlite3.Error, StoreError, OSError) as e:
+                self.store_error = str(e)
+                self.metrics.commit_failures.inc()
+                log.error(
+                    "store refused a batch of %d readings (%s); not acknowledging, retry in %.1fs",
+                    len(batch.readings),
+                    e,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if self.store_error is not None:
+                log.warning("store accepts batches again")
+                self.store_error = None
+            return outcome
+
+    def announce(self, outcome: Outcome) -> None:
+        if outcome.tickets and self.on_tickets is not None:
+            self.on_tickets()
+        m = self.metrics
+        m.batches.inc()
+        m.readings_stored.inc(len(outcome.new))
+        m.duplicates.inc(outcome.duplicates)
+        listening = self.hub.subscribers() > 0  # build event payloads only for listeners
+        if outcome.new and listening:
+            latest: dict[tuple[str, str], tuple[int, float]] = {}
+            for r in outcome.new:
+                key = (r.device, r.metric)
+                if key not in latest or r.ts >= latest[key][0]:
+                    latest[key] = (r.ts, r.value)
+            self.hub.publish(
+                "readings",
+                [
+                    {"device": d, "metric": mt, "ts": t, "value": v}
+                    for (d, mt), (t, v) in latest.items()
+                ],
+            )
+        for t in outcome.transitions:
+            where = f"{t.device}/{t.metric}" if t.device else f"@{t.point}"
+            if t.kind == "fault":
+                change = "fault on" if t.active else "fault off"
+            else:
+                before = t.previous.label if t.previous else "none"
+                change = f"{before} -> {t.level.label if t.level else 'none'}"
+            log.info("%s %s %s: %s", t.rule, where, change, t.reason_en)
+        for ticket in outcome.tickets:
+            m.ticket_changes.inc()
+            if listening:
+                self.hub.publish("ticket", ticket.to_json())
+        if listening:
+            for device in outcome.devices:
+                self.hub.publish("device", device.to_json())
