@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from drivers import gb26875
-from drivers.framing import Stream
+from drivers.gb26875 import codec as gb26875
+from drivers.link.framing import Stream
 
 FAULTS = ("garbage", "truncated", "bad_checksum", "resend", "disconnect", "silence")
 CENTRE = "000000000000"

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from drivers import cigem
+from drivers.cigem import codec as cigem
 
 FAULTS = ("garbage", "bad_length", "truncated", "unknown", "repeat", "silence")
 

@@ -15,8 +15,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
-from drivers import sl651
-from drivers.framing import Stream
+from drivers.link.framing import Stream
+from drivers.sl651 import codec as sl651
 
 Fault = str  # "garbage" | "truncated" | "bad_crc" | "disconnect" | "silence"
 FAULTS = ("garbage", "truncated", "bad_crc", "disconnect", "silence")

@@ -17,8 +17,8 @@ from typing import Any
 
 import uvicorn
 
-from drivers.context import DriverContext
-from drivers.mqtt_client import MqttSource
+from drivers.host import DriverContext
+from drivers.link.mqtt_client import MqttSource
 from gateway.config.station import Config
 from gateway.events import Hub
 from gateway.http.app import Context, create_app

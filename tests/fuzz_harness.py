@@ -16,8 +16,12 @@ from zoneinfo import ZoneInfo
 import atheris
 
 with atheris.instrument_imports():
-    from drivers import cigem, gb26875, handheld, modbus_rtu, sl651
-    from drivers.framing import Stream
+    from drivers.cigem import codec as cigem
+    from drivers.gb26875 import codec as gb26875
+    from drivers.handheld import codec as handheld
+    from drivers.link.framing import Stream
+    from drivers.modbus import codec as modbus_rtu
+    from drivers.sl651 import codec as sl651
 
 TZ = ZoneInfo("Asia/Shanghai")
 

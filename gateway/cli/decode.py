@@ -12,7 +12,10 @@ import time
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from drivers import cigem, gb26875, modbus_rtu, sl651
+from drivers.cigem import codec as cigem
+from drivers.gb26875 import codec as gb26875
+from drivers.modbus import codec as modbus_rtu
+from drivers.sl651 import codec as sl651
 from gateway.core.errors import PayloadError
 
 PROTOCOLS = ("sl651", "modbus-rtu", "gb26875", "cigem")

@@ -11,12 +11,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from drivers.cigem_mqtt import CigemDriver
-from drivers.context import DriverContext
-from drivers.gb26875_server import Gb26875Driver
-from drivers.handheld_io import HandheldDriver
-from drivers.modbus_master import ModbusBus
-from drivers.sl651_server import Sl651Driver
+from drivers.cigem.mqtt import CigemDriver
+from drivers.gb26875.server import Gb26875Driver
+from drivers.handheld.io import HandheldDriver
+from drivers.host import DriverContext
+from drivers.modbus.master import ModbusBus
+from drivers.sl651.server import Sl651Driver
 from gateway.config.transports import (
     CigemTransport,
     Gb26875Section,

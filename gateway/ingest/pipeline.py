@@ -3,7 +3,7 @@
 One loop: take whatever the MQTT buffer holds (up to batch_max), decode it, commit it on
 the writer thread, acknowledge it, publish the changes. While a batch commits, the next
 one gathers, so batches grow with load; at a trickle the source's gathered read
-(`drivers.mqtt_client.GATHER_S`) gives each commit several messages. A batch the
+(`drivers.link.mqtt_client.GATHER_S`) gives each commit several messages. A batch the
 store refuses (disk full, I/O error) is retried with backoff and never acknowledged
 meanwhile: senders are slowed, nothing acknowledged is lost.
 """
@@ -18,8 +18,8 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from drivers.mqtt_client import Message, MqttSource
-from drivers.mqtt_json import Topic, decode_status, decode_telemetry, parse_topic
+from drivers.link.mqtt_client import Message, MqttSource
+from drivers.mqtt_json.codec import Topic, decode_status, decode_telemetry, parse_topic
 from gateway.core import clock as gateway_clock
 from gateway.core.errors import PayloadError, StoreError
 from gateway.events import Hub

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.mqtt_json import Report
+from drivers.mqtt_json.codec import Report
 from gateway.config.station import Config, MetricSpec
 from gateway.core.model import FLAG_OUT_OF_RANGE, Reading
 

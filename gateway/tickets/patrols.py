@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from drivers.handheld import Record
+from drivers.handheld.codec import Record
 from gateway.config.station import Config
 from gateway.storage.store import Store
 

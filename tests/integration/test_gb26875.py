@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers import gb26875
-from drivers.framing import Stream
+from drivers.gb26875 import codec as gb26875
+from drivers.link.framing import Stream
 from firmware_stubs import alarm_panel as stub
 from tests.conftest import Mosquitto
 from tests.integration.field import PtyPair, config, gateway, rows, until

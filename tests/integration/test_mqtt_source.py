@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from drivers.mqtt_client import MqttSource
+from drivers.link.mqtt_client import MqttSource
 from gateway.config.station import Broker
 from tests.conftest import Mosquitto
 from tests.integration.test_end_to_end import publish_raw

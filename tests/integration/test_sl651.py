@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from drivers import sl651
-from drivers.context import DriverContext
-from drivers.framing import Stream
-from drivers.sl651_server import Sl651Driver
+from drivers.host import DriverContext
+from drivers.link.framing import Stream
+from drivers.sl651 import codec as sl651
+from drivers.sl651.server import Sl651Driver
 from firmware_stubs import sl651_station as stub
 from gateway.config.station import Config
 from gateway.config.transports import Listen, Sl651Section

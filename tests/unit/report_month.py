@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from drivers.handheld import Item, Record
+from drivers.handheld.codec import Item, Record
 from gateway.config.station import Config, load_config
 from gateway.core.model import Level, Reading
 from gateway.ingest.commit import Batch, Ingestor

@@ -15,10 +15,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers import gb26875, handheld, modbus_rtu, sl651
-from drivers.framing import Stream
-from drivers.mqtt_client import KEEP_OVERSIZED, MAX_PAYLOAD, Message, MqttSource
-from drivers.mqtt_json import MAX_TS_MS, MIN_TS_MS
+from drivers.gb26875 import codec as gb26875
+from drivers.handheld import codec as handheld
+from drivers.link.framing import Stream
+from drivers.link.mqtt_client import KEEP_OVERSIZED, MAX_PAYLOAD, Message, MqttSource
+from drivers.modbus import codec as modbus_rtu
+from drivers.mqtt_json.codec import MAX_TS_MS, MIN_TS_MS
+from drivers.sl651 import codec as sl651
 from gateway.config.station import Broker, parse_config
 from gateway.events import Hub
 from gateway.ingest.pipeline import Pipeline

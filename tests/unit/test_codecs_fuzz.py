@@ -9,8 +9,11 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers import cigem, gb26875, modbus_rtu, sl651
-from drivers.framing import Reject, Stream
+from drivers.cigem import codec as cigem
+from drivers.gb26875 import codec as gb26875
+from drivers.link.framing import Reject, Stream
+from drivers.modbus import codec as modbus_rtu
+from drivers.sl651 import codec as sl651
 from gateway.cli.decode import DecodeError, decode
 
 GOOD_SL651 = bytes.fromhex(

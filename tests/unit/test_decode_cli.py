@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from drivers import cigem, gb26875
+from drivers.cigem import codec as cigem
+from drivers.gb26875 import codec as gb26875
 from gateway.cli import main
 
 EXAMPLE = "7E7E000081120005FFFF3200200225B9260701063006F1F1008112000550F0F0260701063026190018483812120003C648"
@@ -66,7 +67,7 @@ def test_modbus_request_and_response(capsys: pytest.CaptureFixture[str]) -> None
         0,
         3,
     )
-    from drivers.framing import crc16
+    from drivers.link.framing import crc16
 
     body = bytes.fromhex("0203060001000207D0")
     frame = body + crc16(body).to_bytes(2, "little")

@@ -7,8 +7,11 @@ import json
 
 import pytest
 
-from drivers import cigem, gb26875, handheld, modbus_rtu
-from drivers.framing import Reject, Stream, crc16
+from drivers.cigem import codec as cigem
+from drivers.gb26875 import codec as gb26875
+from drivers.handheld import codec as handheld
+from drivers.link.framing import Reject, Stream, crc16
+from drivers.modbus import codec as modbus_rtu
 from firmware_stubs import alarm_panel, cigem_device, handheld_device
 
 AT = 1782858600000  # 2026-07-01 06:30 Beijing
@@ -130,7 +133,7 @@ def test_handheld_times_and_problems() -> None:
     "fault", ["garbage", "bad_length", "truncated", "unknown", "repeat", "silence"]
 )
 def test_cigem_stub_faults_are_refused_or_recognised(fault: str) -> None:
-    from drivers import cigem
+    from drivers.cigem import codec as cigem
     from firmware_stubs import cigem_device
 
     batch = cigem_device.samples(3, 1_780_000_000_000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.mqtt_json import Report, decode_status, decode_telemetry, parse_topic
+from drivers.mqtt_json.codec import Report, decode_status, decode_telemetry, parse_topic
 from gateway.core.errors import PayloadError
 
 RX = 1_780_000_123_456

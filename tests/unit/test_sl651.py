@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers import sl651
-from drivers.framing import Reject, Stream, crc16, crc16_modbus
-from drivers.sl651 import Frame, Reassembler, Sl651Error, decode_frame, take
+from drivers.link.framing import Reject, Stream, crc16, crc16_modbus
+from drivers.sl651 import codec as sl651
+from drivers.sl651.codec import Frame, Reassembler, Sl651Error, decode_frame, take
 
 # copies of ../shared/reference/sl651_frames_*.txt (public test data, wainshine/SL651),
 # kept in the repository so a fresh clone tests on its own

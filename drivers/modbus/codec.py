@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.framing import Reject, crc16
+from drivers.link.framing import Reject, crc16
 from gateway.core.errors import PayloadError
 
 READS = {

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.mqtt_json import Report
+from drivers.mqtt_json.codec import Report
 from gateway.config.station import Config
 from gateway.core.model import Level
 from gateway.events import Hub

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from drivers.framing import Reject, Stream
-from drivers.serial_line import LineLost, SerialLine
+from drivers.link.framing import Reject, Stream
+from drivers.link.serial_line import LineLost, SerialLine
 
 log = logging.getLogger("stationgw.frames")
 

@@ -32,7 +32,7 @@ from pydantic import (
     field_validator,
 )
 
-from drivers.framing import Reject
+from drivers.link.framing import Reject
 from gateway.core.errors import PayloadError
 from gateway.core.validation import problems
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from drivers.framing import Reject, RejectKind
+from drivers.link.framing import Reject, RejectKind
 from gateway.core.errors import PayloadError
 
 START, END = b"@@", b"##"

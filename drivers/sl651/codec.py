@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from drivers.framing import Reject, RejectKind, crc16
+from drivers.link.framing import Reject, RejectKind, crc16
 from gateway.core.errors import PayloadError
 
 SYNC = b"\x7e\x7e"

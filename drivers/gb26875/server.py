@@ -13,11 +13,11 @@ import functools
 import logging
 from zoneinfo import ZoneInfo
 
-from drivers import gb26875
-from drivers.context import BatchBuilder, DriverContext, once
-from drivers.frame_io import Handle, pump_connection, pump_line
-from drivers.framing import Reject, Stream
-from drivers.serial_line import SerialLine
+from drivers.gb26875 import codec as gb26875
+from drivers.host import BatchBuilder, DriverContext, once
+from drivers.link.frame_io import Handle, pump_connection, pump_line
+from drivers.link.framing import Reject, Stream
+from drivers.link.serial_line import SerialLine
 from gateway.config.station import Device
 from gateway.config.transports import Gb26875Section, Gb26875Transport, SerialPort
 from gateway.core.model import Level

@@ -13,11 +13,11 @@ import asyncio
 import logging
 from typing import Any
 
-from drivers import handheld
-from drivers.context import BatchBuilder, DriverContext, once
-from drivers.framing import Reject, Stream
-from drivers.mqtt_client import Message, MqttSource
-from drivers.serial_line import LineLost, SerialLine
+from drivers.handheld import codec as handheld
+from drivers.host import BatchBuilder, DriverContext, once
+from drivers.link.framing import Reject, Stream
+from drivers.link.mqtt_client import Message, MqttSource
+from drivers.link.serial_line import LineLost, SerialLine
 from gateway.config.transports import HandheldTransport, SerialPort
 from gateway.core.model import Level
 from gateway.storage.store import Store

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusException
 
-from drivers.context import BatchBuilder, DriverContext, once
+from drivers.host import BatchBuilder, DriverContext, once
 from gateway.config.station import Device
 from gateway.config.transports import ModbusRtuTransport, Register, SerialPort
 

@@ -13,11 +13,11 @@ import functools
 import logging
 from zoneinfo import ZoneInfo
 
-from drivers.context import BatchBuilder, DriverContext, once
-from drivers.frame_io import Handle, pump_connection, pump_line
-from drivers.framing import Reject, Stream
-from drivers.serial_line import SerialLine
-from drivers.sl651 import Frame, Reassembler, Sl651Error, confirmation, station_of, take
+from drivers.host import BatchBuilder, DriverContext, once
+from drivers.link.frame_io import Handle, pump_connection, pump_line
+from drivers.link.framing import Reject, Stream
+from drivers.link.serial_line import SerialLine
+from drivers.sl651.codec import Frame, Reassembler, Sl651Error, confirmation, station_of, take
 from gateway.config.station import Device
 from gateway.config.transports import SerialPort, Sl651Section, Sl651Transport
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from drivers import cigem
-from drivers.context import BatchBuilder, DriverContext, once
-from drivers.mqtt_client import Message, MqttSource
+from drivers.cigem import codec as cigem
+from drivers.host import BatchBuilder, DriverContext, once
+from drivers.link.mqtt_client import Message, MqttSource
 from gateway.config.station import Device
 from gateway.config.transports import CigemTransport
 
