@@ -1,39 +1,74 @@
-"""What a field driver is handed by the gateway: config, registry, the commit, health."""
+"""What a driver is handed by the gateway: the small interface the gateway implements.
+
+Drivers see only this (and gateway.core's plain types): submit a batch and wait for its
+durable commit, map decoded values to the station's metrics, count health, open a hazard,
+store patrol records. The gateway's implementation is gateway/ingest/host.py; tests hand
+a driver a fake with counters.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
+from drivers.handheld.codec import Record
+from drivers.link.broker import Broker
+from drivers.link.config import SerialPort, TransportModel
 from drivers.mqtt_json.codec import Report
-from gateway.config.station import Config
-from gateway.core.model import Level
-from gateway.events import Hub
-from gateway.ingest.commit import Batch, Outcome, Quarantined
-from gateway.ingest.health import HealthRecorder
-from gateway.ingest.registry import Registry
-from gateway.logs import Once
-from gateway.metrics import Metrics
-from gateway.storage.store import Store, Ticket
+from gateway.core.batch import Batch, Quarantined
+from gateway.core.logs import Once
+from gateway.core.model import Level, Reading
 
-Write = Callable[[Callable[[Store], Any]], Awaitable[Any]]
+HealthCounter = Literal["crc_errors", "timeouts", "malformed"]
+DriverCounter = Literal["messages", "acks", "quarantined", "readings_in", "out_of_range"]
 
 
-@dataclass
-class DriverContext:
-    config: Config
-    registry: Registry
-    submit: Callable[[Batch], Awaitable[Outcome]]  # returns after the durable commit
-    health: HealthRecorder
-    metrics: Metrics
-    clock: Callable[[], int]  # gateway time, UTC ms
-    write: Write | None = None  # run fn(store) in one transaction on the writer thread
-    hub: Hub | None = None
-    # a reported hazard joins the ticket loop (short code, stage deadline); called on the
-    # writer thread inside the transaction that opened the ticket
-    adopt: Callable[[int, int], None] | None = None
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    readings: list[Reading]
+    unknown_metrics: list[str]
+    out_of_range: list[Reading]
+
+
+@dataclass(frozen=True, slots=True)
+class PatrolOutcome:
+    new: bool  # False: a redelivered record, stored once already
+    flags: tuple[str, ...]  # what the record's checks found (unknown point, missing items …)
+    ticket: int | None  # the hazard ticket the record opened or joined
+    new_ticket: bool
+
+
+class DeviceRef(Protocol):
+    """A configured device as a driver sees it: its id and its transport table."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def transport(self) -> TransportModel: ...
+
+
+class Host(Protocol):
+    station: str  # the station's id (MQTT topics)
+    broker: Broker  # the station's MQTT broker
+    batch_max: int  # readings per commit
+    queue_max: int  # messages held in memory before the broker is slowed
+    devices: Sequence[DeviceRef]
+
+    def clock(self) -> int:
+        """Gateway time, UTC ms."""
+        ...
+
+    async def submit(self, batch: Batch) -> object:
+        """Returns after the batch is durably committed (then acknowledge the device)."""
+        ...
+
+    def map(self, device: str, reports: list[Report]) -> Mapped: ...
+    def count(self, device: str, counter: HealthCounter, at: int, n: int = 1) -> None: ...
+    def note(self, device: str, at: int, **values: float | str | None) -> None: ...
+    def counter(self, name: DriverCounter, label: str | None = None, n: int = 1) -> None: ...
 
     async def open_hazard(
         self,
@@ -46,59 +81,55 @@ class DriverContext:
         ref: str,
         note: str | None = None,
     ) -> tuple[int, bool]:
-        """Store.open_hazard in its own transaction; announce a new ticket."""
-        if self.write is None:
-            raise RuntimeError("this driver context cannot write tickets")
+        """Open (or join) a hazard ticket in its own transaction; announce a new one."""
+        ...
 
-        def tx(store: Store) -> tuple[int, bool, Ticket | None]:
-            tid, new = store.open_hazard(
-                level=level,
-                title=title,
-                device=device,
-                metric=None,
-                actor=actor,
-                at=at,
-                ref=ref,
-                note=note,
-            )
-            if new and self.adopt is not None:
-                self.adopt(tid, at)
-            return tid, new, store.ticket(tid)
+    async def store_patrol(
+        self, device: str, records: list[Record], received: int
+    ) -> list[PatrolOutcome]:
+        """Patrol records and their hazard tickets, in one transaction."""
+        ...
 
-        tid, new, ticket = await self.write(tx)
-        if new and ticket is not None and self.hub is not None:
-            self.announce(ticket)
-        return tid, new
 
-    def announce(self, ticket: Ticket) -> None:
-        if self.hub is not None:
-            self.metrics.ticket_changes.inc()
-            self.hub.publish("ticket", ticket.to_json())
+Spawn = Callable[..., None]  # spawn(name, coroutine function, *args): a supervised task
+Listen = Callable[[str, Callable[[], Awaitable[asyncio.Server]]], Awaitable[asyncio.Server]]
+
+
+@dataclass
+class FieldSetup:
+    """What field start-up hands a protocol's `start(host, setup)`."""
+
+    devices: Sequence[DeviceRef]  # configured devices whose transport is this protocol
+    section: object | None  # the protocol's station-file section ([sl651] …), if any
+    serial_ports: list[SerialPort]  # every [[serial_ports]] entry; a driver takes its own
+    spawn: Spawn
+    listen: Listen
+    servers: list[asyncio.Server] = field(default_factory=list)
 
 
 class BatchBuilder:
     """Builds one batch for a driver; counts and logs (once per key) what it quarantines."""
 
-    def __init__(self, ctx: DriverContext, protocol: str, once: Once) -> None:
-        self.ctx = ctx
+    def __init__(self, host: Host, protocol: str, once: Once) -> None:
+        self.host = host
         self.protocol = protocol
         self.once = once
         self.batch = Batch()
-        self.now = ctx.clock()
+        self.now = host.clock()
 
     def quarantine(self, source: str, kind: str, reason: str, payload: bytes) -> None:
         self.batch.quarantined.append(Quarantined(self.now, source, reason, payload))
-        self.ctx.metrics.quarantined.labels(f"{self.protocol}_{kind}").inc()
+        self.host.counter("quarantined", f"{self.protocol}_{kind}")
         self.once.warning(f"{kind}:{source}", "quarantined (%s): %s", source, reason)
 
     def readings(self, device: str, values: Iterable[tuple[str, int, float]]) -> int:
         """(metric, ts, value) of a configured device; out-of-range values stored flagged."""
         reports = [Report(ts, None, ((metric, value),)) for metric, ts, value in values]
-        mapped = self.ctx.registry.map(device, reports)
+        mapped = self.host.map(device, reports)
         self.batch.readings.extend(mapped.readings)
-        self.ctx.metrics.readings_in.inc(len(mapped.readings))
+        self.host.counter("readings_in", n=len(mapped.readings))
         for r in mapped.out_of_range:
-            self.ctx.metrics.out_of_range.inc()
+            self.host.counter("out_of_range")
             self.once.warning(
                 f"range:{device}:{r.metric}",
                 "%s %s = %s is outside the sensor's physical range; stored flagged",

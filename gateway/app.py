@@ -17,7 +17,6 @@ from typing import Any
 
 import uvicorn
 
-from drivers.host import DriverContext
 from drivers.link.mqtt_client import MqttSource
 from gateway.config.station import Config
 from gateway.events import Hub
@@ -25,6 +24,7 @@ from gateway.http.app import Context, create_app
 from gateway.ingest.commit import Ingestor
 from gateway.ingest.field import FieldDrivers
 from gateway.ingest.health import HealthMonitor, HealthRecorder
+from gateway.ingest.host import GatewayHost
 from gateway.ingest.pipeline import Pipeline, wall_ms
 from gateway.ingest.registry import Registry
 from gateway.ingest.rules_loader import RulesLoader
@@ -127,11 +127,10 @@ async def run_gateway(
 
         return await loop.run_in_executor(writer, tx)
 
-    field = FieldDrivers(
-        DriverContext(
-            cfg, registry, pipeline.submit, recorder, metrics, wall_ms, write, hub, desk.adopt
-        )
+    host = GatewayHost(
+        cfg, registry, pipeline.submit, recorder, metrics, wall_ms, write, hub, desk.adopt
     )
+    field = FieldDrivers(host, cfg)
     monitor = HealthMonitor(cfg, store, writer, recorder, hub, wall_ms)
     ctx = Context(
         config=cfg,

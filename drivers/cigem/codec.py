@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.core.errors import PayloadError
+from gateway.core.errors import FrameError
 
 TYPES = {1: "json", 2: "json with timestamps", 3: "file", 4: "firmware"}
 STATUS_SENSOR = "S1_ZT"
@@ -38,11 +38,8 @@ STATUS_HEALTH = {
 }
 
 
-class CigemError(PayloadError):
-    def __init__(self, reason: str, offset: int) -> None:
-        self.reason = reason
-        self.offset = offset
-        super().__init__(f"{reason} (byte offset {offset})")
+class CigemError(FrameError):
+    """A frame that cannot be decoded: `reason`, and `offset` where in its bytes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,27 +12,25 @@ from __future__ import annotations
 import logging
 
 from drivers.cigem import codec as cigem
-from drivers.host import BatchBuilder, DriverContext, once
+from drivers.cigem.config import CigemSection, CigemTransport
+from drivers.host import BatchBuilder, DeviceRef, FieldSetup, Host, once
 from drivers.link.mqtt_client import Message, MqttSource
-from gateway.config.station import Device
-from gateway.config.transports import CigemTransport
 
 log = logging.getLogger("stationgw.cigem")
 
 
 class CigemDriver:
-    def __init__(self, ctx: DriverContext) -> None:
-        self.ctx = ctx
-        cfg = ctx.config
-        self.topic = cfg.cigem.topic
-        self.by_dev: dict[str, tuple[Device, CigemTransport]] = {
+    def __init__(self, host: Host, section: CigemSection) -> None:
+        self.host = host
+        self.topic = section.topic
+        self.by_dev: dict[str, tuple[DeviceRef, CigemTransport]] = {
             d.transport.dev_id: (d, d.transport)
-            for d in cfg.devices
+            for d in host.devices
             if isinstance(d.transport, CigemTransport)
         }
-        broker = cfg.broker.model_copy(update={"client_id": f"{cfg.broker.client_id}-cigem"[:64]})
-        self._broker, self._capacity, self._runs = broker, cfg.pipeline.queue_max, 0
-        self.source = MqttSource(broker, [self.topic], capacity=cfg.pipeline.queue_max)
+        broker = host.broker.model_copy(update={"client_id": f"{host.broker.client_id}-cigem"[:64]})
+        self._broker, self._capacity, self._runs = broker, host.queue_max, 0
+        self.source = MqttSource(broker, [self.topic], capacity=host.queue_max)
         self.once = once("cigem")
         self.messages = 0
 
@@ -57,7 +55,7 @@ class CigemDriver:
             return
         device, t = known
         self.messages += 1
-        self.ctx.metrics.messages.labels("cigem").inc()
+        self.host.counter("messages", "cigem")
         values: list[tuple[str, int, float]] = []
         status: dict[str, float | str] = {}
         for v in m.values:
@@ -81,7 +79,7 @@ class CigemDriver:
         if status:
             firmware = status.pop("firmware", None)
             nums = {k: float(x) for k, x in status.items() if isinstance(x, int | float)}
-            self.ctx.health.note(
+            self.host.note(
                 device.id, b.now, firmware=str(firmware) if firmware is not None else None, **nums
             )
         b.readings(device.id, values)
@@ -94,12 +92,20 @@ class CigemDriver:
         await self.source.start()
         try:
             while True:
-                msgs = await self.source.batch(self.ctx.config.pipeline.batch_max)
-                b = BatchBuilder(self.ctx, "cigem", self.once)
+                msgs = await self.source.batch(self.host.batch_max)
+                b = BatchBuilder(self.host, "cigem", self.once)
                 for msg in msgs:
                     self._message(b, msg)
                 if not b.empty:
-                    await self.ctx.submit(b.batch)
-                self.ctx.metrics.acks.inc(self.source.ack(msgs))
+                    await self.host.submit(b.batch)
+                self.host.counter("acks", n=self.source.ack(msgs))
         finally:
             await self.source.stop()
+
+
+async def start(host: Host, setup: FieldSetup) -> CigemDriver:
+    """One subscriber on the `[cigem]` topic for every CIGEM device."""
+    section = setup.section if isinstance(setup.section, CigemSection) else CigemSection()
+    driver = CigemDriver(host, section)
+    setup.spawn("cigem", driver.run)
+    return driver

@@ -16,7 +16,7 @@ from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from drivers.link.framing import Reject, RejectKind
-from gateway.core.errors import PayloadError
+from gateway.core.errors import FrameError
 
 START, END = b"@@", b"##"
 HEADER_LEN = 27  # @@ + 25 bytes up to and with the command
@@ -40,12 +40,8 @@ STATE_BITS = {
 }
 
 
-class Gb26875Error(PayloadError):
-    def __init__(self, reason: str, offset: int, kind: str = "malformed") -> None:
-        self.reason = reason
-        self.offset = offset
-        self.kind = kind
-        super().__init__(f"{reason} (byte offset {offset})")
+class Gb26875Error(FrameError):
+    """A frame that cannot be decoded: `reason`, and `offset` where in its bytes."""
 
 
 @dataclass(frozen=True, slots=True)

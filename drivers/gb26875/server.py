@@ -14,12 +14,12 @@ import logging
 from zoneinfo import ZoneInfo
 
 from drivers.gb26875 import codec as gb26875
-from drivers.host import BatchBuilder, DriverContext, once
+from drivers.gb26875.config import Gb26875Section, Gb26875Transport
+from drivers.host import BatchBuilder, DeviceRef, FieldSetup, Host, once
+from drivers.link.config import SerialPort
 from drivers.link.frame_io import Handle, pump_connection, pump_line
 from drivers.link.framing import Reject, Stream
 from drivers.link.serial_line import SerialLine
-from gateway.config.station import Device
-from gateway.config.transports import Gb26875Section, Gb26875Transport, SerialPort
 from gateway.core.model import Level
 
 log = logging.getLogger("stationgw.gb26875")
@@ -28,13 +28,13 @@ Item = gb26875.Frame | Reject
 
 
 class Gb26875Driver:
-    def __init__(self, ctx: DriverContext, section: Gb26875Section) -> None:
-        self.ctx = ctx
+    def __init__(self, host: Host, section: Gb26875Section) -> None:
+        self.host = host
         self.section = section
         self.tz = ZoneInfo(section.timezone)
-        self.by_address: dict[str, tuple[Device, Gb26875Transport]] = {
+        self.by_address: dict[str, tuple[DeviceRef, Gb26875Transport]] = {
             d.transport.address.upper(): (d, d.transport)
-            for d in ctx.config.devices
+            for d in host.devices
             if isinstance(d.transport, Gb26875Transport)
         }
         self.once = once("gb26875")
@@ -48,15 +48,15 @@ class Gb26875Driver:
         return Stream(functools.partial(gb26875.take, tz=self.tz))
 
     async def handle(self, items: list[Item], source: str) -> list[bytes]:
-        b = BatchBuilder(self.ctx, "gb26875", self.once)
+        b = BatchBuilder(self.host, "gb26875", self.once)
         replies: list[bytes] = []
-        alarms: list[tuple[Device, gb26875.Status]] = []
+        alarms: list[tuple[DeviceRef, gb26875.Status]] = []
         for item in items:
             if isinstance(item, Reject):
                 addr = item.raw[12:18].hex().upper() if len(item.raw) >= 18 else None
                 known = self.by_address.get(addr) if addr else None
                 if known is not None:
-                    self.ctx.health.count(
+                    self.host.count(
                         known[0].id, "crc_errors" if item.kind == "crc" else "malformed", b.now
                     )
                 who = f"{known[0].id}: " if known else ""
@@ -73,7 +73,7 @@ class Gb26875Driver:
                 continue
             device, t = known
             self.frames += 1
-            self.ctx.metrics.messages.labels("gb26875").inc()
+            self.host.counter("messages", "gb26875")
             b.seen(device.id)
             if item.command != 2:
                 continue  # confirms and responses to us need no answer
@@ -89,12 +89,12 @@ class Gb26875Driver:
                         ", ".join(s.flags),
                     )
             if t.reply:
-                replies.append(gb26875.confirm(item, self.ctx.clock(), self.tz))
+                replies.append(gb26875.confirm(item, self.host.clock(), self.tz))
         if not b.empty:
-            await self.ctx.submit(b.batch)
+            await self.host.submit(b.batch)
         for device, s in alarms:
             what = s.description or s.name
-            _, new = await self.ctx.open_hazard(
+            _, new = await self.host.open_hazard(
                 level=Level.RED,
                 title=f"火警 {what}",
                 device=device.id,
@@ -154,3 +154,15 @@ class Gb26875Driver:
             source=f"gb26875 serial {port.id}",
             frame_timeout_s=self.section.frame_timeout_s,
         )
+
+
+async def start(host: Host, setup: FieldSetup) -> Gb26875Driver:
+    """The `[gb26875]` listener (if configured) and one reader per alarm-panel serial port."""
+    section = setup.section if isinstance(setup.section, Gb26875Section) else Gb26875Section()
+    driver = Gb26875Driver(host, section)
+    if section.listen is not None:
+        setup.servers.append(await setup.listen("GB26875", driver.serve))
+    for port in setup.serial_ports:
+        if port.protocol == "gb26875":
+            setup.spawn(f"gb26875 serial {port.id}", driver.run_serial, port)
+    return driver

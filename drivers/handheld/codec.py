@@ -33,18 +33,17 @@ from pydantic import (
 )
 
 from drivers.link.framing import Reject
-from gateway.core.errors import PayloadError
+from gateway.core.errors import FrameError
 from gateway.core.validation import problems
 
 MAX_LINE = 64 * 1024
 MIN_TS_MS = 946_684_800_000
 
 
-class HandheldError(PayloadError):
+class HandheldError(FrameError):
     def __init__(self, reason: str, offset: int = 0) -> None:
-        self.reason = reason
-        self.offset = offset
-        super().__init__(reason)
+        super().__init__(reason, offset)
+        self.args = (reason,)  # a record's problem reads without a byte offset
 
 
 class _Item(BaseModel):

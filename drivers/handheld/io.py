@@ -9,103 +9,56 @@ hazard ticket directly, with the inspector as the actor, once per record id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 from drivers.handheld import codec as handheld
-from drivers.host import BatchBuilder, DriverContext, once
+from drivers.handheld.config import HandheldTransport
+from drivers.host import BatchBuilder, FieldSetup, Host, once
+from drivers.link.config import SerialPort
 from drivers.link.framing import Reject, Stream
 from drivers.link.mqtt_client import Message, MqttSource
 from drivers.link.serial_line import LineLost, SerialLine
-from gateway.config.transports import HandheldTransport, SerialPort
-from gateway.core.model import Level
-from gateway.storage.store import Store
-from gateway.tickets.patrols import flags, store_record
 
 log = logging.getLogger("stationgw.handheld")
 
 
 class HandheldDriver:
-    def __init__(self, ctx: DriverContext) -> None:
-        self.ctx = ctx
-        cfg = ctx.config
-        self.devices = {d.id for d in cfg.devices if isinstance(d.transport, HandheldTransport)}
-        self.topic = f"stations/{cfg.station.id}/+/patrol"
-        broker = cfg.broker.model_copy(
-            update={"client_id": f"{cfg.broker.client_id}-handheld"[:64]}
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.devices = {d.id for d in host.devices if isinstance(d.transport, HandheldTransport)}
+        self.topic = f"stations/{host.station}/+/patrol"
+        broker = host.broker.model_copy(
+            update={"client_id": f"{host.broker.client_id}-handheld"[:64]}
         )
-        self._broker, self._capacity, self._runs = broker, cfg.pipeline.queue_max, 0
-        self.source = MqttSource(broker, [self.topic], capacity=cfg.pipeline.queue_max)
+        self._broker, self._capacity, self._runs = broker, host.queue_max, 0
+        self.source = MqttSource(broker, [self.topic], capacity=host.queue_max)
         self.once = once("handheld")
         self.stored = 0
         self.duplicates = 0
         self.hazards = 0
         self.lines: dict[str, SerialLine] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def store(self, device: str, records: list[handheld.Record], received: int) -> int:
         """The records and their hazard tickets, in one transaction."""
         if not records:
             return 0
-        cfg = self.ctx.config
-        checked = [(r, flags(cfg, r)) for r in records]
-
-        def tx(store: Store) -> list[tuple[bool, int | None, bool]]:
-            out = []
-            for r, found in checked:
-                ticket, new_ticket = None, False
-                if r.hazard is not None:
-                    level, title = r.hazard
-                    ticket, new_ticket = store.open_hazard(
-                        level=Level.parse(level),
-                        title=title,
-                        device=device,
-                        metric=None,
-                        actor=r.by,
-                        at=r.at,
-                        ref=f"handheld:{device}:{r.id}",
-                        note=r.text or f"patrol record {r.id} at {r.point or '?'}",
-                    )
-                    if new_ticket and self.ctx.adopt is not None:
-                        self.ctx.adopt(ticket, received)
-                new = store_record(store, device, r, found, ticket, received)
-                out.append((new, ticket, new_ticket))
-            return out
-
-        results: list[tuple[bool, int | None, bool]] = await self._write(tx)
-        for (r, found), (new, ticket, new_ticket) in zip(checked, results, strict=True):
-            if new:
+        results = await self.host.store_patrol(device, records, received)
+        for r, out in zip(records, results, strict=True):
+            if out.new:
                 self.stored += 1
-                if found:
+                if out.flags:
                     self.once.warning(
-                        f"flags:{device}:{found[0]}",
+                        f"flags:{device}:{out.flags[0]}",
                         "%s: patrol record %s kept, flagged: %s",
                         device,
                         r.id,
-                        "; ".join(found),
+                        "; ".join(out.flags),
                     )
             else:
                 self.duplicates += 1
-            if new_ticket and ticket is not None:
+            if out.new_ticket and out.ticket is not None:
                 self.hazards += 1
-                self._announce(ticket)
         return len(records)
-
-    async def _write(self, fn: Any) -> Any:
-        if self.ctx.write is None:
-            raise RuntimeError("handheld records need the store writer")
-        return await self.ctx.write(fn)
-
-    def _announce(self, ticket_id: int) -> None:
-        async def later() -> None:
-            t = await self._write(lambda s: s.ticket(ticket_id))
-            if t is not None:
-                self.ctx.announce(t)
-
-        task = asyncio.get_running_loop().create_task(later())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # --- MQTT -------------------------------------------------------------------------
 
@@ -124,7 +77,7 @@ class HandheldDriver:
         try:
             records = handheld.decode(msg.payload)
         except handheld.HandheldError as e:
-            self.ctx.health.count(device, "malformed", b.now)
+            self.host.count(device, "malformed", b.now)
             b.quarantine(source, "malformed", f"{device}: patrol record: {e.reason}", msg.payload)
             return None
         b.seen(device)
@@ -137,18 +90,18 @@ class HandheldDriver:
         await self.source.start()
         try:
             while True:
-                msgs = await self.source.batch(self.ctx.config.pipeline.batch_max)
-                b = BatchBuilder(self.ctx, "handheld", self.once)
+                msgs = await self.source.batch(self.host.batch_max)
+                b = BatchBuilder(self.host, "handheld", self.once)
                 by_device: dict[str, list[handheld.Record]] = {}
                 for msg in msgs:
                     got = self._decode(b, msg)
                     if got is not None:
                         by_device.setdefault(got[0], []).extend(got[1])
                 if not b.empty:
-                    await self.ctx.submit(b.batch)
+                    await self.host.submit(b.batch)
                 for device, records in by_device.items():
                     await self.store(device, records, b.now)
-                self.ctx.metrics.acks.inc(self.source.ack(msgs))
+                self.host.counter("acks", n=self.source.ack(msgs))
         finally:
             await self.source.stop()
 
@@ -160,7 +113,7 @@ class HandheldDriver:
         source = f"handheld dock {port.id}"
         stream: Stream[handheld.Record | handheld.End] = Stream(handheld.take)
         pending: list[handheld.Record] = []
-        b = BatchBuilder(self.ctx, "handheld", self.once)
+        b = BatchBuilder(self.host, "handheld", self.once)
         try:
             while True:
                 await line.open()
@@ -168,16 +121,16 @@ class HandheldDriver:
                     while True:
                         for item in stream.feed(await line.read()):
                             if isinstance(item, Reject):
-                                self.ctx.health.count(device, "malformed", b.now)
+                                self.host.count(device, "malformed", b.now)
                                 b.quarantine(
                                     source, item.kind, f"{device}: {item.describe()}", item.raw
                                 )
                             elif isinstance(item, handheld.End):
                                 b.seen(device)
-                                await self.ctx.submit(b.batch)
+                                await self.host.submit(b.batch)
                                 n = await self.store(device, pending, b.now)
                                 pending = []
-                                b = BatchBuilder(self.ctx, "handheld", self.once)
+                                b = BatchBuilder(self.host, "handheld", self.once)
                                 await line.write(f"OK {n}\n".encode())
                             else:
                                 pending.append(item)
@@ -198,3 +151,13 @@ class HandheldDriver:
                         )
         finally:
             line.close()
+
+
+async def start(host: Host, setup: FieldSetup) -> HandheldDriver:
+    """The handhelds' MQTT subscriber and one reader per dock on a serial port."""
+    driver = HandheldDriver(host)
+    setup.spawn("handheld", driver.run)
+    for port in setup.serial_ports:
+        if port.protocol == "handheld_dock" and port.device:
+            setup.spawn(f"dock {port.id}", driver.run_dock, port, port.device)
+    return driver

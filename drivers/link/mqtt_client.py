@@ -37,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.config.station import Broker
+from drivers.link.broker import Broker
 from gateway.core import clock
 from gateway.core.errors import DriverError
 

@@ -16,7 +16,7 @@ import os
 
 import serial
 
-from gateway.config.transports import SerialPort
+from drivers.link.config import SerialPort
 from gateway.core.errors import DriverError
 
 log = logging.getLogger("stationgw.serial")

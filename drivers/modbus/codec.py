@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drivers.link.framing import Reject, crc16
-from gateway.core.errors import PayloadError
+from gateway.core.errors import FrameError
 
 READS = {
     1: "read coils",
@@ -38,11 +38,8 @@ EXCEPTIONS = {
 }
 
 
-class ModbusFrameError(PayloadError):
-    def __init__(self, reason: str, offset: int) -> None:
-        self.reason = reason
-        self.offset = offset
-        super().__init__(f"{reason} (byte offset {offset})")
+class ModbusFrameError(FrameError):
+    """A frame that cannot be decoded: `reason`, and `offset` where in its bytes."""
 
 
 @dataclass(frozen=True, slots=True)

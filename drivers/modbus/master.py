@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusException
 
-from drivers.host import BatchBuilder, DriverContext, once
-from gateway.config.station import Device
-from gateway.config.transports import ModbusRtuTransport, Register, SerialPort
+from drivers.host import BatchBuilder, DeviceRef, FieldSetup, Host, once
+from drivers.link.config import SerialPort
+from drivers.modbus.config import ModbusRtuTransport, Register
 
 log = logging.getLogger("stationgw.modbus")
 
@@ -43,7 +43,7 @@ class PollFailed(Exception):
 
 @dataclass
 class Slave:
-    device: Device
+    device: DeviceRef
     t: ModbusRtuTransport
     due: float = 0.0
     polls: int = 0
@@ -51,12 +51,12 @@ class Slave:
 
 
 class ModbusBus:
-    def __init__(self, ctx: DriverContext, port: SerialPort) -> None:
-        self.ctx = ctx
+    def __init__(self, host: Host, port: SerialPort) -> None:
+        self.host = host
         self.port = port
         self.slaves = [
             Slave(d, d.transport)
-            for d in ctx.config.devices
+            for d in host.devices
             if isinstance(d.transport, ModbusRtuTransport) and d.transport.port == port.id
         ]
         self.once = once("modbus")
@@ -130,9 +130,7 @@ class ModbusBus:
                     if attempt < s.t.retries:
                         continue
                     s.failures += 1
-                    self.ctx.health.count(
-                        s.device.id, "timeouts" if e.timeout else "malformed", b.now
-                    )
+                    self.host.count(s.device.id, "timeouts" if e.timeout else "malformed", b.now)
                     b.batch.statuses[s.device.id] = (False, b.now)
                     self.once.warning(
                         f"poll:{s.device.id}",
@@ -160,7 +158,7 @@ class ModbusBus:
                 if not due:
                     await asyncio.sleep(min(s.due for s in self.slaves) - now)
                     continue
-                b = BatchBuilder(self.ctx, "modbus", self.once)
+                b = BatchBuilder(self.host, "modbus", self.once)
                 for s in due:
                     nxt = s.due + s.t.poll_s
                     s.due = nxt if nxt > now else now + s.t.poll_s  # behind: skip, no burst
@@ -168,6 +166,25 @@ class ModbusBus:
                     if not self.client.connected:
                         break  # the adapter went away: reopen before the next slave
                 if not b.empty:
-                    await self.ctx.submit(b.batch)
+                    await self.host.submit(b.batch)
         finally:
             self.client.close()
+
+
+class ModbusDriver:
+    """One master per Modbus RTU serial bus that has slaves configured."""
+
+    def __init__(self, host: Host, ports: list[SerialPort]) -> None:
+        self.buses: dict[str, ModbusBus] = {}
+        for port in ports:
+            if port.protocol == "modbus_rtu":
+                bus = ModbusBus(host, port)
+                if bus.slaves:
+                    self.buses[port.id] = bus
+
+
+async def start(host: Host, setup: FieldSetup) -> ModbusDriver:
+    driver = ModbusDriver(host, setup.serial_ports)
+    for port_id, bus in driver.buses.items():
+        setup.spawn(f"modbus {port_id}", bus.run)
+    return driver

@@ -26,7 +26,7 @@ from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from drivers.link.framing import Reject, RejectKind, crc16
-from gateway.core.errors import PayloadError
+from gateway.core.errors import FrameError
 
 SYNC = b"\x7e\x7e"
 HEADER_LEN = 14  # 7E7E, centre, station, password, function, length, start char
@@ -113,14 +113,9 @@ TIME_STEP = 0x04
 STATUS = 0x45  # ZT: a 4-byte HEX bit field, not BCD
 
 
-class Sl651Error(PayloadError):
+class Sl651Error(FrameError):
     """A frame that cannot be decoded; `offset` is the byte where the problem is."""
 
-    def __init__(self, reason: str, offset: int, kind: str = "malformed") -> None:
-        self.reason = reason
-        self.offset = offset
-        self.kind = kind
-        super().__init__(f"{reason} (byte offset {offset})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,26 +13,26 @@ import functools
 import logging
 from zoneinfo import ZoneInfo
 
-from drivers.host import BatchBuilder, DriverContext, once
+from drivers.host import BatchBuilder, DeviceRef, FieldSetup, Host, once
+from drivers.link.config import SerialPort
 from drivers.link.frame_io import Handle, pump_connection, pump_line
 from drivers.link.framing import Reject, Stream
 from drivers.link.serial_line import SerialLine
 from drivers.sl651.codec import Frame, Reassembler, Sl651Error, confirmation, station_of, take
-from gateway.config.station import Device
-from gateway.config.transports import SerialPort, Sl651Section, Sl651Transport
+from drivers.sl651.config import Sl651Section, Sl651Transport
 
 log = logging.getLogger("stationgw.sl651")
 
 
 class Sl651Driver:
-    def __init__(self, ctx: DriverContext, section: Sl651Section) -> None:
-        self.ctx = ctx
+    def __init__(self, host: Host, section: Sl651Section) -> None:
+        self.host = host
         self.section = section
         self.tz = ZoneInfo(section.timezone)
         self.reply_functions = {int(f, 16) for f in section.reply_functions}
-        self.by_address: dict[str, tuple[Device, Sl651Transport]] = {
+        self.by_address: dict[str, tuple[DeviceRef, Sl651Transport]] = {
             d.transport.address.upper(): (d, d.transport)
-            for d in ctx.config.devices
+            for d in host.devices
             if isinstance(d.transport, Sl651Transport)
         }
         self.once = once("sl651")
@@ -56,9 +56,8 @@ class Sl651Driver:
         self, items: list[Frame | Reject], source: str, reassembler: Reassembler
     ) -> list[bytes]:
         """Commit what the items carry; return the confirmation frames to send now."""
-        b = BatchBuilder(self.ctx, "sl651", self.once)
+        b = BatchBuilder(self.host, "sl651", self.once)
         replies: list[bytes] = []
-        m = self.ctx.metrics
         for item in items:
             if isinstance(item, Reject):
                 self._reject(b, item, source)
@@ -78,7 +77,7 @@ class Sl651Driver:
                 b.quarantine(
                     source, "malformed", f"{device.id}: a downlink frame from a station", item.raw
                 )
-                self.ctx.health.count(device.id, "malformed", b.now)
+                self.host.count(device.id, "malformed", b.now)
                 continue
             if transport.password is not None and h.password != transport.password.upper():
                 b.quarantine(
@@ -88,36 +87,34 @@ class Sl651Driver:
             try:
                 whole = reassembler.add(item)
             except Sl651Error as e:
-                self.ctx.health.count(device.id, "malformed", b.now)
+                self.host.count(device.id, "malformed", b.now)
                 b.quarantine(source, "malformed", f"{device.id}: {e}", item.raw)
                 continue
-            m.messages.labels("sl651").inc()
+            self.host.counter("messages", "sl651")
             self.frames += 1
             b.seen(device.id)
             if whole is None:
                 continue  # more packets to come
             self._readings(b, device, transport, whole)
             if transport.reply and h.function in self.reply_functions:
-                replies.append(confirmation(whole, self.ctx.clock(), self.tz))
+                replies.append(confirmation(whole, self.host.clock(), self.tz))
         if not b.empty:
-            await self.ctx.submit(b.batch)
+            await self.host.submit(b.batch)
         return replies
 
     def _reject(self, b: BatchBuilder, r: Reject, source: str) -> None:
         station = r.station or station_of(r.raw)
         known = self.by_address.get(station) if station else None
         if known is not None:
-            self.ctx.health.count(
-                known[0].id, "crc_errors" if r.kind == "crc" else "malformed", b.now
-            )
+            self.host.count(known[0].id, "crc_errors" if r.kind == "crc" else "malformed", b.now)
         who = f"{known[0].id}: " if known else ""
         b.quarantine(source, r.kind, f"{who}{r.describe()}", r.raw)
 
-    def _readings(self, b: BatchBuilder, device: Device, t: Sl651Transport, f: Frame) -> None:
+    def _readings(self, b: BatchBuilder, device: DeviceRef, t: Sl651Transport, f: Frame) -> None:
         values: list[tuple[str, int, float]] = []
         for e in f.elements:
             if e.name == "VT" and e.value is not None:
-                self.ctx.health.note(device.id, b.now, supply_v=e.value)
+                self.host.note(device.id, b.now, supply_v=e.value)
             metric = t.elements.get(e.name) or t.elements.get(e.code)
             if metric is None:
                 self.once.warning(
@@ -131,7 +128,7 @@ class Sl651Driver:
             if e.value is not None:
                 values.append((metric, e.ts, e.value))
         if f.header.function == 0x45 and f.text:
-            self.ctx.health.note(device.id, b.now, firmware=f.text)
+            self.host.note(device.id, b.now, firmware=f.text)
         b.readings(device.id, values)
 
     # --- TCP ------------------------------------------------------------------------
@@ -187,3 +184,15 @@ class Sl651Driver:
             source=source,
             frame_timeout_s=self.section.frame_timeout_s,
         )
+
+
+async def start(host: Host, setup: FieldSetup) -> Sl651Driver:
+    """The `[sl651]` listener (if configured) and one reader per SL 651 serial port."""
+    section = setup.section if isinstance(setup.section, Sl651Section) else Sl651Section()
+    driver = Sl651Driver(host, section)
+    if section.listen is not None:
+        setup.servers.append(await setup.listen("SL651", driver.serve))
+    for port in setup.serial_ports:
+        if port.protocol == "sl651":
+            setup.spawn(f"sl651 serial {port.id}", driver.run_serial, port)
+    return driver

@@ -18,7 +18,7 @@ from gateway.cli.report import add_parser as add_report_parser
 from gateway.cli.rules import add_parser as add_rules_parser
 from gateway.config.station import Config, load_config
 from gateway.core.errors import ConfigError, GatewayError
-from gateway.logs import setup_logging
+from gateway.core.logs import setup_logging
 
 DEFAULT_DATA = Path("station-data")
 DB_NAME = "station.db"

@@ -9,11 +9,19 @@ from __future__ import annotations
 import tomllib
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from drivers.cigem.config import CigemSection
+from drivers.gb26875.config import Gb26875Section
+from drivers.link.broker import Broker
+from drivers.link.config import SerialPort
+from drivers.mqtt_json.config import MqttJsonTransport
+from drivers.registry import TRANSPORT_KINDS, Transport, transport_problems
+from drivers.sl651.config import Sl651Section
 from gateway.config.dashboard import DashboardSection
+from gateway.config.field import Checklist, HealthSection
 from gateway.config.loop import (
     NotifySection,
     Person,
@@ -23,19 +31,6 @@ from gateway.config.loop import (
 )
 from gateway.config.reports import ReportsSection
 from gateway.config.storage import StorageSection
-from gateway.config.tls import BrokerTls
-from gateway.config.transports import (
-    TRANSPORT_KINDS,
-    Checklist,
-    CigemSection,
-    Gb26875Section,
-    HealthSection,
-    MqttJsonTransport,
-    SerialPort,
-    Sl651Section,
-    Transport,
-    transport_problems,
-)
 from gateway.config.uplinks import UplinksSection, uplink_problems
 from gateway.core.errors import ConfigError
 from gateway.core.validation import problems
@@ -120,19 +115,6 @@ class Device(_Model):
     @classmethod
     def _transport_name(cls, v: object) -> object:
         return {"kind": v} if isinstance(v, str) else v
-
-
-class Broker(_Model):
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    client_id: str = Field(default="stationgw", min_length=1, max_length=64)
-    protocol: Literal["3.1.1", "5"] = "5"
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    username: str | None = None
-    password: str | None = None
-    session_expiry_s: int = Field(default=7 * 86400, ge=0)
-    receive_maximum: int = Field(default=10000, ge=1, le=65535)
-    tls: BrokerTls | None = None  # TLS to the broker (deploy/mosquitto/station-secure.conf)
 
 
 class Database(_Model):

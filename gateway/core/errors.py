@@ -28,6 +28,16 @@ class PayloadError(DriverError):
     """A device payload could not be decoded; the reason names what and where."""
 
 
+class FrameError(PayloadError):
+    """A frame that cannot be decoded: what is wrong (`reason`) and where (`offset`, bytes)."""
+
+    def __init__(self, reason: str, offset: int = 0, kind: str = "malformed") -> None:
+        self.reason = reason
+        self.offset = offset
+        self.kind = kind
+        super().__init__(f"{reason} (byte offset {offset})")
+
+
 class TicketError(GatewayError):
     """A ticket action is not allowed (unknown ticket, wrong state)."""
 

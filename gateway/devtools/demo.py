@@ -11,11 +11,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drivers.link.broker import Broker
 from firmware_stubs.mqtt_device import run_scenario
 from firmware_stubs.scenario import load_scenario
 from gateway.app import Running, run_gateway
 from gateway.auth.users import add_user, list_users, set_password
-from gateway.config.station import Broker, Config, Database, Http, load_config
+from gateway.config.station import Config, Database, Http, load_config
 from gateway.core.errors import GatewayError
 from gateway.devtools.broker import EmbeddedBroker
 from gateway.storage.store import Store

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.ingest import seq_gaps
 from gateway.storage.store import DeviceState, Store, Ticket
@@ -26,23 +27,6 @@ if TYPE_CHECKING:
     from gateway.tickets.desk import Desk
 
 log = logging.getLogger("stationgw.ingest")
-
-
-@dataclass(frozen=True, slots=True)
-class Quarantined:
-    received_at: int
-    source: str
-    reason: str
-    payload: bytes
-
-
-@dataclass(slots=True)
-class Batch:
-    readings: list[Reading] = field(default_factory=list)
-    quarantined: list[Quarantined] = field(default_factory=list)
-    statuses: dict[str, tuple[bool, int]] = field(default_factory=dict)  # device -> (on, at)
-    seen: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # device -> (at, seq)
-    seqs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # device -> (seq, ts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Start the field drivers a station file configures, each as its own supervised task.
 
-A driver that crashes is logged and restarted with backoff; it never stops the gateway
-or the other drivers.
+Which protocols exist is drivers/registry.py's table; a protocol starts when a device uses
+it or its station-file section is given. A driver that crashes is logged and restarted with
+backoff; it never stops the gateway or the other drivers.
 """
 
 from __future__ import annotations
@@ -10,21 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from drivers.cigem.mqtt import CigemDriver
-from drivers.gb26875.server import Gb26875Driver
-from drivers.handheld.io import HandheldDriver
-from drivers.host import DriverContext
-from drivers.modbus.master import ModbusBus
-from drivers.sl651.server import Sl651Driver
-from gateway.config.transports import (
-    CigemTransport,
-    Gb26875Section,
-    Gb26875Transport,
-    HandheldTransport,
-    Sl651Section,
-    Sl651Transport,
-)
+from drivers.host import FieldSetup, Host
+from drivers.registry import PROTOCOLS
+from gateway.config.station import Config
 from gateway.core.errors import DriverError
 
 log = logging.getLogger("stationgw.field")
@@ -52,46 +43,25 @@ async def _listen(what: str, serve: Callable[[], Awaitable[asyncio.Server]]) -> 
 
 
 class FieldDrivers:
-    def __init__(self, ctx: DriverContext) -> None:
-        self.ctx = ctx
+    def __init__(self, host: Host, config: Config) -> None:
+        self.host = host
+        self.config = config
         self.tasks: list[asyncio.Task[None]] = []
-        self.sl651: Sl651Driver | None = None
-        self.modbus: dict[str, ModbusBus] = {}
-        self.cigem: CigemDriver | None = None
-        self.gb26875: Gb26875Driver | None = None
-        self.handheld: HandheldDriver | None = None
+        self.drivers: dict[str, Any] = {}  # protocol kind -> its running driver
         self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
-        cfg = self.ctx.config
-        sl651_devices = [d for d in cfg.devices if isinstance(d.transport, Sl651Transport)]
-        if cfg.sl651 is not None or sl651_devices:
-            self.sl651 = Sl651Driver(self.ctx, cfg.sl651 or Sl651Section())
-            if self.sl651.section.listen is not None:
-                self._servers.append(await _listen("SL651", self.sl651.serve))
-        panels = [d for d in cfg.devices if isinstance(d.transport, Gb26875Transport)]
-        if cfg.gb26875 is not None or panels:
-            self.gb26875 = Gb26875Driver(self.ctx, cfg.gb26875 or Gb26875Section())
-            if self.gb26875.section.listen is not None:
-                self._servers.append(await _listen("GB26875", self.gb26875.serve))
-        if any(isinstance(d.transport, HandheldTransport) for d in cfg.devices):
-            self.handheld = HandheldDriver(self.ctx)
-            self._spawn("handheld", self.handheld.run)
-        for port in cfg.serial_ports:
-            if port.protocol == "sl651" and self.sl651 is not None:
-                self._spawn(f"sl651 serial {port.id}", self.sl651.run_serial, port)
-            elif port.protocol == "gb26875" and self.gb26875 is not None:
-                self._spawn(f"gb26875 serial {port.id}", self.gb26875.run_serial, port)
-            elif port.protocol == "handheld_dock" and self.handheld and port.device:
-                self._spawn(f"dock {port.id}", self.handheld.run_dock, port, port.device)
-            elif port.protocol == "modbus_rtu":
-                bus = ModbusBus(self.ctx, port)
-                if bus.slaves:
-                    self.modbus[port.id] = bus
-                    self._spawn(f"modbus {port.id}", bus.run)
-        if any(isinstance(d.transport, CigemTransport) for d in cfg.devices):
-            self.cigem = CigemDriver(self.ctx)
-            self._spawn("cigem", self.cigem.run)
+        cfg = self.config
+        for kind, protocol in PROTOCOLS.items():
+            if protocol.start is None:
+                continue
+            devices = [d for d in cfg.devices if d.transport.kind == kind]
+            section = getattr(cfg, kind, None)
+            if not devices and (section is None or kind not in cfg.model_fields_set):
+                continue
+            setup = FieldSetup(devices, section, cfg.serial_ports, self._spawn, _listen)
+            self.drivers[kind] = await protocol.starter()(self.host, setup)
+            self._servers += setup.servers
 
     def _spawn(self, name: str, fn: Callable[..., Awaitable[None]], *args: object) -> None:
         task = asyncio.create_task(supervise(name, lambda: fn(*args)), name=name)
@@ -103,10 +73,10 @@ class FieldDrivers:
     async def stop(self) -> None:
         for s in self._servers:
             s.close()
-        if self.sl651 is not None:
-            self.sl651.close_connections()
-        if self.gb26875 is not None:
-            self.gb26875.close_connections()
+        for driver in self.drivers.values():
+            close = getattr(driver, "close_connections", None)
+            if close is not None:
+                close()
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:

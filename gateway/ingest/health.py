@@ -19,8 +19,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Literal
 
+from drivers.modbus.config import ModbusRtuTransport
 from gateway.config.station import Config, Device
-from gateway.config.transports import ModbusRtuTransport
 from gateway.events import Hub
 from gateway.storage.store import DeviceState, Store
 

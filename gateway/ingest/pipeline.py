@@ -21,11 +21,12 @@ from concurrent.futures import Executor
 from drivers.link.mqtt_client import Message, MqttSource
 from drivers.mqtt_json.codec import Topic, decode_status, decode_telemetry, parse_topic
 from gateway.core import clock as gateway_clock
+from gateway.core.batch import Batch, Quarantined
 from gateway.core.errors import PayloadError, StoreError
+from gateway.core.logs import Once
 from gateway.events import Hub
-from gateway.ingest.commit import Batch, Ingestor, Outcome, Quarantined
+from gateway.ingest.commit import Ingestor, Outcome
 from gateway.ingest.registry import Registry
-from gateway.logs import Once
 from gateway.metrics import Metrics
 
 log = logging.getLogger("stationgw.pipeline")

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from drivers.host import Mapped
 from drivers.mqtt_json.codec import Report
 from gateway.config.station import Config, MetricSpec
 from gateway.core.model import FLAG_OUT_OF_RANGE, Reading
-
-
-@dataclass(frozen=True, slots=True)
-class Mapped:
-    readings: list[Reading]
-    unknown_metrics: list[str]
-    out_of_range: list[Reading]
 
 
 class Registry:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.config.station import Broker
+from drivers.link.broker import Broker
 from gateway.notify.base import DeliveryError
 
 log = logging.getLogger("stationgw.notify.mqtt")

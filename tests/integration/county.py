@@ -18,8 +18,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config.station import Config, parse_config
+from gateway.core.batch import Batch
 from gateway.core.model import Reading
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.storage.store import Store
 from gateway.uplinks import outbox
 from gateway.uplinks.service import Uplinks

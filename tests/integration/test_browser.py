@@ -64,11 +64,11 @@ def shots(tmp_path: Path) -> Path:
 def station(gateway: Gateway, tmp_path: Path) -> Gateway:
     """The test station with p1 on a configured map."""
     (tmp_path / "map.svg").write_text(MAP)
-    text = gateway.config.station.read_text().replace(
+    text = gateway.config.read_text().replace(
         'village = "v1"\n', f'village = "v1"\nlon = {P1[0]}\nlat = {P1[1]}\n', 1
     )
     text += f'\n[dashboard.map]\nbackground = "map.svg"\nbounds = {list(BOUNDS)}\n'
-    gateway.config.station.write_text(text)
+    gateway.config.write_text(text)
     gateway.start()
     return gateway
 

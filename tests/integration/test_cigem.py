@@ -69,8 +69,10 @@ def test_late_batches_stored_once_faults_quarantined_status_to_health(
 
     async def main() -> dict[str, object]:
         async with gateway(cfg) as running:
-            assert running.field is not None and running.field.cigem is not None
-            await until(lambda: running.field.cigem.source.connected, "cigem subscribed")  # type: ignore[union-attr]
+            assert running.field is not None and running.field.drivers.get("cigem") is not None
+            await until(
+                lambda: running.field.drivers.get("cigem").source.connected, "cigem subscribed"
+            )  # type: ignore[union-attr]
             await asyncio.to_thread(stub.publish, "127.0.0.1", mosquitto.port, "geo-01", payloads)
             await until(lambda: len(series(db, "geo-01", "crack_mm")) == 30, "30 stored")
             await until(lambda: len(rows(db, "SELECT 1 FROM quarantine")) == 3, "3 quarantined")

@@ -189,7 +189,7 @@ def test_stub_to_ticket_to_api_and_events(gateway: Gateway, mosquitto: Mosquitto
             "tickets",
             "list",
             "-c",
-            str(gateway.config.station),
+            str(gateway.config),
             "--json",
         ],
         capture_output=True,

@@ -49,7 +49,7 @@ ack_deadline = { yellow = "4s" }
 
 
 def test_restart_between_levels(gateway: Gateway, mosquitto: Mosquitto) -> None:
-    gateway.config.station.write_text(gateway.config.station.read_text() + PEOPLE)
+    gateway.config.write_text(gateway.config.read_text() + PEOPLE)
     gateway.start()
     publish_raw(
         mosquitto.port,

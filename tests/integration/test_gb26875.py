@@ -124,7 +124,7 @@ def test_panel_on_a_serial_line_gets_its_confirm(tmp_path: Path, mosquitto: Mosq
         pair.start()
         try:
             async with gateway(cfg) as running:
-                driver = running.field.gb26875 if running.field else None
+                driver = running.field.drivers.get("gb26875") if running.field else None
                 assert driver is not None
                 await until(
                     lambda: "panel" in driver.lines and driver.lines["panel"].is_open, "open"

@@ -91,8 +91,10 @@ def test_records_stored_once_flagged_and_hazard_opens_one_ticket(
         pair.start()
         try:
             async with gateway(cfg) as running:
-                assert running.field is not None and running.field.handheld is not None
-                driver = running.field.handheld
+                assert (
+                    running.field is not None and running.field.drivers.get("handheld") is not None
+                )
+                driver = running.field.drivers.get("handheld")
                 await until(lambda: driver.source.connected, "subscribed")
                 await asyncio.to_thread(
                     publish,

@@ -195,14 +195,25 @@ def test_fifty_devices_every_reading_stored_once(tmp_path: Path, mosquitto: Mosq
             await bus.start()
             async with gateway(cfg) as running:
                 field = running.field
-                assert field is not None and field.cigem and field.handheld and field.sl651
+                assert (
+                    field is not None
+                    and field.drivers.get("cigem")
+                    and field.drivers.get("handheld")
+                    and field.drivers.get("sl651")
+                )
                 await until(
-                    lambda: field.cigem.source.connected and field.handheld.source.connected,
+                    lambda: (
+                        field.drivers.get("cigem").source.connected
+                        and field.drivers.get("handheld").source.connected
+                    ),
                     "subscribed",
                 )
                 (port,) = field.ports()
                 await until(
-                    lambda: "radio" in field.sl651.lines and field.sl651.lines["radio"].is_open,
+                    lambda: (
+                        "radio" in field.drivers.get("sl651").lines
+                        and field.drivers.get("sl651").lines["radio"].is_open
+                    ),
                     "radio",
                 )
                 fd = radio.open_b()
@@ -231,11 +242,16 @@ def test_fifty_devices_every_reading_stored_once(tmp_path: Path, mosquitto: Mosq
                 )
                 await until(lambda: len(rows(db, "SELECT 1 FROM patrol_records")) == 10, "records")
                 await until(
-                    lambda: all(s.polls >= 10 for s in field.modbus["rs485"].slaves), "polls"
+                    lambda: all(
+                        s.polls >= 10 for s in field.drivers["modbus_rtu"].buses["rs485"].slaves
+                    ),
+                    "polls",
                 )
                 os.close(fd)
                 elapsed = time.monotonic() - started
-                polls = {s.device.id: s.polls for s in field.modbus["rs485"].slaves}
+                polls = {
+                    s.device.id: s.polls for s in field.drivers["modbus_rtu"].buses["rs485"].slaves
+                }
             return polls, elapsed
         finally:
             await bus.stop()

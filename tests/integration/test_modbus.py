@@ -113,7 +113,7 @@ def test_polls_map_registers_dead_slave_counts_and_adapter_comes_back(
             bus = await slave(123)
             async with gateway(cfg) as running:
                 assert running.field is not None
-                master = running.field.modbus["rs485"]
+                master = running.field.drivers["modbus_rtu"].buses["rs485"]
                 await until(lambda: len(series(db, "rg-485", "rain_mm")) >= 3, "3 polls stored")
                 await until(lambda: health("gas-dead")[0] >= 2, "dead slave counted")
                 # a noisy line: corrupted answers are counted, then polls go on

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from gateway.config.station import Broker
+from drivers.link.broker import Broker
 from gateway.notify.mqtt_link import MqttLink
 from tests.conftest import Mosquitto
 

@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
+from drivers.link.broker import Broker
 from drivers.link.mqtt_client import MqttSource
-from gateway.config.station import Broker
 from tests.conftest import Mosquitto
 from tests.integration.test_end_to_end import publish_raw
 

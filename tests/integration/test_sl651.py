@@ -12,15 +12,17 @@ from typing import Any
 
 import pytest
 
-from drivers.host import DriverContext
+from drivers.link.config import Listen
 from drivers.link.framing import Stream
 from drivers.sl651 import codec as sl651
+from drivers.sl651.config import Sl651Section
 from drivers.sl651.server import Sl651Driver
 from firmware_stubs import sl651_station as stub
 from gateway.config.station import Config
-from gateway.config.transports import Listen, Sl651Section
-from gateway.ingest.commit import Batch, Outcome
+from gateway.core.batch import Batch
+from gateway.ingest.commit import Outcome
 from gateway.ingest.health import HealthRecorder
+from gateway.ingest.host import GatewayHost
 from gateway.ingest.registry import Registry
 from gateway.metrics import Metrics
 from tests.conftest import Mosquitto, api
@@ -151,7 +153,9 @@ def test_tcp_stations_with_faults_every_confirmed_report_stored_once(
             return (
                 got_a,
                 got_b,
-                running.field.sl651.replies if running.field.sl651 else 0,
+                running.field.drivers.get("sl651").replies
+                if running.field.drivers.get("sl651")
+                else 0,
                 {d["id"]: d for d in devices},
             )
 
@@ -189,7 +193,7 @@ def test_serial_line_killed_mid_frame_recovers_and_loses_nothing_after(
         pair.start()
         try:
             async with gateway(cfg) as running:
-                driver = running.field.sl651 if running.field else None
+                driver = running.field.drivers.get("sl651") if running.field else None
                 assert driver is not None
                 await until(
                     lambda: "radio" in driver.lines and driver.lines["radio"].is_open, "line open"
@@ -251,7 +255,7 @@ def test_no_confirmation_for_a_batch_that_was_not_committed(tmp_path: Path) -> N
         raise RuntimeError("store refused")
 
     async def main() -> bytes:
-        ctx = DriverContext(cfg, Registry(cfg), refuse, HealthRecorder(), Metrics(), lambda: 0)
+        ctx = GatewayHost(cfg, Registry(cfg), refuse, HealthRecorder(), Metrics(), lambda: 0)
         driver = Sl651Driver(ctx, Sl651Section(listen=Listen(host="127.0.0.1", port=0)))
         server = await driver.serve()
         port = server.sockets[0].getsockname()[1]

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from firmware_stubs.gsm_modem import GsmModemStub
+from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.events import Hub
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.notify.base import DeliveryError
 from gateway.notify.dashboard import DashboardChannel
 from gateway.notify.dispatcher import Dispatcher

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from gateway.config.storage import StorageSection
+from gateway.core.batch import Batch
 from gateway.core.model import Reading
 from gateway.devtools.bench.series import realistic_series
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.storage.compaction import compact_all
 from gateway.storage.retention import guard
 from gateway.storage.store import Store
@@ -187,12 +188,12 @@ def test_running_gateway_readings_storage_export_and_restore_refusal(gateway: Ga
     assert bad.status_code == 422 and "DEVICE/METRIC" in bad.text
     # the database is held: a restore refuses and names why
     backup = gateway.db.parent / "b.db"
-    assert stationgw("backup", str(backup), "-c", str(gateway.config.station)).returncode == 0
-    res = stationgw("restore", str(backup), "-c", str(gateway.config.station))
+    assert stationgw("backup", str(backup), "-c", str(gateway.config)).returncode == 0
+    res = stationgw("restore", str(backup), "-c", str(gateway.config))
     assert res.returncode == 1 and "running gateway" in res.stderr
     # export reads across both tiers, with the station's time zone
     exp = stationgw(
-        "export", "-c", str(gateway.config.station), "--device", "rg-01", "--metric", "rain_mm",
+        "export", "-c", str(gateway.config), "--device", "rg-01", "--metric", "rain_mm",
         "--from", str(day0), "--to", str(now),
     )  # fmt: skip
     assert exp.returncode == 0, exp.stderr
@@ -201,5 +202,5 @@ def test_running_gateway_readings_storage_export_and_restore_refusal(gateway: Ga
     assert len(lines) == len(points) + 1
     api.close()
     gateway.stop()
-    res = stationgw("restore", str(backup), "-c", str(gateway.config.station))
+    res = stationgw("restore", str(backup), "-c", str(gateway.config))
     assert res.returncode == 0, res.stderr

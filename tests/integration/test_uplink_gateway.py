@@ -69,7 +69,7 @@ def _until(what: Any, limit_s: float = 60) -> None:
 def test_gateway_uplink_resumes_after_kill_9(
     gateway: Gateway, mosquitto: Mosquitto, county: CountyBroker
 ) -> None:
-    with gateway.config.station.open("a") as f:
+    with gateway.config.open("a") as f:
         f.write(f'\n[uplinks.mqtt]\nhost = "127.0.0.1"\nport = {county.port}\nbatch_size = 7\n')
     sub = CountySubscriber(county.port, "test")
     try:

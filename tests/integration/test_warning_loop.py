@@ -131,9 +131,7 @@ def test_warning_loop(gateway: Gateway, mosquitto: Mosquitto, tmp_path: Path) ->
     hook_port = free_port()
     server = ThreadingHTTPServer(("127.0.0.1", hook_port), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    gateway.config.station.write_text(
-        gateway.config.station.read_text() + LOOP.format(hook_port=hook_port)
-    )
+    gateway.config.write_text(gateway.config.read_text() + LOOP.format(hook_port=hook_port))
     siren1 = SirenStub("127.0.0.1", mosquitto.port, "test", "siren-1")
     siren2 = SirenStub("127.0.0.1", mosquitto.port, "test", "siren-2", confirm=False)
     assert siren1.subscribed.wait(10) and siren2.subscribed.wait(10)

@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 from drivers.handheld.codec import Item, Record
 from gateway.config.station import Config, load_config
+from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.ingest.rules_loader import RulesLoader
 from gateway.storage.store import Store
 from gateway.tickets.desk import Desk

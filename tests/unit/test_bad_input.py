@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 
 from drivers.gb26875 import codec as gb26875
 from drivers.handheld import codec as handheld
+from drivers.link.broker import Broker
 from drivers.link.framing import Stream
 from drivers.link.mqtt_client import KEEP_OVERSIZED, MAX_PAYLOAD, Message, MqttSource
 from drivers.modbus import codec as modbus_rtu
 from drivers.mqtt_json.codec import MAX_TS_MS, MIN_TS_MS
 from drivers.sl651 import codec as sl651
-from gateway.config.station import Broker, parse_config
+from gateway.config.station import parse_config
 from gateway.events import Hub
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.registry import Registry

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.storage.store import Store
 from gateway.tickets import calls
 from gateway.tickets.calls import Callee, GridStep

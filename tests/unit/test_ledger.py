@@ -10,8 +10,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.storage.store import Store
 from gateway.tickets import ledger
 from gateway.tickets.desk import Desk

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from gateway.core.batch import Batch
 from gateway.core.errors import TicketError
 from gateway.core.model import Reading
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.tickets.records import read_calls
 from tests.unit.loop_helpers import MIN, T0
 from tests.unit.test_calls import gateway

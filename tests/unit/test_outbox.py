@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.ingest.health import Delta, write_deltas
 from gateway.storage.store import Store
 from gateway.tickets.model import TicketKind

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from gateway.core.batch import Batch
 from gateway.core.model import Reading
-from gateway.ingest.commit import Batch
 from gateway.tickets.records import read_calls
 from tests.unit.loop_helpers import MIN, T0
 from tests.unit.test_calls import gateway

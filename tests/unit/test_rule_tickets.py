@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.batch import Batch
 from gateway.core.model import Reading
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.storage.store import Store
 from rules.evaluator import RuleSet
 from rules.faults import FaultSpec

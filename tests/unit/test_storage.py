@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from gateway.cli.storage import backup, export_rows, restore
 from gateway.config.storage import Retention, StorageSection
+from gateway.core.batch import Batch
 from gateway.core.errors import GatewayError, StoreError
 from gateway.core.model import Reading
 from gateway.devtools.bench.series import realistic_series
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.storage import rollups
 from gateway.storage.compaction import compact_all
 from gateway.storage.migrations import MIGRATIONS

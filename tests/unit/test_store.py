@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.batch import Batch, Quarantined
 from gateway.core.errors import StoreError, TicketConflict, TicketNotFound
 from gateway.core.model import Level, Reading
-from gateway.ingest.commit import Batch, Ingestor, Quarantined
+from gateway.ingest.commit import Ingestor
 from gateway.storage.migrations import MIGRATIONS
 from gateway.storage.store import Store
 from gateway.tickets.model import TicketKind

@@ -35,6 +35,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from gateway.core.batch import Batch
 from gateway.core.model import Reading
 from gateway.devtools.bench.procs import GatewayProc, free_port, http_json
 from gateway.devtools.bench.series import realistic_series
@@ -45,7 +46,7 @@ from gateway.devtools.bench.workload import (
     realistic_point,
     write_station,
 )
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.storage.compaction import compact_all
 from gateway.storage.store import Store
 from rules.evaluator import RuleSet

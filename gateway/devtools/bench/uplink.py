@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.station import Config, parse_config
+from gateway.core.batch import Batch
 from gateway.core.model import Reading
 from gateway.devtools.bench.influxd import InfluxServer
-from gateway.ingest.commit import Batch, Ingestor
+from gateway.ingest.commit import Ingestor
 from gateway.storage.store import Store
 from gateway.uplinks import outbox
 from gateway.uplinks.service import Uplinks

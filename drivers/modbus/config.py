@@ -1,0 +1,51 @@
+"""Modbus RTU settings: a slave's `transport` table with its register map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field
+
+from drivers.link.config import Model, Name, TransportModel
+
+Word = Literal["int16", "uint16", "int32", "uint32", "float32"]
+
+
+class Register(Model):
+    metric: Name
+    address: int = Field(ge=0, le=0xFFFF)
+    function: Literal[3, 4] = 3  # 3 holding registers, 4 input registers
+    type: Word = "uint16"
+    word_order: Literal["big", "little"] = "big"  # 32-bit values: high word first or last
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return 1 if self.type in ("int16", "uint16") else 2
+
+
+class ModbusRtuTransport(TransportModel):
+    kind: Literal["modbus_rtu"]
+    port: Name = Field(description="id of a [[serial_ports]] entry with protocol modbus_rtu")
+    unit: int = Field(ge=1, le=247, description="the slave's Modbus address")
+    poll_s: float = Field(default=10.0, gt=0, le=86_400)
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=10)
+    registers: list[Register] = Field(min_length=1)
+
+
+def problems(
+    where: str, t: TransportModel, metrics: set[str], ports: Mapping[str, str]
+) -> list[str]:
+    assert isinstance(t, ModbusRtuTransport)
+    out: list[str] = []
+    if t.port not in ports:
+        out.append(f"{where}.port: unknown serial port {t.port!r}")
+    elif ports[t.port] != "modbus_rtu":
+        out.append(f"{where}.port: serial port {t.port!r} speaks {ports[t.port]}")
+    for j, reg in enumerate(t.registers):
+        if reg.metric not in metrics:
+            out.append(f"{where}.registers[{j}].metric: metric {reg.metric!r} is not configured")
+    return out
