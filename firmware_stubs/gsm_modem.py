@@ -19,7 +19,23 @@ import threading
 import tty
 from dataclasses import dataclass, field
 
-from gateway.notify.gsm import from_ucs2, ucs2
+
+def ucs2(text: str) -> str:
+    """UCS2 as a modem writes it with AT+CSCS="UCS2": UTF-16BE code units in hex.
+
+    The modem's own (written apart from the gateway's codec, so a test of one checks
+    the other)."""
+    return "".join(f"{b:02X}" for b in text.encode("utf-16-be"))
+
+
+def from_ucs2(hextext: str) -> str:
+    h = hextext.strip()
+    if not h or len(h) % 4 or any(c not in "0123456789abcdefABCDEF" for c in h):
+        return hextext
+    try:
+        return bytes.fromhex(h).decode("utf-16-be")
+    except UnicodeDecodeError:
+        return hextext
 
 
 @dataclass

@@ -32,8 +32,8 @@ from gateway.ingest.rules_service import RulesService
 from gateway.metrics import Metrics
 from gateway.notify.setup import build_dispatcher
 from gateway.storage.service import StorageJobs
-from gateway.storage.store import Store
 from gateway.tickets.desk import Desk
+from gateway.tickets.store import StationStore
 from gateway.uplinks.service import Uplinks
 
 log = logging.getLogger("stationgw")
@@ -82,7 +82,7 @@ async def run_gateway(
     ruleset = loader.ruleset()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
     loop = asyncio.get_running_loop()
-    store = await loop.run_in_executor(writer, Store, cfg.database.path)
+    store = await loop.run_in_executor(writer, StationStore, cfg.database.path)
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
     desk = Desk(store, cfg)  # warnings, calls and deliveries (used on the writer thread)
     ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
@@ -120,7 +120,7 @@ async def run_gateway(
     rules_service = RulesService(loader, ingestor, writer, pipeline)
     recorder = HealthRecorder()
 
-    async def write(fn: Callable[[Store], Any]) -> Any:
+    async def write(fn: Callable[[StationStore], Any]) -> Any:
         def tx() -> Any:
             with store.transaction():
                 return fn(store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 from gateway.core.model import Reading
 from rules.evaluator import RuleSet, State, Transition, evaluate, screen, tick
@@ -29,3 +30,21 @@ def replay(
         while next_tick + tick_ms <= until:
             next_tick += tick_ms
             yield from tick(ruleset, state, next_tick)
+
+
+def transition_json(t: Transition) -> dict[str, object]:
+    """A transition as the replay answers it (CLI and the page): ISO time, level labels."""
+    return {
+        "ts": datetime.fromtimestamp(t.at / 1000, UTC).isoformat().replace("+00:00", "Z"),
+        "kind": t.kind,
+        "rule": t.rule,
+        "device": t.device,
+        "metric": t.metric,
+        "point": t.point,
+        "previous": t.previous.label if t.previous else "none",
+        "level": t.level.label if t.level else "none",
+        "active": t.active,
+        "value": t.value,
+        "reason_zh": t.reason_zh,
+        "reason_en": t.reason_en,
+    }

@@ -128,10 +128,10 @@ def add_user(db: Path, name: str, role: str, person: str | None = None) -> str:
     """A user straight in the station database (as `stationgw users add` does); returns
     the password, random per test."""
     from gateway.auth.users import add_user as add
-    from gateway.storage.store import Store
+    from gateway.tickets.store import StationStore
 
     password = secrets.token_urlsafe(12)
-    store = Store(db)
+    store = StationStore(db)
     try:
         add(store, name, role, password, person, int(time.time() * 1000))
     finally:

@@ -117,7 +117,6 @@ class Sl651Error(FrameError):
     """A frame that cannot be decoded; `offset` is the byte where the problem is."""
 
 
-
 @dataclass(frozen=True, slots=True)
 class Element:
     name: str  # SL 651 name (PT, Z, …) or the identifier in hex for unnamed ones

@@ -14,31 +14,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.cli.common import DEFAULT_DATA, database_path, db_options
 from gateway.cli.report import add_parser as add_report_parser
 from gateway.cli.rules import add_parser as add_rules_parser
-from gateway.config.station import Config, load_config
+from gateway.config.station import load_config
 from gateway.core.errors import ConfigError, GatewayError
 from gateway.core.logs import setup_logging
-
-DEFAULT_DATA = Path("station-data")
-DB_NAME = "station.db"
-
-
-def _db_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--data", type=Path, help=f"data folder holding {DB_NAME}")
-    g.add_argument("--db", type=Path, help="path of the station database")
-    g.add_argument("-c", "--config", type=Path, help="the database named by this station file")
-
-
-def database_path(args: argparse.Namespace) -> tuple[Path, Config | None]:
-    """Every command finds a station's database the same way: --db, --data or -c."""
-    if getattr(args, "db", None):
-        return args.db, None
-    if getattr(args, "config", None):
-        cfg = load_config(args.config)
-        return cfg.database.path, cfg
-    return (getattr(args, "data", None) or DEFAULT_DATA) / DB_NAME, None
 
 
 def _run(main: Coroutine[Any, Any, None], stop: asyncio.Event, duration: float | None) -> None:
@@ -94,10 +75,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_tickets_list(args: argparse.Namespace) -> int:
-    from gateway.storage.store import Store
+    from gateway.tickets.store import StationStore
 
     path, cfg = database_path(args)
-    store = Store(path, writer=False)
+    store = StationStore(path, writer=False)
     try:
         tickets = store.tickets(open_only=args.open)
     finally:
@@ -195,20 +176,20 @@ def parser() -> argparse.ArgumentParser:
     tickets = sub.add_parser("tickets", help="hazard tickets")
     tsub = tickets.add_subparsers(dest="tickets_command", required=True)
     tlist = tsub.add_parser("list", help="list tickets, newest first")
-    _db_options(tlist)
+    db_options(tlist)
     tlist.add_argument("--json", action="store_true", help="print JSON")
     tlist.add_argument("--open", action="store_true", help="only tickets not closed")
     tlist.set_defaults(func=cmd_tickets_list)
     from gateway.cli.tickets import add_parsers as add_ticket_parsers
 
-    add_ticket_parsers(tsub, _db_options)
+    add_ticket_parsers(tsub, db_options)
     from gateway.cli.users import add_parser as add_users_parser
 
-    add_users_parser(sub, _db_options)
+    add_users_parser(sub, db_options)
 
     from gateway.cli.storage import add_parsers as add_storage_parsers  # backup/restore/export
 
-    add_storage_parsers(sub, _db_options)
+    add_storage_parsers(sub, db_options)
 
     from gateway.cli.decode import PROTOCOLS
 

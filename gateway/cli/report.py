@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.cli.common import DB_NAME, DEFAULT_DATA, station_time
 from gateway.config.station import Config, load_config
 from gateway.reports import documents
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 
 
 def _options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
@@ -31,7 +32,6 @@ def _options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
 
 
 def _db(args: argparse.Namespace, cfg: Config | None) -> Path:
-    from gateway.cli.main import DB_NAME, DEFAULT_DATA
 
     if args.db:
         return Path(args.db)
@@ -78,14 +78,13 @@ def cmd_handover(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from gateway.cli.tickets import _time
 
     cfg = load_config(args.config) if args.config else None
     tz = cfg.station.timezone if cfg else "Asia/Shanghai"
-    start, end = _time(args.from_, tz), _time(args.to, tz)
+    start, end = station_time(args.from_, tz), station_time(args.to, tz)
     if end <= start:
         raise ValueError(f"--to {args.to} is not after --from {args.from_}")
-    store = Store(_db(args, cfg), writer=False)
+    store = StationStore(_db(args, cfg), writer=False)
     try:
         doc = documents.ledger_document(
             store, cfg, start, end, f"{args.from_} 至 {args.to}", args.format, now_ms()

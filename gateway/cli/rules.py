@@ -20,9 +20,9 @@ from gateway.ingest.rules_loader import device_context, fault_specs, rule_files
 from gateway.ingest.rules_service import describe
 from gateway.storage import tiers
 from rules.durations import parse_duration
-from rules.evaluator import RuleSet, Transition
+from rules.evaluator import RuleSet
 from rules.model import Rule
-from rules.replay import replay
+from rules.replay import replay, transition_json
 from rules.schema import check_set, parse_rules
 from rules.testing import diff, parse_test_file, run_case
 
@@ -141,23 +141,6 @@ def db_history(path: Path, start: int, end: int) -> Iterator[Reading]:
     finally:
         conn.close()
     yield from heapq.merge(*per_series, key=lambda r: r.ts)
-
-
-def transition_json(t: Transition) -> dict[str, object]:
-    return {
-        "ts": datetime.fromtimestamp(t.at / 1000, UTC).isoformat().replace("+00:00", "Z"),
-        "kind": t.kind,
-        "rule": t.rule,
-        "device": t.device,
-        "metric": t.metric,
-        "point": t.point,
-        "previous": t.previous.label if t.previous else "none",
-        "level": t.level.label if t.level else "none",
-        "active": t.active,
-        "value": t.value,
-        "reason_zh": t.reason_zh,
-        "reason_en": t.reason_en,
-    }
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

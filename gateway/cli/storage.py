@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.cli.common import database_path, station_time
 from gateway.core.errors import GatewayError
 from gateway.storage.migrations import MIGRATIONS
 from gateway.storage.store import Store
@@ -101,12 +102,6 @@ def restore(backup_path: Path, db: Path) -> int:
     return version
 
 
-def _time(text: str, tz: str) -> int:
-    from gateway.cli.tickets import _time as parse
-
-    return parse(text, tz)
-
-
 def export_rows(
     store: Store, device: str, metric: str, start: int, end: int, tz: ZoneInfo
 ) -> Iterator[list[Any]]:
@@ -130,7 +125,6 @@ def export_rows(
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from gateway.cli.main import database_path
 
     db, _ = database_path(args)
     pages = backup(db, args.path)
@@ -139,7 +133,6 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from gateway.cli.main import database_path
 
     db, _ = database_path(args)
     version = restore(args.path, db)
@@ -148,11 +141,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gateway.cli.main import database_path
 
     db, cfg = database_path(args)
     tz = args.tz or (cfg.station.timezone if cfg else "Asia/Shanghai")
-    start, end = _time(args.from_, tz), _time(args.to, tz)
+    start, end = station_time(args.from_, tz), station_time(args.to, tz)
     if end <= start:
         raise ValueError(f"--to ({args.to}) must be after --from ({args.from_})")
     store = Store(db, writer=False)

@@ -11,31 +11,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.storage.store import Store
+from gateway.cli.common import database_path, station_time
 from gateway.tickets import ledger
+from gateway.tickets.store import StationStore
 from gateway.tickets.summary import render, summarize
 
 
-def _time(text: str, tz: str) -> int:
-    """UTC epoch milliseconds or ISO 8601; a time or date without an offset is station
-    time ("2026-07-01" is its midnight there)."""
-    if text.isdigit():
-        return int(text)
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time (epoch ms or ISO 8601)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(tz))
-    return int(dt.timestamp() * 1000)
-
-
-def _open(args: argparse.Namespace) -> tuple[Store, str, dict[str, str]]:
-    from gateway.cli.main import database_path
+def _open(args: argparse.Namespace) -> tuple[StationStore, str, dict[str, str]]:
 
     path, cfg = database_path(args)
     tz = cfg.station.timezone if cfg else "Asia/Shanghai"
-    return Store(path, writer=False), tz, ledger.names_of(cfg) if cfg else {}
+    return StationStore(path, writer=False), tz, ledger.names_of(cfg) if cfg else {}
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -60,8 +46,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store, tz, names = _open(args)
-    start = _time(args.from_, tz) if args.from_ else None
-    end = _time(args.to, tz) if args.to else None
+    start = station_time(args.from_, tz) if args.from_ else None
+    end = station_time(args.to, tz) if args.to else None
     try:
         table = ledger.rows(store, start, end, time.time_ns() // 1_000_000, tz, names)
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.auth.policy import PasswordTooWeak, Role
 from gateway.auth.users import add_user, list_users, set_password
+from gateway.cli.common import database_path
 from gateway.core.errors import GatewayError
 from gateway.storage.store import Store
 
@@ -30,7 +31,6 @@ def read_password(args: argparse.Namespace) -> str:
 
 
 def _store(args: argparse.Namespace) -> tuple[Store, Any]:
-    from gateway.cli.main import database_path
 
     path, cfg = database_path(args)
     return Store(path), cfg

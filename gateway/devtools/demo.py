@@ -19,7 +19,7 @@ from gateway.auth.users import add_user, list_users, set_password
 from gateway.config.station import Config, Database, Http, load_config
 from gateway.core.errors import GatewayError
 from gateway.devtools.broker import EmbeddedBroker
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ DEMO_USERS = (
 
 def demo_users(db: Path, now: int) -> list[tuple[str, str, str]]:
     """Make the demo's users (or give them new passwords): (name, role, password)."""
-    store = Store(db)
+    store = StationStore(db)
     out = []
     try:
         known = {u["name"] for u in list_users(store)}
@@ -132,7 +132,7 @@ async def _first(wanted: asyncio.Future[T], gateway: asyncio.Task[None]) -> T:
 
 
 def _summary(cfg: Config, elapsed: float) -> None:
-    store = Store(cfg.database.path, writer=False)
+    store = StationStore(cfg.database.path, writer=False)
     try:
         readings = store.count_readings()
         tickets = store.tickets()

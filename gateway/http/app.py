@@ -31,7 +31,7 @@ from gateway.http.reports import router as reports_router
 from gateway.ingest.health import EMPTY, interval_ms, load_health
 from gateway.ingest.rules_service import RulesService
 from gateway.metrics import Metrics
-from gateway.storage.store import Store, Ticket
+from gateway.tickets.store import StationStore, Ticket
 
 if TYPE_CHECKING:
     from gateway.notify.dispatcher import Dispatcher
@@ -48,7 +48,7 @@ class Context:
     config: Config
     db_path: Path
     writer: Executor
-    writer_store: Store
+    writer_store: StationStore
     hub: Hub
     metrics: Metrics
     broker_connected: Callable[[], bool]
@@ -70,10 +70,10 @@ class AckBody(BaseModel):
 def create_app(ctx: Context) -> FastAPI:
     local = threading.local()
 
-    def reader() -> Store:
-        store: Store | None = getattr(local, "store", None)
+    def reader() -> StationStore:
+        store: StationStore | None = getattr(local, "store", None)
         if store is None:
-            store = Store(ctx.db_path, writer=False)
+            store = StationStore(ctx.db_path, writer=False)
             local.store = store
         return store
 

@@ -23,7 +23,7 @@ from gateway.core.errors import ConfigError, GatewayError
 from gateway.http.params import RowId
 from gateway.ingest.rules_loader import device_context, fault_specs, rule_files
 from gateway.ingest.rules_service import describe
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 from rules.durations import parse_duration
 from rules.evaluator import RuleSet
 from rules.replay import replay
@@ -66,7 +66,9 @@ def _pick(detail: str | None) -> dict[str, Any]:
     return {"reason": d.get("reason"), "level": d.get("level")}
 
 
-def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: Access) -> None:
+def add_routes(
+    app: FastAPI, ctx: Context, reader: Callable[[], StationStore], access: Access
+) -> None:
     cfg = ctx.config
     folder: Path | None = None
     if cfg.rules.path is not None:
@@ -228,8 +230,8 @@ def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: 
             raise HTTPException(404, f"no device {body.device!r}")
 
         def run() -> list[dict[str, Any]]:
-            from gateway.cli.rules import transition_json
             from gateway.core.model import Reading
+            from rules.replay import transition_json
 
             store = reader()
             history = [

@@ -20,12 +20,12 @@ from gateway.core import clock
 from gateway.core.errors import TicketError, TicketNotFound
 from gateway.core.model import Level
 from gateway.http.params import MAX_ROW_ID, RowId
-from gateway.storage.store import Store, Ticket
 from gateway.tickets import ledger
 from gateway.tickets.desk import Desk, StepRefused
 from gateway.tickets.lifecycle import Step
 from gateway.tickets.people import People
 from gateway.tickets.records import read_calls, read_deliveries, read_handovers
+from gateway.tickets.store import StationStore, Ticket
 from gateway.tickets.summary import summarize
 
 if TYPE_CHECKING:
@@ -76,7 +76,9 @@ def _ms(v: int | datetime | None) -> int | None:
     return int(v.timestamp() * 1000)
 
 
-def add_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store], access: Access) -> None:
+def add_routes(
+    app: FastAPI, ctx: Context, reader: Callable[[], StationStore], access: Access
+) -> None:
     """Who acts is the logged-in user (their people-file id when they have one), in
     their role; the station's ticket policy decides which steps that role may take."""
     desk: Desk | None = ctx.desk

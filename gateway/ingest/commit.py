@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.ingest import seq_gaps
-from gateway.storage.store import DeviceState, Store, Ticket
+from gateway.storage.store import DeviceState
 from gateway.tickets.model import Action, Note, Open, Raise, decide, title
+from gateway.tickets.store import StationStore, Ticket
 from gateway.uplinks import outbox
 from rules.evaluator import RuleSet, SeriesKey, State, Transition, evaluate, screen, tick
 from rules.levels import LevelState
@@ -38,7 +39,7 @@ class Outcome:
     devices: list[DeviceState]
 
 
-def restore(ruleset: RuleSet, store: Store) -> State:
+def restore(ruleset: RuleSet, store: StationStore) -> State:
     """Rule state from the store: scalars as saved, windows refilled from stored readings."""
     state = State()
     for key, data in store.rule_state():
@@ -72,7 +73,7 @@ def restore(ruleset: RuleSet, store: Store) -> State:
 class Ingestor:
     """Owns the writer store and the rules' state (only touched on the writer thread)."""
 
-    def __init__(self, store: Store, ruleset: RuleSet, desk: Desk | None = None) -> None:
+    def __init__(self, store: StationStore, ruleset: RuleSet, desk: Desk | None = None) -> None:
         self.store = store
         self.ruleset = ruleset
         self.desk = desk  # warnings, calls and deliveries in the same transactions
@@ -94,7 +95,7 @@ class Ingestor:
         self.state = restore(ruleset, self.store)
 
     def commit(self, batch: Batch, now: int, *, device_states: bool = True) -> Outcome:
-        """Store, judge and ticket a batch in one transaction. `device_states=False` skips
+        """StationStore, judge and ticket a batch in one transaction. `device_states=False` skips
         reading back the devices' state for the SSE `device` event (nobody listens)."""
         if self._stale:  # a failed transaction left the in-memory state ahead of the store
             self.state = restore(self.ruleset, self.store)

@@ -22,10 +22,10 @@ from gateway.events import Hub
 from gateway.ingest.health import HealthRecorder
 from gateway.ingest.registry import Registry
 from gateway.metrics import Metrics
-from gateway.storage.store import Store, Ticket
 from gateway.tickets.patrols import flags, store_record
+from gateway.tickets.store import StationStore, Ticket
 
-Write = Callable[[Callable[[Store], Any]], Awaitable[Any]]
+Write = Callable[[Callable[[StationStore], Any]], Awaitable[Any]]
 
 
 class GatewayHost:
@@ -76,7 +76,7 @@ class GatewayHost:
         c = getattr(self.metrics, name)
         (c.labels(label) if label is not None else c).inc(n)
 
-    async def write(self, fn: Callable[[Store], Any]) -> Any:
+    async def write(self, fn: Callable[[StationStore], Any]) -> Any:
         if self._write is None:
             raise RuntimeError("this driver host cannot write to the store")
         return await self._write(fn)
@@ -92,7 +92,7 @@ class GatewayHost:
         ref: str,
         note: str | None = None,
     ) -> tuple[int, bool]:
-        def tx(store: Store) -> tuple[int, bool, Ticket | None]:
+        def tx(store: StationStore) -> tuple[int, bool, Ticket | None]:
             tid, new = store.open_hazard(
                 level=level,
                 title=title,
@@ -117,7 +117,7 @@ class GatewayHost:
     ) -> list[PatrolOutcome]:
         checked = [(r, tuple(flags(self.config, r))) for r in records]
 
-        def tx(store: Store) -> list[PatrolOutcome]:
+        def tx(store: StationStore) -> list[PatrolOutcome]:
             out = []
             for r, found in checked:
                 ticket, new_ticket = None, False

@@ -20,9 +20,9 @@ from gateway.core.errors import GatewayError, StoreError, TicketError
 from gateway.events import Hub
 from gateway.notify.base import AckIn, Channel, Delivery, DeliveryError
 from gateway.notify.mqtt_link import MqttLink
-from gateway.storage.store import Ticket
 from gateway.tickets.desk import Desk
 from gateway.tickets.records import DeliveryRow
+from gateway.tickets.store import Ticket
 
 log = logging.getLogger("stationgw.notify")
 

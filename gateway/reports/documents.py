@@ -16,8 +16,8 @@ from gateway.reports.monthly import Monthly, monthly
 from gateway.reports.pdf import html_to_pdf
 from gateway.reports.period import month_period
 from gateway.reports.render import handover_html, ledger_html, monthly_html
-from gateway.storage.store import Store
 from gateway.tickets import ledger
+from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 
 log = logging.getLogger("stationgw.reports")
@@ -40,7 +40,7 @@ class Document:
 
 def open_db(path: Path) -> sqlite3.Connection:
     """A read-only connection (the report never writes)."""
-    return Store(path, writer=False).conn
+    return StationStore(path, writer=False).conn
 
 
 def ruleset_of(cfg: Config) -> RuleSet | None:
@@ -81,7 +81,7 @@ def handover_document(
 
 
 def ledger_document(
-    store: Store,
+    store: StationStore,
     cfg: Config | None,
     start: int | None,
     end: int | None,

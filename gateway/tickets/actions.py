@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import TicketConflict, TicketError, TicketNotFound
 from gateway.core.model import Level
-from gateway.storage.store import Store, Ticket
 from gateway.tickets.lifecycle import Actor, Done, Policy, Step, Subject, due, take
 from gateway.tickets.model import FINAL_STATES, EventKind, TicketKind, TicketState
 from gateway.tickets.people import People
+from gateway.tickets.store import StationStore, Ticket
 from rules.reasons import ZH_LEVEL
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class StepRefused(TicketError):
 class TicketActions:
     """Mixed into `Desk`, which holds these."""
 
-    store: Store
+    store: StationStore
     people: People
     policy: Policy
     points: dict[str, Point]

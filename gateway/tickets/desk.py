@@ -20,7 +20,6 @@ from gateway.config.loop import default_fault_roles, default_roles
 from gateway.config.station import Config
 from gateway.core.errors import TicketConflict, TicketNotFound
 from gateway.core.model import Level
-from gateway.storage.store import Store, Ticket
 from gateway.tickets import calls as planner
 from gateway.tickets.actions import FINAL, StepRefused, TicketActions
 from gateway.tickets.calls import Callee, Plan
@@ -36,6 +35,7 @@ from gateway.tickets.model import (
 )
 from gateway.tickets.people import People
 from gateway.tickets.records import DeliveryRow, delivered, due_deliveries, read_warn_state
+from gateway.tickets.store import StationStore, Ticket
 from rules.durations import parse_duration
 from rules.evaluator import Transition
 from rules.reasons import ZH_LEVEL
@@ -73,10 +73,10 @@ def ack_deadlines(cfg: Config) -> dict[Level, int]:
 
 
 class Desk(TicketActions):
-    """Store-side effects of the warning loop; every method runs inside a transaction
+    """StationStore-side effects of the warning loop; every method runs inside a transaction
     except the public entry points that open their own (`acknowledge`, `step`, …)."""
 
-    def __init__(self, store: Store, cfg: Config) -> None:
+    def __init__(self, store: StationStore, cfg: Config) -> None:
         self.store = store
         self.cfg = cfg
         self.people = People(cfg)

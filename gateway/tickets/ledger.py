@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.storage.store import Store, Ticket, TicketEvent
+from gateway.tickets.store import StationStore, Ticket, TicketEvent
 
 HEADERS = (
     "序号",
@@ -65,7 +65,7 @@ def _note(e: TicketEvent | None) -> str:
 
 
 def rows(
-    store: Store,
+    store: StationStore,
     start: int | None,
     end: int | None,
     now: int,

@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.core.errors import TicketNotFound
-from gateway.storage.store import Store
 from gateway.tickets.records import read_calls
+from gateway.tickets.store import StationStore
 
 
 def _s(ms: int | None) -> float | None:
     return round(ms / 1000, 1) if ms is not None else None
 
 
-def summarize(store: Store, ticket_id: int) -> dict[str, Any]:
+def summarize(store: StationStore, ticket_id: int) -> dict[str, Any]:
     tk = store.ticket(ticket_id)
     if tk is None:
         raise TicketNotFound(f"ticket {ticket_id} does not exist")

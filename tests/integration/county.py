@@ -21,7 +21,7 @@ from gateway.config.station import Config, parse_config
 from gateway.core.batch import Batch
 from gateway.core.model import Reading
 from gateway.ingest.commit import Ingestor
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 from gateway.uplinks import outbox
 from gateway.uplinks.service import Uplinks
 from rules.evaluator import RuleSet
@@ -153,7 +153,7 @@ class Station:
     def __init__(self, cfg: Config, **uplink_args: Any) -> None:
         self.cfg = cfg
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        self.store = self.writer.submit(Store, cfg.database.path).result()
+        self.store = self.writer.submit(StationStore, cfg.database.path).result()
         self.writer.submit(self.store.register_devices, [d.id for d in cfg.devices]).result()
         self.ingestor = self.writer.submit(Ingestor, self.store, RuleSet([])).result()
         self.uplinks = Uplinks(
@@ -171,7 +171,7 @@ class Station:
         await loop.run_in_executor(self.writer, self.ingestor.commit, batch, T0)
         self.uplinks.nudge()
 
-    async def on_writer(self, fn: Callable[[Store], Any]) -> Any:
+    async def on_writer(self, fn: Callable[[StationStore], Any]) -> Any:
         def tx() -> Any:
             with self.store.transaction():
                 return fn(self.store)

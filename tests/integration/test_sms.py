@@ -22,9 +22,9 @@ from gateway.notify.base import DeliveryError
 from gateway.notify.dashboard import DashboardChannel
 from gateway.notify.dispatcher import Dispatcher
 from gateway.notify.sms import Modem, SmsChannel
-from gateway.storage.store import Store
 from gateway.tickets.desk import Desk
 from gateway.tickets.records import read_calls, read_deliveries
+from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 from rules.model import DeviceInfo, ThresholdRule
 from tests.unit.loop_helpers import station
@@ -61,7 +61,7 @@ def test_warning_sms_in_chinese_and_a_reply_acknowledges(
         },
     )
     writer = ThreadPoolExecutor(1)
-    store: Store = writer.submit(Store, cfg.database.path).result()
+    store: StationStore = writer.submit(StationStore, cfg.database.path).result()
     desk = Desk(store, cfg)
     ing = writer.submit(
         Ingestor, store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), desk

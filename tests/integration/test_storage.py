@@ -23,7 +23,7 @@ from gateway.devtools.bench.series import realistic_series
 from gateway.ingest.commit import Ingestor
 from gateway.storage.compaction import compact_all
 from gateway.storage.retention import guard
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 from tests.conftest import REPO, Gateway
 
@@ -59,7 +59,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 def test_disk_guard_frees_a_real_small_filesystem(tmpfs: Path) -> None:
     now = int(time.time() * 1000) // DAY * DAY
     day0 = now - 30 * DAY
-    store = Store(tmpfs / "station.db")
+    store = StationStore(tmpfs / "station.db")
     ing = Ingestor(store, RuleSet([]))
     try:
         # 30 days of 8 series: the rows and rollups fill ~20 MiB
@@ -103,7 +103,7 @@ def test_backup_while_ingest_commits_restores_consistent(tmp_path: Path) -> None
     t0 = 1_780_000_000_000
 
     def ingest() -> None:  # the writer's own thread, as in the gateway
-        store = Store(db)
+        store = StationStore(db)
         ing = Ingestor(store, RuleSet([]))
         n = 0
         try:
@@ -147,7 +147,7 @@ def test_running_gateway_readings_storage_export_and_restore_refusal(gateway: Ga
     day0 = now // DAY * DAY - 6 * DAY
     minutes = (now - day0) // 60_000 - 5
     gateway.db.parent.mkdir(parents=True)
-    store = Store(gateway.db)
+    store = StationStore(gateway.db)
     ing = Ingestor(store, RuleSet([]))
     points = realistic_series("rain_mm", day0, minutes, seed=11)
     for i in range(0, len(points), 5000):

@@ -22,10 +22,10 @@ from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.ingest.commit import Ingestor
 from gateway.ingest.rules_loader import RulesLoader
-from gateway.storage.store import Store
 from gateway.tickets.desk import Desk
 from gateway.tickets.lifecycle import Step
 from gateway.tickets.patrols import flags, store_record
+from gateway.tickets.store import StationStore
 
 TZ = ZoneInfo("Asia/Shanghai")
 MIN = 60_000
@@ -286,7 +286,7 @@ class Script:
 class Month:
     def __init__(self, folder: Path) -> None:
         self.cfg = station(folder)
-        self.store = Store(self.cfg.database.path)
+        self.store = StationStore(self.cfg.database.path)
         self.store.register_devices(d.id for d in self.cfg.devices)
         loader = RulesLoader(self.cfg)
         loader.load()
@@ -518,7 +518,7 @@ def minute_month(folder: Path, n: int = 10) -> Config:
             f'metrics.battery_v = {{ unit = "V", min = 0, max = 15 }}\n'
         )
     cfg = station(folder, "\n".join(blocks), RULES.replace(SCOPE, ""))
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     for d in cfg.devices:
         metric = next(m for m in d.metrics if m != "battery_v")
         with store.transaction():

@@ -21,8 +21,8 @@ from gateway.auth.policy import (
 )
 from gateway.auth.users import UserError, add_user, login, read_audit, session
 from gateway.config.station import load_config
-from gateway.storage.store import Store
 from gateway.tickets.desk import policy_of
+from gateway.tickets.store import StationStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def test_permissions_follow_the_station_ticket_policy() -> None:
 
 
 def test_users_sessions_rotate_and_lock(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = StationStore(tmp_path / "s.db")
     try:
         with pytest.raises(PasswordTooWeak):
             add_user(store, "zhao", "duty_officer", "short", None, 0)

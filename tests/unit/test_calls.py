@@ -8,12 +8,12 @@ from pathlib import Path
 from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.ingest.commit import Ingestor
-from gateway.storage.store import Store
 from gateway.tickets import calls
 from gateway.tickets.calls import Callee, GridStep
 from gateway.tickets.desk import Desk
 from gateway.tickets.people import People
 from gateway.tickets.records import read_calls, read_deliveries, read_warn_state
+from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 from rules.faults import FaultSpec
 from rules.model import DeviceInfo, ThresholdRule
@@ -90,7 +90,7 @@ RAIN = ThresholdRule(
 
 def gateway(tmp_path: Path) -> Ingestor:
     cfg = station(tmp_path)
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     store.register_devices(["rg-01"])
     devices = {"rg-01": DeviceInfo("rg-01", "slope")}
     faults = {("rg-01", "rain_mm"): FaultSpec(0, 100)}
@@ -170,7 +170,7 @@ def test_a_rule_falling_while_another_holds_the_point_suggests_only_that_far(
     tmp_path: Path,
 ) -> None:
     cfg = station(tmp_path)
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     crack = ThresholdRule("crack", "裂缝", "crack_mm", "above", ((B, 1.0), (Y, 3.0)))
     devices = {"rg-01": DeviceInfo("rg-01", "slope"), "cm-01": DeviceInfo("cm-01", "slope")}
     ing = Ingestor(store, RuleSet([RAIN, crack], devices), Desk(store, cfg))
@@ -186,7 +186,7 @@ def test_a_rule_falling_while_another_holds_the_point_suggests_only_that_far(
 
 def test_auto_lower_for_configured_levels(tmp_path: Path) -> None:
     cfg = station(tmp_path, tickets={"auto_lower": ["yellow"]})
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     ing = Ingestor(
         store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), Desk(store, cfg)
     )
@@ -205,7 +205,7 @@ def test_device_fault_goes_to_the_technician_only(tmp_path: Path) -> None:
             "sirens": [{"device": "s1", "points": ["slope"], "levels": ["blue"]}],
         },
     )
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     faults = {("rg-01", "rain_mm"): FaultSpec(0, 100)}
     ing = Ingestor(
         store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}, faults), Desk(store, cfg)

@@ -13,9 +13,9 @@ from gateway.core.model import Level
 from gateway.events import Hub
 from gateway.notify.base import Delivery, DeliveryError
 from gateway.notify.dispatcher import Dispatcher
-from gateway.storage.store import Store
 from gateway.tickets.desk import Desk
 from gateway.tickets.records import backoff_ms, read_deliveries
+from gateway.tickets.store import StationStore
 from tests.unit.loop_helpers import T0, station
 
 
@@ -51,7 +51,7 @@ def test_backoff_doubles_and_is_capped() -> None:
 def test_channels_do_not_block_each_other_and_failures_are_retried(tmp_path: Path) -> None:
     cfg = station(tmp_path)
     writer = ThreadPoolExecutor(1)
-    store: Store = writer.submit(Store, cfg.database.path).result()
+    store: StationStore = writer.submit(StationStore, cfg.database.path).result()
     desk = Desk(store, cfg)
     now = [T0]
 

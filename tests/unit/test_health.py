@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.ingest.health import HealthRecorder, load_health, sweep, write_deltas
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 
 T0 = 1_780_000_000_000
 
 
 def test_counters_add_and_values_replace(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = StationStore(tmp_path / "s.db")
     rec = HealthRecorder()
     rec.count("a", "crc_errors", T0)
     rec.count("a", "crc_errors", T0 + 1)
@@ -27,7 +27,7 @@ def test_counters_add_and_values_replace(tmp_path: Path) -> None:
 
 
 def test_silent_device_goes_offline_and_comes_back(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = StationStore(tmp_path / "s.db")
     store.register_devices(["a", "b"])
     with store.transaction():
         store.device_status("a", True, T0)
@@ -46,7 +46,7 @@ def test_silent_device_goes_offline_and_comes_back(tmp_path: Path) -> None:
 
 
 def test_a_restart_is_not_an_outage(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = StationStore(tmp_path / "s.db")
     store.register_devices(["a"])
     with store.transaction():
         store.device_status("a", True, T0)
@@ -57,7 +57,7 @@ def test_a_restart_is_not_an_outage(tmp_path: Path) -> None:
 def test_a_device_without_an_interval_comes_online_by_data_and_never_goes_silent(
     tmp_path: Path,
 ) -> None:
-    store = Store(tmp_path / "s.db")
+    store = StationStore(tmp_path / "s.db")
     store.register_devices(["b"])
     assert sweep(store, {}, 3.0, T0, T0) == []  # never heard from: stays offline
     with store.transaction():
@@ -69,7 +69,7 @@ def test_a_device_without_an_interval_comes_online_by_data_and_never_goes_silent
 
 def test_each_device_is_judged_by_its_own_interval(tmp_path: Path) -> None:
     """SQLite picks the candidates by the shortest interval; each one's own decides."""
-    store = Store(tmp_path / "s.db")
+    store = StationStore(tmp_path / "s.db")
     store.register_devices(["fast", "slow", "quiet"])
     with store.transaction():
         for d in ("fast", "slow"):

@@ -13,10 +13,10 @@ import pytest
 from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.ingest.commit import Ingestor
-from gateway.storage.store import Store
 from gateway.tickets import ledger
 from gateway.tickets.desk import Desk
 from gateway.tickets.lifecycle import Step
+from gateway.tickets.store import StationStore
 from gateway.tickets.summary import summarize
 from rules.evaluator import RuleSet
 from rules.model import DeviceInfo, ThresholdRule
@@ -28,9 +28,9 @@ RAIN = ThresholdRule(
 HOUR = 60 * MIN
 
 
-def build(tmp_path: Path) -> tuple[Store, Desk]:
+def build(tmp_path: Path) -> tuple[StationStore, Desk]:
     cfg = station(tmp_path, tickets={"deadlines": {"control": {"yellow": "1h"}}})
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     store.register_devices(["rg-01"])
     desk = Desk(store, cfg)
     ing = Ingestor(store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), desk)
@@ -183,7 +183,7 @@ def test_xlsx_cell_by_cell_and_time_range(tmp_path: Path) -> None:
 
 def test_overdue_flag(tmp_path: Path) -> None:
     cfg = station(tmp_path, tickets={"deadlines": {"confirm": {"yellow": "30m"}}})
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     desk = Desk(store, cfg)
     ing = Ingestor(store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), desk)
     ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0, 6.0)]), now=T0)
@@ -247,7 +247,7 @@ def test_a_ticket_opened_elsewhere_is_adopted(tmp_path: Path) -> None:
     from gateway.tickets.model import TicketKind
 
     cfg = station(tmp_path, tickets={"deadlines": {"confirm": {"red": "15m"}}})
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     desk = Desk(store, cfg)
     with store.transaction():
         tid = store.open_ticket(
@@ -271,7 +271,7 @@ def test_a_ticket_opened_elsewhere_is_adopted(tmp_path: Path) -> None:
 
 def test_a_raise_shortens_the_stage_deadline(tmp_path: Path) -> None:
     cfg = station(tmp_path, tickets={"deadlines": {"confirm": {"blue": "24h", "yellow": "1h"}}})
-    store = Store(cfg.database.path)
+    store = StationStore(cfg.database.path)
     ing = Ingestor(
         store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), Desk(store, cfg)
     )

@@ -13,8 +13,8 @@ from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.ingest.commit import Ingestor
 from gateway.ingest.health import Delta, write_deltas
-from gateway.storage.store import Store
 from gateway.tickets.model import TicketKind
+from gateway.tickets.store import StationStore
 from gateway.uplinks import outbox
 from gateway.uplinks.line_protocol import LineEncoder, Place
 from gateway.uplinks.mqtt import messages
@@ -25,13 +25,13 @@ T0 = 1_780_000_000_000
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "s.db")
+def store(tmp_path: Path) -> StationStore:
+    s = StationStore(tmp_path / "s.db")
     s.register_devices(["rg-01", "wl-01"])
     return s
 
 
-def _on(store: Store, *names: str) -> None:
+def _on(store: StationStore, *names: str) -> None:
     with store.transaction():
         outbox.configure(store.conn, names)
 
@@ -40,12 +40,12 @@ def _batch(n: int, start: int = 0) -> Batch:
     return Batch(readings=[Reading("rg-01", "rain_mm", T0 + i, float(i)) for i in range(start, n)])
 
 
-def test_nothing_is_queued_while_no_uplink_is_configured(store: Store) -> None:
+def test_nothing_is_queued_while_no_uplink_is_configured(store: StationStore) -> None:
     Ingestor(store, RuleSet([])).commit(_batch(10), now=T0)
     assert outbox.status(store.conn).rows == 0
 
 
-def test_new_readings_enter_in_the_commit_and_duplicates_do_not(store: Store) -> None:
+def test_new_readings_enter_in_the_commit_and_duplicates_do_not(store: StationStore) -> None:
     _on(store, "mqtt")
     ing = Ingestor(store, RuleSet([]))
     ing.commit(_batch(10), now=T0)
@@ -57,7 +57,7 @@ def test_new_readings_enter_in_the_commit_and_duplicates_do_not(store: Store) ->
     ]
 
 
-def test_a_failed_commit_leaves_nothing_in_the_outbox(store: Store) -> None:
+def test_a_failed_commit_leaves_nothing_in_the_outbox(store: StationStore) -> None:
     _on(store, "mqtt")
     with pytest.raises(RuntimeError), store.transaction():
         outbox.add_readings(store.conn, _batch(3).readings)
@@ -65,7 +65,7 @@ def test_a_failed_commit_leaves_nothing_in_the_outbox(store: Store) -> None:
     assert outbox.fetch(store.conn, 0, 10) == []
 
 
-def test_ticket_events_and_health_changes_enter_by_trigger(store: Store) -> None:
+def test_ticket_events_and_health_changes_enter_by_trigger(store: StationStore) -> None:
     _on(store, "mqtt")
     with store.transaction():
         tid = store.open_ticket(
@@ -95,7 +95,7 @@ def test_ticket_events_and_health_changes_enter_by_trigger(store: Store) -> None
     assert rows[2].json()["battery"] == 80.0
 
 
-def test_prune_deletes_only_what_every_uplink_confirmed(store: Store) -> None:
+def test_prune_deletes_only_what_every_uplink_confirmed(store: StationStore) -> None:
     _on(store, "mqtt", "influx")
     ing = Ingestor(store, RuleSet([]))
     for start in range(0, 10, 2):  # five commits: rows of seq 1-2, 3-4, …
@@ -112,7 +112,7 @@ def test_prune_deletes_only_what_every_uplink_confirmed(store: Store) -> None:
     assert outbox.status(store.conn).rows == 8
 
 
-def test_a_new_uplink_starts_at_the_newest_row_and_seq_is_never_reused(store: Store) -> None:
+def test_a_new_uplink_starts_at_the_newest_row_and_seq_is_never_reused(store: StationStore) -> None:
     _on(store, "mqtt")
     ing = Ingestor(store, RuleSet([]))
     ing.commit(_batch(5), now=T0)
@@ -130,7 +130,7 @@ def test_a_new_uplink_starts_at_the_newest_row_and_seq_is_never_reused(store: St
 
 
 def test_the_budget_drops_oldest_readings_counts_and_logs_them(
-    store: Store, caplog: pytest.LogCaptureFixture
+    store: StationStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     _on(store, "mqtt", "influx")
     ing = Ingestor(store, RuleSet([]))

@@ -9,7 +9,7 @@ import pytest
 from gateway.core.batch import Batch
 from gateway.core.model import Reading
 from gateway.ingest.commit import Ingestor
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 from rules.faults import FaultSpec
 from rules.model import AccumulationRule, DeviceInfo, NoDataRule, ThresholdRule, Window
@@ -21,8 +21,8 @@ RAIN = ThresholdRule(
 DEVICES = {"rg-01": DeviceInfo("rg-01", "slope"), "rg-02": DeviceInfo("rg-02", "river")}
 
 
-def open_store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "t.db")
+def open_store(tmp_path: Path) -> StationStore:
+    store = StationStore(tmp_path / "t.db")
     store.register_devices(["rg-01", "rg-02"])
     return store
 
@@ -103,7 +103,7 @@ def test_restart_in_the_middle_of_a_window_neither_forgets_nor_repeats(tmp_path:
     feed(ing, readings([10, 10, 10, 5], step=10 * MIN))  # 35 mm: blue at minute 20
     store.close()
     # a new process: state and window come back from the database
-    again = Ingestor(Store(tmp_path / "t.db"), RuleSet([rule], DEVICES))
+    again = Ingestor(StationStore(tmp_path / "t.db"), RuleSet([rule], DEVICES))
     feed(again, readings([5], start=T0 + 40 * MIN))  # 40 mm: still blue, no second warning
     [t] = again.store.tickets()
     assert len(again.store.events(t.id)) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.ingest import seq_gaps
 from gateway.ingest.seq_gaps import Gap, find_gaps
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_find_gaps(
 
 
 def test_record_counts_across_batches(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store = Store(tmp_path / "s.db")
+    store = StationStore(tmp_path / "s.db")
     with store.transaction():
         seq_gaps.record(store, {"rg-01": [(1, 10), (2, 20)], "rg-02": [(7, 10)]}, 1000)
     with store.transaction():

@@ -25,7 +25,7 @@ from gateway.storage.compaction import compact_all
 from gateway.storage.migrations import MIGRATIONS
 from gateway.storage.retention import expire, guard
 from gateway.storage.service import health
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 
 DAY = 86_400_000
@@ -41,7 +41,7 @@ def fill(ing: Ingestor, device: str, metric: str, points: list[tuple[int, float,
 
 @pytest.fixture
 def ing(tmp_path: Path) -> Ingestor:
-    return Ingestor(Store(tmp_path / "s.db"), RuleSet([]))
+    return Ingestor(StationStore(tmp_path / "s.db"), RuleSet([]))
 
 
 def test_compacted_reads_equal_raw_reads_across_the_boundary(ing: Ingestor) -> None:
@@ -134,7 +134,7 @@ reading = st.builds(
 )
 
 
-def check_rollups(store: Store, every: list[Reading]) -> None:
+def check_rollups(store: StationStore, every: list[Reading]) -> None:
     for name, res in rollups.RESOLUTIONS.items():
         want = raw_aggregates(every, res)
         got = {}
@@ -161,7 +161,7 @@ def test_rollups_equal_aggregates_of_the_raw_readings(
     batches: list[list[Reading]],
     compact_after: int,
 ) -> None:
-    ing = Ingestor(Store(tmp_path_factory.mktemp("r") / "s.db"), RuleSet([]))
+    ing = Ingestor(StationStore(tmp_path_factory.mktemp("r") / "s.db"), RuleSet([]))
     try:
         for i, b in enumerate(batches):  # late and duplicate readings across batches
             if i == compact_after:
@@ -201,7 +201,7 @@ def test_minutes_of_points_equals_the_grouping_query(
     assert rollups.minutes_of_rows(conn, 1, 0, 10**9) == rollups.minutes_of_points(points)
 
 
-def legacy_rollups(store: Store, new: list[Reading]) -> None:
+def legacy_rollups(store: StationStore, new: list[Reading]) -> None:
     """What commits kept before migration 9: 1-minute, hourly and daily rows."""
     pts = [(store.series_id(r.device, r.metric), r.ts, r.value, r.flags) for r in new]
     for res in rollups.RESOLUTIONS.values():
@@ -227,7 +227,7 @@ def test_migration_turns_legacy_rollups_into_hours_minute_chunks_and_residuals(
         for j, m in enumerate(("a", "b"))
     ] + first[:40]  # duplicates too
     monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:8])
-    store = Store(db)
+    store = StationStore(db)
     with store.transaction():
         legacy_rollups(store, store.insert_readings(first))
     with store.transaction():  # what compaction did then: days 0 and 1, both kinds
@@ -251,7 +251,7 @@ def test_migration_turns_legacy_rollups_into_hours_minute_chunks_and_residuals(
         legacy_rollups(store, store.insert_readings(late))
     store.close()
     monkeypatch.undo()
-    store = Store(db)  # migration 9
+    store = StationStore(db)  # migration 9
     try:
         every = first + late
         check_rollups(store, every)
@@ -334,7 +334,7 @@ def test_backup_restore_and_the_running_writer_guard(ing: Ingestor, tmp_path: Pa
     backup(ing.store.path, out)
     target = tmp_path / "restored" / "s.db"
     restore(out, target)
-    copy = Store(target)
+    copy = StationStore(target)
     try:
         assert copy.count_readings() == 3000
         assert copy.readings("rg-01", "rain_mm", 0, 2**62, 10**6) == ing.store.readings(
@@ -354,7 +354,7 @@ def test_backup_restore_and_the_running_writer_guard(ing: Ingestor, tmp_path: Pa
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with pytest.raises(StoreError, match="restore"):
-            Store(target)
+            StationStore(target)
     finally:
         os.close(fd)
 
@@ -413,5 +413,5 @@ def test_a_writer_that_fails_to_open_holds_no_lock(ing: Ingestor, tmp_path: Path
     conn.execute("PRAGMA user_version = 999")
     conn.close()
     with pytest.raises(StoreError, match="newer than this gateway"):
-        Store(target)
+        StationStore(target)
     assert restore(out, target) == len(MIGRATIONS)  # not refused: the failed writer let go

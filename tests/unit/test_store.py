@@ -12,21 +12,21 @@ from gateway.core.errors import StoreError, TicketConflict, TicketNotFound
 from gateway.core.model import Level, Reading
 from gateway.ingest.commit import Ingestor
 from gateway.storage.migrations import MIGRATIONS
-from gateway.storage.store import Store
 from gateway.tickets.model import TicketKind
+from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 
 T0 = 1_780_000_000_000
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "s.db")
+def store(tmp_path: Path) -> StationStore:
+    s = StationStore(tmp_path / "s.db")
     s.register_devices(["rg-01", "wl-01"])
     return s
 
 
-def test_duplicates_are_stored_once(store: Store) -> None:
+def test_duplicates_are_stored_once(store: StationStore) -> None:
     ing = Ingestor(store, RuleSet([]))
     batch = [Reading("rg-01", "rain_mm", T0 + i, float(i)) for i in range(5)]
     first = ing.commit(Batch(readings=batch), now=T0)
@@ -40,7 +40,7 @@ def test_duplicates_are_stored_once(store: Store) -> None:
     assert rows == [(T0 + i, float(i), 0) for i in range(6)]  # the first value kept
 
 
-def test_readings_range_is_half_open(store: Store) -> None:
+def test_readings_range_is_half_open(store: StationStore) -> None:
     Ingestor(store, RuleSet([])).commit(
         Batch(readings=[Reading("wl-01", "level_m", T0 + i * 1000, 2.0) for i in range(10)]),
         now=T0,
@@ -49,7 +49,7 @@ def test_readings_range_is_half_open(store: Store) -> None:
     assert store.readings("wl-01", "nope", T0, T0 + 10_000) == []
 
 
-def test_batch_is_all_or_nothing(store: Store) -> None:
+def test_batch_is_all_or_nothing(store: StationStore) -> None:
     ing = Ingestor(store, RuleSet([]))
     bad = Batch(
         readings=[Reading("rg-01", "rain_mm", T0, 1.0)],
@@ -60,7 +60,7 @@ def test_batch_is_all_or_nothing(store: Store) -> None:
     assert store.count_readings() == 0
 
 
-def test_device_state_and_quarantine(store: Store) -> None:
+def test_device_state_and_quarantine(store: StationStore) -> None:
     ing = Ingestor(store, RuleSet([]))
     ing.commit(
         Batch(
@@ -75,7 +75,7 @@ def test_device_state_and_quarantine(store: Store) -> None:
     assert store.quarantined() == [(1, T0, "stations/x/y/telemetry", "bad", b"{")]
 
 
-def test_acknowledge_records_who_and_refuses_twice(store: Store) -> None:
+def test_acknowledge_records_who_and_refuses_twice(store: StationStore) -> None:
     with store.transaction():
         tid = store.open_ticket(
             kind=TicketKind.HAZARD,
@@ -105,7 +105,7 @@ def test_acknowledge_records_who_and_refuses_twice(store: Store) -> None:
 
 def test_migrations_are_numbered_and_refuse_a_newer_database(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
-    Store(path).close()
+    StationStore(path).close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -113,9 +113,9 @@ def test_migrations_are_numbered_and_refuse_a_newer_database(tmp_path: Path) -> 
     conn.commit()
     conn.close()
     with pytest.raises(StoreError, match="newer than this gateway knows"):
-        Store(path)
+        StationStore(path)
 
 
 def test_reader_refuses_a_missing_database(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no station database"):
-        Store(tmp_path / "none.db", writer=False)
+        StationStore(tmp_path / "none.db", writer=False)

@@ -8,24 +8,24 @@ from pathlib import Path
 import pytest
 
 from gateway.core.model import Reading
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 
 T0 = 1_780_000_000_000
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "s.db")
+def store(tmp_path: Path) -> StationStore:
+    return StationStore(tmp_path / "s.db")
 
 
-def test_all_new_batch_returns_every_reading(store: Store) -> None:
+def test_all_new_batch_returns_every_reading(store: StationStore) -> None:
     batch = [Reading("a", m, T0 + i, float(i)) for i in range(100) for m in ("x", "y")]
     with store.transaction():
         assert store.insert_readings(batch) == batch
     assert store.count_readings() == 200
 
 
-def test_duplicates_inside_one_batch_and_against_the_store(store: Store) -> None:
+def test_duplicates_inside_one_batch_and_against_the_store(store: StationStore) -> None:
     with store.transaction():
         store.insert_readings([Reading("a", "x", T0, 1.0)])
     batch = [
@@ -41,7 +41,7 @@ def test_duplicates_inside_one_batch_and_against_the_store(store: Store) -> None
     assert store.readings("b", "x", T0, T0 + 10) == [(T0, 3.0, 0)]
 
 
-def test_a_rolled_back_batch_forgets_the_series_it_created(store: Store) -> None:
+def test_a_rolled_back_batch_forgets_the_series_it_created(store: StationStore) -> None:
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
         store.insert_readings([Reading("new", "x", T0, 1.0)])
         store.conn.execute("INSERT INTO quarantine (received_at) VALUES (1)")  # fails

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gateway.config.uplinks import InfluxUplinkSection
 from gateway.core.model import Reading
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 from gateway.uplinks import outbox
 from gateway.uplinks.feed import Feed
 from gateway.uplinks.influx import InfluxLink, Rejected, Retry
@@ -45,7 +45,7 @@ class FakeWriter:
 
 def test_retries_with_backoff_then_goes_on_after_a_refused_batch(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    store = Store(db)
+    store = StationStore(db)
     with store.transaction():
         outbox.configure(store.conn, ["influx"])
         outbox.add_readings(
@@ -63,7 +63,7 @@ def test_retries_with_backoff_then_goes_on_after_a_refused_batch(tmp_path: Path)
 
     async def run() -> int:
         pool = ThreadPoolExecutor(1)
-        wstore = pool.submit(Store, db).result()
+        wstore = pool.submit(StationStore, db).result()
         feed = Feed("influx", db, pool, wstore)
         task = asyncio.create_task(link.run(feed))
         for _ in range(3000):  # at most 30 s: only a hung test waits that long

@@ -4,8 +4,8 @@ and the time to chart 7 days of 50 series through the API.
 The data: `series` series (a quarter each of rain, water level, crack and battery) at
 1-minute resolution for `days` days. Rain, level and crack come from the firmware stubs'
 own scripts with their noise and rounding (`gateway/bench/series.py`), battery from the
-workload's solar-day shape. Written through `Store.insert_readings` and
-`Store.record_rollups` (what ingest's commit runs) in transactions of 50,000.
+workload's solar-day shape. Written through `StationStore.insert_readings` and
+`StationStore.record_rollups` (what ingest's commit runs) in transactions of 50,000.
 
 Figures (sizes from SQLite's `dbstat`: pages each table holds):
 - `row_table_bytes_per_point`: the `readings` row table's bytes per point, before
@@ -48,7 +48,7 @@ from gateway.devtools.bench.workload import (
 )
 from gateway.ingest.commit import Ingestor
 from gateway.storage.compaction import compact_all
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 
 DAY_MS = 86_400_000
@@ -64,7 +64,7 @@ def _series_points(s: int, minutes: int, rng: random.Random) -> list[tuple[int, 
 
 def fill(db: Path, series: int, days: int) -> tuple[int, float, float]:
     """Write the data; return (points, seconds of the transactions, seconds of rollups)."""
-    store = Store(db)
+    store = StationStore(db)
     rng = random.Random(6)
     points = 0
     total_s = rollup_s = 0.0
@@ -102,7 +102,7 @@ def fill(db: Path, series: int, days: int) -> tuple[int, float, float]:
 def commit_rate(db: Path, series: int, minutes: int, rollups: bool) -> float:
     """Readings/s through `Ingestor.commit` (no rules), batches of 200 as a live gateway
     commits them; without rollups the store's rollup step is replaced by nothing."""
-    store = Store(db)
+    store = StationStore(db)
     if not rollups:
         store.record_rollups = lambda new: None  # type: ignore[method-assign]
     ing = Ingestor(store, RuleSet([]))
@@ -121,7 +121,7 @@ def commit_rate(db: Path, series: int, minutes: int, rollups: bool) -> float:
     return len(rs) / (time.perf_counter() - t)
 
 
-def table_bytes(store: Store) -> dict[str, int]:
+def table_bytes(store: StationStore) -> dict[str, int]:
     rows = store.conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
     return {str(n): int(b) for n, b in rows}
 
@@ -134,7 +134,7 @@ def measure(
     station.db.parent.mkdir(parents=True, exist_ok=True)
     points, total_s, rollup_s = fill(station.db, series, days)
     end = T0_MS + days * DAY_MS
-    store = Store(station.db)
+    store = StationStore(station.db)
     try:
         before = table_bytes(store)
         done = compact_all(store, end, HOT_MS)

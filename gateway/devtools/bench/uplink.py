@@ -28,7 +28,7 @@ from gateway.core.batch import Batch
 from gateway.core.model import Reading
 from gateway.devtools.bench.influxd import InfluxServer
 from gateway.ingest.commit import Ingestor
-from gateway.storage.store import Store
+from gateway.tickets.store import StationStore
 from gateway.uplinks import outbox
 from gateway.uplinks.service import Uplinks
 from rules.evaluator import RuleSet
@@ -45,7 +45,7 @@ def _readings(start: int, n: int, devices: int = 500) -> list[Reading]:
 
 
 def outbox_overhead(folder: Path, readings: int, batch: int = 2000) -> dict[str, Any]:
-    stores = {name: Store(folder / f"ingest-{name}.db") for name in ("off", "on")}
+    stores = {name: StationStore(folder / f"ingest-{name}.db") for name in ("off", "on")}
     with stores["on"].transaction():
         outbox.configure(stores["on"].conn, ["bench"])
     ingestors = {k: Ingestor(s, RuleSet([])) for k, s in stores.items()}
@@ -84,7 +84,7 @@ def _fill(cfgs: list[Config], backlog: int) -> None:
     uplink, then copied to the others: each drain starts from the same outbox, written
     once (3.6 M readings take ~25 s to write)."""
     db = cfgs[0].database.path
-    store = Store(db)
+    store = StationStore(db)
     with store.transaction():
         outbox.configure(store.conn, [n for cfg in cfgs for n in cfg.uplinks.names()])
     for start in range(0, backlog, 50_000):  # as 2,000-reading commits (batch_max) left it
@@ -102,7 +102,7 @@ def _drain(cfg: Config, backlog: int) -> float:
     async def run() -> float:
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         loop = asyncio.get_running_loop()
-        store = await loop.run_in_executor(writer, Store, cfg.database.path)
+        store = await loop.run_in_executor(writer, StationStore, cfg.database.path)
         uplinks = Uplinks(cfg, cfg.database.path, writer, store, lambda: time.time_ns() // 10**6)
         (name,) = cfg.uplinks.names()
         feed = uplinks.feeds[name]
