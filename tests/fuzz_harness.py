@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing of the codecs with atheris (run by tests/unit/test_atheris.py).
+"""Coverage-guided fuzzing of the codecs with atheris (run by tests/unit/drivers/test_atheris.py).
 
     python -m tests.fuzz_harness sl651 -runs=20000
 

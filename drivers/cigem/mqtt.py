@@ -2,7 +2,7 @@
 
 A second paho client of the gateway (client id `<broker.client_id>-cigem`, its own
 persistent session) subscribes to the CIGEM topic; each burst of messages is decoded
-(drivers/cigem.py), committed through the pipeline, and only then acknowledged. Sensor
+(drivers/cigem/codec.py), committed through the pipeline, and only then acknowledged. Sensor
 names (`L1_LF_1`, `L1_QJ_1.X`) map to metrics per device in the station file; `S1_ZT`
 status values (supply, solar, battery, signal, temperature, firmware) feed device health.
 """

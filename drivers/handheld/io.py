@@ -2,7 +2,7 @@
 
 MQTT: `stations/<station>/<device>/patrol`, QoS 1, through a paho client of its own
 (`<broker.client_id>-handheld`); acknowledged after the records are stored. Dock: the
-line protocol of drivers/handheld.py, answered `OK <n>` after the commit. Every record is
+line protocol of drivers/handheld/codec.py, answered `OK <n>` after the commit. Every record is
 kept (flagged where it does not match the checklists); a record with `hazard` opens a
 hazard ticket directly, with the inspector as the actor, once per record id.
 """

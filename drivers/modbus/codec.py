@@ -1,6 +1,6 @@
 """Modbus RTU frames (pure codec): requests and responses, CRC-16 low byte first.
 
-The gateway's master talks through pymodbus (drivers/modbus_master.py); this codec serves
+The gateway's master talks through pymodbus (drivers/modbus/master.py); this codec serves
 the technician's `stationgw decode modbus-rtu` and frame checks in tests. An RTU frame
 does not say whether it is a request or a response: the candidates the function code
 allows are tried, and the one whose length and CRC fit is taken.

@@ -6,7 +6,7 @@ and body length (2: high nibble 0 up / 8 down, low 12 bits length) · `02` STX, 
 Modbus arithmetic, transmitted high byte first). A downlink frame carries the station
 address before the centre address.
 
-`take(buf)` is the stream codec (see drivers/framing.py); `decode_frame(data)` decodes one
+`take(buf)` is the stream codec (see drivers/link/framing.py); `decode_frame(data)` decodes one
 frame and raises `Sl651Error` with the byte offset of what is wrong.
 
 Conventions this module fixes (SL 651 leaves them to the reader):
@@ -466,7 +466,7 @@ def _skip_to_sync(buf: bytes, limit: int) -> int:
 
 
 def take(buf: bytes, tz: tzinfo = BEIJING) -> tuple[int, Frame | Reject | None]:
-    """Stream codec: see drivers/framing.py. Never raises on any input."""
+    """Stream codec: see drivers/link/framing.py. Never raises on any input."""
     n = len(buf)
     i = buf.find(SYNC)
     if i < 0:

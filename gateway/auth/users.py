@@ -220,3 +220,15 @@ def read_audit(store: Store, limit: int) -> list[dict[str, Any]]:
         }
         for at, u, r, a, t, d, ok, s in rows
     ]
+
+
+def muted_alarms(store: Store, limit: int = 500) -> list[tuple[str, str, str | None, int]]:
+    """(ticket, who, detail JSON, at) of every alarm mute in the audit log, newest first."""
+    return [
+        (str(t), str(u), d, int(a))
+        for t, u, d, a in store.conn.execute(
+            "SELECT target, user, detail, at FROM audit WHERE action = 'alarm.mute' AND ok = 1 "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+    ]

@@ -1,7 +1,7 @@
 """`[health]` (when a device counts as offline) and `[[checklists]]` (patrol checklists).
 
 The protocols' own settings (a device's `transport` table, `[sl651]`, `[gb26875]`,
-`[cigem]`, `[[serial_ports]]`) live in their driver folders; drivers/registry.py lists them.
+`[cigem]`, `[[serial_ports]]`) live in their driver folders (drivers/registry.py lists them).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth.policy import ACK_ROLES, RULES_ROLES
+from gateway.auth.users import muted_alarms
 from gateway.config.dashboard import MAP_TYPES
 from gateway.core.errors import ConfigError, GatewayError
 from gateway.http.params import RowId
@@ -118,10 +119,7 @@ def add_routes(
     @app.get("/api/alarms/muted")
     def muted() -> dict[str, Any]:
         """Warnings whose alarm someone muted, with who and why (from the audit log)."""
-        rows = reader().conn.execute(
-            "SELECT target, user, detail, at FROM audit WHERE action = 'alarm.mute' AND ok = 1 "
-            "ORDER BY id DESC LIMIT 500"
-        )
+        rows = muted_alarms(reader())
         return {"muted": [{"ticket": int(t), "by": u, "at": a} | _pick(d) for t, u, d, a in rows]}
 
     @app.post("/api/alarms/{ticket_id}/mute")

@@ -20,4 +20,4 @@ def add_uplink_routes(app: FastAPI, ctx: Context, reader: Callable[[], Store]) -
         rows dropped to the outbox's disk budget; and the outbox's size and budget."""
         if ctx.uplinks is None:
             return {"outbox": None, "uplinks": {}}
-        return ctx.uplinks.status(reader().conn)
+        return ctx.uplinks.status(reader())

@@ -35,7 +35,7 @@ _TOPIC_CACHE_MAX = 100_000  # bounded: a flood of made-up topics cannot grow it 
 
 
 def wall_ms() -> int:
-    return gateway_clock.now_ms()  # wall time at start, advanced monotonically (gateway/clock.py)
+    return gateway_clock.now_ms()  # wall time at start, advanced monotonically (core/clock.py)
 
 
 class Pipeline:

@@ -298,7 +298,7 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     """,
     # 6: the embedded time-series store — compressed chunks of older readings (one per
-    # series per UTC day, gateway/chunks.py), rollups per 1 min / 1 h / 1 day maintained as
+    # series per UTC day, gateway/storage/chunks.py), rollups per 1 min / 1 h / 1 day maintained as
     # readings commit, and what the storage jobs last did
     """
     CREATE TABLE chunks (
@@ -321,7 +321,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (series_id, res, bucket)
     ) WITHOUT ROWID;
     -- 1-minute rollups older than the hot window, one compressed chunk per series per day
-    -- (gateway/chunks.py table form: bucket starts; count, sum, min, max columns)
+    -- (gateway/storage/chunks.py table form: bucket starts; count, sum, min, max columns)
     CREATE TABLE rollup_chunks (
         series_id INTEGER NOT NULL REFERENCES series(id),
         day INTEGER NOT NULL,           -- UTC day: bucket // 86400000
@@ -384,7 +384,7 @@ MIGRATIONS: tuple[str, ...] = (
         last_gap_last INTEGER
     );
     """,
-    # 9: rollups kept incrementally only per hour (gateway/rollups.py): minutes come from
+    # 9: rollups kept incrementally only per hour (gateway/storage/rollups.py): minutes come from
     # raw rows plus 1-minute chunks, days from hours plus a row for hours retention dropped
     """
     -- a day with no chunk of either kind: its 1-minute rows are its raw rows' minutes

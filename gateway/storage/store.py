@@ -160,7 +160,7 @@ class Store:
 
     def record_rollups(self, new: Iterable[Reading]) -> None:
         """Add the readings just stored as new to their hourly buckets (same transaction);
-        minutes and days are derived from what is stored (gateway/rollups.py)."""
+        minutes and days are derived from what is stored (gateway/storage/rollups.py)."""
         sids = self._series
         rollups.record(
             self.conn,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -133,12 +132,12 @@ class Uplinks:
         for feed in self.feeds.values():
             feed.close()
 
-    def status(self, conn: sqlite3.Connection) -> dict[str, object]:
+    def status(self, store: Store) -> dict[str, object]:
         """Per uplink: connected, last confirmed seq, backlog and dropped count (read now
-        through `conn`, a reader); the outbox's rows and size from the last housekeeping
+        through `store`, a reader); the outbox's rows and size from the last housekeeping
         pass (counting them is too dear for every request)."""
-        newest = outbox.newest(conn)
-        cursors = {c.name: c for c in outbox.cursors(conn)}
+        newest = outbox.newest(store.conn)
+        cursors = {c.name: c for c in outbox.cursors(store.conn)}
         st = self._status
         out: dict[str, object] = {
             "outbox": {

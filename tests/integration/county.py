@@ -180,7 +180,7 @@ class Station:
 
     async def status(self) -> dict[str, Any]:
         """What GET /api/uplinks answers."""
-        return dict(await self.on_writer(lambda s: self.uplinks.status(s.conn)))
+        return dict(await self.on_writer(lambda s: self.uplinks.status(s)))
 
     async def newest(self) -> int:
         return int(await self.on_writer(lambda s: outbox.newest(s.conn)))

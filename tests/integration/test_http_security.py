@@ -137,7 +137,7 @@ def test_ten_wrong_passwords_lock_the_name_and_no_secret_reaches_the_log(
     gateway: Gateway,
 ) -> None:
     """The tenth wrong password in a row locks the name for 15 minutes (the backoff before
-    it is in test_access.py and tests/unit/test_auth.py: here the earlier nine are put in
+    it is in test_access.py and tests/unit/auth/test_auth.py: here the earlier nine are put in
     the database, as if their waits had passed). Then: no password, session token or
     CSRF token in the log; the one-time setup token only on its single console line."""
     gateway.start()

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO, Gateway
-from tests.unit.report_month import build
+from tests.unit.reports.report_month import build
 
 SECTIONS = 8  # the monthly report's sections, each starting a page and fitting on one
 

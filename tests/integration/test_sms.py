@@ -27,7 +27,7 @@ from gateway.tickets.records import read_calls, read_deliveries
 from gateway.tickets.store import StationStore
 from rules.evaluator import RuleSet
 from rules.model import DeviceInfo, ThresholdRule
-from tests.unit.loop_helpers import station
+from tests.unit.tickets.loop_helpers import station
 
 pytestmark = pytest.mark.integration
 RAIN = ThresholdRule(
