@@ -106,6 +106,29 @@ class FieldSetup:
     listen: Listen
     servers: list[asyncio.Server] = field(default_factory=list)
 
+    async def serve_and_read(self, protocol: str, driver: FramedDriver) -> None:
+        """A framed protocol's TCP listener (when its section has `listen`) and one reader
+        per serial port that speaks it."""
+        if driver.section.listen is not None:
+            self.servers.append(await self.listen(protocol.upper(), driver.serve))
+        for port in self.serial_ports:
+            if port.protocol == protocol:
+                self.spawn(f"{protocol} serial {port.id}", driver.run_serial, port)
+
+
+class _Listening(Protocol):
+    @property
+    def listen(self) -> object: ...
+
+
+class FramedDriver(Protocol):
+    """A driver of frames over TCP connections and serial lines (SL 651, GB/T 26875)."""
+
+    @property
+    def section(self) -> _Listening: ...
+    async def serve(self) -> asyncio.Server: ...
+    async def run_serial(self, port: SerialPort) -> None: ...
+
 
 class BatchBuilder:
     """Builds one batch for a driver; counts and logs (once per key) what it quarantines."""
