@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from gateway.health import HealthRecorder
 from gateway.ingest import Batch, Outcome, Quarantined
 from gateway.logs import Once
 from gateway.metrics import Metrics
-from gateway.model import Level
+from gateway.model import FLAG_INSTRUMENT, Level
 from gateway.registry import Registry
 from gateway.store import Store, Ticket
 
@@ -91,10 +91,21 @@ class BatchBuilder:
         self.ctx.metrics.quarantined.labels(f"{self.protocol}_{kind}").inc()
         self.once.warning(f"{kind}:{source}", "quarantined (%s): %s", source, reason)
 
-    def readings(self, device: str, values: Iterable[tuple[str, int, float]]) -> int:
-        """(metric, ts, value) of a configured device; out-of-range values stored flagged."""
+    def readings(
+        self,
+        device: str,
+        values: Iterable[tuple[str, int, float]],
+        abnormal: Collection[tuple[str, int]] = (),
+    ) -> int:
+        """(metric, ts, value) of a configured device; out-of-range values stored flagged,
+        and so are the (metric, ts) the instrument itself marked `abnormal`."""
         reports = [Report(ts, None, ((metric, value),)) for metric, ts, value in values]
         mapped = self.ctx.registry.map(device, reports)
+        if abnormal:
+            mapped.readings[:] = [
+                r._replace(flags=r.flags | FLAG_INSTRUMENT) if (r.metric, r.ts) in abnormal else r
+                for r in mapped.readings
+            ]
         self.batch.readings.extend(mapped.readings)
         self.ctx.metrics.readings_in.inc(len(mapped.readings))
         for r in mapped.out_of_range:

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from drivers.dtu.config import DtuSection, dtu_problems  # DTU (issue 22)
+from drivers.hj212.config import Hj212Section  # HJ 212 (issue 22)
 from gateway.config_dashboard import DashboardSection
 from gateway.config_loop import (
     NotifySection,
@@ -169,6 +171,8 @@ class Config(_Model):
     sl651: Sl651Section | None = None
     cigem: CigemSection = CigemSection()
     gb26875: Gb26875Section | None = None
+    hj212: Hj212Section | None = None  # HJ 212 analysers over TCP (issue 22)
+    dtu: list[DtuSection] = []  # 4G DTUs in transparent mode (issue 22)
     checklists: list[Checklist] = []
     serial_ports: list[SerialPort] = []
     health: HealthSection = HealthSection()
@@ -218,6 +222,13 @@ def _cross_check(cfg: Config) -> list[str]:
             if m.min >= m.max:
                 out.append(f"devices[{i}].metrics.{name}.max: must be greater than min ({m.min})")
         out += transport_problems(i, d.transport, set(d.metrics), ports)
+    # DTU (issue 22): the [[dtu]] sections and the Modbus devices behind them
+    behind = [
+        (i, d.transport.dtu)
+        for i, d in enumerate(cfg.devices)
+        if d.transport.kind == "modbus_rtu" and d.transport.dtu is not None
+    ]
+    out += dtu_problems(cfg.dtu, behind)
     groups = {p.group for p in cfg.points if p.group}
     out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
     out += uplink_problems(cfg.uplinks, cfg.broker.host, cfg.broker.port, cfg.broker.client_id)

@@ -13,9 +13,11 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from drivers import cigem, gb26875, modbus_rtu, sl651
+from drivers.hj212 import codec as hj212
 from gateway.errors import PayloadError
 
-PROTOCOLS = ("sl651", "modbus-rtu", "gb26875", "cigem")
+PROTOCOLS = ("sl651", "modbus-rtu", "gb26875", "cigem", "hj212")
+TEXT_PROTOCOLS = ("hj212",)  # given as the frame's text, not hex
 
 
 class DecodeError(PayloadError):
@@ -67,11 +69,14 @@ def decode(protocol: str, data: bytes, tz: tzinfo, now_ms: int | None = None) ->
             return _gb26875(data, tz)
         if protocol == "cigem":
             return _cigem(data)
+        if protocol == "hj212":
+            return _hj212(data, tz)
     except (
         sl651.Sl651Error,
         modbus_rtu.ModbusFrameError,
         gb26875.Gb26875Error,
         cigem.CigemError,
+        hj212.Hj212Error,
     ) as e:
         raise DecodeError(e.reason, e.offset) from None
     raise DecodeError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}", 0)
@@ -181,5 +186,51 @@ def _cigem(data: bytes) -> dict[str, Any]:
         "notes": [] if m.type == 2 else ["plain JSON carries no time: ts is null"],
         "readings": [
             {"element": v.name, "value": v.value, "unit": v.unit, "ts": iso(v.ts)} for v in m.values
+        ],
+    }
+
+
+# --- HJ 212 (issue 22) ----------------------------------------------------------------
+def parse_text(text: str) -> bytes:
+    """A text frame as pasted: surrounding blanks dropped, a literal `\\r\\n` accepted."""
+    cleaned = text.strip().replace("\\r\\n", "\r\n")
+    try:
+        return cleaned.encode("ascii")
+    except UnicodeEncodeError as e:
+        raise DecodeError(f"{cleaned[e.start]!r} is not ASCII", e.start) from None
+
+
+def _hj212(data: bytes, tz: tzinfo) -> dict[str, Any]:
+    f, rest = hj212.decode_frame(data)
+    values = hj212.readings(f, tz)
+    return {
+        "protocol": "hj212",
+        "layout": f.layout,
+        "qn": f.qn,
+        "st": f.st,
+        "cn": f.cn,
+        "cn_name": hj212.COMMAND_NAMES.get(f.cn),
+        "pw": f.pw,
+        "mn": f.mn,
+        "flag": f.flag,
+        "reply_wanted": f.reply_wanted,
+        "reply": hj212.data_answer(f).decode("ascii").rstrip("\r\n")
+        if f.reply_wanted and f.qn is not None and f.cn in hj212.DATA_COMMANDS
+        else None,
+        "length": len(f.raw) - 12,
+        "crc": f"{f.crc:04X}",
+        "cp": dict(f.cp),
+        "notes": [] if f.layout == "2017" else ["HJ/T 212-2005 layout: no QN, no Flag"],
+        "trailing": _trailing(rest, len(f.raw)),
+        "readings": [
+            {
+                "element": f"{code}-{suffix}",
+                "value": value,
+                "unit": None,
+                "ts": iso(ts),
+                "flag": flag,
+                "flag_name": hj212.DATA_FLAGS.get(flag) if flag else None,
+            }
+            for code, suffix, value, ts, flag in values
         ],
     }

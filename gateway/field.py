@@ -13,9 +13,14 @@ from collections.abc import Awaitable, Callable
 
 from drivers.cigem_mqtt import CigemDriver
 from drivers.context import DriverContext
+from drivers.dtu.modbus import DtuModbusMaster  # issue 22
+from drivers.dtu.server import DtuDriver  # issue 22
 from drivers.gb26875_server import Gb26875Driver
 from drivers.handheld_io import HandheldDriver
+from drivers.hj212.config import Hj212Section, Hj212Transport  # issue 22
+from drivers.hj212.server import Hj212Driver  # issue 22
 from drivers.modbus_master import ModbusBus
+from drivers.modbus_tcp import ModbusTcpEndpoint, endpoints  # issue 22
 from drivers.sl651_server import Sl651Driver
 from gateway.errors import DriverError
 from gateway.transports import (
@@ -60,6 +65,10 @@ class FieldDrivers:
         self.cigem: CigemDriver | None = None
         self.gb26875: Gb26875Driver | None = None
         self.handheld: HandheldDriver | None = None
+        self.dtu: DtuDriver | None = None  # issue 22
+        self.dtu_modbus: dict[str, DtuModbusMaster] = {}
+        self.modbus_tcp: dict[str, ModbusTcpEndpoint] = {}
+        self.hj212: Hj212Driver | None = None
         self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
@@ -92,6 +101,32 @@ class FieldDrivers:
         if any(isinstance(d.transport, CigemTransport) for d in cfg.devices):
             self.cigem = CigemDriver(self.ctx)
             self._spawn("cigem", self.cigem.run)
+        await self._start_issue22()
+
+    async def _start_issue22(self) -> None:
+        """DTUs (and the Modbus masters behind them), Modbus TCP endpoints, HJ 212."""
+        cfg = self.ctx.config
+        if cfg.dtu:
+            if self.sl651 is None and any(d.protocol == "sl651" for d in cfg.dtu):
+                self.sl651 = Sl651Driver(self.ctx, cfg.sl651 or Sl651Section())
+            self.dtu = DtuDriver(self.ctx, cfg.dtu, self.sl651)
+            try:
+                self._servers.extend(await self.dtu.serve())
+            except OSError as e:
+                raise DriverError(f"DTU listener: {e.strerror or e}") from e
+            for d in cfg.dtu:
+                master = DtuModbusMaster(self.ctx, self.dtu, d)
+                if master.slaves:
+                    self.dtu_modbus[d.id] = master
+                    self._spawn(f"modbus behind dtu {d.id}", master.run)
+        for (host, port), slaves in endpoints(self.ctx).items():
+            ep = self.modbus_tcp[f"{host}:{port}"] = ModbusTcpEndpoint(self.ctx, host, port, slaves)
+            self._spawn(f"modbus tcp {host}:{port}", ep.run)
+        analysers = [d for d in cfg.devices if isinstance(d.transport, Hj212Transport)]
+        if cfg.hj212 is not None or analysers:
+            self.hj212 = Hj212Driver(self.ctx, cfg.hj212 or Hj212Section())
+            if self.hj212.section.listen is not None:
+                self._servers.append(await _listen("HJ 212", self.hj212.serve))
 
     def _spawn(self, name: str, fn: Callable[..., Awaitable[None]], *args: object) -> None:
         task = asyncio.create_task(supervise(name, lambda: fn(*args)), name=name)
@@ -107,6 +142,9 @@ class FieldDrivers:
             self.sl651.close_connections()
         if self.gb26875 is not None:
             self.gb26875.close_connections()
+        for driver in (self.dtu, self.hj212):  # issue 22
+            if driver is not None:
+                driver.close_connections()
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:

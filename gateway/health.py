@@ -22,7 +22,7 @@ from typing import Literal
 from gateway.config import Config, Device
 from gateway.events import Hub
 from gateway.store import DeviceState, Store
-from gateway.transports import ModbusRtuTransport
+from gateway.transports import ModbusRtuTransport, ModbusTcpTransport
 
 log = logging.getLogger("stationgw.health")
 
@@ -194,7 +194,7 @@ def interval_ms(device: Device) -> int | None:
     """The reporting interval a device's silence is judged by."""
     if device.interval_s is not None:
         return round(device.interval_s * 1000)
-    if isinstance(device.transport, ModbusRtuTransport):
+    if isinstance(device.transport, ModbusRtuTransport | ModbusTcpTransport):
         return round(device.transport.poll_s * 1000)
     return None
 

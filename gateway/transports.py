@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from drivers.hj212.config import Hj212Transport  # HJ 212 (issue 22)
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 HexAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{10}$")]
@@ -58,12 +60,37 @@ class Register(_Model):
 
 class ModbusRtuTransport(_Model):
     kind: Literal["modbus_rtu"]
-    port: Name = Field(description="id of a [[serial_ports]] entry with protocol modbus_rtu")
+    port: Name | None = Field(
+        default=None, description="id of a [[serial_ports]] entry with protocol modbus_rtu"
+    )
+    # DTU (issue 22): the RTU line behind a 4G DTU instead of a local serial port
+    dtu: Name | None = Field(default=None, description="id of a [[dtu]] speaking modbus_rtu")
     unit: int = Field(ge=1, le=247, description="the slave's Modbus address")
     poll_s: float = Field(default=10.0, gt=0, le=86_400)
     timeout_s: float = Field(default=1.0, gt=0, le=60)
     retries: int = Field(default=1, ge=0, le=10)
     registers: list[Register] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_line(self) -> ModbusRtuTransport:
+        if (self.port is None) == (self.dtu is None):
+            raise ValueError("name either a serial `port` or a `dtu`, not both or neither")
+        return self
+
+
+# --- Modbus TCP (issue 22): the RTU register maps over the LAN ---------------------
+class ModbusTcpTransport(_Model):
+    kind: Literal["modbus_tcp"]
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=255, description="unit id (behind a converter)")
+    poll_s: float = Field(default=10.0, gt=0, le=86_400)
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=10)
+    registers: list[Register] = Field(min_length=1)
+
+
+# --- end Modbus TCP ---------------------------------------------------------------
 
 
 class CigemTransport(_Model):
@@ -109,10 +136,15 @@ Transport = Annotated[
     | ModbusRtuTransport
     | CigemTransport
     | Gb26875Transport
-    | HandheldTransport,
+    | HandheldTransport
+    | ModbusTcpTransport  # issue 22
+    | Hj212Transport,  # issue 22
     Field(discriminator="kind"),
 ]
-TRANSPORT_KINDS = frozenset({"mqtt_json", "sl651", "modbus_rtu", "cigem", "gb26875", "handheld"})
+TRANSPORT_KINDS = frozenset(
+    {"mqtt_json", "sl651", "modbus_rtu", "cigem", "gb26875", "handheld"}
+    | {"modbus_tcp", "hj212"}  # issue 22
+)
 
 
 class Listen(_Model):
@@ -178,8 +210,10 @@ def transport_problems(
         for element, metric in transport.elements.items():
             if metric not in metrics:
                 out.append(f"{where}.elements.{element}: metric {metric!r} is not configured")
-    elif isinstance(transport, ModbusRtuTransport):
-        if transport.port not in ports:
+    elif isinstance(transport, ModbusRtuTransport | ModbusTcpTransport):
+        if not isinstance(transport, ModbusRtuTransport) or transport.port is None:
+            pass  # Modbus TCP, or a DTU (checked with the [[dtu]] sections)
+        elif transport.port not in ports:
             out.append(f"{where}.port: unknown serial port {transport.port!r}")
         elif ports[transport.port] != "modbus_rtu":
             out.append(
@@ -194,4 +228,6 @@ def transport_problems(
         for code, metric in transport.sensors.items():
             if metric not in metrics:
                 out.append(f"{where}.sensors.{code}: metric {metric!r} is not configured")
+    elif isinstance(transport, Hj212Transport):  # issue 22
+        out += transport.problems(where, metrics)
     return out

@@ -1,0 +1,298 @@
+"""4G DTUs in transparent mode: the listener, the registration, and what is behind.
+
+A DTU connects, sends its registration packet, then heartbeats and the instrument's
+serial bytes. Each connection has its own task; a connection that never registers, or
+registers as a DTU not configured, is closed, logged and counted. A DTU that reconnects
+takes over from its old connection at once when that one has been silent for
+`duplicate_window_s` (the half-open socket a dropped 4G link leaves behind) or has
+already closed; a second connection presenting the registration of a live one is a
+second DTU: refused and logged. Behind a Modbus DTU the gateway is the RTU master over
+the DTU's socket (drivers/dtu/modbus.py); behind an SL651 DTU the SL651 driver takes the
+frames and its confirmations go back the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter
+
+from drivers import modbus_rtu, sl651
+from drivers.context import BatchBuilder, DriverContext, once
+from drivers.dtu.config import DtuSection, packet
+from drivers.dtu.link import Heartbeat, Identified, Unknown, WithHeartbeat, identify
+from drivers.frame_io import pump_connection
+from drivers.framing import Reject, Stream
+from drivers.sl651_server import Sl651Driver
+
+log = logging.getLogger("stationgw.dtu")
+
+Sl651Handle = Callable[[list[Any], str, sl651.Reassembler], Awaitable[list[bytes]]]
+PAUSE_S = 0.2  # a registration packet ends where the DTU pauses
+
+
+@dataclass(eq=False)
+class DtuConnection:
+    dtu: DtuSection
+    writer: asyncio.StreamWriter
+    source: str
+    last_rx: float
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    inbox: asyncio.Queue[modbus_rtu.ModbusFrame] = field(default_factory=lambda: asyncio.Queue(64))
+
+    def close(self) -> None:
+        self.closed.set()
+        self.writer.close()
+
+
+class DtuDriver:
+    def __init__(
+        self, ctx: DriverContext, dtus: list[DtuSection], sl651_driver: Sl651Driver | None
+    ) -> None:
+        self.ctx = ctx
+        self.dtus = dtus
+        self.sl651 = sl651_driver
+        self.once = once("dtu")
+        self.live: dict[str, DtuConnection] = {}
+        self._arrived: dict[str, asyncio.Event] = {d.id: asyncio.Event() for d in dtus}
+        self.counts: dict[tuple[str, str], int] = {}
+        self.events = Counter(
+            "stationgw_dtu_events",
+            "DTU connections: registered, refused (unknown, duplicate, never), taken over, "
+            "closed idle, garbage between frames",
+            ["dtu", "event"],
+            registry=ctx.metrics.registry,
+        )
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.servers: list[asyncio.Server] = []
+
+    def count(self, dtu: str, event: str) -> None:
+        self.counts[(dtu, event)] = self.counts.get((dtu, event), 0) + 1
+        self.events.labels(dtu, event).inc()
+
+    async def connected(self, dtu_id: str) -> DtuConnection:
+        """The DTU's live connection, waiting for one if there is none."""
+        while True:
+            conn = self.live.get(dtu_id)
+            if conn is not None and not conn.closed.is_set():
+                return conn
+            arrived = self._arrived[dtu_id]
+            arrived.clear()
+            await arrived.wait()
+
+    def close_connections(self) -> None:
+        for w in list(self._writers):
+            w.close()
+
+    # --- listening and registering ----------------------------------------------------
+
+    async def serve(self) -> list[asyncio.Server]:
+        ports: dict[tuple[str, int], list[DtuSection]] = {}
+        for d in self.dtus:
+            ports.setdefault((d.listen.host, d.listen.port), []).append(d)
+        servers = self.servers
+        for (host, port), dtus in ports.items():
+            server = await asyncio.start_server(
+                functools.partial(self._client, dtus=dtus), host, port
+            )
+            servers.append(server)
+            log.info(
+                "DTU listener on %s for %s",
+                ", ".join(str(s.getsockname()) for s in server.sockets),
+                ", ".join(f"{d.id} ({d.name})" for d in dtus),
+            )
+        return servers
+
+    async def _register(
+        self, reader: asyncio.StreamReader, dtus: list[DtuSection], source: str
+    ) -> tuple[Identified | Unknown | None, bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(d.register_timeout_s for d in dtus)
+        buf = b""
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                return None, buf
+            try:
+                data = await asyncio.wait_for(
+                    reader.read(4096), min(left, PAUSE_S) if buf else left
+                )
+            except TimeoutError:
+                if buf:
+                    got = identify(buf, dtus, first_packet=True)
+                    if got is not None:
+                        return got, buf
+                continue
+            if not data:
+                return None, buf
+            buf += data
+            got = identify(buf, dtus, first_packet=False)
+            if got is not None:
+                return got, buf
+
+    async def _client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dtus: list[DtuSection]
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if peer else "?"
+        port = dtus[0].listen.port
+        self._writers.add(writer)
+        try:
+            got, buf = await self._register(reader, dtus, where)
+            if not isinstance(got, Identified):
+                self._refuse_unregistered(got, buf, where, port)
+                return
+            dtu = got.dtu
+            conn = self._claim(dtu, writer, where)
+            if conn is None:
+                return
+            try:
+                await self._pump(conn, reader, buf[got.consumed :])
+            finally:
+                conn.closed.set()
+                if self.live.get(dtu.id) is conn:
+                    del self.live[dtu.id]
+                log.info("DTU %s (%s) from %s: disconnected", dtu.id, dtu.name, where)
+        except (ConnectionError, OSError) as e:
+            log.info("DTU connection from %s lost (%s)", where, e)
+        except Exception:
+            log.exception("DTU connection from %s: closed after an error", where)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    def _refuse_unregistered(self, got: Unknown | None, buf: bytes, where: str, port: int) -> None:
+        label = f"port {port}"
+        if isinstance(got, Unknown):
+            self.count(label, "refused_unknown")
+            self.once.warning(
+                f"unknown:{got.registration!r}",
+                "DTU on port %d from %s: registration %s matches no configured DTU; refused",
+                port,
+                where,
+                got.shown(),
+            )
+        else:
+            self.count(label, "never_registered")
+            shown = Unknown(buf).shown() if buf else "nothing"
+            self.once.warning(
+                f"never:{where.rsplit(':', 1)[0]}",
+                "DTU on port %d from %s: no registration (sent %s) before the connection "
+                "closed or its timeout; closed",
+                port,
+                where,
+                shown,
+            )
+
+    def _claim(
+        self, dtu: DtuSection, writer: asyncio.StreamWriter, where: str
+    ) -> DtuConnection | None:
+        loop = asyncio.get_running_loop()
+        holder = self.live.get(dtu.id)
+        if holder is not None and not holder.closed.is_set():
+            silent = loop.time() - holder.last_rx
+            if silent < dtu.duplicate_window_s:
+                self.count(dtu.id, "refused_duplicate")
+                log.warning(
+                    "DTU %s (%s): %s presents its registration while %s is connected "
+                    "(last bytes %.1f s ago): a second DTU with the same registration; refused",
+                    dtu.id,
+                    dtu.name,
+                    where,
+                    holder.source,
+                    silent,
+                )
+                return None
+            self.count(dtu.id, "taken_over")
+            log.info(
+                "DTU %s (%s): reconnected from %s; its old connection %s (silent %.0f s) closed",
+                dtu.id,
+                dtu.name,
+                where,
+                holder.source,
+                silent,
+            )
+            holder.close()
+        conn = DtuConnection(dtu, writer, where, loop.time())
+        self.live[dtu.id] = conn
+        self.count(dtu.id, "registered")
+        log.info("DTU %s (%s) registered from %s", dtu.id, dtu.name, where)
+        self._arrived[dtu.id].set()
+        return conn
+
+    # --- the instrument's bytes --------------------------------------------------------
+
+    async def _pump(self, conn: DtuConnection, reader: asyncio.StreamReader, rest: bytes) -> None:
+        dtu = conn.dtu
+        hb = packet(dtu.heartbeat) if dtu.heartbeat else None
+        source = f"dtu {dtu.id} {conn.source}"
+        loop = asyncio.get_running_loop()
+        if dtu.protocol == "modbus_rtu":
+            mb_stream: Stream[Any] = Stream(WithHeartbeat(modbus_rtu.take, hb))
+            stream = mb_stream
+
+            async def handle(items: list[Any]) -> list[bytes]:
+                conn.last_rx = loop.time()
+                rejects = []
+                for item in items:
+                    if isinstance(item, modbus_rtu.ModbusFrame):
+                        if conn.inbox.full():
+                            conn.inbox.get_nowait()
+                        conn.inbox.put_nowait(item)
+                    elif isinstance(item, Reject):
+                        rejects.append(item)
+                await self._garbage(dtu, source, rejects)
+                return []
+
+        else:
+            if self.sl651 is None:
+                raise RuntimeError("an SL651 DTU without the SL651 driver")
+            sl = self.sl651
+            stream = Stream(WithHeartbeat(functools.partial(sl651.take, tz=sl.tz), hb))
+            reassembler = sl651.Reassembler(sl.tz)
+
+            async def handle(items: list[Any]) -> list[bytes]:
+                conn.last_rx = loop.time()
+                frames = [i for i in items if not isinstance(i, Heartbeat)]
+                if any(isinstance(i, Reject) for i in frames):
+                    self.count(dtu.id, "garbage")
+                return await sl.handle(frames, source, reassembler) if frames else []
+
+        if rest:
+            for r in await handle(stream.feed(rest)):
+                conn.writer.write(r)
+        await pump_connection(
+            reader,
+            conn.writer,
+            stream,
+            handle,
+            source=source,
+            frame_timeout_s=dtu.frame_timeout_s,
+            idle_timeout_s=dtu.idle_timeout_s,
+        )
+        if not conn.closed.is_set() and loop.time() - conn.last_rx >= dtu.idle_timeout_s:
+            self.count(dtu.id, "closed_idle")
+
+    async def _garbage(self, dtu: DtuSection, source: str, rejects: list[Reject]) -> None:
+        """Bytes between Modbus answers that are no answer: one quarantine entry per read."""
+        if not rejects:
+            return
+        self.count(dtu.id, "garbage")
+        b = BatchBuilder(self.ctx, "dtu", self.once)
+        raw = b"".join(r.raw for r in rejects)
+        b.quarantine(
+            source,
+            rejects[0].kind,
+            f"DTU {dtu.id}: {len(raw)} bytes that are no Modbus answer at stream offset "
+            f"{rejects[0].offset} ({rejects[0].reason})",
+            raw,
+        )
+        await self.ctx.submit(b.batch)
