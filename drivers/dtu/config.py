@@ -94,7 +94,7 @@ def dtu_problems(dtus: list[DtuSection], modbus_dtus: list[tuple[int, str]]) -> 
     for i, d in enumerate(dtus):
         if d.id in ids:
             out.append(f"dtu[{i}].id: duplicate id {d.id!r}")
-        ids[d.id] = d
+        ids.setdefault(d.id, d)
         if d.registration_match == "pattern":
             try:
                 d.pattern()
