@@ -149,6 +149,7 @@ async def run_gateway(
         dispatcher=dispatcher,
         uplinks=uplinks,
         clock_skews=lambda: pipeline.skews,
+        dtus=field.dtu_status,  # issue 22
     )
     server = _Server(
         uvicorn.Config(

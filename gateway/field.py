@@ -132,6 +132,9 @@ class FieldDrivers:
         task = asyncio.create_task(supervise(name, lambda: fn(*args)), name=name)
         self.tasks.append(task)
 
+    def dtu_status(self) -> list[dict[str, object]]:  # issue 22: GET /api/dtus
+        return self.dtu.status() if self.dtu is not None else []
+
     def ports(self) -> list[int]:
         return [s.sockets[0].getsockname()[1] for s in self._servers if s.sockets]
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ class DtuConnection:
     writer: asyncio.StreamWriter
     source: str
     last_rx: float
+    since: int = 0  # gateway time (UTC ms) of the registration
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     inbox: asyncio.Queue[modbus_rtu.ModbusFrame] = field(default_factory=lambda: asyncio.Queue(64))
 
@@ -85,6 +87,32 @@ class DtuDriver:
             arrived = self._arrived[dtu_id]
             arrived.clear()
             await arrived.wait()
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per configured DTU: connected, from where, since when, silent for, its counts;
+        then refusals of connections no DTU could be named for, per port."""
+        now = time.monotonic()  # the event loop's clock (also called from HTTP threads)
+        out: list[dict[str, Any]] = []
+        for d in self.dtus:
+            conn = self.live.get(d.id)
+            up = conn is not None and not conn.closed.is_set()
+            out.append(
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "protocol": d.protocol,
+                    "port": d.listen.port,
+                    "connected": up,
+                    "peer": conn.source if up and conn else None,
+                    "since": conn.since if up and conn else None,
+                    "silent_s": round(now - conn.last_rx, 1) if up and conn else None,
+                    "counts": {e: n for (who, e), n in sorted(self.counts.items()) if who == d.id},
+                }
+            )
+        for label in sorted({who for who, _ in self.counts if who.startswith("port ")}):
+            counts = {e: n for (who, e), n in sorted(self.counts.items()) if who == label}
+            out.append({"id": None, "name": label, "port": int(label[5:]), "counts": counts})
+        return out
 
     def close_connections(self) -> None:
         for w in list(self._writers):
@@ -141,7 +169,8 @@ class DtuDriver:
     ) -> None:
         peer = writer.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if peer else "?"
-        port = dtus[0].listen.port
+        here = writer.get_extra_info("sockname")
+        port = int(here[1]) if here else dtus[0].listen.port
         self._writers.add(writer)
         try:
             got, buf = await self._register(reader, dtus, where)
@@ -221,7 +250,7 @@ class DtuDriver:
                 silent,
             )
             holder.close()
-        conn = DtuConnection(dtu, writer, where, loop.time())
+        conn = DtuConnection(dtu, writer, where, loop.time(), self.ctx.clock())
         self.live[dtu.id] = conn
         self.count(dtu.id, "registered")
         log.info("DTU %s (%s) registered from %s", dtu.id, dtu.name, where)

@@ -5,6 +5,7 @@ registration, a dead DTU beside a live one, connections that never register."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from firmware_stubs.dtu import DtuStub, RtuSlave, Sl651Behind
 from firmware_stubs.sl651_station import frame_of, script
 from gateway.app import Running
-from tests.conftest import Mosquitto
+from tests.conftest import Mosquitto, api
 from tests.integration.field import config, gateway, rows, series, until
 
 pytestmark = pytest.mark.integration
@@ -319,10 +320,30 @@ def test_dead_dtu_beside_a_live_one_and_connections_that_never_register(
             for w in (dead_w, dead_w2, silent_w, stranger_w, sl_w):
                 w.close()
             await until(lambda: len(series(db, "rg-dtu", "rain_mm")) >= n + 10, "still polled")
-            await stopped(task, stop)
-            return dict(counts(running))
+            url = f"http://127.0.0.1:{running.http_port}"
 
-    seen = asyncio.run(main())
+            def page() -> tuple[int, list[dict[str, object]]]:
+                anonymous = httpx.get(url + "/api/dtus").status_code
+                with contextlib.closing(api(url, db, "viewer")) as viewer:
+                    return anonymous, viewer.get("/api/dtus").json()
+
+            anonymous, shown = await asyncio.to_thread(page)
+            await stopped(task, stop)
+            return dict(counts(running)), anonymous, shown
+
+    seen, anonymous, shown = asyncio.run(main())
+    # the Devices page's DTU table (GET /api/dtus): the station's names, link, counts
+    assert anonymous == 401
+    by_name = {d["name"]: d for d in shown}
+    assert by_name["下溪村雨量站DTU"]["connected"] is True
+    assert by_name["上坪河水位DTU"]["connected"] is False
+    assert by_name["上坪河水位DTU"]["counts"] == {
+        "closed_idle": seen[("dtu-dead", "closed_idle")],
+        "registered": 2,
+        "taken_over": 1,
+    }
+    refusals = next(d for d in shown if d["id"] is None)
+    assert refusals["counts"]["refused_unknown"] == 1
     assert seen[("dtu-dead", "taken_over")] == 1
     assert seen[("dtu-dead", "closed_idle")] >= 1
     port_label = next(k for k, e in seen if e == "refused_unknown")
