@@ -41,6 +41,7 @@ PAUSE_S = 0.2  # a registration packet ends where the DTU pauses
 @dataclass(eq=False)
 class DtuConnection:
     dtu: DtuSection
+    reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     source: str
     last_rx: float
@@ -51,6 +52,16 @@ class DtuConnection:
     def close(self) -> None:
         self.closed.set()
         self.writer.close()
+
+    def gone(self) -> bool:
+        """Closed, or its end seen (EOF, reset) though its task has not finished yet."""
+        r = self.reader
+        return (
+            self.closed.is_set()
+            or r.at_eof()
+            or r.exception() is not None
+            or self.writer.is_closing()
+        )
 
 
 class DtuDriver:
@@ -178,7 +189,7 @@ class DtuDriver:
                 self._refuse_unregistered(got, buf, where, port)
                 return
             dtu = got.dtu
-            conn = self._claim(dtu, writer, where)
+            conn = self._claim(dtu, reader, writer, where)
             if conn is None:
                 return
             try:
@@ -222,11 +233,15 @@ class DtuDriver:
             )
 
     def _claim(
-        self, dtu: DtuSection, writer: asyncio.StreamWriter, where: str
+        self,
+        dtu: DtuSection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        where: str,
     ) -> DtuConnection | None:
         loop = asyncio.get_running_loop()
         holder = self.live.get(dtu.id)
-        if holder is not None and not holder.closed.is_set():
+        if holder is not None and not holder.gone():
             silent = loop.time() - holder.last_rx
             if silent < dtu.duplicate_window_s:
                 self.count(dtu.id, "refused_duplicate")
@@ -250,7 +265,9 @@ class DtuDriver:
                 silent,
             )
             holder.close()
-        conn = DtuConnection(dtu, writer, where, loop.time(), self.ctx.clock())
+        if holder is not None:
+            holder.close()  # its end was seen; its task may still be finishing
+        conn = DtuConnection(dtu, reader, writer, where, loop.time(), self.ctx.clock())
         self.live[dtu.id] = conn
         self.count(dtu.id, "registered")
         log.info("DTU %s (%s) registered from %s", dtu.id, dtu.name, where)
