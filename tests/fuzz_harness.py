@@ -18,6 +18,7 @@ import atheris
 with atheris.instrument_imports():
     from drivers import cigem, gb26875, handheld, modbus_rtu, sl651
     from drivers.framing import Stream
+    from drivers.hj212 import codec as hj212
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -56,7 +57,15 @@ def handheld_one(data: bytes) -> None:
     _stream(handheld.take, data)
 
 
+def hj212_one(data: bytes) -> None:
+    _stream(hj212.take, data)
+    with contextlib.suppress(hj212.Hj212Error):
+        f, _ = hj212.decode_frame(data)
+        hj212.readings(f, TZ)
+
+
 TARGETS = {
+    "hj212": hj212_one,
     "sl651": sl651_one,
     "gb26875": gb26875_one,
     "modbus-rtu": modbus_one,

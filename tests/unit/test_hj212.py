@@ -266,3 +266,11 @@ def test_decode_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["decode", "hj212", FRAMES["bad-crc"].decode()]) == 2
     err = json.loads(capsys.readouterr().out)
     assert err["offset"] == 193 and "bytes give BC81" in err["error"]
+
+
+@pytest.mark.parametrize("name", [n for n in FRAMES if n not in ("bad-crc", "modbus-crc")])
+def test_decode_cli_takes_every_public_frame(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", "hj212", FRAMES[name].decode()]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["crc"] == FRAMES[name][-4:].decode().upper()
+    assert out["length"] == int(FRAMES[name][2:6])
