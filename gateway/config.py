@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drivers.dtu.config import DtuSection, dtu_problems  # DTU (issue 22)
-from drivers.hj212.config import Hj212Section  # HJ 212 (issue 22)
+from drivers.hj212.config import Hj212Section, Hj212Transport, mn_problems  # HJ 212 (issue 22)
 from gateway.config_dashboard import DashboardSection
 from gateway.config_loop import (
     NotifySection,
@@ -229,6 +229,13 @@ def _cross_check(cfg: Config) -> list[str]:
         if d.transport.kind == "modbus_rtu" and d.transport.dtu is not None
     ]
     out += dtu_problems(cfg.dtu, behind)
+    out += mn_problems(
+        [
+            (i, d.transport)
+            for i, d in enumerate(cfg.devices)
+            if isinstance(d.transport, Hj212Transport)
+        ]
+    )
     groups = {p.group for p in cfg.points if p.group}
     out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
     out += uplink_problems(cfg.uplinks, cfg.broker.host, cfg.broker.port, cfg.broker.client_id)

@@ -77,3 +77,16 @@ class Hj212Transport(_Model):
         if not (self.pollutants or self.minute or self.hourly or self.daily):
             out.append(f"{where}: map at least one pollutant (pollutants, minute, hourly, daily)")
         return out
+
+
+def mn_problems(analysers: list[tuple[int, Hj212Transport]]) -> list[str]:
+    """Two devices with one MN: the second would never get a reading."""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for index, t in analysers:
+        if t.mn in seen:
+            out.append(
+                f"devices[{index}].transport.mn: {t.mn!r} is already devices[{seen[t.mn]}]'s"
+            )
+        seen.setdefault(t.mn, index)
+    return out

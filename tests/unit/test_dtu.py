@@ -219,6 +219,21 @@ transport = { kind = "modbus_tcp", host = "10.0.0.5", unit = 300, registers = [{
     ]
 
 
+def test_two_analysers_with_one_mn(tmp_path: Path) -> None:
+    one = """
+[[devices]]
+id = "gas{n}"
+name = "分析仪{n}"
+kind = "k"
+point = "p"
+metrics.so2 = {{ unit = "mg/m3", min = 0, max = 1 }}
+transport = {{ kind = "hj212", mn = "M1", pollutants = {{ a21026 = "so2" }} }}
+"""
+    assert check(tmp_path, one.format(n=1) + one.format(n=2)) == [
+        "devices[1].transport.mn: 'M1' is already devices[0]'s"
+    ]
+
+
 def test_hj212_metric_for_each_statistic() -> None:
     t = Hj212Transport(
         kind="hj212",
