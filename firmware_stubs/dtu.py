@@ -30,6 +30,7 @@ log = logging.getLogger("firmware_stubs.dtu")
 class RtuSlave:
     holding: dict[int, list[int]]  # unit -> registers from address 0 (functions 3 and 4)
     answered: int = 0
+    garbage_every: int = 0  # every n-th answer comes after line noise (0: never)
 
     def answer(self, f: modbus_rtu.ModbusFrame) -> bytes | None:
         regs = self.holding.get(f.unit)
@@ -43,7 +44,12 @@ class RtuSlave:
             data = b"".join(v.to_bytes(2, "big") for v in regs[f.address : f.address + f.count])
             body = bytes([f.unit, f.function, len(data)]) + data
         self.answered += 1
-        return body + crc16(body).to_bytes(2, "little")
+        noise = (
+            b"\x00\xff\x13"
+            if self.garbage_every and self.answered % self.garbage_every == 0
+            else b""
+        )
+        return noise + body + crc16(body).to_bytes(2, "little")
 
 
 @dataclass

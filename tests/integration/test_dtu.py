@@ -276,7 +276,7 @@ def test_dead_dtu_beside_a_live_one_and_connections_that_never_register(
 ) -> None:
     cfg = config(tmp_path, STATION.format(broker=mosquitto.port))
     db = cfg.database.path
-    live = RtuSlave({2: bank(77)})
+    live = RtuSlave({2: bank(77)}, garbage_every=4)  # line noise before every 4th answer
 
     def timeouts(device: str) -> int:
         got = rows(db, "SELECT timeouts FROM device_health WHERE device = ?", device)
@@ -350,6 +350,9 @@ def test_dead_dtu_beside_a_live_one_and_connections_that_never_register(
     assert seen[(port_label, "refused_unknown")] == 1
     assert seen[(port_label, "never_registered")] >= 1
     assert seen[("dtu-sl", "garbage")] == 1
+    assert seen[("dtu-mb", "garbage")] >= 2  # the noise was counted, its answers still used
+    noise = rows(db, "SELECT reason FROM quarantine WHERE source LIKE 'dtu dtu-mb%'")
+    assert noise and "DTU dtu-mb: 3 bytes that are no Modbus answer" in noise[0][0]
     assert "'WHO-ARE-YOU' matches no configured DTU; refused" in caplog.text
     assert series(db, "wl-dead", "level_m") == []
     assert timeouts("gas-absent") >= 2 and series(db, "gas-absent", "ppm") == []
