@@ -148,6 +148,7 @@ async def run_gateway(
         dispatcher=dispatcher,
         uplinks=uplinks,
         clock_skews=lambda: pipeline.skews,
+        dtus=lambda: field.drivers["dtu"].status() if "dtu" in field.drivers else [],
     )
     server = _Server(
         uvicorn.Config(

@@ -10,6 +10,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self.dtu_events = Counter(
+            "stationgw_dtu_events",
+            "DTU connections: registered, refused (unknown, duplicate, never), taken over, "
+            "closed idle, garbage between frames",
+            ["dtu", "event"],
+            registry=r,
+        )
         self.messages = Counter(
             "stationgw_messages", "MQTT messages taken from the broker", ["kind"], registry=r
         )

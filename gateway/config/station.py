@@ -14,9 +14,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drivers.cigem.config import CigemSection
+from drivers.dtu.config import DtuSection, dtu_problems
 from drivers.gb26875.config import Gb26875Section
+from drivers.hj212.config import Hj212Section, Hj212Transport, mn_problems
 from drivers.link.broker import Broker
 from drivers.link.config import SerialPort
+from drivers.modbus.config import ModbusRtuTransport
 from drivers.mqtt_json.config import MqttJsonTransport
 from drivers.registry import TRANSPORT_KINDS, Transport, transport_problems
 from drivers.sl651.config import Sl651Section
@@ -151,6 +154,8 @@ class Config(_Model):
     sl651: Sl651Section | None = None
     cigem: CigemSection = CigemSection()
     gb26875: Gb26875Section | None = None
+    hj212: Hj212Section | None = None  # HJ 212 analysers over TCP
+    dtu: list[DtuSection] = []  # 4G DTUs in transparent mode
     checklists: list[Checklist] = []
     serial_ports: list[SerialPort] = []
     health: HealthSection = HealthSection()
@@ -200,6 +205,20 @@ def _cross_check(cfg: Config) -> list[str]:
             if m.min >= m.max:
                 out.append(f"devices[{i}].metrics.{name}.max: must be greater than min ({m.min})")
         out += transport_problems(i, d.transport, set(d.metrics), ports)
+    # the [[dtu]] sections and the Modbus devices behind them
+    behind = [
+        (i, d.transport.dtu)
+        for i, d in enumerate(cfg.devices)
+        if isinstance(d.transport, ModbusRtuTransport) and d.transport.dtu is not None
+    ]
+    out += dtu_problems(cfg.dtu, behind)
+    out += mn_problems(
+        [
+            (i, d.transport)
+            for i, d in enumerate(cfg.devices)
+            if isinstance(d.transport, Hj212Transport)
+        ]
+    )
     groups = {p.group for p in cfg.points if p.group}
     out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
     out += uplink_problems(cfg.uplinks, cfg.broker.host, cfg.broker.port, cfg.broker.client_id)

@@ -60,6 +60,7 @@ class Context:
     dispatcher: Dispatcher | None = None
     uplinks: Uplinks | None = None  # to the county (GET /api/uplinks)
     clock_skews: Callable[[], dict[str, int]] = dict  # device -> clock lead (ms), when far
+    dtus: Callable[[], list[dict[str, Any]]] = list  # 4G DTUs and their counts
 
 
 class AckBody(BaseModel):
@@ -110,6 +111,13 @@ def create_app(ctx: Context) -> FastAPI:
                 "device_skew_s": {d: ms / 1000 for d, ms in ctx.clock_skews().items()},
             },
         }
+
+    @app.get("/api/dtus")
+    def dtus() -> list[dict[str, Any]]:
+        """4G DTUs: connected, peer, since, silence, counts (registered, taken_over,
+        refused_duplicate, closed_idle, garbage); refusals of unknown or missing
+        registrations per port."""
+        return ctx.dtus()
 
     @app.get("/api/devices")
     def devices() -> list[dict[str, Any]]:
