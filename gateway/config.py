@@ -154,6 +154,8 @@ class RulesSection(_Model):
 class PipelineSection(_Model):
     batch_max: int = Field(default=2000, ge=1, le=100_000)
     queue_max: int = Field(default=20_000, ge=1, le=1_000_000)
+    # how long a late report may fill a sequence gap before it is judged lost
+    seq_gap_grace_s: int = Field(default=120, ge=0, le=86_400)
 
 
 class Config(_Model):
