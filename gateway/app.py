@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -20,6 +21,7 @@ import uvicorn
 from drivers.context import DriverContext
 from drivers.mqtt_client import MqttSource
 from gateway.config import Config
+from gateway.dead_letter import DeadLetters
 from gateway.desk import Desk
 from gateway.events import Hub
 from gateway.field import FieldDrivers
@@ -86,6 +88,7 @@ async def run_gateway(
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
     desk = Desk(store, cfg)  # warnings, calls and deliveries (used on the writer thread)
     ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
+    ingestor.gap_grace_ms = cfg.pipeline.seq_gap_grace_s * 1000
     uplinks = Uplinks(cfg, cfg.database.path, writer, store, wall_ms)  # to the county
     registry = Registry(cfg)
     hub = Hub()
@@ -103,6 +106,7 @@ async def run_gateway(
         capacity=cfg.pipeline.queue_max,
         availability_topic=f"{base}/{GATEWAY_NODE}/status",
         on_connection=on_connection,
+        fresh_only=frozenset({f"{base}/+/telemetry"}),
     )
     pipeline = Pipeline(
         source,
@@ -114,6 +118,8 @@ async def run_gateway(
         batch_max=cfg.pipeline.batch_max,
         commit_delay_s=float(os.environ.get("STATIONGW_TEST_COMMIT_DELAY_S", "0")),
         crash_after_commits=int(os.environ.get("STATIONGW_TEST_CRASH_AFTER_COMMITS", "0")),
+        dead_letters=DeadLetters(Path(f"{cfg.database.path}.inflight")),
+        crash_on=os.environ.get("STATIONGW_TEST_CRASH_ON", "").encode(),
     )
     pipeline.on_tickets = dispatcher.wake  # deliveries go out right after their commit
     metrics.watch(source.depth, hub.subscribers)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway import outbox, seq_gaps
+from gateway import outbox, seq_gaps, untimed
 from gateway.model import Level, Reading
 from gateway.store import DeviceState, Store, Ticket
 from gateway.tickets import Action, Note, Open, Raise, decide, title
@@ -42,6 +42,9 @@ class Batch:
     statuses: dict[str, tuple[bool, int]] = field(default_factory=dict)  # device -> (on, at)
     seen: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # device -> (at, seq)
     seqs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # device -> (seq, ts)
+    # reports sent without `ts`: (device, seq or None, digest of values, ts given); a
+    # redelivery is recognised by (device, seq, digest) (gateway/untimed.py)
+    untimed: list[tuple[str, int | None, int, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ class Ingestor:
             desk.point_level = self.point_level
         self.state = restore(ruleset, store)
         self._stale = False
+        self.gap_grace_ms = seq_gaps.GRACE_MS  # a sequence gap is judged lost after this
+        self._forgot_at = 0
 
     def replace_rules(self, ruleset: RuleSet) -> None:
         """Swap the rules; a rule keeps its state where its id and kind are unchanged."""
@@ -118,7 +123,10 @@ class Ingestor:
         try:
             self._touched_by_desk()
             with store.transaction():
-                readings, faults = screen(self.ruleset, self.state, batch.readings, now)
+                incoming = batch.readings
+                if batch.untimed:  # reports sent without a device time
+                    incoming = untimed.place(store.conn, incoming, batch.untimed)
+                readings, faults = screen(self.ruleset, self.state, incoming, now)
                 new = store.insert_readings(readings)
                 outbox.add_readings(store.conn, new)  # to the county uplinks, same commit
                 store.record_rollups(new)  # hourly buckets, in this same transaction
@@ -159,6 +167,10 @@ class Ingestor:
             with self.store.transaction():
                 transitions = tick(self.ruleset, self.state, now)
                 touched = [self._apply(t, now) for t in transitions]
+                seq_gaps.settle(self.store, now, self.gap_grace_ms)
+                if now - self._forgot_at > 60_000:
+                    untimed.forget(self.store.conn, now)
+                    self._forgot_at = now
                 self._save_state()
                 if self.desk is not None:
                     self.desk.tick(now)  # escalations due: persisted with their calls
