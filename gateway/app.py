@@ -20,6 +20,7 @@ import uvicorn
 
 from drivers.context import DriverContext
 from drivers.mqtt_client import MqttSource
+from gateway import http_limits
 from gateway.config import Config
 from gateway.dead_letter import DeadLetters
 from gateway.desk import Desk
@@ -164,6 +165,12 @@ async def run_gateway(
             log_level="warning",
             lifespan="off",
             access_log=False,
+            **http_limits.server_options(
+                request_timeout_s=cfg.http.request_timeout_s,
+                idle_timeout_s=cfg.http.idle_timeout_s,
+                max_connections=cfg.http.max_connections,
+                trusted_proxies=cfg.http.trusted_proxies,
+            ),
         )
     )
     log.info(

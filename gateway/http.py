@@ -77,7 +77,7 @@ def create_app(ctx: Context) -> FastAPI:
             local.store = store
         return store
 
-    from gateway import http_auth
+    from gateway import http_auth, http_limits
     from gateway.auth import ACK_ROLES, RULES_ROLES
     from gateway.desk import policy_of
 
@@ -89,6 +89,7 @@ def create_app(ctx: Context) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(access.guard)],  # sessions and CSRF on /api/* (http_auth)
     )
+    http_limits.install(app)  # body size, 422 without echo (gateway/http_limits.py)
     http_auth.add_routes(app, access)
 
     station = ctx.config.station
