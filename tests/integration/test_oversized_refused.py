@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -31,12 +28,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from drivers.mqtt_client import MAX_PAYLOAD
 from drivers.mqtt_json import MAX_REPORTS
-from tests.conftest import MOSQUITTO, REPO, RULES, STATION, Gateway, free_port, wait_port
+from tests.conftest import Gateway
+from tests.integration.conftest import DEPLOY, DeployBroker
 from tests.integration.faults import T0, metric, payload, seqs_stored, wait_for
 
 pytestmark = pytest.mark.integration
 
-DEPLOY = REPO / "deploy" / "mosquitto" / "stationgw.conf"
 TOPIC = "stations/test/rg-01/telemetry"
 
 
@@ -44,40 +41,6 @@ def deploy_limit() -> int:
     m = re.search(r"^max_packet_size (\d+)$", DEPLOY.read_text(), re.M)
     assert m, "deploy/mosquitto/stationgw.conf sets no max_packet_size"
     return int(m.group(1))
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    conf = DEPLOY.read_text().replace("listener 1883 127.0.0.1", f"listener {port} 127.0.0.1")
-    assert f"listener {port} 127.0.0.1" in conf
-    conf += f"persistence_location {folder}/\nuser root\n"
-    (folder / "mosquitto.conf").write_text(conf)
-    proc = subprocess.Popen(
-        [MOSQUITTO, "-c", str(folder / "mosquitto.conf")], stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_port(port)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture
-def gw(tmp_path: Path, broker: int) -> Iterator[Gateway]:
-    config = tmp_path / "station.toml"
-    http_port = free_port()
-    config.write_text(STATION.format(broker_port=broker, http_port=http_port))
-    (tmp_path / "rules.toml").write_text(RULES)
-    g = Gateway(config, tmp_path / "data" / "station.db", http_port, tmp_path / "gateway.log")
-    g.start()
-    try:
-        yield g
-    finally:
-        g.stop()
 
 
 class Device:
@@ -115,9 +78,9 @@ def test_the_deploy_limit_is_the_gateways() -> None:
     ("protocol", "reason"), [(mqtt.MQTTv5, 0x95), (mqtt.MQTTv311, None)], ids=["v5", "v3.1.1"]
 )
 def test_an_oversized_publish_is_refused_to_its_sender(
-    gw: Gateway, broker: int, protocol: int, reason: int | None
+    deploy_gw: Gateway, deploy_broker: DeployBroker, protocol: int, reason: int | None
 ) -> None:
-    device = Device(broker, protocol, f"big-{protocol}")
+    device = Device(deploy_broker.port, protocol, f"big-{protocol}")
     try:
         big = b'{"values": {"rain_mm": 1}, "pad": "' + b"x" * MAX_PAYLOAD + b'"}'
         mid = device.publish(big)
@@ -130,17 +93,19 @@ def test_an_oversized_publish_is_refused_to_its_sender(
     finally:
         device.close()
     # the device reconnects and goes on; the gateway is up, its next report is stored
-    after = Device(broker, protocol, f"after-{protocol}")
+    after = Device(deploy_broker.port, protocol, f"after-{protocol}")
     try:
         after.publish(payload(0))
-        wait_for(lambda: seqs_stored(gw.db) == [0], "the next report stored")
+        wait_for(lambda: seqs_stored(deploy_gw.db) == [0], "the next report stored")
     finally:
         after.close()
-    assert metric(gw, "stationgw_quarantined_total") == 0  # nothing of it reached the gateway
+    assert (
+        metric(deploy_gw, "stationgw_quarantined_total") == 0
+    )  # nothing of it reached the gateway
 
 
 def test_the_report_limit_is_reachable_and_one_more_is_quarantined(
-    gw: Gateway, broker: int
+    deploy_gw: Gateway, deploy_broker: DeployBroker
 ) -> None:
     reports = [
         {"ts": T0 + i * 1000, "seq": 10**6 + i, "values": {"rain_mm": 12.345, "battery_v": 3.91}}
@@ -149,15 +114,17 @@ def test_the_report_limit_is_reachable_and_one_more_is_quarantined(
     full = json.dumps(reports[:MAX_REPORTS]).encode()
     over = json.dumps([*reports[1:], {"values": {"rain_mm": 1.0}}]).encode()
     assert len(full) < MAX_PAYLOAD and len(over) < MAX_PAYLOAD  # both pass the broker
-    device = Device(broker, mqtt.MQTTv5, "lists")
+    device = Device(deploy_broker.port, mqtt.MQTTv5, "lists")
     try:
         device.publish(full)
         device.publish(over)
-        wait_for(lambda: len(seqs_stored(gw.db)) == MAX_REPORTS, "the full list stored", 60)
-        wait_for(lambda: metric(gw, "stationgw_quarantined_total") == 1, "the over-long counted")
+        wait_for(lambda: len(seqs_stored(deploy_gw.db)) == MAX_REPORTS, "the full list stored", 60)
+        wait_for(
+            lambda: metric(deploy_gw, "stationgw_quarantined_total") == 1, "the over-long counted"
+        )
         assert len(device.acked) == 2 and not device.disconnects
     finally:
         device.close()
-    [row] = gw.get("/api/quarantine")
+    [row] = deploy_gw.get("/api/quarantine")
     assert f"List should have at most {MAX_REPORTS} items" in row["reason"]
     print(f"{MAX_REPORTS} reports in {len(full):,} bytes stored; {MAX_REPORTS + 1} quarantined")
