@@ -125,7 +125,12 @@ class Pipeline:
             except Exception as e:
                 del readings[marks[0] :], batch.untimed[marks[1] :], batch.quarantined[marks[2] :]
                 log.exception("message on %s could not be decoded", safe(msg.topic))
-                self._quarantine(batch, msg, "internal", f"{type(e).__name__} while decoding: {e}")
+                self._quarantine(
+                    batch,
+                    msg,
+                    "internal",
+                    f"{type(e).__name__} while decoding (topic {safe(msg.topic)}): {e}",
+                )
         # counters once per batch, not once per message (each inc takes a lock)
         if telemetry:
             self._telemetry_counter.inc(telemetry)
@@ -333,7 +338,8 @@ class Pipeline:
                     batch,
                     msg,
                     "internal",
-                    f"{type(cause).__name__} while storing or judging: {cause}",
+                    f"{type(cause).__name__} while storing or judging (topic "
+                    f"{safe(msg.topic)}): {cause}",
                 )
                 await self.submit(batch)
 

@@ -63,7 +63,7 @@ def test_an_error_while_committing_quarantines_only_that_message(
         assert rows == [10, 11, 12, 14, 15, 16]
         [(reason,)] = query(pipe, "SELECT reason FROM quarantine")
         assert reason == (
-            "OverflowError while storing or judging: "
+            "OverflowError while storing or judging (topic 'stations/test/rg-01/telemetry'): "
             "Python int too large to convert to SQLite INTEGER"
         )
         # the rules' state was rolled back with the failed transaction and goes on
@@ -87,7 +87,10 @@ def test_an_error_while_decoding_quarantines_only_that_message(
         assert source.acked == [1, 2, 3, 4, 5]
         assert len(query(pipe, "SELECT ts FROM readings")) == 4
         [(reason,)] = query(pipe, "SELECT reason FROM quarantine")
-        assert reason == "ValueError while decoding: a bug in the mapping"
+        assert reason == (
+            "ValueError while decoding (topic 'stations/test/rg-01/telemetry'): "
+            "a bug in the mapping"
+        )
 
 
 def test_dead_letter_counts_are_charged_to_what_was_in_flight() -> None:
