@@ -31,6 +31,16 @@ class Metrics:
             "Redelivered readings recognised and stored once",
             registry=r,
         )
+        self.unkeyed = Counter(
+            "stationgw_readings_unkeyed",
+            "Readings sent with neither ts nor seq: a redelivery of one cannot be recognised",
+            registry=r,
+        )
+        self.retained_ignored = Counter(
+            "stationgw_telemetry_retained_ignored",
+            "Retained telemetry replayed by the broker at subscription, not taken as new",
+            registry=r,
+        )
         self.out_of_range = Counter(
             "stationgw_readings_out_of_range",
             "Readings outside the sensor's physical range (stored flagged, not judged)",

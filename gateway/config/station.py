@@ -6,6 +6,7 @@ Relative paths inside the file are resolved against the file's folder.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 import zoneinfo
 from pathlib import Path
@@ -127,6 +128,22 @@ class Database(_Model):
 class Http(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # a whole request (headers and body) must arrive within this, or the connection closes
+    request_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    idle_timeout_s: float = Field(default=5.0, gt=0, le=300)  # an idle keep-alive connection
+    max_connections: int = Field(default=256, ge=8, le=10_000)  # requests served at once
+    # the only peers whose X-Forwarded-For / -Proto is believed (addresses or networks)
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"{p!r} is not an IP address or network") from None
+        return v
 
 
 class RulesSection(_Model):
@@ -139,6 +156,8 @@ class RulesSection(_Model):
 class PipelineSection(_Model):
     batch_max: int = Field(default=2000, ge=1, le=100_000)
     queue_max: int = Field(default=20_000, ge=1, le=1_000_000)
+    # how long a late report may fill a sequence gap before it is judged lost
+    seq_gap_grace_s: int = Field(default=120, ge=0, le=86_400)
 
 
 class Config(_Model):

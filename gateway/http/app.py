@@ -80,6 +80,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     from gateway.auth.policy import ACK_ROLES, RULES_ROLES
     from gateway.http import auth as http_auth
+    from gateway.http import limits as http_limits
     from gateway.tickets.desk import policy_of
 
     access = http_auth.Access(ctx, reader, ctx.desk.policy if ctx.desk else policy_of(ctx.config))
@@ -90,6 +91,7 @@ def create_app(ctx: Context) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(access.guard)],  # sessions and CSRF on /api/* (http_auth)
     )
+    http_limits.install(app)  # body size, 422 without echo (gateway/http/limits.py)
     http_auth.add_routes(app, access)
 
     station = ctx.config.station

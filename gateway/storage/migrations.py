@@ -413,6 +413,26 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE rollups.res = 86400000 AND h.sid = rollups.series_id AND h.d = rollups.bucket;
     DELETE FROM rollups WHERE res = 86400000 AND count = 0;
     """,
+    # 10: reports sent without a device time (gateway/ingest/untimed.py), recognised on
+    # redelivery by (device, seq, values); and sequence gaps waiting to be judged
+    # (gateway/ingest/seq_gaps.py: a gap filled by a late report within the grace is no loss)
+    """
+    CREATE TABLE untimed_reports (
+        device TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest INTEGER NOT NULL,              -- of the report's values
+        ts INTEGER NOT NULL,                  -- the time the gateway gave its readings
+        PRIMARY KEY (device, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX untimed_reports_ts ON untimed_reports (ts);
+    CREATE TABLE seq_pending (
+        device TEXT NOT NULL,
+        first INTEGER NOT NULL,
+        last INTEGER NOT NULL,
+        found_at INTEGER NOT NULL,            -- gateway time the gap was first seen
+        PRIMARY KEY (device, first)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
