@@ -108,10 +108,21 @@ class Store:
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
-            self._series.clear()  # ids handed out inside the transaction are gone
+            self._rolled_back()
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # a COMMIT that fails (disk full, I/O) may leave the transaction open or may
+            # already have rolled it back (SQLite does for SQLITE_FULL): either way it is
+            # gone, and so are the series ids handed out inside it
+            self._rolled_back()
+            raise
+
+    def _rolled_back(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        self._series.clear()  # ids handed out inside the transaction are gone
 
     # --- readings ---------------------------------------------------------------------
 
