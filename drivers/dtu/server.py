@@ -186,6 +186,7 @@ class DtuDriver:
                 self._refuse_unregistered(got, buf, where, port)
                 return
             dtu = got.dtu
+            await self._settle(dtu)
             conn = self._claim(dtu, reader, writer, where)
             if conn is None:
                 return
@@ -228,6 +229,22 @@ class DtuDriver:
                 where,
                 shown,
             )
+
+    async def _settle(self, dtu: DtuSection, limit_s: float = 0.5) -> None:
+        """A DTU that drops and dials in again at once: its old connection's end may be in
+        the kernel, not yet read by the event loop (a busy box). Give the loop a moment
+        to see it before the new connection is judged a second DTU (a silent holder is
+        taken over at once, as before)."""
+        loop = asyncio.get_running_loop()
+        holder = self.live.get(dtu.id)
+        for _ in range(round(limit_s / 0.01)):  # the loop reads the old socket meanwhile
+            if (
+                holder is None
+                or holder.gone()
+                or loop.time() - holder.last_rx >= dtu.duplicate_window_s  # taken over
+            ):
+                return
+            await asyncio.sleep(0.01)
 
     def _claim(
         self,

@@ -16,6 +16,7 @@ import pytest
 from gateway.auth.policy import ADDRESS, USER
 from gateway.http.limits import BODY_MAX
 from tests.conftest import Gateway, add_user
+from tests.integration.faults import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -145,6 +146,8 @@ def test_forwarded_for_is_believed_only_from_a_configured_proxy(gw: Gateway) -> 
         assert c.post("/api/login", json={"name": "zhao", "password": "wrong one"}).status_code
     with closing(client(gw, "127.0.0.5", **{"X-Forwarded-For": "198.51.100.7"})) as c:
         c.post("/api/login", json={"name": "zhao", "password": "wrong two"})
+    # the audit line is written on the writer thread after the answer: wait for both
+    wait_for(lambda: len([a for a, _, _ in audit_sources(gw) if a == "login"]) >= 2, "audit")
     sources = [s for a, _, s in audit_sources(gw) if a == "login"]
     assert sources == ["127.0.0.1", "198.51.100.7"]  # forged from a client: its own address
     # changing X-Forwarded-For from a non-proxy does not escape the per-address throttle
