@@ -119,7 +119,7 @@ class CallingLevel(_Model):
     redial_every: Duration = "100s"
     not_reached_after: Duration | None = None
     duty_at_once: bool = False  # the duty officer is called with the first round
-    escalate: list[EscalateTo] = ["deputy", "up", "duty", "leader"]
+    escalate: list[EscalateTo] = ["deputy", "up", "duty"]
 
     @field_validator("voice_after", "redial_every", "not_reached_after")
     @classmethod
@@ -134,15 +134,22 @@ def _level(**kw: object) -> CallingLevel:
 class CallingPolicy(_Model):
     """Defaults follow county practice: a voice call within 3 minutes, 3 redials within
     5 minutes, then the not-reached go up; red and orange also call the duty officer and
-    the village broadcast at once; blue is a notice (messages, no call)."""
+    the village broadcast at once, and bring in the township leaders with the first wave
+of the not reached; blue is a notice (messages, no call)."""
 
     blue: CallingLevel = _level(voice_after=None, channels=["sms", "mqtt", "robot"])
     yellow: CallingLevel = _level(voice_after="3m")
     orange: CallingLevel = _level(
-        voice_after="1m", duty_at_once=True, channels=["sms", "mqtt", "robot", "broadcast"]
+        voice_after="1m",
+        duty_at_once=True,
+        channels=["sms", "mqtt", "robot", "broadcast"],
+        escalate=["deputy", "up", "duty", "leader"],
     )
     red: CallingLevel = _level(
-        voice_after="0s", duty_at_once=True, channels=["sms", "mqtt", "robot", "broadcast"]
+        voice_after="0s",
+        duty_at_once=True,
+        channels=["sms", "mqtt", "robot", "broadcast"],
+        escalate=["deputy", "up", "duty", "leader"],
     )
 
 

@@ -59,7 +59,7 @@ class LevelPolicy:
     redials: int = 3
     redial_every: int = 100_000
     duty_at_once: bool = False
-    escalate: tuple[str, ...] = ("deputy", "up", "duty", "leader")
+    escalate: tuple[str, ...] = ("deputy", "up", "duty")
     channels: tuple[str, ...] = ("sms", "mqtt", "robot")
 
 
@@ -88,10 +88,18 @@ DEFAULT_DEADLINES: Mapping[Level, int] = {
 # county practice: a voice call within 3 minutes, 3 redials within 5 minutes, then up
 DEFAULT_POLICY: Mapping[Level, LevelPolicy] = {
     Level.RED: LevelPolicy(
-        5 * 60_000, 0, duty_at_once=True, channels=("sms", "mqtt", "robot", "broadcast")
+        5 * 60_000,
+        0,
+        duty_at_once=True,
+        escalate=("deputy", "up", "duty", "leader"),
+        channels=("sms", "mqtt", "robot", "broadcast"),
     ),
     Level.ORANGE: LevelPolicy(
-        10 * 60_000, 60_000, duty_at_once=True, channels=("sms", "mqtt", "robot", "broadcast")
+        10 * 60_000,
+        60_000,
+        duty_at_once=True,
+        escalate=("deputy", "up", "duty", "leader"),
+        channels=("sms", "mqtt", "robot", "broadcast"),
     ),
     Level.YELLOW: LevelPolicy(30 * 60_000, 180_000),
     Level.BLUE: LevelPolicy(60 * 60_000, None),
