@@ -135,7 +135,7 @@ class CallingPolicy(_Model):
     """Defaults follow county practice: a voice call within 3 minutes, 3 redials within
     5 minutes, then the not-reached go up; red and orange also call the duty officer and
     the village broadcast at once, and bring in the township leaders with the first wave
-of the not reached; blue is a notice (messages, no call)."""
+    of the not reached; blue is a notice (messages, no call)."""
 
     blue: CallingLevel = _level(voice_after=None, channels=["sms", "mqtt", "robot"])
     yellow: CallingLevel = _level(voice_after="3m")
