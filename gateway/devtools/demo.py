@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.link.broker import Broker
+from firmware_stubs.gsm_modem import GsmModemStub
 from firmware_stubs.mqtt_device import run_scenario
 from firmware_stubs.scenario import load_scenario
 from gateway.app import Running, run_gateway
@@ -55,13 +56,34 @@ def demo_users(db: Path, now: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def demo_config(data: Path, http_port: int, broker_port: int) -> Config:
+# how the far ends of the demo's calls answer (firmware_stubs/gsm_modem.py scenarios)
+DEMO_PHONES = {
+    "13800000001": ["no_answer", "confirm", "confirm", "confirm", "confirm", "confirm"],  # 李明
+    "13800000008": ["confirm"] * 6,  # 吴建, the village head above 刘芳
+    "13800000006": ["busy", "confirm", "confirm", "confirm"],  # 赵敏, the duty officer
+}
+
+
+def demo_modem() -> GsmModemStub:
+    stub = GsmModemStub.open(model="quectel")
+    stub.scenarios.update({k: list(v) for k, v in DEMO_PHONES.items()})
+    return stub
+
+
+def demo_config(
+    data: Path, http_port: int, broker_port: int, modem_port: str | None = None
+) -> Config:
     cfg = load_config(DEMO_CONFIG)
+    notify = cfg.notify
+    if modem_port is not None and notify.sms is not None:
+        sms = notify.sms.model_copy(update={"port": Path(modem_port)})
+        notify = notify.model_copy(update={"sms": sms})
     return cfg.model_copy(
         update={
             "broker": Broker(**{**cfg.broker.model_dump(), "port": broker_port}),
             "database": Database(path=data / "station.db"),
             "http": Http(host="127.0.0.1", port=http_port),
+            "notify": notify,
         }
     )
 
@@ -70,7 +92,8 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
     data.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker()
     await broker.start()
-    cfg = demo_config(data.resolve(), http_port, broker.port)
+    modem = demo_modem()
+    cfg = demo_config(data.resolve(), http_port, broker.port, modem.port)
     users = demo_users(cfg.database.path, int(time.time() * 1000))
     scenario = load_scenario(DEMO_SCENARIO)
     gateway_stop = asyncio.Event()
@@ -87,6 +110,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             f"  web page:  http://127.0.0.1:{running.http_port}/\n"
             f"  database:  {cfg.database.path}\n"
             f"  broker:    mqtt://127.0.0.1:{broker.port} (embedded amqtt)\n"
+            f"  4G modem:  {modem.port} (firmware_stubs/gsm_modem.py: SMS and voice calls)\n"
             f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
             "a scripted rainstorm opens a ticket within the first minute.\n"
             "  log in as (passwords new every run):\n"
@@ -118,6 +142,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             await gateway
         finally:
             await broker.stop()
+            modem.close()
     _summary(cfg, time.monotonic() - t0)
 
 

@@ -215,7 +215,7 @@ class Dispatcher:
             self.in_flight.discard(row.id)
         result = "sent" if error is None else (done.status if done else "retry")
         self.attempts.labels(row.channel, "retry" if result == "pending" else result).inc()
-        if error is not None:
+        if error is not None and outcome is None:  # a call's outcome is logged by its channel
             log.warning("%s delivery %d to %s: %s", row.channel, row.id, row.target, error)
         if done is not None:
             self.hub.publish("delivery", done.to_json())

@@ -222,7 +222,7 @@ class SmsChannel:
         text = fit(str(d.body.get("text") or d.body.get("title") or ""))
         loop = asyncio.get_running_loop()
         ref = await loop.run_in_executor(self.thread, self.modem.send, d.target, text)
-        log.info("SMS to %s sent (reference %s)", d.target, ref)
+        log.info("SMS to %s sent (reference %s)", d.body.get("name") or d.target, ref)
 
     def _delete(self, index: int) -> None:
         async def run() -> None:

@@ -77,6 +77,8 @@ def call(
     """One call, blocking, on the modem's thread; never raises for the far end's
     behaviour (busy, no answer), only DeliveryError for the modem's (no answer, ERROR)."""
     d = DIALECTS[model]
+    if stop():  # cancelled while it waited for the modem (answered meanwhile, lifted)
+        return CallResult("stopped", "not needed any more: not dialled")
     modem.command(d.dtmf_on)
     t0 = time.monotonic()
     try:
@@ -195,6 +197,8 @@ class VoiceChannel:
         text = str(d.body.get("text") or d.body.get("title") or "")
         loop = asyncio.get_running_loop()
         model = self.sms.settings.modem
+        if self.stopped(d.id):
+            raise DeliveryError("not needed any more: not dialled", outcome="stopped")
         result: CallResult = await loop.run_in_executor(
             self.sms.thread,
             call,
@@ -206,7 +210,7 @@ class VoiceChannel:
             lambda: self.stopped(d.id),
         )
         who = d.body.get("name") or d.target
-        log.info("voice call to %s (%s): %s %s", who, d.target, result.outcome, result.detail)
+        log.info("voice call to %s: %s %s", who, result.outcome, result.detail)
         if result.outcome == "confirmed":
             self.on_ack(AckIn(by=d.target, via="voice", ticket=d.ticket_id, note="按1确认"))
             return "confirmed"

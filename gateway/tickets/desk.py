@@ -74,7 +74,9 @@ class Desk(TicketActions, Fanout):
         self.people = People(cfg)
         self.policy = policy_of(cfg)
         self.calling = calling_policy(cfg)
-        self.stopped: set[int] = set()  # voice deliveries to hang up while in flight
+        # voice deliveries cancelled while perhaps queued or in flight: not dialled, or
+        # hung up (id -> when; kept 10 minutes, longer than any call)
+        self.stopped: dict[int, int] = {}
         self.touched: list[int] = []  # ticket ids changed in the current transaction
         # the level the rules hold now at a point (set by the ingest that owns rule state)
         self.point_level: Callable[[str], Level | None] = lambda _point: None
@@ -263,13 +265,14 @@ class Desk(TicketActions, Fanout):
             return
         tk = self.store.ticket(ticket_id)
         assert tk is not None
-        names = ", ".join(f"{c.callee.name} ({c.grid})" for c in plan.calls) or "nobody"
+        names = ", ".join(f"{c.callee.name} ({c.why})" for c in plan.calls) or "nobody"
+        pt = self.points.get(tk.point or "")
         log.info(
-            "warning #%d %s %s at %s: calling %s",
+            "warning #%d %s %s %s: calling %s",
             ticket_id,
             "escalated" if announce == "escalated" else f"round {s.round}",
-            s.level.label,
-            tk.point,
+            pt.name if pt else tk.point,
+            self.level_zh(s.level),
             names,
         )
         wave: list[tuple[int, Call]] = []
@@ -321,6 +324,8 @@ class Desk(TicketActions, Fanout):
         if call_ids is not None:
             where += f" AND call_id IN ({', '.join('?' * len(call_ids))})"
             args += call_ids
+        rows = self.store.conn.execute(f"SELECT id FROM deliveries WHERE {where}", args)
+        self.mark_stopped([int(r[0]) for r in rows], now)
         self.store.conn.execute(
             f"UPDATE deliveries SET status = 'cancelled', updated_at = ? WHERE {where}",
             (now, *args),
@@ -493,7 +498,7 @@ class Desk(TicketActions, Fanout):
         outcome: str | None = None,
         started_at: int | None = None,
     ) -> DeliveryRow | None:
-        self.stopped.discard(delivery_id)
+        self.stopped.pop(delivery_id, None)
         return delivered(
             self.store,
             delivery_id,

@@ -48,7 +48,7 @@ class Fanout:
     store: StationStore
     cfg: Config
     calling: dict[Level, LevelPolicy]
-    stopped: set[int]  # voice deliveries to hang up (lifted, lowered) while in flight
+    stopped: dict[int, int]  # voice deliveries not to dial / to hang up -> since when
 
     # --- texts ------------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ class Fanout:
             "AND status = 'pending'",
             (tk.id,),
         ).fetchall()
-        self.stopped.update(int(r[0]) for r in rows)
+        self.mark_stopped([int(r[0]) for r in rows], now)
         self.store.conn.execute(
             "UPDATE deliveries SET status = 'cancelled', updated_at = ? WHERE ticket_id = ? "
             "AND channel = 'voice' AND status = 'pending'",
@@ -226,6 +226,13 @@ class Fanout:
             "warning #%d %s: calls stopped, told %s", tk.id, outcome, ", ".join(names) or "nobody"
         )
         return names
+
+    def mark_stopped(self, ids: list[int], now: int) -> None:
+        for i in ids:
+            self.stopped[i] = now
+        for i, at in list(self.stopped.items()):
+            if now - at > 600_000:  # long over: no call lasts ten minutes
+                del self.stopped[i]
 
     def level_zh(self, level: Level) -> str:
         return LEVEL_ZH[level]
