@@ -97,7 +97,8 @@ def render(
         "station": f.station,
         "name": f.name,
         "point": f.point,
-        "village": f.village,
+        # "下溪村后山滑坡" already says 下溪村
+        "village": "" if f.point.startswith(f.village) else f.village,
         "level": LEVEL_ZH[f.level],
         "reading": f.reading,
         "plan": (plan or {}).get(label) or DEFAULT_PLAN[label],
