@@ -9,6 +9,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,6 +143,89 @@ def test_a_key_press_acknowledges_after_a_redial_and_sms_shares_the_modem(
             assert sent_to.count("13800000001") == 1 and sent_to.count("13800000006") == 1
             v = [a for a in attempts if a.channel == "voice" and a.person == "li"]
             assert v[1].started_at - v[0].ended_at >= 1000  # the redial's spacing
+        finally:
+            await d.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.submit(store.close).result()
+        writer.shutdown()
+        stub.close()
+
+
+def test_a_lift_hangs_up_the_call_in_progress_and_says_so(tmp_path: Path) -> None:
+    stub = GsmModemStub.open(model="simcom")
+    stub.scenarios["13800000001"] = ["answer"]  # listens, never presses a key
+    cfg = station(
+        tmp_path,
+        notify={
+            "mqtt": {"enabled": False},
+            "sms": {"port": stub.port, "poll_s": 60, "timeout_s": 3, "modem": "simcom"},
+            # a long message, listened to for up to 20 s: the lift comes in the middle
+            "voice": {"ring_s": 2, "repeat": 1, "key_wait_s": 20, "speech_s": 2},
+        },
+        tickets={
+            "calling": {
+                "red": {
+                    "voice_after": "0s",
+                    "redials": 3,
+                    "redial_every": "1s",
+                    "not_reached_after": "10m",
+                    "channels": ["sms"],
+                }
+            }
+        },
+    )
+    writer = ThreadPoolExecutor(1)
+    store: StationStore = writer.submit(StationStore, cfg.database.path).result()
+    desk = Desk(store, cfg)
+    ing = writer.submit(
+        Ingestor, store, RuleSet([RAIN], {"rg-01": DeviceInfo("rg-01", "slope")}), desk
+    ).result()
+    t0 = int(time.time() * 1000)
+
+    async def main() -> None:
+        hub = Hub()
+        d = Dispatcher(desk, writer, {"dashboard": DashboardChannel(hub)}, hub)
+        assert cfg.notify.sms is not None and cfg.notify.voice is not None
+        sms = SmsChannel(cfg.notify.sms, d.on_ack)
+        voice = VoiceChannel(sms, cfg.notify.voice, d.on_ack, lambda i: i in desk.stopped)
+        d.add_channels({"sms": sms, "voice": voice}, None)
+        await d.start()
+        try:
+            writer.submit(
+                ing.commit, Batch(readings=[Reading("rg-01", "rain_mm", t0, 3.0)]), t0
+            ).result()
+            [w] = [t for t in writer.submit(store.tickets).result() if t.kind == "warning"]
+            await until(lambda: bool(stub.calls and stub.calls[0]["spoken"]), "the call spoken")
+            now = int(time.time() * 1000)
+            writer.submit(desk.step, w.id, "lift", "zhao", "duty_officer", "雨停", (), now).result()
+
+            def stopped() -> list[Any]:
+                return [
+                    a
+                    for a in writer.submit(read_attempts, store, w.id).result()
+                    if a.channel == "voice"
+                ]
+
+            await until(lambda: bool(stopped()), "the call's attempt", 15)
+            [a] = stopped()
+            assert (a.outcome, a.detail) == (
+                "stopped",
+                "stopped: warning lifted or lowered: hung up",
+            )
+            assert a.ended_at - now < 5000  # hung up, not after the 20 s of listening
+            assert stub.calls[0]["ended"] == "host"
+            await until(lambda: len(stub.sent) == 2, "the lift told by SMS")
+            assert stub.sent[1] == (
+                "13800000001",
+                "【清水镇】后山滑坡 红色预警已解除，停止叫应，无需回复",
+            )
+            calls = writer.submit(read_calls, store, w.id).result()
+            assert [c.outcome for c in calls if c.person == "li"] == ["lifted"]
+            await asyncio.sleep(1.5)  # no redial after the lift
+            assert len(stub.calls) == 1
         finally:
             await d.stop()
 
