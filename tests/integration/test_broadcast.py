@@ -117,13 +117,19 @@ def test_a_red_warning_is_broadcast_in_its_village_once_per_round(tmp_path: Path
     assert (path, token) == ("/api/play", "t0k")
     assert body["zone"] == "xiaxi" and body["clip"] == "red-evacuate.mp3" and body["n"] == 3
     assert body["tts"] == "各位村民请注意：下溪村后山滑坡发布红色预警，立即组织危险区人员转移撤离。"
-    [w] = [t for t in store.tickets() if t.kind == "warning"]
-    events = [(e.kind, e.note) for e in store.events(w.id) if e.kind == "broadcast"]
-    assert events == [("broadcast", "xiaxi-gb xiaxi")]
-    att = [(a.channel, a.target, a.outcome) for a in read_attempts(store, w.id)]
+    [w] = [t for t in writer.submit(store.tickets).result() if t.kind == "warning"]
+    evs = writer.submit(store.events, w.id).result()
+    assert [(e.kind, e.note) for e in evs if e.kind == "broadcast"] == [
+        ("broadcast", "xiaxi-gb xiaxi")
+    ]
+    att = [
+        (a.channel, a.target, a.outcome) for a in writer.submit(read_attempts, store, w.id).result()
+    ]
     assert ("broadcast", "xiaxi-gb", "sent") in att
-    sirens = [x.target for x in read_deliveries(store, ticket_id=w.id) if x.channel == "siren"]
+    rows = writer.submit(read_deliveries, store, ticket_id=w.id).result()
+    sirens = [x.target for x in rows if x.channel == "siren"]
     assert sirens == ["siren-1"]  # once, although both the siren and the broadcaster name it
     ctl.server.shutdown()
+    ctl.server.server_close()
     writer.submit(store.close).result()
     writer.shutdown()
