@@ -196,6 +196,7 @@ class Robot(_Model):
     """A DingTalk, WeCom or Feishu group robot, for the levels and grid it serves."""
 
     id: Ident
+    name: str = Field(default="", max_length=60)  # the group's name, shown on the page
     kind: Literal["dingtalk", "wecom", "feishu"]
     url: str = Field(pattern=r"^https?://")
     secret: str | None = None  # DingTalk and Feishu signing secret

@@ -200,6 +200,7 @@ class RobotChannel:
         return {
             "robots": {
                 rid: {
+                    "name": r.cfg.name or rid,
                     "kind": r.cfg.kind,
                     "queued": len(r.queue),
                     "throttled": r.throttled,

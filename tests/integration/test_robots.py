@@ -19,9 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.config.loop import Robot
+from gateway.events import Hub
 from gateway.notify.base import Delivery, DeliveryError
+from gateway.notify.dispatcher import Dispatcher
 from gateway.notify.robots import RobotChannel
 
 pytestmark = pytest.mark.integration
@@ -124,7 +127,10 @@ def robots(s: dict[str, Service], ding_secret: str = DING_SECRET) -> list[Robot]
             secret=ding_secret,
         ),
         Robot(
-            id="wx", kind="wecom", url=f"{s['wecom'].url}/cgi-bin/webhook/send?key=wecom-key-123"
+            id="wx",
+            name="防汛值班群",
+            kind="wecom",
+            url=f"{s['wecom'].url}/cgi-bin/webhook/send?key=wecom-key-123",
         ),
         Robot(
             id="fs",
@@ -190,8 +196,12 @@ def test_throttling_and_http_errors_fail_the_attempt(services: dict[str, Service
     services["wecom"].answer = {"errcode": 45009, "errmsg": "api freq out of limit"}
     services["feishu"].status = 503
 
+    registry = CollectorRegistry()
+
     async def main() -> None:
-        ch = RobotChannel(robots(services))
+        hub = Hub()
+        ch = RobotChannel(robots(services), registry=registry)
+        d = Dispatcher(desk=None, writer=None, channels={"robot": ch}, hub=hub)  # type: ignore[arg-type]
         await ch.start()
         try:
             with pytest.raises(DeliveryError, match="45009 发送太快") as e:
@@ -202,11 +212,25 @@ def test_throttling_and_http_errors_fail_the_attempt(services: dict[str, Service
                 await ch.send(delivery(2, "fs"))
             # the DingTalk robot still works: one robot's trouble is its own
             await ch.send(delivery(3, "ding"))
+            # the page reads this through /api/deliveries
+            st = d.status()["robot"]["robots"]  # type: ignore[index]
+            assert st["wx"] == {
+                "name": "防汛值班群",
+                "kind": "wecom",
+                "queued": 0,
+                "throttled": True,
+                "last_error": "wecom 错误 45009 发送太快（每分钟 20 条） (api freq out of limit)",
+            }
+            assert st["fs"]["last_error"] == "HTTP 503" and st["ding"]["last_error"] is None
         finally:
             await ch.stop()
 
     asyncio.run(main())
     assert len(services["dingtalk"].got) == 1
+    metrics = generate_latest(registry).decode()
+    assert 'stationgw_robot_throttled{robot="wx"} 1.0' in metrics
+    assert 'stationgw_robot_failing{robot="fs"} 1.0' in metrics
+    assert 'stationgw_robot_messages_total{result="sent",robot="ding"} 1.0' in metrics
 
 
 def test_a_storm_is_merged_under_the_limit_and_nothing_is_lost(
