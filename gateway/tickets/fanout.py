@@ -19,7 +19,7 @@ from gateway.config.loop import CallingLevel, not_reached_ms
 from gateway.config.station import Config
 from gateway.core.model import Level
 from gateway.tickets.calls import Call, Callee, LevelPolicy
-from gateway.tickets.messages import LEVEL_ZH, Facts, render
+from gateway.tickets.messages import LEVEL_ZH, Facts, reading_zh, render
 from gateway.tickets.model import EventKind
 from gateway.tickets.store import StationStore, Ticket
 from rules.durations import parse_duration
@@ -55,9 +55,7 @@ class Fanout:
     def facts(self, tk: Ticket, names: str) -> Facts:
         pt = next((p for p in self.cfg.points if p.id == tk.point), None)
         village = next((v.name for v in self.cfg.villages if pt and v.id == pt.village), "")
-        reading = ""
-        if tk.reason:  # "rule name: 中文 / English"
-            reading = tk.reason.split(": ", 1)[-1].split(" / ", 1)[0]
+        reading = reading_zh(tk.reason)
         return Facts(
             station=self.cfg.station.name,
             point=pt.name if pt else (tk.point or ""),

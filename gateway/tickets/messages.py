@@ -11,6 +11,7 @@ not say how to answer is useless to the person and to the loop.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,30 @@ DEFAULT_LIMITS: Mapping[str, int] = {
     "robot": 600,
     "broadcast": 120,
 }
+
+
+# the names people use for the metrics a township measures (the rules' reasons name ids)
+METRIC_ZH: Mapping[str, str] = {
+    "rain_mm": "雨量",
+    "level_m": "水位",
+    "crack_mm": "裂缝宽度",
+    "displacement_mm": "位移",
+    "tilt_deg": "倾角",
+    "flow_m3s": "流量",
+    "soil_moisture": "土壤含水率",
+}
+
+
+def reading_zh(reason: str | None) -> str:
+    """The reading of a ticket's reason ("rule name: 中文 / English") in people's words:
+    "短时强降雨，雨量 8.6 mm ≥ 橙色阈值 8 mm"."""
+    if not reason:
+        return ""
+    name, _, rest = reason.partition(": ")
+    zh = rest.split(" / ", 1)[0] if rest else name
+    for metric, words in METRIC_ZH.items():
+        zh = re.sub(rf"(?<![A-Za-z0-9_]){metric}(?![A-Za-z0-9_])", words, zh)
+    return f"{name}，{zh}" if rest else zh
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,9 @@ def summarize(store: StationStore, ticket_id: int) -> dict[str, Any]:
             if e.kind in ("opened", "raised", "warning_raised", "warning_lowered")
         ],
         "calls": responders,
-        "escalations": sum(1 for c in calls if c.why == "escalated"),
+        "escalations": len(
+            {c.called_at for c in calls if c.why in ("escalated", "deputy", "leader")}
+        ),
         "escalated_past": escalated_past,
         "attempts": per_channel,
         "not_reached": [c.name for c in calls if c.outcome == "not_reached"],

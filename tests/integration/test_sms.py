@@ -83,7 +83,7 @@ def test_warning_sms_in_chinese_and_a_reply_acknowledges(
             assert phone == "13800000001"
             # point, level, the reading, what the plan says, how to answer: one segment
             assert text == (
-                f"【清水镇】后山滑坡蓝色预警，rain_mm 3 ≥ 蓝色阈值 2。"
+                f"【清水镇】后山滑坡蓝色预警，短时强降雨，雨量 3 ≥ 蓝色阈值 2。"
                 f"加强巡查，密切关注雨情水情。请回复{w.code}确认"
             )
             assert len(text) <= 70

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.core.model import Level
-from gateway.tickets.messages import Facts, render
+from gateway.tickets.messages import Facts, reading_zh, render
 
 F = Facts(
     station="清水镇应急管理站",
@@ -65,3 +65,13 @@ def test_configured_templates_and_plans_per_level() -> None:
     assert text == "下溪村后山滑坡红色：马上撤离到村委会，请回复0012确认"
     blue = render("sms", Facts(**{**{k: getattr(F, k) for k in F.__slots__}, "level": Level.BLUE}))
     assert "加强巡查" in blue and "蓝色预警" in blue
+
+
+def test_the_reading_is_said_in_peoples_words() -> None:
+    reason = "短时强降雨: rain_mm 8.6 mm ≥ 橙色阈值 8 mm / rain_mm 8.6 mm ≥ orange threshold 8 mm"
+    assert reading_zh(reason) == "短时强降雨，雨量 8.6 mm ≥ 橙色阈值 8 mm"
+    assert (
+        reading_zh("河道水位: level_m 3.1 m ≥ 蓝色阈值 3 m / …")
+        == "河道水位，水位 3.1 m ≥ 蓝色阈值 3 m"
+    )
+    assert reading_zh(None) == ""
