@@ -19,6 +19,7 @@ from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.events import Hub
 from gateway.ingest.commit import Ingestor
+from gateway.notify.base import DeliveryError
 from gateway.notify.dashboard import DashboardChannel
 from gateway.notify.dispatcher import Dispatcher
 from gateway.notify.sms import Modem, SmsChannel
@@ -234,4 +235,21 @@ def test_a_lift_hangs_up_the_call_in_progress_and_says_so(tmp_path: Path) -> Non
     finally:
         writer.submit(store.close).result()
         writer.shutdown()
+        stub.close()
+
+
+def test_a_modem_that_stops_answering_fails_the_attempt_and_comes_back() -> None:
+    stub = GsmModemStub.open(model="quectel")
+    try:
+        stub.scenarios["13800000001"] = ["confirm"]
+        m = Modem(Path(stub.port), timeout_s=0.5)
+        stub.silent = True
+        with pytest.raises(DeliveryError, match="no answer from modem"):
+            call(m, "quectel", "13800000001", "测试", QUICK)
+        assert stub.calls == []  # never dialled
+        stub.silent = False
+        r = call(m, "quectel", "13800000001", "测试", QUICK)
+        assert r.outcome == "confirmed"
+        m.close()
+    finally:
         stub.close()
