@@ -12,6 +12,8 @@ from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
 from gateway.devtools.demo import DEMO_PHONES, demo_config
 from gateway.ingest.commit import Ingestor
+from gateway.reports import loop
+from gateway.reports.period import month_period
 from gateway.tickets.desk import Desk
 from gateway.tickets.records import read_attempts, read_calls, read_deliveries
 from gateway.tickets.store import StationStore
@@ -118,4 +120,35 @@ def test_the_demo_policy_gives_exactly_the_expected_rounds_redials_and_escalatio
         (a.started_at - T0) // S for a in read_attempts(store, shangping.id) if a.channel == "voice"
     ]
     assert v == [26, 29, 32, 56, 56]  # 刘芳 ×3; 吴建 confirms; 赵敏's call stopped
+    # the monthly report's time to answer per channel and attempts per channel
+    period = month_period("2026-05")
+    tks = loop.read_tickets(store.conn, period.end)
+    figures = loop.calls_of(store.conn, period, loop.read_events(store.conn, [t.id for t in tks]))
+    assert list(figures.by_channel) == ["voice"] and figures.by_channel["voice"].n == 4
+    assert figures.attempts["voice"] == {"no_answer": 4, "confirmed": 4, "stopped": 2}
+    assert figures.escalations == 1
+    store.close()
+
+
+def test_lowering_stops_the_calls_and_says_so(tmp_path: Path) -> None:
+    cfg = demo_config(tmp_path, 18000, 1883, "/dev/null")
+    store = StationStore(cfg.database.path)
+    store.register_devices(["rg-01"])
+    desk = Desk(store, cfg)
+    devices = {"rg-01": DeviceInfo("rg-01", "xiaxi-slope")}
+    ing = Ingestor(store, RuleSet([RAIN], devices, {}), desk)
+    ing.commit(Batch(readings=[Reading("rg-01", "rain_mm", T0, 8.6)]), now=T0)  # orange
+    [w] = [t for t in store.tickets() if t.kind == "warning"]
+    voice = [d.id for d in read_deliveries(store, ticket_id=w.id) if d.channel == "voice"]
+    assert len(voice) == 2  # 李明 and the duty officer 赵敏, at once
+    desk.lower(w.id, Level.BLUE, "zhao-zb", "duty_officer", T0 + 1 * S)
+    rows = read_deliveries(store, ticket_id=w.id)
+    assert {d.status for d in rows if d.channel == "voice"} == {"cancelled"}
+    assert set(voice) <= set(desk.stopped)  # a call in progress is hung up
+    told = [(d.target, d.body["text"]) for d in rows if d.channel == "sms" and d.body.get("stop")]
+    said = "【清水镇应急管理站】下溪村后山滑坡 橙色预警已降为蓝色预警，本轮叫应停止，无需回复"
+    assert sorted(told) == [("13800000001", said), ("13800000006", said)]
+    assert [c.outcome for c in read_calls(store, w.id)] == ["stopped", "stopped"]
+    ing.tick(T0 + 999 * S)  # nothing is due any more
+    assert len(read_calls(store, w.id)) == 2
     store.close()
