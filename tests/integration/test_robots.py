@@ -15,17 +15,29 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.config.loop import Robot
+from gateway.core.batch import Batch
+from gateway.core.model import Level, Reading
 from gateway.events import Hub
+from gateway.ingest.commit import Ingestor
 from gateway.notify.base import Delivery, DeliveryError
+from gateway.notify.dashboard import DashboardChannel
 from gateway.notify.dispatcher import Dispatcher
 from gateway.notify.robots import RobotChannel
+from gateway.tickets.desk import Desk
+from gateway.tickets.records import read_attempts
+from gateway.tickets.store import StationStore
+from rules.evaluator import RuleSet
+from rules.model import DeviceInfo, ThresholdRule
+from tests.unit.tickets.loop_helpers import station
 
 pytestmark = pytest.mark.integration
 DING_SECRET = "SEC1a2b3c4d5e6f-demo"
@@ -259,3 +271,72 @@ def test_a_storm_is_merged_under_the_limit_and_nothing_is_lost(
     assert all(g["ok"] for g in got)
     times = sorted(int(g["query"]["timestamp"][0]) for g in got)
     assert all(b - a >= 1990 for a, b in zip(times, times[20:], strict=False))
+
+
+def test_a_station_file_with_robots_sends_signed_warnings_by_scope(
+    services: dict[str, Service], tmp_path: Path
+) -> None:
+    """Through the desk and the dispatcher: a warning's wave goes to the robots of its
+    level and village, mentioning the people called; out-of-scope robots get nothing."""
+    cfg = station(
+        tmp_path,
+        notify={
+            "mqtt": {"enabled": False},
+            "robots": [
+                {
+                    "id": "ding",
+                    "name": "下溪村防汛群",
+                    "kind": "dingtalk",
+                    "url": f"{services['dingtalk'].url}/robot/send?access_token=tok",
+                    "secret": DING_SECRET,
+                    "villages": ["xiaxi"],
+                },
+                {
+                    "id": "fs",
+                    "kind": "feishu",
+                    "url": f"{services['feishu'].url}/open-apis/bot/v2/hook/abc",
+                    "secret": FEISHU_SECRET,
+                    "levels": ["red"],  # not for blue
+                },
+            ],
+        },
+    )
+    writer = ThreadPoolExecutor(1)
+    store: StationStore = writer.submit(StationStore, cfg.database.path).result()
+    desk = Desk(store, cfg)
+    rain = ThresholdRule("rain", "短时强降雨", "rain_mm", "above", ((Level.BLUE, 2.0),))
+    ing = writer.submit(
+        Ingestor, store, RuleSet([rain], {"rg-01": DeviceInfo("rg-01", "slope")}), desk
+    ).result()
+    t0 = int(time.time() * 1000)
+
+    async def main() -> None:
+        hub = Hub()
+        d = Dispatcher(desk, writer, {"dashboard": DashboardChannel(hub)}, hub)
+        d.add_channels({"robot": RobotChannel(cfg.notify.robots)}, None)
+        await d.start()
+        try:
+            r = Reading("rg-01", "rain_mm", t0, 3.0)
+            writer.submit(ing.commit, Batch(readings=[r]), t0).result()
+            deadline = time.monotonic() + 20
+            while not services["dingtalk"].got:
+                assert time.monotonic() < deadline, "no robot message"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+        finally:
+            await d.stop()
+
+    asyncio.run(main())
+    [g] = services["dingtalk"].got
+    assert g["ok"] and g["body"]["at"]["atMobiles"] == ["13800000001"]
+    text = g["body"]["markdown"]["text"]
+    assert text.startswith("### 清水镇 蓝色预警\n- 监测点：下溪村后山滑坡")
+    assert "- 责任人：李网格" in text and "回复短信0002或接听电话按1确认" in text
+    assert services["feishu"].got == []
+    [w] = [t for t in writer.submit(store.tickets).result() if t.kind == "warning"]
+    att = writer.submit(read_attempts, store, w.id).result()
+    assert [(a.channel, a.target, a.outcome) for a in att if a.channel == "robot"] == [
+        ("robot", "ding", "sent")
+    ]
+    writer.submit(store.close).result()
+    writer.shutdown()
