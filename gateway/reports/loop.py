@@ -382,10 +382,10 @@ def calls_of(
             everything.append(ack - start)
             if level is not None:
                 by_level[level].append(ack - start)
-        for grid, name, why, called, outcome, acked in calls:
+        for grid, name, _why, called, outcome, acked in calls:
             if outcome == "acknowledged" and acked is not None:
                 by_grid[grid.split(":")[0]].append(acked - called)
-            if why in ("escalated", "deputy", "leader"):
+            if called > start:  # a wave after the round's start (督导)
                 escalation_steps.add((tid, called))
             if outcome == "escalated":
                 past[name] += 1

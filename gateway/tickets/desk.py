@@ -296,9 +296,7 @@ class Desk(TicketActions, Fanout):
             wave.append((int(row[0]), c))
             extra = f", {c.callee.why}" if c.callee.why else ""
             note = f"{c.grid} {c.callee.name} ({c.why}{extra})"
-            kind = (
-                EventKind.CALLED if c.why in ("issued", "raised", "duty") else EventKind.ESCALATED
-            )
+            kind = EventKind.ESCALATED if announce == "escalated" else EventKind.CALLED
             self.store.add_event(ticket_id, now, kind, "desk", level=s.level, note=note)
         self.fan_out(tk, s.level, wave, announce == "start", now)
         body = self._body(tk, None, now)

@@ -32,6 +32,15 @@ OUTCOME_ZH = {
 }
 
 
+def escalation_waves(calls: list[tuple[int, int]]) -> int:
+    """Waves of escalation (督导): calls of a round made after the round's start, at one
+    time each — whoever they called (deputies, the grid up, the duty officer, leaders)."""
+    starts: dict[int, int] = {}
+    for rnd, at in calls:
+        starts[rnd] = min(at, starts.get(rnd, at))
+    return len({(rnd, at) for rnd, at in calls if at > starts[rnd]})
+
+
 def _s(ms: int | None) -> float | None:
     return round(ms / 1000, 1) if ms is not None else None
 
@@ -114,9 +123,7 @@ def summarize(store: StationStore, ticket_id: int) -> dict[str, Any]:
             if e.kind in ("opened", "raised", "warning_raised", "warning_lowered")
         ],
         "calls": responders,
-        "escalations": len(
-            {c.called_at for c in calls if c.why in ("escalated", "deputy", "leader")}
-        ),
+        "escalations": escalation_waves([(c.round, c.called_at) for c in calls]),
         "escalated_past": escalated_past,
         "attempts": per_channel,
         "not_reached": [c.name for c in calls if c.outcome == "not_reached"],
