@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from firmware_stubs.gsm_modem import GsmModemStub
 from gateway.config.loop import VoiceSection
@@ -108,9 +109,11 @@ def test_a_key_press_acknowledges_after_a_redial_and_sms_shares_the_modem(
     ).result()
     t0 = int(time.time() * 1000)
 
+    registry = CollectorRegistry()
+
     async def main() -> None:
         hub = Hub()
-        d = Dispatcher(desk, writer, {"dashboard": DashboardChannel(hub)}, hub)
+        d = Dispatcher(desk, writer, {"dashboard": DashboardChannel(hub)}, hub, registry=registry)
         assert cfg.notify.sms is not None and cfg.notify.voice is not None
         sms = SmsChannel(cfg.notify.sms, d.on_ack)
         voice = VoiceChannel(sms, cfg.notify.voice, d.on_ack, lambda i: i in desk.stopped)
@@ -144,6 +147,12 @@ def test_a_key_press_acknowledges_after_a_redial_and_sms_shares_the_modem(
             assert sent_to.count("13800000001") == 1 and sent_to.count("13800000006") == 1
             v = [a for a in attempts if a.channel == "voice" and a.person == "li"]
             assert v[1].started_at - v[0].ended_at >= 1000  # the redial's spacing
+            metrics = generate_latest(registry).decode()
+            assert 'stationgw_attempt_outcomes_total{channel="voice",outcome="busy"} 1.0' in metrics
+            assert (
+                'stationgw_attempt_outcomes_total{channel="voice",outcome="confirmed"} 1.0'
+                in metrics
+            )
         finally:
             await d.stop()
 
