@@ -258,7 +258,11 @@ class RobotChannel:
             if len(batch) > 1:
                 self.m_merged.labels(r.cfg.id).inc(len(batch) - 1)
             r.sent_at.append(time.monotonic())
-            error, throttled = await asyncio.to_thread(self._post, r.cfg, text, mentions)
+            try:
+                error, throttled = await asyncio.to_thread(self._post, r.cfg, text, mentions)
+            except Exception as e:  # a bug here must not stop this robot's sender
+                log.exception("robot %s: sending failed", r.cfg.id)
+                error, throttled = f"{type(e).__name__}: {e}", False
             r.throttled = throttled
             self.m_throttled.labels(r.cfg.id).set(1 if throttled else 0)
             if error != r.last_error and error is not None:

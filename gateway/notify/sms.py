@@ -205,11 +205,13 @@ class SmsChannel:
         self._handling: set[int] = set()  # SIM indexes whose acknowledgement is in flight
         self._deletes: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
+        self.stopping = False  # a voice call in progress hangs up when the gateway stops
 
     async def start(self) -> None:
         self._poller = asyncio.create_task(self._poll(), name="sms-inbox")
 
     async def stop(self) -> None:
+        self.stopping = True
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -207,7 +207,7 @@ class VoiceChannel:
             d.target,
             text,
             self.settings,
-            lambda: self.stopped(d.id),
+            lambda: self.sms.stopping or self.stopped(d.id),
         )
         who = d.body.get("name") or d.target
         log.info("voice call to %s: %s %s", who, result.outcome, result.detail)

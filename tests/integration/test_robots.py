@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -340,3 +341,36 @@ def test_a_station_file_with_robots_sends_signed_warnings_by_scope(
     ]
     writer.submit(store.close).result()
     writer.shutdown()
+
+
+def test_a_robot_that_never_answers_times_out_and_delays_no_other(
+    services: dict[str, Service],
+) -> None:
+    hole = socket.socket()  # accepts connections (backlog) and never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    dead = Robot(
+        id="dead",
+        kind="wecom",
+        url=f"http://127.0.0.1:{hole.getsockname()[1]}/cgi-bin/webhook/send?key=k",
+        timeout_s=2.0,
+    )
+
+    async def main() -> None:
+        ch = RobotChannel([dead, *robots(services)[:1]])
+        await ch.start()
+        try:
+            stuck = asyncio.create_task(ch.send(delivery(1, "dead")))
+            await asyncio.sleep(0.2)  # the dead robot's request is on its way
+            await ch.send(delivery(2, "ding"))  # goes through meanwhile
+            assert not stuck.done()
+            with pytest.raises(DeliveryError, match="wecom unreachable: timed out"):
+                await stuck
+        finally:
+            await ch.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        hole.close()
+    assert len(services["dingtalk"].got) == 1
