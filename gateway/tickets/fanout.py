@@ -145,7 +145,7 @@ class Fanout:
                     retry_ms=pol.redial_every,
                 )
         village = self._village(tk)
-        if "robot" in pol.channels and wave:
+        if "robot" in pol.channels and (wave or start):  # the group hears of a new round
             names = "、".join(c.callee.name for _, c in wave)
             phones = [c.callee.phone for _, c in wave if c.callee.phone]
             for r in n.robots:
