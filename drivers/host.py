@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -20,10 +20,12 @@ from drivers.link.config import SerialPort, TransportModel
 from drivers.mqtt_json.codec import Report
 from gateway.core.batch import Batch, Quarantined
 from gateway.core.logs import Once
-from gateway.core.model import Level, Reading
+from gateway.core.model import FLAG_INSTRUMENT, Level, Reading
 
 HealthCounter = Literal["crc_errors", "timeouts", "malformed"]
-DriverCounter = Literal["messages", "acks", "quarantined", "readings_in", "out_of_range"]
+DriverCounter = Literal[
+    "messages", "acks", "quarantined", "readings_in", "out_of_range", "dtu_events"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,9 @@ class Host(Protocol):
     def map(self, device: str, reports: list[Report]) -> Mapped: ...
     def count(self, device: str, counter: HealthCounter, at: int, n: int = 1) -> None: ...
     def note(self, device: str, at: int, **values: float | str | None) -> None: ...
-    def counter(self, name: DriverCounter, label: str | None = None, n: int = 1) -> None: ...
+    def counter(
+        self, name: DriverCounter, label: str | tuple[str, ...] | None = None, n: int = 1
+    ) -> None: ...
 
     async def open_hazard(
         self,
@@ -105,6 +109,30 @@ class FieldSetup:
     spawn: Spawn
     listen: Listen
     servers: list[asyncio.Server] = field(default_factory=list)
+    drivers: Mapping[str, object] = field(default_factory=dict)  # those started before it
+
+    async def serve_and_read(self, protocol: str, driver: FramedDriver) -> None:
+        """A framed protocol's TCP listener (when its section has `listen`) and one reader
+        per serial port that speaks it."""
+        if driver.section.listen is not None:
+            self.servers.append(await self.listen(protocol.upper(), driver.serve))
+        for port in self.serial_ports:
+            if port.protocol == protocol:
+                self.spawn(f"{protocol} serial {port.id}", driver.run_serial, port)
+
+
+class _Listening(Protocol):
+    @property
+    def listen(self) -> object: ...
+
+
+class FramedDriver(Protocol):
+    """A driver of frames over TCP connections and serial lines (SL 651, GB/T 26875)."""
+
+    @property
+    def section(self) -> _Listening: ...
+    async def serve(self) -> asyncio.Server: ...
+    async def run_serial(self, port: SerialPort) -> None: ...
 
 
 class BatchBuilder:
@@ -122,10 +150,21 @@ class BatchBuilder:
         self.host.counter("quarantined", f"{self.protocol}_{kind}")
         self.once.warning(f"{kind}:{source}", "quarantined (%s): %s", source, reason)
 
-    def readings(self, device: str, values: Iterable[tuple[str, int, float]]) -> int:
-        """(metric, ts, value) of a configured device; out-of-range values stored flagged."""
+    def readings(
+        self,
+        device: str,
+        values: Iterable[tuple[str, int, float]],
+        abnormal: Collection[tuple[str, int]] = (),
+    ) -> int:
+        """(metric, ts, value) of a configured device; out-of-range values stored flagged,
+        and so are the (metric, ts) the instrument itself marked `abnormal`."""
         reports = [Report(ts, None, ((metric, value),)) for metric, ts, value in values]
         mapped = self.host.map(device, reports)
+        if abnormal:
+            mapped.readings[:] = [
+                r._replace(flags=r.flags | FLAG_INSTRUMENT) if (r.metric, r.ts) in abnormal else r
+                for r in mapped.readings
+            ]
         self.batch.readings.extend(mapped.readings)
         self.host.counter("readings_in", n=len(mapped.readings))
         for r in mapped.out_of_range:

@@ -21,6 +21,8 @@ from drivers.cigem import describe as cigem_describe
 from drivers.gb26875 import config as gb26875
 from drivers.gb26875 import describe as gb26875_describe
 from drivers.handheld import config as handheld
+from drivers.hj212 import config as hj212
+from drivers.hj212 import describe as hj212_describe
 from drivers.link.config import TransportModel
 from drivers.modbus import config as modbus
 from drivers.modbus import describe as modbus_describe
@@ -37,12 +39,21 @@ def _none(where: str, t: TransportModel, metrics: set[str], ports: Mapping[str, 
 
 
 @dataclass(frozen=True)
+class Decoder:
+    """`stationgw decode NAME FRAME`: one frame to JSON."""
+
+    name: str
+    describe: Describe
+    text: bool = False  # the frame is given as its text (HJ 212), not as hex
+
+
+@dataclass(frozen=True)
 class Protocol:
-    kind: str  # `transport.kind` in the station file
-    transport: type[TransportModel]  # its pydantic model
+    kind: str  # `transport.kind` in the station file; else the name of its section
+    transport: type[TransportModel] | None  # its pydantic model; None: a link, no device kind
     start: str | None = None  # "module:function" that starts its field driver, if any
     problems: Problems = _none  # cross-checks against the device's metrics and serial ports
-    decode: tuple[str, Describe] | None = None  # `stationgw decode NAME`: one frame to JSON
+    decode: Decoder | None = None
 
     def starter(self) -> Callable[..., Any]:
         if self.start is None:
@@ -55,24 +66,31 @@ class Protocol:
 # fmt: off
 PROTOCOLS: Final[dict[str, Protocol]] = {p.kind: p for p in (
     Protocol("mqtt_json", mqtt_json.MqttJsonTransport),  # the spine: gateway/ingest/pipeline.py
-    Protocol("sl651", sl651.Sl651Transport, "drivers.sl651.server:start", sl651.problems, ("sl651", sl651_describe.describe)),  # noqa: E501
-    Protocol("modbus_rtu", modbus.ModbusRtuTransport, "drivers.modbus.master:start", modbus.problems, ("modbus-rtu", modbus_describe.describe)),  # noqa: E501
-    Protocol("cigem", cigem.CigemTransport, "drivers.cigem.mqtt:start", cigem.problems, ("cigem", cigem_describe.describe)),  # noqa: E501
-    Protocol("gb26875", gb26875.Gb26875Transport, "drivers.gb26875.server:start", decode=("gb26875", gb26875_describe.describe)),  # noqa: E501
+    Protocol("sl651", sl651.Sl651Transport, "drivers.sl651.server:start", sl651.problems, Decoder("sl651", sl651_describe.describe)),  # noqa: E501
+    Protocol("modbus_rtu", modbus.ModbusRtuTransport, "drivers.modbus.master:start", modbus.problems, Decoder("modbus-rtu", modbus_describe.describe)),  # noqa: E501
+    Protocol("modbus_tcp", modbus.ModbusTcpTransport, "drivers.modbus.tcp:start", modbus.problems),
+    Protocol("cigem", cigem.CigemTransport, "drivers.cigem.mqtt:start", cigem.problems, Decoder("cigem", cigem_describe.describe)),  # noqa: E501
+    Protocol("gb26875", gb26875.Gb26875Transport, "drivers.gb26875.server:start", decode=Decoder("gb26875", gb26875_describe.describe)),  # noqa: E501
     Protocol("handheld", handheld.HandheldTransport, "drivers.handheld.io:start"),
+    Protocol("hj212", hj212.Hj212Transport, "drivers.hj212.server:start", hj212.problems, Decoder("hj212", hj212_describe.describe, text=True)),  # noqa: E501
+    # a link, not a device kind: [[dtu]] sections carry sl651 or modbus_rtu devices; after
+    # both, so that SL 651 behind a DTU goes through the running SL 651 driver
+    Protocol("dtu", None, "drivers.dtu.server:start"),
 )}
 # fmt: on
 
-TRANSPORT_KINDS = frozenset(PROTOCOLS)
+TRANSPORTS: Final = tuple(p.transport for p in PROTOCOLS.values() if p.transport is not None)
+TRANSPORT_KINDS = frozenset(p.kind for p in PROTOCOLS.values() if p.transport is not None)
 DECODERS: Final[dict[str, Describe]] = {
-    p.decode[0]: p.decode[1] for p in PROTOCOLS.values() if p.decode is not None
+    p.decode.name: p.decode.describe for p in PROTOCOLS.values() if p.decode is not None
 }
+TEXT_DECODERS = frozenset(p.decode.name for p in PROTOCOLS.values() if p.decode and p.decode.text)
 
 if TYPE_CHECKING:
     Transport = TransportModel
 else:
     Transport = Annotated[
-        Union[tuple(p.transport for p in PROTOCOLS.values())],  # noqa: UP007
+        Union[TRANSPORTS],  # noqa: UP007
         Field(discriminator="kind"),
     ]
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -20,8 +21,10 @@ import uvicorn
 from drivers.link.mqtt_client import MqttSource
 from gateway.config.station import Config
 from gateway.events import Hub
+from gateway.http import limits as http_limits
 from gateway.http.app import Context, create_app
 from gateway.ingest.commit import Ingestor
+from gateway.ingest.dead_letter import DeadLetters
 from gateway.ingest.field import FieldDrivers
 from gateway.ingest.health import HealthMonitor, HealthRecorder
 from gateway.ingest.host import GatewayHost
@@ -86,6 +89,7 @@ async def run_gateway(
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
     desk = Desk(store, cfg)  # warnings, calls and deliveries (used on the writer thread)
     ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
+    ingestor.gap_grace_ms = cfg.pipeline.seq_gap_grace_s * 1000
     uplinks = Uplinks(cfg, cfg.database.path, writer, store, wall_ms)  # to the county
     registry = Registry(cfg)
     hub = Hub()
@@ -103,6 +107,7 @@ async def run_gateway(
         capacity=cfg.pipeline.queue_max,
         availability_topic=f"{base}/{GATEWAY_NODE}/status",
         on_connection=on_connection,
+        fresh_only=frozenset({f"{base}/+/telemetry"}),
     )
     pipeline = Pipeline(
         source,
@@ -114,6 +119,8 @@ async def run_gateway(
         batch_max=cfg.pipeline.batch_max,
         commit_delay_s=float(os.environ.get("STATIONGW_TEST_COMMIT_DELAY_S", "0")),
         crash_after_commits=int(os.environ.get("STATIONGW_TEST_CRASH_AFTER_COMMITS", "0")),
+        dead_letters=DeadLetters(Path(f"{cfg.database.path}.inflight")),
+        crash_on=os.environ.get("STATIONGW_TEST_CRASH_ON", "").encode(),
     )
     pipeline.on_tickets = dispatcher.wake  # deliveries go out right after their commit
     metrics.watch(source.depth, hub.subscribers)
@@ -148,6 +155,7 @@ async def run_gateway(
         dispatcher=dispatcher,
         uplinks=uplinks,
         clock_skews=lambda: pipeline.skews,
+        dtus=lambda: field.drivers["dtu"].status() if "dtu" in field.drivers else [],
     )
     server = _Server(
         uvicorn.Config(
@@ -157,6 +165,12 @@ async def run_gateway(
             log_level="warning",
             lifespan="off",
             access_log=False,
+            **http_limits.server_options(
+                request_timeout_s=cfg.http.request_timeout_s,
+                idle_timeout_s=cfg.http.idle_timeout_s,
+                max_connections=cfg.http.max_connections,
+                trusted_proxies=cfg.http.trusted_proxies,
+            ),
         )
     )
     log.info(

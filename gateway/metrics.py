@@ -10,6 +10,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self.dtu_events = Counter(
+            "stationgw_dtu_events",
+            "DTU connections: registered, refused (unknown, duplicate, never), taken over, "
+            "closed idle, garbage between frames",
+            ["dtu", "event"],
+            registry=r,
+        )
         self.messages = Counter(
             "stationgw_messages", "MQTT messages taken from the broker", ["kind"], registry=r
         )
@@ -22,6 +29,16 @@ class Metrics:
         self.duplicates = Counter(
             "stationgw_readings_duplicate",
             "Redelivered readings recognised and stored once",
+            registry=r,
+        )
+        self.unkeyed = Counter(
+            "stationgw_readings_unkeyed",
+            "Readings sent with neither ts nor seq: a redelivery of one cannot be recognised",
+            registry=r,
+        )
+        self.retained_ignored = Counter(
+            "stationgw_telemetry_retained_ignored",
+            "Retained telemetry replayed by the broker at subscription, not taken as new",
             registry=r,
         )
         self.out_of_range = Counter(

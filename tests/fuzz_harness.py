@@ -19,6 +19,7 @@ with atheris.instrument_imports():
     from drivers.cigem import codec as cigem
     from drivers.gb26875 import codec as gb26875
     from drivers.handheld import codec as handheld
+    from drivers.hj212 import codec as hj212
     from drivers.link.framing import Stream
     from drivers.modbus import codec as modbus_rtu
     from drivers.sl651 import codec as sl651
@@ -60,7 +61,15 @@ def handheld_one(data: bytes) -> None:
     _stream(handheld.take, data)
 
 
+def hj212_one(data: bytes) -> None:
+    _stream(hj212.take, data)
+    with contextlib.suppress(hj212.Hj212Error):
+        f, _ = hj212.decode_frame(data)
+        hj212.readings(f, TZ)
+
+
 TARGETS = {
+    "hj212": hj212_one,
     "sl651": sl651_one,
     "gb26875": gb26875_one,
     "modbus-rtu": modbus_one,

@@ -21,6 +21,10 @@ const I18N = {
     state: "状态", age: "持续", deadline: "期限", overdue: "超期", kind: "类别",
     point: "监测点", device: "设备", value: "数值", time: "时间", lastSeen: "最后上报",
     battery: "电量", signal: "信号", errors: "错误计数", firmware: "固件", latest: "最新数据",
+    dtus: "4G DTU", link: "连接", since: "注册时间", silent: "静默", dtuCounts: "计数",
+    registered: "注册", taken_over: "重连接管", refused_duplicate: "重复注册被拒",
+    closed_idle: "超时关闭", garbage: "乱码", refused_unknown: "未知注册被拒",
+    never_registered: "未注册关闭", dtuPort: "端口 {port}（未识别的连接）",
     none: "无", ack: "确认收到", mute: "静音", muteReason: "静音原因（必填）",
     muteTitle: "静音此预警", reasonNeeded: "请填写原因", actionNote: "备注", timeline: "时间线",
     acknowledged: "已确认", by: "由 {by}", noOpen: "暂无未关闭工单", alarmNew: "新预警",
@@ -63,6 +67,10 @@ const I18N = {
     age: "Age", deadline: "Deadline", overdue: "Overdue", kind: "Kind", point: "Point",
     device: "Device", value: "Value", time: "Time", lastSeen: "Last seen",
     battery: "Battery", signal: "Signal", errors: "Errors", firmware: "Firmware",
+    dtus: "4G DTUs", link: "Link", since: "Registered", silent: "Silent", dtuCounts: "Counts",
+    registered: "registered", taken_over: "taken over", refused_duplicate: "refused (duplicate)",
+    closed_idle: "closed idle", garbage: "garbage", refused_unknown: "refused (unknown)",
+    never_registered: "never registered", dtuPort: "Port {port} (unidentified connections)",
     latest: "Latest", none: "None", ack: "Acknowledge", mute: "Mute",
     muteReason: "Why mute (required)", muteTitle: "Mute this warning",
     reasonNeeded: "A reason is needed", actionNote: "Note", timeline: "Timeline",
@@ -319,6 +327,7 @@ function route() {
   if (S.page === "trends") drawTrend();
   if (S.page === "rules") loadRules();
   if (S.page === "duty") loadDuty();
+  if (S.page === "devices") loadDtus();
   schedule();
 }
 function render() {
@@ -665,6 +674,22 @@ function renderDevices() {
         el("td", {}, faults.filter((x) => x.device === d.id).map((x) =>
           el("a", { href: `#tickets/${x.id}`, class: "flag" }, x.title))));
     })));
+}
+
+// 4G DTUs: the station's names first, counts of registrations and refusals
+async function loadDtus() {
+  let rows;
+  try { rows = await api("GET", "/api/dtus"); } catch { return; }
+  if (!rows.length) return put($("#dtu-table"));
+  put($("#dtu-table"), el("h3", {}, t("dtus")), table(
+    ["device", "link", "since", "silent", "dtuCounts"],
+    rows.map((d) => el("tr", { "data-dtu": d.id ?? d.name },
+      el("td", {}, d.id ? d.name : t("dtuPort", { port: d.port }), el("small", {}, d.id ? ` ${d.id}` : "")),
+      el("td", {}, d.id ? el("span", { class: "dot", "data-ok": d.connected ? "1" : "0" },
+        d.connected ? `${t("online")} ${d.peer}` : t("offline")) : "—"),
+      el("td", {}, d.since ? `${when(d.since)} (${ago(d.since)})` : "—"),
+      el("td", {}, d.silent_s != null ? `${num(d.silent_s)} s` : "—"),
+      el("td", {}, Object.entries(d.counts).map(([k, n]) => `${t(k)} ${n}`).join(" · ") || "—")))));
 }
 
 // ---- rules (technician) -------------------------------------------------------------

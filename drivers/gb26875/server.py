@@ -160,9 +160,5 @@ async def start(host: Host, setup: FieldSetup) -> Gb26875Driver:
     """The `[gb26875]` listener (if configured) and one reader per alarm-panel serial port."""
     section = setup.section if isinstance(setup.section, Gb26875Section) else Gb26875Section()
     driver = Gb26875Driver(host, section)
-    if section.listen is not None:
-        setup.servers.append(await setup.listen("GB26875", driver.serve))
-    for port in setup.serial_ports:
-        if port.protocol == "gb26875":
-            setup.spawn(f"gb26875 serial {port.id}", driver.run_serial, port)
+    await setup.serve_and_read("gb26875", driver)
     return driver

@@ -36,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from drivers.link.broker import Broker
 from gateway.core import clock
@@ -68,6 +69,7 @@ class Message:
     received_ms: int
     session: int  # which connection delivered it; acks go only to that one
     oversized: int = 0  # the body's size when over MAX_PAYLOAD (payload: its first KiB)
+    retain: bool = False  # sent from the broker's retained store (a subscription's start)
 
 
 class MqttSource:
@@ -80,9 +82,11 @@ class MqttSource:
         availability_topic: str | None = None,
         on_connection: Callable[[bool], None] | None = None,
         gather_s: float = GATHER_S,
+        fresh_only: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
         self.subscriptions = subscriptions
+        self.fresh_only = fresh_only  # subscriptions that want no retained messages
         self.capacity = capacity
         self.availability_topic = availability_topic
         self.on_connection = on_connection
@@ -380,7 +384,18 @@ class MqttSource:
         self._session += 1
         self._failures = 0
         self._buffer.clear()  # their unacked copies are redelivered on this session
-        client.subscribe([(t, 1) for t in self.subscriptions])
+        if self.settings.protocol == "5":
+            # MQTT 5 retain handling 2: a retained report is an old one, not a new reading;
+            # the broker sends it on none of these subscriptions (3.1.1: the pipeline
+            # drops telemetry flagged retained)
+            client.subscribe(
+                [
+                    (t, SubscribeOptions(qos=1, retainHandling=2 if t in self.fresh_only else 0))
+                    for t in self.subscriptions
+                ]
+            )
+        else:
+            client.subscribe([(t, 1) for t in self.subscriptions])
         if self.availability_topic:
             client.publish(self.availability_topic, b"online", qos=1, retain=True)
         log.info(
@@ -428,6 +443,7 @@ class MqttSource:
             clock.now_ms(),
             self._session,
             size if big else 0,
+            bool(msg.retain),
         )
         if self._closing:
             return  # not acknowledged: the broker keeps it for the next start

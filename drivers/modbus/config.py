@@ -1,11 +1,11 @@
-"""Modbus RTU settings: a slave's `transport` table with its register map."""
+"""Modbus settings: an RTU slave's or a TCP device's `transport` table with its register map."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from drivers.link.config import Model, Name, TransportModel
 
@@ -28,8 +28,31 @@ class Register(Model):
 
 class ModbusRtuTransport(TransportModel):
     kind: Literal["modbus_rtu"]
-    port: Name = Field(description="id of a [[serial_ports]] entry with protocol modbus_rtu")
+    port: Name | None = Field(
+        default=None, description="id of a [[serial_ports]] entry with protocol modbus_rtu"
+    )
+    # the RTU line behind a 4G DTU instead of a local serial port (drivers/dtu/)
+    dtu: Name | None = Field(default=None, description="id of a [[dtu]] speaking modbus_rtu")
     unit: int = Field(ge=1, le=247, description="the slave's Modbus address")
+    poll_s: float = Field(default=10.0, gt=0, le=86_400)
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=10)
+    registers: list[Register] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_line(self) -> ModbusRtuTransport:
+        if (self.port is None) == (self.dtu is None):
+            raise ValueError("name either a serial `port` or a `dtu`, not both or neither")
+        return self
+
+
+class ModbusTcpTransport(TransportModel):
+    """The RTU register maps over the LAN: a PLC, a sensor or a serial-to-Ethernet gateway."""
+
+    kind: Literal["modbus_tcp"]
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=255, description="unit id (behind a converter)")
     poll_s: float = Field(default=10.0, gt=0, le=86_400)
     timeout_s: float = Field(default=1.0, gt=0, le=60)
     retries: int = Field(default=1, ge=0, le=10)
@@ -39,9 +62,11 @@ class ModbusRtuTransport(TransportModel):
 def problems(
     where: str, t: TransportModel, metrics: set[str], ports: Mapping[str, str]
 ) -> list[str]:
-    assert isinstance(t, ModbusRtuTransport)
+    assert isinstance(t, ModbusRtuTransport | ModbusTcpTransport)
     out: list[str] = []
-    if t.port not in ports:
+    if not isinstance(t, ModbusRtuTransport) or t.port is None:
+        pass  # Modbus TCP, or behind a DTU (checked with the [[dtu]] sections)
+    elif t.port not in ports:
         out.append(f"{where}.port: unknown serial port {t.port!r}")
     elif ports[t.port] != "modbus_rtu":
         out.append(f"{where}.port: serial port {t.port!r} speaks {ports[t.port]}")

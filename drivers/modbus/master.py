@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymodbus.client import AsyncModbusSerialClient
@@ -32,6 +33,15 @@ _TYPES = {
     "uint32": AsyncModbusSerialClient.DATATYPE.UINT32,
     "float32": AsyncModbusSerialClient.DATATYPE.FLOAT32,
 }
+
+
+def register_value(registers: Sequence[int], reg: Register) -> float:
+    """The value of one register-map entry from the registers read for it."""
+    raw = AsyncModbusSerialClient.convert_from_registers(
+        list(registers), data_type=_TYPES[reg.type], word_order=reg.word_order
+    )
+    assert isinstance(raw, int | float)
+    return float(raw) * reg.scale + reg.offset
 
 
 class PollFailed(Exception):
@@ -113,11 +123,7 @@ class ModbusBus:
             raise PollFailed(f"exception response {rr}", False)
         if len(rr.registers) != reg.count:
             raise PollFailed(f"{len(rr.registers)} registers for {reg.count} asked", False)
-        raw = self.client.convert_from_registers(
-            rr.registers, data_type=_TYPES[reg.type], word_order=reg.word_order
-        )
-        assert isinstance(raw, int | float)
-        return float(raw) * reg.scale + reg.offset
+        return register_value(rr.registers, reg)
 
     async def poll(self, s: Slave, b: BatchBuilder) -> None:
         values: list[tuple[str, int, float]] = []

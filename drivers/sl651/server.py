@@ -190,9 +190,5 @@ async def start(host: Host, setup: FieldSetup) -> Sl651Driver:
     """The `[sl651]` listener (if configured) and one reader per SL 651 serial port."""
     section = setup.section if isinstance(setup.section, Sl651Section) else Sl651Section()
     driver = Sl651Driver(host, section)
-    if section.listen is not None:
-        setup.servers.append(await setup.listen("SL651", driver.serve))
-    for port in setup.serial_ports:
-        if port.protocol == "sl651":
-            setup.spawn(f"sl651 serial {port.id}", driver.run_serial, port)
+    await setup.serve_and_read("sl651", driver)
     return driver

@@ -1,4 +1,4 @@
-"""Who may use the page and the API: roles, password hashing, the login lockout.
+"""Who may use the page and the API: roles, password hashing, the login throttle.
 
 Pure: no IO; `now` (UTC ms) is an argument. Passwords are hashed with scrypt
 (hashlib, RFC 7914) and a random salt; the stored text names its parameters so they
@@ -92,12 +92,29 @@ def token_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# --- the login lockout ------------------------------------------------------------
+# --- login throttling: growing waits, never a lock-out ------------------------------
+#
+# A wrong password makes the next try from the same place wait: 1 s, 2 s, 4 s ... up to a
+# cap, after some free tries. Three counters, each with its own cap (README, "Security"):
+# one name from one address (a guesser at one machine), one name from anywhere (persisted
+# with the user: guessing from many addresses), one address for any name (spraying many
+# names). No count ever locks: on a shared duty-room PC or behind a proxy, someone
+# else's wrong passwords cost the duty officer at most ADDRESS.cap_ms, and a guesser
+# hammering the duty officer's own name costs him at most USER.cap_ms from his own
+# screen. Counts are forgotten after FORGET_MS without a wrong try.
 
-LOCK_AFTER = 10  # wrong passwords in a row lock the account
-LOCK_MS = 15 * 60 * 1000  # for this long (or until an admin unlocks it)
-FREE_TRIES = 3  # after that each try waits 2**(n - FREE_TRIES) s, at most BACKOFF_MAX_MS
-BACKOFF_MAX_MS = 60_000
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    free: int  # wrong tries before any wait
+    cap_ms: int  # the longest wait
+
+
+PAIR = Throttle(free=3, cap_ms=60_000)  # one name from one address
+USER = Throttle(free=10, cap_ms=15_000)  # one name from any address
+ADDRESS = Throttle(free=10, cap_ms=15_000)  # any name from one address
+FORGET_MS = 15 * 60 * 1000  # a count starts again after this long without a wrong try
+FREE_TRIES = PAIR.free  # (the name older callers used)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +125,16 @@ class Attempts:
     last_at: int = 0
 
 
-def wait_ms(a: Attempts, now: int) -> int:
-    """How long before the next try is allowed (0: now). Locked after LOCK_AFTER."""
-    if a.failures >= LOCK_AFTER:
-        return max(0, a.last_at + LOCK_MS - now)
-    if a.failures < FREE_TRIES:
+def wait_ms(a: Attempts, now: int, t: Throttle = PAIR) -> int:
+    """How long before the next try is allowed (0: now)."""
+    if a.failures < t.free or now - a.last_at >= FORGET_MS:
         return 0
-    delay = min(BACKOFF_MAX_MS, 1000 << (a.failures - FREE_TRIES))
+    delay = min(t.cap_ms, 1000 << min(a.failures - t.free, 30))
     return max(0, a.last_at + delay - now)
 
 
 def after_failure(a: Attempts, now: int) -> Attempts:
-    # a lock that has run out starts the count again
-    failures = 0 if a.failures >= LOCK_AFTER and wait_ms(a, now) == 0 else a.failures
+    failures = 0 if now - a.last_at >= FORGET_MS else a.failures
     return Attempts(failures + 1, now)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from gateway.auth.policy import (
     DUMMY_HASH,
     SESSION_MS,
+    USER,
     Attempts,
     Role,
     after_failure,
@@ -132,7 +133,7 @@ def login(store: Store, name: str, password: str, old_token: str | None, now: in
         return LoginResult(None, None, 0, "wrong")
     uid, role, person, stored, failures, last = row
     attempts = Attempts(int(failures), int(last or 0))
-    if (w := wait_ms(attempts, now)) > 0:
+    if (w := wait_ms(attempts, now, USER)) > 0:
         return LoginResult(None, None, w, "locked")
     if not verify_password(password, stored):
         a = after_failure(attempts, now)
@@ -141,7 +142,7 @@ def login(store: Store, name: str, password: str, old_token: str | None, now: in
                 "UPDATE users SET failures = ?, last_failure = ? WHERE id = ?",
                 (a.failures, a.last_at, uid),
             )
-        return LoginResult(None, None, wait_ms(a, now), "wrong")
+        return LoginResult(None, None, wait_ms(a, now, USER), "wrong")
     token, csrf = new_token(), new_token()
     user = User(int(uid), name, Role(role), person)
     with store.transaction():

@@ -37,6 +37,15 @@ def parse_hex(text: str) -> bytes:
     return bytes.fromhex(cleaned)
 
 
+def parse_text(text: str) -> bytes:
+    """A text frame as pasted: surrounding blanks dropped, a literal `\\r\\n` accepted."""
+    cleaned = text.strip().replace("\\r\\n", "\r\n")
+    try:
+        return cleaned.encode("ascii")
+    except UnicodeEncodeError as e:
+        raise DecodeError(f"{cleaned[e.start]!r} is not ASCII", e.start) from None
+
+
 def decode(protocol: str, data: bytes, tz: tzinfo, now_ms: int | None = None) -> dict[str, Any]:
     """Decode one frame of `protocol`; raise DecodeError (reason, byte offset)."""
     describe = DECODERS.get(protocol)

@@ -106,11 +106,13 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from gateway.cli.decode import DecodeError, decode, parse_hex
+    from drivers.registry import TEXT_DECODERS as TEXT_PROTOCOLS
+    from gateway.cli.decode import DecodeError, decode, parse_hex, parse_text
 
     text = sys.stdin.read() if args.frame == "-" else args.frame
     try:
-        out = decode(args.protocol, parse_hex(text), ZoneInfo(args.tz))
+        data = parse_text(text) if args.protocol in TEXT_PROTOCOLS else parse_hex(text)
+        out = decode(args.protocol, data, ZoneInfo(args.tz))
     except DecodeError as e:
         print(
             json.dumps(
@@ -195,7 +197,11 @@ def parser() -> argparse.ArgumentParser:
 
     dec = sub.add_parser("decode", help="decode one frame of a field protocol to JSON")
     dec.add_argument("protocol", choices=PROTOCOLS)
-    dec.add_argument("frame", metavar="HEX", help="the frame in hex, or - to read it from stdin")
+    dec.add_argument(
+        "frame",
+        metavar="HEX",
+        help="the frame in hex (hj212: its text), or - to read it from stdin",
+    )
     dec.add_argument("--tz", default="Asia/Shanghai", help="zone of the frame's clock")
     dec.set_defaults(func=cmd_decode)
     return p

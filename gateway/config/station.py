@@ -6,6 +6,7 @@ Relative paths inside the file are resolved against the file's folder.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 import zoneinfo
 from pathlib import Path
@@ -14,9 +15,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drivers.cigem.config import CigemSection
+from drivers.dtu.config import DtuSection, dtu_problems
 from drivers.gb26875.config import Gb26875Section
+from drivers.hj212.config import Hj212Section, Hj212Transport, mn_problems
 from drivers.link.broker import Broker
 from drivers.link.config import SerialPort
+from drivers.modbus.config import ModbusRtuTransport
 from drivers.mqtt_json.config import MqttJsonTransport
 from drivers.registry import TRANSPORT_KINDS, Transport, transport_problems
 from drivers.sl651.config import Sl651Section
@@ -125,6 +129,22 @@ class Database(_Model):
 class Http(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # a whole request (headers and body) must arrive within this, or the connection closes
+    request_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    idle_timeout_s: float = Field(default=5.0, gt=0, le=300)  # an idle keep-alive connection
+    max_connections: int = Field(default=256, ge=8, le=10_000)  # requests served at once
+    # the only peers whose X-Forwarded-For / -Proto is believed (addresses or networks)
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"{p!r} is not an IP address or network") from None
+        return v
 
 
 class RulesSection(_Model):
@@ -137,6 +157,8 @@ class RulesSection(_Model):
 class PipelineSection(_Model):
     batch_max: int = Field(default=2000, ge=1, le=100_000)
     queue_max: int = Field(default=20_000, ge=1, le=1_000_000)
+    # how long a late report may fill a sequence gap before it is judged lost
+    seq_gap_grace_s: int = Field(default=120, ge=0, le=86_400)
 
 
 class Config(_Model):
@@ -152,6 +174,8 @@ class Config(_Model):
     sl651: Sl651Section | None = None
     cigem: CigemSection = CigemSection()
     gb26875: Gb26875Section | None = None
+    hj212: Hj212Section | None = None  # HJ 212 analysers over TCP
+    dtu: list[DtuSection] = []  # 4G DTUs in transparent mode
     checklists: list[Checklist] = []
     serial_ports: list[SerialPort] = []
     health: HealthSection = HealthSection()
@@ -201,6 +225,20 @@ def _cross_check(cfg: Config) -> list[str]:
             if m.min >= m.max:
                 out.append(f"devices[{i}].metrics.{name}.max: must be greater than min ({m.min})")
         out += transport_problems(i, d.transport, set(d.metrics), ports)
+    # the [[dtu]] sections and the Modbus devices behind them
+    behind = [
+        (i, d.transport.dtu)
+        for i, d in enumerate(cfg.devices)
+        if isinstance(d.transport, ModbusRtuTransport) and d.transport.dtu is not None
+    ]
+    out += dtu_problems(cfg.dtu, behind)
+    out += mn_problems(
+        [
+            (i, d.transport)
+            for i, d in enumerate(cfg.devices)
+            if isinstance(d.transport, Hj212Transport)
+        ]
+    )
     groups = {p.group for p in cfg.points if p.group}
     out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
     if cfg.people:

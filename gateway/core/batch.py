@@ -23,3 +23,6 @@ class Batch:
     statuses: dict[str, tuple[bool, int]] = field(default_factory=dict)  # device -> (on, at)
     seen: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # device -> (at, seq)
     seqs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # device -> (seq, ts)
+    # reports sent without `ts`: (device, seq or None, digest of values, ts given); a
+    # redelivery is recognised by (device, seq, digest) (gateway/ingest/untimed.py)
+    untimed: list[tuple[str, int | None, int, int]] = field(default_factory=list)

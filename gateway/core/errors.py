@@ -20,6 +20,11 @@ class StoreError(GatewayError):
     """The database could not be opened, migrated or written."""
 
 
+class BatchError(GatewayError):
+    """A batch failed because of what it holds (not because the store refused it): the
+    pipeline commits its messages one by one and quarantines the one that fails."""
+
+
 class DriverError(GatewayError):
     """A transport or protocol driver failed."""
 

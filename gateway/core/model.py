@@ -41,3 +41,4 @@ class Reading(NamedTuple):
 FLAG_OUT_OF_RANGE = 1  # outside the sensor's physical range
 FLAG_STUCK = 2  # the same value for longer than the sensor can plausibly stay still
 FLAG_JUMP = 4  # a step larger than physics allows since the last good value
+FLAG_INSTRUMENT = 8  # the instrument itself marked the value abnormal (HJ 212 -Flag not N)

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.link.broker import Broker
+from firmware_stubs.field_demo import run_field_stubs
 from firmware_stubs.gsm_modem import GsmModemStub
+from firmware_stubs.modbus_tcp_slave import TcpSlave, free_port
 from firmware_stubs.mqtt_device import run_scenario
 from firmware_stubs.scenario import load_scenario
 from gateway.app import Running, run_gateway
@@ -71,7 +73,11 @@ def demo_modem() -> GsmModemStub:
 
 
 def demo_config(
-    data: Path, http_port: int, broker_port: int, modem_port: str | None = None
+    data: Path,
+    http_port: int,
+    broker_port: int,
+    plc_port: int = 1502,
+    modem_port: str | None = None,
 ) -> Config:
     cfg = load_config(DEMO_CONFIG)
     notify = cfg.notify
@@ -84,22 +90,114 @@ def demo_config(
             "database": Database(path=data / "station.db"),
             "http": Http(host="127.0.0.1", port=http_port),
             "notify": notify,
+            **_field_links(cfg, plc_port),
         }
     )
+
+
+# --- field links: a DTU, a Modbus TCP PLC, an HJ 212 analyser ---------------
+FIELD_DEVICES = ("rg-dtu", "plc-01", "gas-01")
+
+
+def _field_links(cfg: Config, plc_port: int) -> dict[str, Any]:
+    """Listeners on free ports (0), the PLC stub's port on its device."""
+    devices = [
+        d.model_copy(update={"transport": d.transport.model_copy(update={"port": plc_port})})
+        if d.transport.kind == "modbus_tcp"
+        else d
+        for d in cfg.devices
+    ]
+    dtus = [
+        d.model_copy(update={"listen": d.listen.model_copy(update={"port": 0})}) for d in cfg.dtu
+    ]
+    out: dict[str, Any] = {"devices": devices, "dtu": dtus}
+    if cfg.hj212 is not None and cfg.hj212.listen is not None:
+        listen = cfg.hj212.listen.model_copy(update={"port": 0})
+        out["hj212"] = cfg.hj212.model_copy(update={"listen": listen})
+    return out
+
+
+async def _field_stubs(running: Running, plc: TcpSlave, stop: asyncio.Event) -> None:
+    field = running.field
+    dtu = field.drivers.get("dtu") if field is not None else None
+    hj212 = field.drivers.get("hj212") if field is not None else None
+    if dtu is None or hj212 is None or hj212.server is None:
+        return
+    await run_field_stubs(
+        dtu_port=dtu.server.servers[0].sockets[0].getsockname()[1],
+        plc=plc,
+        hj212_port=hj212.server.sockets[0].getsockname()[1],
+        stop=stop,
+    )
+
+
+async def _watch_field(cfg: Config, stop: asyncio.Event) -> None:
+    """Print each field link's first reading, with the device's and metric's names."""
+    names = {d.id: d for d in cfg.devices if d.id in FIELD_DEVICES}
+    shown: set[str] = set()
+
+    def latest() -> dict[tuple[str, str], tuple[int, float, int]]:
+        store = StationStore(cfg.database.path, writer=False)
+        try:
+            return store.latest()
+        finally:
+            store.close()
+
+    while shown != set(names) and not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 2.0)
+        for (device, metric), (_, value, _) in (await asyncio.to_thread(latest)).items():
+            d = names.get(device)
+            if d is None or device in shown:
+                continue
+            shown.add(device)
+            spec = d.metrics[metric]
+            via = {"modbus_rtu": "4G DTU", "modbus_tcp": "Modbus TCP", "hj212": "HJ 212"}
+            print(
+                f"  first reading via {via.get(d.transport.kind, d.transport.kind)}: "
+                f"{d.name} {spec.name or metric} = {value:g} {spec.unit}",
+                flush=True,
+            )
+
+
+def _field_summary(cfg: Config) -> None:
+    store = StationStore(cfg.database.path, writer=False)
+    try:
+        latest = store.latest()
+        counts = {
+            d: sum(len(store.readings(d, m, 0, 2**62)) for (dd, m) in latest if dd == d)
+            for d in FIELD_DEVICES
+        }
+    finally:
+        store.close()
+    for d in cfg.devices:
+        if d.id not in FIELD_DEVICES:
+            continue
+        values = ", ".join(
+            f"{m} {v:g} {d.metrics[m].unit}" for (dd, m), (_, v, _) in latest.items() if dd == d.id
+        )
+        print(f"    {d.id:<7} {d.name}: {counts[d.id]} readings; latest {values or '-'}")
+
+
+# --- end field links ----------------------------------------------------------------
 
 
 async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
     data.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker()
     await broker.start()
+    plc = TcpSlave({1: [200]}, port=free_port())  # the Modbus TCP PLC
+    await plc.start()
     modem = demo_modem()
-    cfg = demo_config(data.resolve(), http_port, broker.port, modem.port)
+    cfg = demo_config(data.resolve(), http_port, broker.port, plc.port, modem.port)
     users = demo_users(cfg.database.path, int(time.time() * 1000))
     scenario = load_scenario(DEMO_SCENARIO)
     gateway_stop = asyncio.Event()
     started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     gateway = asyncio.create_task(run_gateway(cfg, gateway_stop, started=started))
     stubs: asyncio.Task[None] | None = None
+    field_stubs: asyncio.Task[None] | None = None
+    watch: asyncio.Task[None] | None = None
     stubs_stop = asyncio.Event()
     t0 = time.monotonic()
     try:
@@ -113,6 +211,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             f"  4G modem:  {modem.port} (firmware_stubs/gsm_modem.py: SMS and voice calls)\n"
             f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
             "a scripted rainstorm opens a ticket within the first minute.\n"
+            f"  field links: {', '.join(FIELD_DEVICES)} (4G DTU, Modbus TCP, HJ 212)\n"
             "  log in as (passwords new every run):\n"
             + "".join(f"    {n:<7} {p:<14} {r}\n" for n, r, p in users)
             + "  Ctrl-C stops.\n",
@@ -128,11 +227,18 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
                 stop=stubs_stop,
             )
         )
+        field_stubs = asyncio.create_task(_field_stubs(running, plc, stubs_stop))
+        watch = asyncio.create_task(_watch_field(cfg, stubs_stop))
         stop_wait = asyncio.create_task(stop.wait())
         await asyncio.wait([stop_wait, gateway, stubs], return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()
     finally:
         stubs_stop.set()
+        for t in (field_stubs, watch):
+            if t is not None:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(t, 5)
+        await plc.stop()
         if stubs is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(stubs, 5)
@@ -144,6 +250,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             await broker.stop()
             modem.close()
     _summary(cfg, time.monotonic() - t0)
+    _field_summary(cfg)
 
 
 async def _first(wanted: asyncio.Future[T], gateway: asyncio.Task[None]) -> T:

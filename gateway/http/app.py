@@ -60,6 +60,7 @@ class Context:
     dispatcher: Dispatcher | None = None
     uplinks: Uplinks | None = None  # to the county (GET /api/uplinks)
     clock_skews: Callable[[], dict[str, int]] = dict  # device -> clock lead (ms), when far
+    dtus: Callable[[], list[dict[str, Any]]] = list  # 4G DTUs and their counts
 
 
 class AckBody(BaseModel):
@@ -79,6 +80,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     from gateway.auth.policy import ACK_ROLES, RULES_ROLES
     from gateway.http import auth as http_auth
+    from gateway.http import limits as http_limits
     from gateway.tickets.desk import policy_of
 
     access = http_auth.Access(ctx, reader, ctx.desk.policy if ctx.desk else policy_of(ctx.config))
@@ -89,6 +91,7 @@ def create_app(ctx: Context) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(access.guard)],  # sessions and CSRF on /api/* (http_auth)
     )
+    http_limits.install(app)  # body size, 422 without echo (gateway/http/limits.py)
     http_auth.add_routes(app, access)
 
     station = ctx.config.station
@@ -110,6 +113,13 @@ def create_app(ctx: Context) -> FastAPI:
                 "device_skew_s": {d: ms / 1000 for d, ms in ctx.clock_skews().items()},
             },
         }
+
+    @app.get("/api/dtus")
+    def dtus() -> list[dict[str, Any]]:
+        """4G DTUs: connected, peer, since, silence, counts (registered, taken_over,
+        refused_duplicate, closed_idle, garbage); refusals of unknown or missing
+        registrations per port."""
+        return ctx.dtus()
 
     @app.get("/api/devices")
     def devices() -> list[dict[str, Any]]:

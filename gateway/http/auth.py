@@ -22,7 +22,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth.policy import (
+    ADDRESS,
     AUDIT_ROLES,
+    PAIR,
     SESSION_COOKIE,
     Attempts,
     PasswordTooWeak,
@@ -56,7 +58,7 @@ T = TypeVar("T")
 
 PUBLIC = frozenset({"/api/health", "/api/session", "/api/login", "/api/setup"})
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_TRACKED = 10_000  # client addresses remembered for the per-address lockout
+MAX_TRACKED = 10_000  # addresses (and name, address pairs) remembered for the throttle
 
 
 def now_ms() -> int:
@@ -80,7 +82,8 @@ class Access:
         self.ctx = ctx
         self.reader = reader
         self.policy = policy
-        self.by_address: dict[str, Attempts] = {}
+        self.by_address: dict[str, Attempts] = {}  # any name from one address
+        self.by_pair: dict[tuple[str, str], Attempts] = {}  # one name from one address
         self.setup_hash: str | None = None
         if count_users(reader()) == 0:
             token = new_token()
@@ -199,8 +202,14 @@ def add_routes(app: FastAPI, access: Access) -> None:
             return {"user": None, "setup": access.setup_pending()}
         return me(s)
 
-    def lockout(address: str, now: int) -> None:
-        if (w := wait_ms(access.by_address.get(address, Attempts()), now)) > 0:
+    def lockout(address: str, name: str, now: int) -> None:
+        """Refuse a try that comes before its wait is over (gateway.auth: growing waits
+        per address and per name at that address; never a lock)."""
+        w = max(
+            wait_ms(access.by_address.get(address, Attempts()), now, ADDRESS),
+            wait_ms(access.by_pair.get((address, name), Attempts()), now, PAIR),
+        )
+        if w > 0:
             secs = -(-w // 1000)  # rounded up
             raise HTTPException(
                 429,
@@ -208,24 +217,29 @@ def add_routes(app: FastAPI, access: Access) -> None:
                 headers={"Retry-After": str(secs)},
             )
 
-    def failed(address: str, now: int) -> None:
+    def failed(address: str, name: str, now: int) -> None:
         if len(access.by_address) >= MAX_TRACKED:
             access.by_address.clear()
-        a = access.by_address.get(address, Attempts())
-        access.by_address[address] = after_failure(a, now)
+        if len(access.by_pair) >= MAX_TRACKED:
+            access.by_pair.clear()
+        access.by_address[address] = after_failure(access.by_address.get(address, Attempts()), now)
+        pair = (address, name)
+        access.by_pair[pair] = after_failure(access.by_pair.get(pair, Attempts()), now)
 
     @app.post("/api/login")
     async def do_login(request: Request, body: LoginBody) -> JSONResponse:
         """Password login: a new session cookie (HttpOnly, SameSite=Strict, Secure over
-        TLS). Wrong passwords back off; ten in a row lock the name for 15 minutes."""
+        TLS). Wrong passwords make the next try wait, growing to at most a minute for one
+        name from one address; nothing locks (README, Security)."""
         now = now_ms()
         address = request.client.host if request.client else "?"
-        lockout(address, now)
+        lockout(address, body.name, now)
         old = request.cookies.get(SESSION_COOKIE)
         store = ctx.writer_store
         result = await access.on_writer(lambda: login(store, body.name, body.password, old, now))
         if result.session is None or result.token is None:
-            failed(address, now)
+            if result.why != "locked":  # a try refused for its wait does not count again
+                failed(address, body.name, now)
             access.record(request, "login", body.name, {"why": result.why}, ok=False, user=None)
             if result.why == "locked":
                 secs = -(-result.wait_ms // 1000)  # rounded up
@@ -235,7 +249,7 @@ def add_routes(app: FastAPI, access: Access) -> None:
                     headers={"Retry-After": str(secs)},
                 )
             raise HTTPException(401, {"why": "wrong", "message": "wrong name or password"})
-        access.by_address.pop(address, None)
+        access.by_pair.pop((address, body.name), None)
         access.record(request, "login", body.name, None, user=result.session.user)
         response = JSONResponse(me(result.session))
         _set_cookie(request, response, result.token)
@@ -255,10 +269,10 @@ def add_routes(app: FastAPI, access: Access) -> None:
         """The first admin, with the one-time token the gateway printed at start."""
         now = now_ms()
         address = request.client.host if request.client else "?"
-        lockout(address, now)
+        lockout(address, "(setup)", now)
         want = access.setup_hash if access.setup_pending() else None
         if want is None or not hmac.compare_digest(token_id(body.token), want):
-            failed(address, now)
+            failed(address, "(setup)", now)
             access.record(request, "setup", body.name, None, ok=False)
             raise HTTPException(403, {"why": "token", "message": "no setup pending or wrong token"})
         store = ctx.writer_store

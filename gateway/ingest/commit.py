@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from gateway.core.batch import Batch
 from gateway.core.model import Level, Reading
-from gateway.ingest import seq_gaps
+from gateway.ingest import seq_gaps, untimed
 from gateway.storage.store import DeviceState
 from gateway.tickets.model import Action, Note, Open, Raise, decide, title
 from gateway.tickets.store import StationStore, Ticket
@@ -83,6 +83,8 @@ class Ingestor:
             desk.point_level = self.point_level
         self.state = restore(ruleset, store)
         self._stale = False
+        self.gap_grace_ms = seq_gaps.GRACE_MS  # a sequence gap is judged lost after this
+        self._forgot_at = 0
 
     def replace_rules(self, ruleset: RuleSet) -> None:
         """Swap the rules; a rule keeps its state where its id and kind are unchanged."""
@@ -104,7 +106,10 @@ class Ingestor:
         try:
             self._touched_by_desk()
             with store.transaction():
-                readings, faults = screen(self.ruleset, self.state, batch.readings, now)
+                incoming = batch.readings
+                if batch.untimed:  # reports sent without a device time
+                    incoming = untimed.place(store.conn, incoming, batch.untimed)
+                readings, faults = screen(self.ruleset, self.state, incoming, now)
                 new = store.insert_readings(readings)
                 outbox.add_readings(store.conn, new)  # to the county uplinks, same commit
                 store.record_rollups(new)  # hourly buckets, in this same transaction
@@ -145,6 +150,10 @@ class Ingestor:
             with self.store.transaction():
                 transitions = tick(self.ruleset, self.state, now)
                 touched = [self._apply(t, now) for t in transitions]
+                seq_gaps.settle(self.store, now, self.gap_grace_ms)
+                if now - self._forgot_at > 60_000:
+                    untimed.forget(self.store.conn, now)
+                    self._forgot_at = now
                 self._save_state()
                 if self.desk is not None:
                     self.desk.tick(now)  # escalations due: persisted with their calls

@@ -55,11 +55,12 @@ class FieldDrivers:
         for kind, protocol in PROTOCOLS.items():
             if protocol.start is None:
                 continue
-            devices = [d for d in cfg.devices if d.transport.kind == kind]
+            devices = [d for d in cfg.devices if d.transport.kind == kind]  # none for a link
             section = getattr(cfg, kind, None)
             if not devices and (section is None or kind not in cfg.model_fields_set):
                 continue
             setup = FieldSetup(devices, section, cfg.serial_ports, self._spawn, _listen)
+            setup.drivers = dict(self.drivers)
             self.drivers[kind] = await protocol.starter()(self.host, setup)
             self._servers += setup.servers
 

@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from drivers.modbus.config import ModbusRtuTransport
+from drivers.modbus.config import ModbusRtuTransport, ModbusTcpTransport
 from gateway.config.station import Config, Device
 from gateway.events import Hub
 from gateway.storage.store import DeviceState, Store
@@ -194,7 +194,7 @@ def interval_ms(device: Device) -> int | None:
     """The reporting interval a device's silence is judged by."""
     if device.interval_s is not None:
         return round(device.interval_s * 1000)
-    if isinstance(device.transport, ModbusRtuTransport):
+    if isinstance(device.transport, ModbusRtuTransport | ModbusTcpTransport):
         return round(device.transport.poll_s * 1000)
     return None
 

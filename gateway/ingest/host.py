@@ -72,9 +72,15 @@ class GatewayHost:
     def note(self, device: str, at: int, **values: float | str | None) -> None:
         self.health.note(device, at, **values)
 
-    def counter(self, name: DriverCounter, label: str | None = None, n: int = 1) -> None:
+    def counter(
+        self, name: DriverCounter, label: str | tuple[str, ...] | None = None, n: int = 1
+    ) -> None:
         c = getattr(self.metrics, name)
-        (c.labels(label) if label is not None else c).inc(n)
+        if isinstance(label, tuple):
+            c = c.labels(*label)
+        elif label is not None:
+            c = c.labels(label)
+        c.inc(n)
 
     async def write(self, fn: Callable[[StationStore], Any]) -> Any:
         if self._write is None:

@@ -413,7 +413,27 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE rollups.res = 86400000 AND h.sid = rollups.series_id AND h.d = rollups.bucket;
     DELETE FROM rollups WHERE res = 86400000 AND count = 0;
     """,
-    # 10: 叫应 by policy (issue 18) — every attempt on every channel (who, channel, when,
+    # 10: reports sent without a device time (gateway/ingest/untimed.py), recognised on
+    # redelivery by (device, seq, values); and sequence gaps waiting to be judged
+    # (gateway/ingest/seq_gaps.py: a gap filled by a late report within the grace is no loss)
+    """
+    CREATE TABLE untimed_reports (
+        device TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest INTEGER NOT NULL,              -- of the report's values
+        ts INTEGER NOT NULL,                  -- the time the gateway gave its readings
+        PRIMARY KEY (device, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX untimed_reports_ts ON untimed_reports (ts);
+    CREATE TABLE seq_pending (
+        device TEXT NOT NULL,
+        first INTEGER NOT NULL,
+        last INTEGER NOT NULL,
+        found_at INTEGER NOT NULL,            -- gateway time the gap was first seen
+        PRIMARY KEY (device, first)
+    ) WITHOUT ROWID;
+    """,
+    # 11: 叫应 by policy (issue 18) — every attempt on every channel (who, channel, when,
     # outcome, how long); a delivery's own retry rhythm (voice redials: their count and
     # spacing come from the calling policy, not the generic backoff); a warning whose
     # waves found nobody new (the not-reached list stays with the duty room)

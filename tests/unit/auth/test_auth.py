@@ -1,4 +1,4 @@
-"""The access core: password hashes, the login backoff and lockout, role permissions,
+"""The access core: password hashes, the login throttle (never a lock), role permissions,
 and users/sessions/audit in a real SQLite database."""
 
 from __future__ import annotations
@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from gateway.auth.policy import (
-    LOCK_AFTER,
-    LOCK_MS,
+    ADDRESS,
+    FORGET_MS,
+    PAIR,
+    USER,
     Attempts,
     PasswordTooWeak,
     Role,
+    Throttle,
     after_failure,
     hash_password,
     permissions,
@@ -35,20 +38,25 @@ def test_hash_is_salted_scrypt_and_verifies() -> None:
     assert not verify_password("x", "md5$abc") and not verify_password("x", "garbage")
 
 
-def test_backoff_then_lock_after_ten_wrong_then_free_again() -> None:
+@pytest.mark.parametrize("throttle", [PAIR, USER, ADDRESS], ids=["pair", "user", "address"])
+def test_waits_grow_to_a_cap_and_never_lock(throttle: Throttle) -> None:
+    """Issue 21: no number of wrong passwords locks a name or an address; the wait grows
+    1 s, 2 s, 4 s ... after the free tries and stops at the cap."""
     a, now = Attempts(), 1_000_000
     delays = []
-    for _ in range(LOCK_AFTER):
-        assert wait_ms(a, now) == 0
+    for _ in range(1000):
+        assert wait_ms(a, now, throttle) == 0
         a = after_failure(a, now)
-        delays.append(wait_ms(a, now))
-        if len(delays) < LOCK_AFTER:
-            now += delays[-1]
-    assert delays[:3] == [0, 0, 1000]  # three free tries, then 1 s, 2 s, 4 s …
-    assert delays[3:6] == [2000, 4000, 8000] and max(delays[:-1]) <= 60_000
-    assert delays[-1] == LOCK_MS  # the tenth locks
-    assert wait_ms(a, now + LOCK_MS - 1) == 1 and wait_ms(a, now + LOCK_MS) == 0
-    assert after_failure(a, now + LOCK_MS).failures == 1  # the count starts again
+        delays.append(wait_ms(a, now, throttle))
+        now += delays[-1]
+    free = throttle.free
+    assert delays[: free - 1] == [0] * (free - 1)
+    assert delays[free - 1 : free + 2] == [1000, 2000, 4000]
+    assert max(delays) == throttle.cap_ms == delays[-1]  # the 1,000th waits the cap, no more
+    assert (PAIR.cap_ms, USER.cap_ms, ADDRESS.cap_ms) == (60_000, 15_000, 15_000)
+    # a quarter of an hour without a wrong try: the count starts again
+    assert wait_ms(a, now + FORGET_MS) == 0
+    assert after_failure(a, now + FORGET_MS).failures == 1
 
 
 def test_permissions_follow_the_station_ticket_policy() -> None:
@@ -102,16 +110,16 @@ def test_users_sessions_rotate_and_lock(tmp_path: Path) -> None:
         # the database keeps only a hash of the token
         stored = store.conn.execute("SELECT id FROM sessions").fetchall()
         assert stored and all(second.token not in row[0] for row in stored)
-        # ten wrong: locked, and then the right password is refused too
+        # many wrong: the right password waits too, at most the per-name cap, then works
         now = 10_000
-        for i in range(LOCK_AFTER):
+        for _ in range(100):
             r = login(store, "zhao", "wrong password", None, now)
-            assert r.session is None
-            if i < LOCK_AFTER - 1:
-                now += r.wait_ms
-        locked = login(store, "zhao", "long enough pw", None, now)
-        assert (locked.session, locked.why) == (None, "locked") and locked.wait_ms == LOCK_MS
-        assert login(store, "zhao", "long enough pw", None, now + LOCK_MS).session is not None
+            assert r.session is None and r.why == "wrong"
+            now += r.wait_ms
+        r = login(store, "zhao", "wrong password", None, now)
+        held = login(store, "zhao", "long enough pw", None, now)
+        assert (held.session, held.why) == (None, "locked") and held.wait_ms == USER.cap_ms
+        assert login(store, "zhao", "long enough pw", None, now + USER.cap_ms).session
         assert login(store, "nobody", "x", None, now).why == "wrong"
         assert [a["action"] for a in read_audit(store, 10)] == ["user.add"]
     finally:

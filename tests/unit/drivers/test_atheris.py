@@ -17,10 +17,12 @@ SEEDS = {
         "26190018483812120003C648"
     ),
     "modbus-rtu": bytes.fromhex("02030000000305F8"),
+    "hj212": b"##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;"
+    b"Flag=5;CP=&&RtdInterval=30&&1C80\r\n",
 }
 
 
-@pytest.mark.parametrize("codec", ["sl651", "gb26875", "modbus-rtu", "cigem", "handheld"])
+@pytest.mark.parametrize("codec", ["sl651", "gb26875", "modbus-rtu", "cigem", "handheld", "hj212"])
 def test_atheris_finds_no_foreign_exception(codec: str, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -106,7 +106,28 @@ def test_cigem_never_raises_foreign_errors(data: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(["sl651", "modbus-rtu", "gb26875", "cigem"]), st.binary(max_size=120))
+@given(
+    st.sampled_from(["sl651", "modbus-rtu", "gb26875", "cigem", "hj212"]), st.binary(max_size=120)
+)
 def test_decode_command_core_only_raises_decode_error(protocol: str, data: bytes) -> None:
     with contextlib.suppress(DecodeError):
         decode(protocol, data, TZ, now_ms=0)
+
+
+GOOD_HJ212 = (
+    b"##0285QN=20190925181031464;ST=22;CN=2061;PW=BF470F88957588DE902D1A52;MN=Z13401000010301;"
+    b"Flag=5;CP=&&DataTime=20190924220000;a34006-Avg=2.69700,a34006-Flag=N;a34007-Avg=7.96600,"
+    b"a34007-Flag=N;a34048-Avg=3.30600,a34048-Flag=N;a34047-Avg=7.35700,a34047-Flag=N;"
+    b"a34049-Avg=10.66300,a34049-Flag=N&&C181\r\n"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), mutated(GOOD_HJ212)))
+def test_hj212_stream_and_decode_never_raise_foreign_errors(data: bytes) -> None:
+    from drivers.hj212 import codec as hj212
+
+    run_stream(hj212.take, data + GOOD_HJ212)
+    with contextlib.suppress(hj212.Hj212Error):
+        f, _ = hj212.decode_frame(data)
+        hj212.readings(f, TZ)

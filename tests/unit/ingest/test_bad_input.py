@@ -113,6 +113,7 @@ def test_a_1_mb_body_is_cut_on_arrival_and_quarantined() -> None:
     class Raw:  # what paho hands the callback
         def __init__(self, payload: bytes) -> None:
             self.topic, self.payload, self.qos, self.mid = TOPIC, payload, 1, 7
+            self.retain = False
 
     body = b'{"values": {"rain_mm": 1}, "pad": "' + b"x" * (1 << 20) + b'"}'
     tracemalloc.start()

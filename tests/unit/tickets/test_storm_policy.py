@@ -40,7 +40,7 @@ STORM = {
 def test_the_demo_policy_gives_exactly_the_expected_rounds_redials_and_escalations(
     tmp_path: Path,
 ) -> None:
-    cfg = demo_config(tmp_path, 18000, 1883, "/dev/null")
+    cfg = demo_config(tmp_path, 18000, 1883, modem_port="/dev/null")
     store = StationStore(cfg.database.path)
     store.register_devices(["rg-01", "rg-02"])
     devices = {
@@ -131,7 +131,7 @@ def test_the_demo_policy_gives_exactly_the_expected_rounds_redials_and_escalatio
 
 
 def test_lowering_stops_the_calls_and_says_so(tmp_path: Path) -> None:
-    cfg = demo_config(tmp_path, 18000, 1883, "/dev/null")
+    cfg = demo_config(tmp_path, 18000, 1883, modem_port="/dev/null")
     store = StationStore(cfg.database.path)
     store.register_devices(["rg-01"])
     desk = Desk(store, cfg)

@@ -1,0 +1,1 @@
+"""4G DTUs in transparent mode: registration, heartbeats, and the instrument behind."""

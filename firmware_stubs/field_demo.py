@@ -1,0 +1,87 @@
+"""The demo's field links: a rain gauge behind a 4G DTU (Modbus RTU), a pump-station PLC
+on Modbus TCP and a gas analyser speaking HJ 212, each with slowly changing values.
+
+`run_field_stubs` runs them until `stop` is set: the DTU registers with its IMEI, sends
+heartbeats and drops its link every ~40 s (then reconnects, as on a weak 4G link); the
+PLC serves its registers; the analyser uploads real-time data every `interval_s` and
+waits for each answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+
+from firmware_stubs.dtu import DtuStub, RtuSlave
+from firmware_stubs.hj212_analyser import Analyser, Upload
+from firmware_stubs.modbus_tcp_slave import TcpSlave
+
+DTU_REGISTRATION = b"860000000000001"  # the demo DTU's IMEI, as in demo_station.toml
+HJ212_MN = "QS0000000000000001"
+
+
+async def _vary(gauge: RtuSlave, plc: TcpSlave, stop: asyncio.Event, seed: int) -> None:
+    rnd = random.Random(seed)
+    k = 0
+    while not stop.is_set():
+        regs = gauge.holding[1]
+        regs[0] = (regs[0] + rnd.randint(0, 5)) % 65536  # 0.1 mm counts of the gauge
+        plc.set(1, 0, round(180 + 40 * math.sin(k / 10)))  # sump level, cm
+        k += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 2.0)
+
+
+def uploads(start_ms: int, interval_s: float, count: int, seed: int) -> list[Upload]:
+    rnd = random.Random(seed)
+    out = []
+    for k in range(count):
+        so2 = round(18 + 6 * math.sin(k / 8) + rnd.uniform(-1, 1), 2)
+        co = round(0.6 + rnd.uniform(-0.1, 0.1), 3)
+        out.append(Upload(start_ms + round(k * interval_s * 1000), {"a21026": so2, "a21005": co}))
+    return out
+
+
+async def run_field_stubs(
+    *,
+    dtu_port: int,
+    plc: TcpSlave,
+    hj212_port: int,
+    stop: asyncio.Event,
+    interval_s: float = 5.0,
+    seed: int = 0,
+) -> None:
+    gauge = RtuSlave({1: [1234, 0]})
+    dtu = DtuStub(
+        "127.0.0.1",
+        dtu_port,
+        DTU_REGISTRATION,
+        gauge,
+        heartbeat=b"HB",
+        heartbeat_s=10,
+        drop_every_s=40,
+        reconnect_s=2,
+        seed=seed,
+    )
+    start = int(time.time()) * 1000
+    analyser = Analyser(HJ212_MN, uploads(start, interval_s, 100_000, seed))
+    tasks = [
+        asyncio.create_task(dtu.run(stop)),
+        asyncio.create_task(_vary(gauge, plc, stop, seed)),
+        asyncio.create_task(
+            analyser.run(
+                "127.0.0.1", hj212_port, interval_s=interval_s, max_attempts=10**9, stop=stop
+            )
+        ),
+    ]
+    try:
+        await stop.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
