@@ -116,7 +116,7 @@ class GsmModemStub:
         call: dict[str, object] = {
             "phone": phone,
             "scenario": scenario,
-            "state": 2,
+            "state": 3,  # +CLCC stat: 3 alerting (the far end rings), 0 active
             "spoken": [],
             "key": None,
         }

@@ -355,7 +355,7 @@ def calling_problems(
             }[ch]
             if missing:
                 out.append(f"{key}.channels[{i}]: {ch} is not configured in [notify]")
-        for pid, village, group in points:
+        for pid, village, group in points if people else ():  # no people file: no calls
             grids = [f"point:{pid}", f"village:{village}", "township", "county"]
             if group:
                 grids.append(f"group:{group}")

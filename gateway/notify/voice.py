@@ -210,7 +210,12 @@ class VoiceChannel:
             lambda: self.sms.stopping or self.stopped(d.id),
         )
         who = d.body.get("name") or d.target
-        log.info("voice call to %s: %s %s", who, result.outcome, result.detail)
+        after = (
+            f" (answered after {result.answered_after_s} s)"
+            if result.answered_after_s is not None
+            else ""
+        )
+        log.info("voice call to %s: %s %s%s", who, result.outcome, result.detail, after)
         if result.outcome == "confirmed":
             self.on_ack(AckIn(by=d.target, via="voice", ticket=d.ticket_id, note="按1确认"))
             return "confirmed"
