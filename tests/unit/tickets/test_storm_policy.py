@@ -152,3 +152,41 @@ def test_lowering_stops_the_calls_and_says_so(tmp_path: Path) -> None:
     ing.tick(T0 + 999 * S)  # nothing is due any more
     assert len(read_calls(store, w.id)) == 2
     store.close()
+
+
+def test_a_restart_neither_forgets_nor_repeats_a_redial_or_an_escalation(tmp_path: Path) -> None:
+    cfg = demo_config(tmp_path, 18000, 1883, modem_port="/dev/null")
+    devices = {"rg-02": DeviceInfo("rg-02", "shangping-river")}
+
+    def gateway() -> tuple[StationStore, Desk, Ingestor]:
+        store = StationStore(cfg.database.path)
+        store.register_devices(["rg-02"])
+        desk = Desk(store, cfg)
+        return store, desk, Ingestor(store, RuleSet([RAIN], devices, {}), desk)
+
+    store, desk, ing = gateway()
+    ing.commit(Batch(readings=[Reading("rg-02", "rain_mm", T0, 2.2)]), now=T0)  # blue
+    for d in desk.due_deliveries(T0, set()):  # SMS, MQTT, the duty room: sent
+        desk.delivered(d.id, None, T0, 6)
+    assert desk.due_deliveries(T0 + 2 * S - 1, set()) == []  # the call waits its 2 s
+    [v] = desk.due_deliveries(T0 + 2 * S, set())
+    assert v.channel == "voice"
+    desk.delivered(v.id, "no_answer", T0 + 6 * S, 6, outcome="no_answer")  # rang 4 s
+    store.close()
+
+    store, desk, ing = gateway()  # restarted: the redial is 3 s after the call ended
+    assert [d.id for d in desk.due_deliveries(T0 + 9 * S - 1, set())] == []
+    assert [d.id for d in desk.due_deliveries(T0 + 9 * S, set())] == [v.id]
+    ing.tick(T0 + 29 * S)
+    assert len(read_calls(store, v.ticket_id)) == 1
+    store.close()
+
+    store, desk, ing = gateway()  # restarted long after the not-reached time: fires once
+    ing.tick(T0 + 200 * S)
+    ing.tick(T0 + 201 * S)
+    calls = [(c.name, c.why) for c in read_calls(store, v.ticket_id)]
+    assert calls == [("刘芳", "issued"), ("吴建", "escalated"), ("赵敏", "duty")]
+    # 刘芳's redials left are not needed: she counts as not reached now
+    left = [d for d in read_deliveries(store, ticket_id=v.ticket_id) if d.id == v.id]
+    assert [d.status for d in left] == ["cancelled"]
+    store.close()
