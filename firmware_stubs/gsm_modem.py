@@ -7,6 +7,19 @@ answer at all, or unplugged (the master side closed).
 
     stub = GsmModemStub.open()        # a new pseudo-terminal; stub.port is its path
     stub.receive("+8613800000001", "收到 0001")   # an incoming SMS: +CMTI to the host
+
+Voice calls (the far end is played by scenarios, one per call, per number):
+`ATD<number>;`, `AT+CLCC`, `ATH`, text-to-speech of a Quectel (`AT+QTTS`, `+QTTS: 0`) or
+a SIMCom module (`AT+CTTS`, `+CTTS: 0`) — the other make's commands answer `ERROR` — and
+DTMF detection (`AT+QTONEDET=1` → `+QTONEDET: 49`; `AT+DDET=1` → `+RXDTMF: 1`).
+
+    stub = GsmModemStub.open(model="simcom")
+    stub.scenarios["13800000001"] = ["no_answer", "confirm"]   # redial answered, key 1
+
+Scenarios: `confirm` (answers, presses 1 while the text is spoken), `key:<k>` (answers,
+presses k), `answer` (answers, presses nothing), `hangup` (answers, hangs up while it is
+spoken), `no_answer` (rings until the host hangs up), `busy` (rejects: `BUSY`). A number
+without a scenario left rings unanswered.
 """
 
 from __future__ import annotations
@@ -56,6 +69,11 @@ class GsmModemStub:
     silent: bool = False  # answer nothing
     commands: list[str] = field(default_factory=list)
     charset: str = "GSM"
+    model: str = "quectel"
+    scenarios: dict[str, list[str]] = field(default_factory=dict)
+    calls: list[dict[str, object]] = field(default_factory=list)  # phone, scenario, spoken, key
+    _call: dict[str, object] | None = None
+    _wlock: threading.Lock = field(default_factory=threading.Lock)
     _slave: int = -1
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,19 +81,108 @@ class GsmModemStub:
     _next_index: int = 1
 
     @classmethod
-    def open(cls) -> GsmModemStub:
+    def open(cls, model: str = "quectel") -> GsmModemStub:
         master, slave = os.openpty()
         tty.setraw(master)
         tty.setraw(slave)
-        stub = cls(master, os.ttyname(slave))
+        stub = cls(master, os.ttyname(slave), model=model)
         stub._slave = slave  # kept open so the terminal stays while the host reopens it
         stub._thread = threading.Thread(target=stub._run, name="gsm-stub", daemon=True)
         stub._thread.start()
         return stub
 
     def _write(self, text: str) -> None:
-        with contextlib.suppress(OSError):
+        with self._wlock, contextlib.suppress(OSError):
             os.write(self.master, text.encode())
+
+    def _later(self, delay_s: float, text: str, call: dict[str, object] | None = None) -> None:
+        """An unsolicited line after a while — unless the call it belongs to has ended."""
+
+        def fire() -> None:
+            if call is not None and (self._call is not call or self._stop.is_set()):
+                return
+            if not self._stop.is_set():
+                self._write(text)
+
+        t = threading.Timer(delay_s, fire)
+        t.daemon = True
+        t.start()
+
+    # --- voice ------------------------------------------------------------------------
+
+    def _dial(self, phone: str) -> None:
+        left = self.scenarios.get(phone, [])
+        scenario = left.pop(0) if left else "no_answer"
+        call: dict[str, object] = {
+            "phone": phone,
+            "scenario": scenario,
+            "state": 3,  # +CLCC stat: 3 alerting (the far end rings), 0 active
+            "spoken": [],
+            "key": None,
+        }
+        self.calls.append(call)
+        self._call = call
+        self._write("\r\nOK\r\n")
+        if scenario == "busy":
+            call["state"] = None
+            self._later(0.3, "\r\nBUSY\r\n")
+            self._call = None
+        elif scenario != "no_answer":
+
+            def answer() -> None:
+                if self._call is call:
+                    call["state"] = 0
+
+            t = threading.Timer(0.4, answer)
+            t.daemon = True
+            t.start()
+
+    def _speak(self, hextext: str) -> None:
+        call = self._call
+        if call is None or call["state"] != 0:
+            self._write("\r\n+CME ERROR: 3\r\n")  # operation not allowed: no call
+            return
+        spoken = call["spoken"]
+        assert isinstance(spoken, list)
+        spoken.append(from_ucs2(hextext))
+        self._write("\r\nOK\r\n")
+        done = "+QTTS: 0" if self.model == "quectel" else "+CTTS: 0"
+        scenario = str(call["scenario"])
+        key = "1" if scenario == "confirm" else scenario.partition(":")[2]
+        if key and len(spoken) == 1:
+            call["key"] = key
+            urc = f"+QTONEDET: {ord(key)}" if self.model == "quectel" else f"+RXDTMF: {key}"
+            self._later(0.2, f"\r\n{urc}\r\n", call)
+        if scenario == "hangup" and len(spoken) == 1:
+            call["state"] = None
+            self._later(0.2, "\r\nNO CARRIER\r\n", call)
+        self._later(0.4, f"\r\n{done}\r\n", call)
+
+    def _voice(self, cmd: str) -> bool:
+        """Voice commands; False: not one."""
+        up = cmd.upper()
+        tts = {"quectel": r'AT\+QTTS=2,"([0-9A-F]*)"', "simcom": r'AT\+CTTS=1,"([0-9A-F]*)"'}
+        dtmf = {"quectel": "AT+QTONEDET=1", "simcom": "AT+DDET=1"}
+        if m := re.fullmatch(r"ATD([+0-9]+);", up):
+            self._dial(m.group(1))
+        elif up == "AT+CLCC":
+            call = self._call
+            line = ""
+            if call is not None and call["state"] is not None:
+                line = f'+CLCC: 1,0,{call["state"]},0,0,"{call["phone"]}",129\r\n'
+            self._write(f"\r\n{line}\r\nOK\r\n" if line else "\r\nOK\r\n")
+        elif up == "ATH":
+            if self._call is not None:
+                self._call["ended"] = "host"
+            self._call = None
+            self._write("\r\nOK\r\n")
+        elif up == dtmf[self.model]:
+            self._write("\r\nOK\r\n")
+        elif m := re.fullmatch(tts[self.model], up):
+            self._speak(m.group(1))
+        else:
+            return False
+        return True
 
     def receive(self, sender: str, text: str) -> None:
         with self._lock:
@@ -149,6 +256,8 @@ class GsmModemStub:
 
     def _command(self, cmd: str) -> str | None:
         up = cmd.upper()
+        if self._voice(cmd):
+            return None
         if up in ("AT", "ATE0", "AT+CMGF=1") or up.startswith("AT+CNMI"):
             self._write("\r\nOK\r\n")
         elif m := re.fullmatch(r'AT\+CSCS="(\w+)"', cmd, re.I):

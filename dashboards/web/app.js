@@ -33,6 +33,7 @@ const I18N = {
     discovered: "发现", confirmed: "已确认", controlled: "管控中", rectified: "已整改",
     closed: "已核销", dismissed: "已撤销", issued: "预警中", lifted: "已解除",
     hazard: "隐患", device_fault: "设备故障", warning: "预警", calls: "呼叫",
+    chRobot: "群机器人", chThrottled: "限流中，消息排队合并发送", chFailing: "发送失败：",
     deliveries: "推送", failed: "失败：{msg}", saved: "已保存", valid: "校验通过：{n} 条规则",
     rule: "规则", ruleState: "当前状态（未关闭）", metric: "指标", levels: "阈值", fileErrors: "文件错误", transitions: "变化",
     noTransitions: "该时段内无预警变化", nobody: "无人值班", open: "未关闭事项", from: "交班",
@@ -80,6 +81,7 @@ const I18N = {
     confirmed: "Confirmed", controlled: "Controlled", rectified: "Rectified",
     closed: "Closed", dismissed: "Dismissed", issued: "In force", lifted: "Lifted",
     hazard: "Hazard", device_fault: "Device fault", warning: "Warning", calls: "Calls",
+    chRobot: "Group robot", chThrottled: "rate-limited, messages queued and merged", chFailing: "failing:",
     deliveries: "Deliveries", failed: "Failed: {msg}", saved: "Saved",
     valid: "Valid: {n} rules", rule: "Rule", ruleState: "Now (open)", metric: "Metric", levels: "Thresholds",
     fileErrors: "File errors", transitions: "Transitions",
@@ -237,11 +239,34 @@ async function start() {
   fillSeries();
   await reload();
   connect();
+  setInterval(() => showChannels(true), 15000);  // a robot waiting on its limit sends nothing
   route();
 }
 function showBroker(up) { $("#broker-down").hidden = up !== false; }
+// channels in trouble (a throttled or failing group robot, a modem that does not answer):
+// from /api/deliveries, refreshed at most every 5 s while deliveries are recorded
+const CH_ZH = { sms: "短信", voice: "电话", robot: "群机器人", broadcast: "广播", mqtt: "手持终端", siren: "警报器", webhook: "webhook" };
+let channelsAt = 0;
+function showChannels(force) {
+  if (!force && Date.now() - channelsAt < 5000) return;
+  channelsAt = Date.now();
+  api("GET", "/api/deliveries?limit=1").then((d) => {
+    const out = [];
+    for (const [name, c] of Object.entries(d.channels || {})) {
+      for (const r of Object.values(c.robots || {})) {
+        if (r.throttled) out.push(`${t("chRobot")} ${r.name}：${t("chThrottled")}（${r.queued}）`);
+        else if (r.last_error) out.push(`${t("chRobot")} ${r.name}：${t("chFailing")} ${r.last_error}`);
+      }
+      if (name !== "robot" && c.last_error) out.push(`${CH_ZH[name] || name}：${t("chFailing")} ${c.last_error}`);
+    }
+    const el = $("#channels-down");
+    el.textContent = out.join("；");
+    el.hidden = out.length === 0;
+  }).catch(() => {});
+}
 async function reload() {
   api("GET", "/api/health").then((h) => showBroker(h.broker?.connected)).catch(() => {});
+  showChannels(true);
   const [tk, dv, mu] = await Promise.all([
     api("GET", "/api/tickets?limit=500"), api("GET", "/api/devices"), api("GET", "/api/alarms/muted"),
   ]);
@@ -281,6 +306,7 @@ function connect() {
   on("mute", (m) => S.muted.set(m.ticket, m));
   on("alarm", () => {});
   on("broker", (b) => showBroker(b.connected));
+  on("delivery", () => showChannels(false));
 }
 function schedule() {
   if (S.renderQueued) return;

@@ -31,6 +31,7 @@ from gateway.config.loop import (
     Person,
     Shift,
     TicketsSection,
+    calling_problems,
     cross_check_loop,
 )
 from gateway.config.reports import ReportsSection
@@ -240,6 +241,8 @@ def _cross_check(cfg: Config) -> list[str]:
     )
     groups = {p.group for p in cfg.points if p.group}
     out += cross_check_loop(cfg.people, cfg.duty, cfg.notify.sirens, villages, points, groups)
+    grid = [(p.id, p.village, p.group) for p in cfg.points]
+    out += calling_problems(cfg.people, cfg.duty, cfg.tickets, cfg.notify, grid, villages)
     out += uplink_problems(cfg.uplinks, cfg.broker.host, cfg.broker.port, cfg.broker.client_id)
     return out
 

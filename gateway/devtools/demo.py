@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from drivers.link.broker import Broker
 from firmware_stubs.field_demo import run_field_stubs
+from firmware_stubs.gsm_modem import GsmModemStub
 from firmware_stubs.modbus_tcp_slave import TcpSlave, free_port
 from firmware_stubs.mqtt_device import run_scenario
 from firmware_stubs.scenario import load_scenario
@@ -57,13 +58,38 @@ def demo_users(db: Path, now: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def demo_config(data: Path, http_port: int, broker_port: int, plc_port: int = 1502) -> Config:
+# how the far ends of the demo's calls answer (firmware_stubs/gsm_modem.py scenarios)
+DEMO_PHONES = {
+    "13800000001": ["no_answer", "confirm", "confirm", "confirm", "confirm", "confirm"],  # 李明
+    "13800000008": ["confirm"] * 6,  # 吴建, the village head above 刘芳
+    "13800000006": ["busy", "confirm", "confirm", "confirm"],  # 赵敏, the duty officer
+}
+
+
+def demo_modem() -> GsmModemStub:
+    stub = GsmModemStub.open(model="quectel")
+    stub.scenarios.update({k: list(v) for k, v in DEMO_PHONES.items()})
+    return stub
+
+
+def demo_config(
+    data: Path,
+    http_port: int,
+    broker_port: int,
+    plc_port: int = 1502,
+    modem_port: str | None = None,
+) -> Config:
     cfg = load_config(DEMO_CONFIG)
+    notify = cfg.notify
+    if modem_port is not None and notify.sms is not None:
+        sms = notify.sms.model_copy(update={"port": Path(modem_port)})
+        notify = notify.model_copy(update={"sms": sms})
     return cfg.model_copy(
         update={
             "broker": Broker(**{**cfg.broker.model_dump(), "port": broker_port}),
             "database": Database(path=data / "station.db"),
             "http": Http(host="127.0.0.1", port=http_port),
+            "notify": notify,
             **_field_links(cfg, plc_port),
         }
     )
@@ -162,7 +188,8 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
     await broker.start()
     plc = TcpSlave({1: [200]}, port=free_port())  # the Modbus TCP PLC
     await plc.start()
-    cfg = demo_config(data.resolve(), http_port, broker.port, plc.port)
+    modem = demo_modem()
+    cfg = demo_config(data.resolve(), http_port, broker.port, plc.port, modem.port)
     users = demo_users(cfg.database.path, int(time.time() * 1000))
     scenario = load_scenario(DEMO_SCENARIO)
     gateway_stop = asyncio.Event()
@@ -181,6 +208,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             f"  web page:  http://127.0.0.1:{running.http_port}/\n"
             f"  database:  {cfg.database.path}\n"
             f"  broker:    mqtt://127.0.0.1:{broker.port} (embedded amqtt)\n"
+            f"  4G modem:  {modem.port} (firmware_stubs/gsm_modem.py: SMS and voice calls)\n"
             f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
             "a scripted rainstorm opens a ticket within the first minute.\n"
             f"  field links: {', '.join(FIELD_DEVICES)} (4G DTU, Modbus TCP, HJ 212)\n"
@@ -220,6 +248,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             await gateway
         finally:
             await broker.stop()
+            modem.close()
     _summary(cfg, time.monotonic() - t0)
     _field_summary(cfg)
 

@@ -24,7 +24,7 @@ from gateway.tickets import ledger
 from gateway.tickets.desk import Desk, StepRefused
 from gateway.tickets.lifecycle import Step
 from gateway.tickets.people import People
-from gateway.tickets.records import read_calls, read_deliveries, read_handovers
+from gateway.tickets.records import read_attempts, read_calls, read_deliveries, read_handovers
 from gateway.tickets.store import StationStore, Ticket
 from gateway.tickets.summary import summarize
 
@@ -200,10 +200,12 @@ def add_routes(
 
     @app.get("/api/tickets/{ticket_id}/calls")
     def calls(ticket_id: RowId) -> dict[str, Any]:
+        """Every call, delivery and attempt (who, channel, when, outcome, how long)."""
         store = reader()
         return {
             "calls": [c.to_json() for c in read_calls(store, ticket_id)],
             "deliveries": [d.to_json() for d in read_deliveries(store, ticket_id=ticket_id)],
+            "attempts": [a.to_json() for a in read_attempts(store, ticket_id)],
         }
 
     @app.get("/api/ledger")
@@ -240,7 +242,7 @@ def add_routes(
 
     @app.get("/api/deliveries")
     def deliveries(
-        status: Literal["pending", "sent", "failed"] | None = None,
+        status: Literal["pending", "sent", "failed", "cancelled"] | None = None,
         ticket: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
     ) -> dict[str, Any]:

@@ -10,7 +10,12 @@ from gateway.core.errors import GatewayError
 
 
 class DeliveryError(GatewayError):
-    """A channel could not deliver; the dispatcher retries with backoff."""
+    """A channel could not deliver; the dispatcher retries with backoff (or the
+    delivery's own rhythm: voice redials). `outcome` names how it ended (busy, …)."""
+
+    def __init__(self, message: str, *, outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,7 @@ class Channel(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def send(self, d: Delivery) -> None:
-        """Deliver or raise DeliveryError (the dispatcher bounds the time it may take)."""
+    async def send(self, d: Delivery) -> str | None:
+        """Deliver or raise DeliveryError (the dispatcher bounds the time it may take);
+        optionally return the outcome to record (voice: "confirmed")."""
         ...

@@ -59,12 +59,21 @@ class Dispatcher:
         }
         self.in_flight: set[int] = set()
         self.last_error: dict[str, str | None] = dict.fromkeys(self.channels)
+        reg = registry or CollectorRegistry()
         self.attempts = Counter(
             "stationgw_delivery_attempts",
             "Delivery attempts per channel and result (sent, retry, failed)",
             ["channel", "result"],
-            registry=registry or CollectorRegistry(),
+            registry=reg,
         )
+        self.outcomes = Counter(
+            "stationgw_attempt_outcomes",
+            "Attempts per channel and outcome (voice: confirmed, answered, busy, no_answer, "
+            "failed, stopped; others: sent, failed)",
+            ["channel", "outcome"],
+            registry=reg,
+        )
+        self.registry = reg
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._acks: set[asyncio.Task[Ticket | None]] = set()
@@ -89,6 +98,9 @@ class Dispatcher:
             link = getattr(ch, "link", None)
             if isinstance(link, MqttLink):
                 s["connected"] = link.connected
+            more = getattr(ch, "status", None)
+            if callable(more):
+                s.update(more())
             out[name] = s
         return out
 
@@ -142,30 +154,60 @@ class Dispatcher:
                 self.in_flight.add(d.id)
 
     async def _worker(self, name: str) -> None:
+        """One delivery at a time; a channel that batches itself (`concurrent`, the group
+        robots: one queue and rate limit per robot) gets each delivery as its own task."""
         ch = self.channels[name]
         q = self.queues[name]
+        running: set[asyncio.Task[None]] = set()
         while True:
             row = await q.get()
-            d = Delivery(row.id, row.ticket_id, row.channel, row.target, row.body)
-            error: str | None = None
-            try:
-                await asyncio.wait_for(ch.send(d), self.send_timeout_s)
-            except DeliveryError as e:
-                error = str(e)
-            except TimeoutError:
-                error = f"no result within {self.send_timeout_s} s"
-            except Exception as e:  # a channel bug must not stop its worker
-                log.exception("channel %s failed on delivery %d", name, d.id)
-                error = f"{type(e).__name__}: {e}"
-            self.last_error[name] = error
-            await self._record(row, error)
+            if getattr(ch, "concurrent", False):
+                task = asyncio.create_task(self._attempt(name, ch, row))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            else:
+                await self._attempt(name, ch, row)
 
-    async def _record(self, row: DeliveryRow, error: str | None) -> None:
-        loop = asyncio.get_running_loop()
+    async def _attempt(self, name: str, ch: Channel, row: DeliveryRow) -> None:
+        d = Delivery(row.id, row.ticket_id, row.channel, row.target, row.body)
+        error: str | None = None
+        outcome: str | None = None
+        timeout = float(getattr(ch, "timeout_s", self.send_timeout_s))
+        started = self.clock()
         try:
-            done = await loop.run_in_executor(
-                self.writer, self.desk.delivered, row.id, error, self.clock(), self.max_attempts
+            outcome = await asyncio.wait_for(ch.send(d), timeout)
+        except DeliveryError as e:
+            error, outcome = str(e), e.outcome
+        except TimeoutError:
+            error = f"no result within {timeout} s"
+        except Exception as e:  # a channel bug must not stop its worker
+            log.exception("channel %s failed on delivery %d", name, d.id)
+            error = f"{type(e).__name__}: {e}"
+        self.last_error[name] = error
+        await self._record(row, error, outcome, started)
+
+    async def _record(
+        self,
+        row: DeliveryRow,
+        error: str | None,
+        outcome: str | None = None,
+        started: int | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.outcomes.labels(row.channel, outcome or ("sent" if error is None else "failed")).inc()
+
+        def write() -> DeliveryRow | None:
+            return self.desk.delivered(
+                row.id,
+                error,
+                self.clock(),
+                self.max_attempts,
+                outcome=outcome,
+                started_at=started,
             )
+
+        try:
+            done = await loop.run_in_executor(self.writer, write)
         except (sqlite3.Error, StoreError) as e:
             log.error("delivery %d result not stored (%s); it will be sent again", row.id, e)
             done = None
@@ -173,7 +215,7 @@ class Dispatcher:
             self.in_flight.discard(row.id)
         result = "sent" if error is None else (done.status if done else "retry")
         self.attempts.labels(row.channel, "retry" if result == "pending" else result).inc()
-        if error is not None:
+        if error is not None and outcome is None:  # a call's outcome is logged by its channel
             log.warning("%s delivery %d to %s: %s", row.channel, row.id, row.target, error)
         if done is not None:
             self.hub.publish("delivery", done.to_json())

@@ -54,6 +54,21 @@ def build_dispatcher(
     if n.sms is not None:
         from gateway.notify.sms import SmsChannel
 
-        channels["sms"] = SmsChannel(n.sms, dispatcher.on_ack)
+        sms = SmsChannel(n.sms, dispatcher.on_ack)
+        channels["sms"] = sms
+        if n.voice is not None:  # the same modem and its one thread: one AT session
+            from gateway.notify.voice import VoiceChannel
+
+            channels["voice"] = VoiceChannel(
+                sms, n.voice, dispatcher.on_ack, lambda i: i in desk.stopped
+            )
+    if n.robots:
+        from gateway.notify.robots import RobotChannel
+
+        channels["robot"] = RobotChannel(n.robots, registry=dispatcher.registry)
+    if n.broadcasts:
+        from gateway.notify.broadcast import BroadcastChannel
+
+        channels["broadcast"] = BroadcastChannel(n.broadcasts)
     dispatcher.add_channels(channels, link)
     return dispatcher

@@ -200,35 +200,37 @@ class SmsChannel:
         self.settings = settings
         self.on_ack = on_ack
         self.modem = Modem(settings.port, settings.baud, settings.timeout_s)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsm-modem")
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsm-modem")
         self._poller: asyncio.Task[None] | None = None
         self._handling: set[int] = set()  # SIM indexes whose acknowledgement is in flight
         self._deletes: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
+        self.stopping = False  # a voice call in progress hangs up when the gateway stops
 
     async def start(self) -> None:
         self._poller = asyncio.create_task(self._poll(), name="sms-inbox")
 
     async def stop(self) -> None:
+        self.stopping = True
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self.modem.close)
-        self._thread.shutdown(wait=True)
+        await loop.run_in_executor(self.thread, self.modem.close)
+        self.thread.shutdown(wait=True)
 
     async def send(self, d: Delivery) -> None:
         text = fit(str(d.body.get("text") or d.body.get("title") or ""))
         loop = asyncio.get_running_loop()
-        ref = await loop.run_in_executor(self._thread, self.modem.send, d.target, text)
-        log.info("SMS to %s sent (reference %s)", d.target, ref)
+        ref = await loop.run_in_executor(self.thread, self.modem.send, d.target, text)
+        log.info("SMS to %s sent (reference %s)", d.body.get("name") or d.target, ref)
 
     def _delete(self, index: int) -> None:
         async def run() -> None:
             loop = asyncio.get_running_loop()
             try:
-                await loop.run_in_executor(self._thread, self.modem.delete, index)
+                await loop.run_in_executor(self.thread, self.modem.delete, index)
             except DeliveryError as e:
                 log.warning("SMS %d not deleted from the SIM: %s", index, e)
             finally:
@@ -247,9 +249,9 @@ class SmsChannel:
             try:
                 if time.monotonic() - last_list >= self.settings.poll_s:
                     last_list = time.monotonic()
-                    msgs = await loop.run_in_executor(self._thread, self.modem.inbox)
+                    msgs = await loop.run_in_executor(self.thread, self.modem.inbox)
                 else:
-                    msgs = await loop.run_in_executor(self._thread, self.modem.notified)
+                    msgs = await loop.run_in_executor(self.thread, self.modem.notified)
                 self.last_error = None
             except DeliveryError as e:
                 if self.last_error != str(e):

@@ -141,7 +141,7 @@ def handover(conn: sqlite3.Connection, cfg: Config, handover_id: int | None) -> 
         for e_at, tid, title, tkind, kind, actor, lv, n, ch in rows
     ]
     calls, escalations = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(why = 'escalated'), 0) FROM calls "
+        "SELECT COUNT(*), COALESCE(SUM(why IN ('escalated', 'deputy', 'leader')), 0) FROM calls "
         "WHERE called_at > ? AND called_at <= ?",
         (since, at),
     ).fetchone()

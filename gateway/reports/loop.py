@@ -23,7 +23,7 @@ import sqlite3
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.config.station import Config
 from gateway.core.model import Level
@@ -112,6 +112,10 @@ class Calls:
     all_rounds: Stats
     escalations: int
     escalated_past: list[tuple[str, int]]  # name, times; most first
+    # per channel the answer came by (短信, 电话按1 …): time from the call to the answer
+    by_channel: dict[str, Stats] = field(default_factory=dict)
+    # per channel: attempts by outcome (sent, failed; voice: confirmed, no_answer, …)
+    attempts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,12 +333,25 @@ def calls_of(
     only: set[int] | None = None,
 ) -> Calls:
     rows = conn.execute(
-        "SELECT ticket_id, round, grid, name, why, called_at, outcome, acked_at FROM calls "
-        "WHERE called_at >= ? AND called_at < ? ORDER BY id",
+        "SELECT ticket_id, round, grid, name, why, called_at, outcome, acked_at, acked_via "
+        "FROM calls WHERE called_at >= ? AND called_at < ? ORDER BY id",
         (p.start, p.end),
     ).fetchall()
+    by_channel: dict[str, list[int]] = defaultdict(list)
+    for tid, _r, _g, _n, _w, called, outcome, acked, via in rows:
+        if (only is None or tid in only) and outcome == "acknowledged" and acked is not None:
+            by_channel[via or "api"].append(acked - called)
+    attempts: dict[str, dict[str, int]] = {}
+    for tid, channel, outcome, n in conn.execute(
+        "SELECT ticket_id, channel, outcome, COUNT(*) FROM attempts "
+        "WHERE started_at >= ? AND started_at < ? GROUP BY ticket_id, channel, outcome",
+        (p.start, p.end),
+    ):
+        if only is None or tid in only:
+            per = attempts.setdefault(channel, {})
+            per[outcome] = per.get(outcome, 0) + n
     rounds: dict[tuple[int, int], list[tuple[str, str, str, int, str, int | None]]] = {}
-    for tid, rnd, grid, name, why, called, outcome, acked in rows:
+    for tid, rnd, grid, name, why, called, outcome, acked, _via in rows:
         if only is not None and tid not in only:
             continue
         rounds.setdefault((tid, rnd), []).append((grid, name, why, called, outcome, acked))
@@ -365,10 +382,10 @@ def calls_of(
             everything.append(ack - start)
             if level is not None:
                 by_level[level].append(ack - start)
-        for grid, name, why, called, outcome, acked in calls:
+        for grid, name, _why, called, outcome, acked in calls:
             if outcome == "acknowledged" and acked is not None:
                 by_grid[grid.split(":")[0]].append(acked - called)
-            if why == "escalated":
+            if called > start:  # a wave after the round's start (督导)
                 escalation_steps.add((tid, called))
             if outcome == "escalated":
                 past[name] += 1
@@ -381,6 +398,8 @@ def calls_of(
         all_rounds=stats(everything),
         escalations=len(escalation_steps),
         escalated_past=sorted(past.items(), key=lambda kv: (-kv[1], kv[0])),
+        by_channel={ch: stats(v) for ch, v in sorted(by_channel.items())},
+        attempts=attempts,
     )
 
 

@@ -16,6 +16,7 @@ from gateway.reports.handover import Handover
 from gateway.reports.loop import LEVELS
 from gateway.reports.monthly import Monthly
 from gateway.reports.narrative import dur, pct
+from gateway.tickets.summary import CHANNEL_ZH, OUTCOME_ZH
 from rules.reasons import ZH_FAULT, ZH_LEVEL
 
 ZH_GRID = {
@@ -63,6 +64,7 @@ def environment() -> Environment:
     )
     env.filters.update(pct=pct, dur=dur, mm=_mm, metres=_metres, num=_num, css_string=css_string)
     env.globals.update(zh_level=ZH_LEVEL, zh_grid=ZH_GRID, zh_fault=ZH_FAULT, levels=LEVELS)
+    env.globals.update(zh_channel={**CHANNEL_ZH, "api": "值班室页面"}, zh_outcome=OUTCOME_ZH)
     return env
 
 

@@ -433,6 +433,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (device, first)
     ) WITHOUT ROWID;
     """,
+    # 11: 叫应 by policy (issue 18) — every attempt on every channel (who, channel, when,
+    # outcome, how long); a delivery's own retry rhythm (voice redials: their count and
+    # spacing come from the calling policy, not the generic backoff); a warning whose
+    # waves found nobody new (the not-reached list stays with the duty room)
+    """
+    ALTER TABLE deliveries ADD COLUMN max_attempts INTEGER;  -- NULL: [notify] max_attempts
+    ALTER TABLE deliveries ADD COLUMN retry_ms INTEGER;      -- NULL: exponential backoff
+    ALTER TABLE warning_state ADD COLUMN exhausted INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+        call_id INTEGER REFERENCES calls(id),
+        delivery_id INTEGER REFERENCES deliveries(id),
+        channel TEXT NOT NULL,
+        person TEXT,                    -- people-file id, when the attempt was for a person
+        target TEXT NOT NULL,           -- phone, robot id, broadcaster id, topic
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL,          -- sent, failed; voice: confirmed, answered, busy,
+                                        -- no_answer, failed, stopped; robot: sent, throttled
+        detail TEXT
+    );
+    CREATE INDEX attempts_by_ticket ON attempts (ticket_id, id);
+    CREATE INDEX attempts_by_time ON attempts (started_at);
+    """,
 )
 
 

@@ -5,7 +5,7 @@ writer thread; the decisions are `gateway.tickets.lifecycle.take`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import TicketConflict, TicketError, TicketNotFound
@@ -35,6 +35,8 @@ class TicketActions:
     people: People
     policy: Policy
     points: dict[str, Point]
+    # from `Fanout`: end a round's calls, hang up voice calls, tell those called
+    stop_round: Callable[[Ticket, str, str, int], list[str]]
 
     def _who(self, by: str, role: str | None) -> str:
         """The name of who acts; with a people file, only its people, in their roles."""
@@ -89,10 +91,10 @@ class TicketActions:
                 ticket_id, now, EventKind.STEP, name, note=text, role=role, attachments=attachments
             )
             if step == Step.LIFT:
-                self.store.conn.execute(
-                    "UPDATE warning_state SET due_at = NULL WHERE ticket_id = ?", (ticket_id,)
+                told = self.stop_round(tk, "lifted", f"{tk.title}已解除，停止叫应，无需回复", now)
+                self.store.add_event(
+                    ticket_id, now, EventKind.CALLS_STOPPED, name, note="、".join(told)
                 )
-                self._close_pending(ticket_id, "lifted")
         out = self.store.ticket(ticket_id)
         assert out is not None
         return out
@@ -122,6 +124,9 @@ class TicketActions:
             self.store.add_event(
                 ticket_id, now, EventKind.WARNING_LOWERED, by, level=level, role=role
             )
+            said = f"{tk.title}已降为{ZH_LEVEL[level]}预警，本轮叫应停止，无需回复"
+            told = self.stop_round(tk, "stopped", said, now)
+            self.store.add_event(ticket_id, now, EventKind.CALLS_STOPPED, by, note="、".join(told))
         out = self.store.ticket(ticket_id)
         assert out is not None
         return out

@@ -22,7 +22,8 @@ from gateway.core.errors import TicketConflict, TicketNotFound
 from gateway.core.model import Level
 from gateway.tickets import calls as planner
 from gateway.tickets.actions import FINAL, StepRefused, TicketActions
-from gateway.tickets.calls import Callee, Plan
+from gateway.tickets.calls import Call, Callee, Plan
+from gateway.tickets.fanout import Fanout, calling_policy
 from gateway.tickets.lifecycle import Policy, due
 from gateway.tickets.model import (
     Action,
@@ -42,7 +43,7 @@ from rules.reasons import ZH_LEVEL
 
 log = logging.getLogger("stationgw.desk")
 
-__all__ = ["Desk", "StepRefused", "ack_deadlines", "policy_of"]
+__all__ = ["Desk", "StepRefused", "calling_policy", "policy_of"]
 
 
 def policy_of(cfg: Config) -> Policy:
@@ -63,16 +64,7 @@ def policy_of(cfg: Config) -> Policy:
     )
 
 
-def ack_deadlines(cfg: Config) -> dict[Level, int]:
-    out = dict(planner.DEFAULT_DEADLINES)
-    for lv in Level:
-        text = getattr(cfg.tickets.ack_deadline, lv.label)
-        if text:
-            out[lv] = parse_duration(text)
-    return out
-
-
-class Desk(TicketActions):
+class Desk(TicketActions, Fanout):
     """StationStore-side effects of the warning loop; every method runs inside a transaction
     except the public entry points that open their own (`acknowledge`, `step`, …)."""
 
@@ -81,7 +73,10 @@ class Desk(TicketActions):
         self.cfg = cfg
         self.people = People(cfg)
         self.policy = policy_of(cfg)
-        self.deadlines = ack_deadlines(cfg)
+        self.calling = calling_policy(cfg)
+        # voice deliveries cancelled while perhaps queued or in flight: not dialled, or
+        # hung up (id -> when; kept 10 minutes, longer than any call)
+        self.stopped: dict[int, int] = {}
         self.touched: list[int] = []  # ticket ids changed in the current transaction
         # the level the rules hold now at a point (set by the ingest that owns rule state)
         self.point_level: Callable[[str], Level | None] = lambda _point: None
@@ -181,7 +176,7 @@ class Desk(TicketActions):
                 (str(TicketState.ISSUED), f"{tid:04d}", tid),
             )
             self.store.add_event(tid, now, EventKind.WARNING_ISSUED, actor, level=t.level)
-            plan = planner.issue(t.level, now, chain, duty, self.deadlines)
+            plan = planner.issue(t.level, now, chain, duty, self.calling)
             self._save_plan(tid, plan, now, "start")
             self.touched.append(tid)
             return
@@ -201,8 +196,9 @@ class Desk(TicketActions):
             self._set(w.id, suggestion=None, acknowledged_at=None, acknowledged_by=None)
             self.store.add_event(w.id, now, EventKind.WARNING_RAISED, actor, level=t.level)
             self._close_pending(w.id, "superseded")
+            self._cancel_voice(w.id, now)
             assert state is not None
-            plan = planner.raise_level(state, t.level, now, chain, duty, self.deadlines)
+            plan = planner.raise_level(state, t.level, now, chain, duty, self.calling)
             self._save_plan(w.id, plan, now, "start")
             self.touched.append(w.id)
         elif t.level is None or t.level < w.level:
@@ -243,14 +239,16 @@ class Desk(TicketActions):
     def _save_plan(self, ticket_id: int, plan: Plan, now: int, announce: str | None) -> None:
         """Persist the escalation state and record the plan's calls and deliveries;
         `announce` ("start" of a round, "escalated") also alarms the duty room, the
-        webhook and — at the start of a round — the sirens of the point."""
+        webhook and — at the start of a round — the sirens and broadcasts of the point."""
         s = plan.state
         self.store.conn.execute(
             "INSERT INTO warning_state (ticket_id, level, round, step, due_at, acked_at, "
-            "acked_by, acked_via) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_id) DO "
+            "acked_by, acked_via, exhausted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (ticket_id) DO "
             "UPDATE SET level = excluded.level, round = excluded.round, step = excluded.step, "
             "due_at = excluded.due_at, acked_at = excluded.acked_at, "
-            "acked_by = excluded.acked_by, acked_via = excluded.acked_via",
+            "acked_by = excluded.acked_by, acked_via = excluded.acked_via, "
+            "exhausted = excluded.exhausted",
             (
                 ticket_id,
                 int(s.level),
@@ -260,21 +258,24 @@ class Desk(TicketActions):
                 s.acked_at,
                 s.acked_by,
                 s.acked_via,
+                int(s.exhausted),
             ),
         )
         if announce is None:
             return
         tk = self.store.ticket(ticket_id)
         assert tk is not None
-        names = ", ".join(f"{c.callee.name} ({c.grid})" for c in plan.calls) or "nobody"
+        names = ", ".join(f"{c.callee.name} ({c.why})" for c in plan.calls) or "nobody"
+        pt = self.points.get(tk.point or "")
         log.info(
-            "warning #%d %s %s at %s: calling %s",
+            "warning #%d %s %s %s: calling %s",
             ticket_id,
             "escalated" if announce == "escalated" else f"round {s.round}",
-            s.level.label,
-            tk.point,
+            pt.name if pt else tk.point,
+            self.level_zh(s.level),
             names,
         )
+        wave: list[tuple[int, Call]] = []
         for c in plan.calls:
             row = self.store.conn.execute(
                 "INSERT INTO calls (ticket_id, round, step, grid, person, name, phone, why, "
@@ -292,44 +293,50 @@ class Desk(TicketActions):
                     c.due_at,
                 ),
             ).fetchone()
-            call_id = int(row[0])
+            wave.append((int(row[0]), c))
             extra = f", {c.callee.why}" if c.callee.why else ""
             note = f"{c.grid} {c.callee.name} ({c.why}{extra})"
-            kind = EventKind.ESCALATED if c.why == "escalated" else EventKind.CALLED
+            kind = EventKind.ESCALATED if announce == "escalated" else EventKind.CALLED
             self.store.add_event(ticket_id, now, kind, "desk", level=s.level, note=note)
-            body = self._body(tk, c.callee, now)
-            if self.cfg.notify.mqtt.enabled:
-                self._deliver(tk, call_id, "mqtt", c.callee.person, body, now)
-            if self.cfg.notify.sms is not None and c.callee.phone:
-                self._deliver(tk, call_id, "sms", c.callee.phone, body, now)
+        self.fan_out(tk, s.level, wave, announce == "start", now)
         body = self._body(tk, None, now)
         self._deliver(tk, None, "dashboard", "duty-room", body, now)
         if self.cfg.notify.webhook is not None:
             self._deliver(tk, None, "webhook", self.cfg.notify.webhook.url, body, now)
         if announce == "start":
+            sounded: set[str] = set()
+            village = self._village(tk)
+            for b in self.cfg.notify.broadcasts:
+                if s.level.label in b.levels and village in b.villages:
+                    sounded.update(b.sirens)
             for siren in self.cfg.notify.sirens:
-                if tk.point in siren.points and s.level.label in siren.levels:
+                if siren.device in sounded or (
+                    tk.point in siren.points and s.level.label in siren.levels
+                ):
                     self._deliver(tk, None, "siren", siren.device, body, now)
 
+    def _cancel_voice(self, ticket_id: int, now: int, call_ids: list[int] | None = None) -> None:
+        """Voice calls not yet dialled (or waiting for a redial) are not needed any more."""
+        where = "ticket_id = ? AND channel = 'voice' AND status = 'pending'"
+        args: list[object] = [ticket_id]
+        if call_ids is not None:
+            where += f" AND call_id IN ({', '.join('?' * len(call_ids))})"
+            args += call_ids
+        rows = self.store.conn.execute(f"SELECT id FROM deliveries WHERE {where}", args)
+        self.mark_stopped([int(r[0]) for r in rows], now)
+        self.store.conn.execute(
+            f"UPDATE deliveries SET status = 'cancelled', updated_at = ? WHERE {where}",
+            (now, *args),
+        )
+
     def _body(self, tk: Ticket, callee: Callee | None, now: int) -> dict[str, Any]:
-        colour = ZH_LEVEL[tk.level] if tk.level else "设备故障"
+        """The body of the duty room's alarm, the webhook, sirens and the technician's SMS."""
         if tk.kind == TicketKind.WARNING:
-            # one UCS2 SMS holds 70 characters: station, point, colour and the code
-            text = f"【{self.cfg.station.name}】{tk.title}，请回复{tk.code}确认收到"
+            text = self.text("mqtt", tk, callee.name if callee else "")
         else:
+            colour = ZH_LEVEL[tk.level] if tk.level else "设备故障"
             text = f"【{self.cfg.station.name}】{colour} {tk.title}（编号 {tk.code}）"
-        return {
-            "ticket": tk.id,
-            "code": tk.code,
-            "kind": tk.kind,
-            "level": tk.level.label if tk.level else None,
-            "title": tk.title,
-            "point": tk.point,
-            "person": callee.person if callee else None,
-            "name": callee.name if callee else None,
-            "text": text,
-            "at": now,
-        }
+        return self._base(tk, callee, now, text)
 
     def _deliver(
         self,
@@ -363,15 +370,66 @@ class Desk(TicketActions):
                     "UPDATE warning_state SET due_at = NULL WHERE ticket_id = ?", (tid,)
                 )
                 continue
+            pending = self.store.conn.execute(
+                "SELECT id, person FROM calls WHERE ticket_id = ? AND round = ? "
+                "AND outcome = 'pending' ORDER BY id",
+                (tid, state.round),
+            ).fetchall()
+            called = {
+                r[0]
+                for r in self.store.conn.execute(
+                    "SELECT person FROM calls WHERE ticket_id = ? AND round = ?",
+                    (tid, state.round),
+                )
+            }
+            not_reached = [
+                c
+                for _, pid in pending
+                if (p := self.people.by_id.get(pid)) is not None and (c := self.people.stand_in(p))
+            ]
             plan = planner.on_tick(
-                state, now, self.people.chain(tk.point), self.people.on_duty(now), self.deadlines
+                state,
+                now,
+                self.people.chain(tk.point),
+                self.people.on_duty(now),
+                self.calling,
+                not_reached=not_reached,
+                called=called,
+                leaders=self.people.leaders(),
             )
             if plan is None:
                 continue
-            self._close_pending(tid, "escalated")
-            self._save_plan(tid, plan, now, "escalated")
+            self._cancel_voice(tid, now, [int(r[0]) for r in pending])
+            if plan.state.exhausted:
+                self._close_pending(tid, "not_reached")
+                self._save_plan(tid, plan, now, None)
+                names = "、".join(dict.fromkeys(self._name(pid) for _, pid in pending))
+                text = (
+                    f"【{self.cfg.station.name}】{tk.title}：未叫应 {names or '无'}，请值班室处置"
+                )
+                self.store.add_event(
+                    tid, now, EventKind.NOT_REACHED, "desk", level=state.level, note=names
+                )
+                self._deliver(
+                    tk, None, "dashboard", "duty-room", self._base(tk, None, now, text), now
+                )
+                log.warning(
+                    "warning #%d %s at %s: not reached: %s; nobody new to call, the list "
+                    "stays with the duty room",
+                    tid,
+                    state.level.label,
+                    tk.point,
+                    names or "nobody",
+                )
+            else:
+                self._close_pending(tid, "escalated")
+                self._save_plan(tid, plan, now, "escalated")
             self.store.touch_ticket(tid, now)
             self.touched.append(tid)
+
+    def _name(self, pid: str) -> str:
+        p = self.people.by_id.get(pid)
+        return p.name if p else pid
 
     # --- entry points with their own transaction --------------------------------------
 
@@ -410,6 +468,7 @@ class Desk(TicketActions):
                     (now, via, ticket_id, pid),
                 )
                 self._close_pending(ticket_id, "answered")
+                self._cancel_voice(ticket_id, now)
         out = self.store.ticket(ticket_id)
         assert out is not None
         return out
@@ -428,6 +487,22 @@ class Desk(TicketActions):
         return due_deliveries(self.store, now, skip, limit)
 
     def delivered(
-        self, delivery_id: int, error: str | None, now: int, max_attempts: int
+        self,
+        delivery_id: int,
+        error: str | None,
+        now: int,
+        max_attempts: int,
+        *,
+        outcome: str | None = None,
+        started_at: int | None = None,
     ) -> DeliveryRow | None:
-        return delivered(self.store, delivery_id, error, now, max_attempts)
+        self.stopped.pop(delivery_id, None)
+        return delivered(
+            self.store,
+            delivery_id,
+            error,
+            now,
+            max_attempts,
+            outcome=outcome,
+            started_at=started_at,
+        )

@@ -53,6 +53,9 @@ class EventKind(enum.StrEnum):
     SUGGEST_LOWER = "suggest_lower"  # a rule fell: a person decides
     CALLED = "called"
     ESCALATED = "escalated"  # 督导: nobody answered in time
+    NOT_REACHED = "not_reached"  # every wave called: the not-reached list is the duty room's
+    CALLS_STOPPED = "calls_stopped"  # lifted or lowered: calls in progress stopped
+    BROADCAST = "broadcast"  # the village broadcast (村村响) announced the warning
 
 
 @dataclass(frozen=True, slots=True)

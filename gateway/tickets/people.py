@@ -36,12 +36,21 @@ class People:
 
     def stand_in(self, p: Person) -> Callee | None:
         """The person, or their deputy when they are marked absent."""
-        if not p.absent:
-            return Callee(p.id, p.name, p.phone)
         d = self.by_id.get(p.deputy) if p.deputy else None
+        if not p.absent:
+            dep = Callee(d.id, d.name, d.phone, why=f"deputy for {p.id}") if d else None
+            return Callee(p.id, p.name, p.phone, deputy=dep if d and not d.absent else None)
         if d is None or d.absent:
             return None
         return Callee(d.id, d.name, d.phone, why=f"deputy for {p.id}")
+
+    def leaders(self) -> list[Callee]:
+        """The township's leaders (乡镇领导), last in the calling order."""
+        return [
+            c
+            for p in self.cfg.people
+            if "leader" in p.roles and p.grid == "township" and (c := self.stand_in(p))
+        ]
 
     def chain(self, point: str | None) -> list[GridStep]:
         """The grid steps above a monitoring point that have someone to call."""

@@ -106,13 +106,44 @@ def read_handovers(store: Store, limit: int = 100) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    id: int
+    ticket_id: int
+    call_id: int | None
+    delivery_id: int | None
+    channel: str
+    person: str | None
+    target: str
+    started_at: int
+    ended_at: int
+    outcome: str
+    detail: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+_ATTEMPT_COLS = (
+    "id, ticket_id, call_id, delivery_id, channel, person, target, started_at, ended_at, "
+    "outcome, detail"
+)
+
+
+def read_attempts(store: Store, ticket_id: int) -> list[AttemptRow]:
+    rows = store.conn.execute(
+        f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE ticket_id = ? ORDER BY id", (ticket_id,)
+    ).fetchall()
+    return [AttemptRow(*r) for r in rows]
+
+
 def read_warn_state(store: Store, ticket_id: int) -> WarnState | None:
     r = store.conn.execute(
-        "SELECT level, round, step, due_at, acked_at, acked_by, acked_via FROM warning_state "
-        "WHERE ticket_id = ?",
+        "SELECT level, round, step, due_at, acked_at, acked_by, acked_via, exhausted "
+        "FROM warning_state WHERE ticket_id = ?",
         (ticket_id,),
     ).fetchone()
-    return WarnState(Level(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) if r else None
+    return WarnState(Level(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) if r else None
 
 
 def due_deliveries(store: Store, now: int, skip: set[int], limit: int = 200) -> list[DeliveryRow]:
@@ -126,26 +157,57 @@ def due_deliveries(store: Store, now: int, skip: set[int], limit: int = 200) -> 
 
 
 def delivered(
-    store: Store, delivery_id: int, error: str | None, now: int, max_attempts: int
+    store: Store,
+    delivery_id: int,
+    error: str | None,
+    now: int,
+    max_attempts: int,
+    *,
+    outcome: str | None = None,
+    started_at: int | None = None,
 ) -> DeliveryRow | None:
-    """Record one attempt: sent, or retried with backoff, or failed after the last."""
+    """Record one attempt: sent, or retried (after the delivery's own spacing — a voice
+    redial — or the backoff), or failed after the last; a delivery cancelled while it was
+    in flight stays cancelled. The attempt itself is a row of `attempts`."""
     with store.transaction():
         r = store.conn.execute(
-            "SELECT attempts FROM deliveries WHERE id = ?", (delivery_id,)
+            "SELECT attempts, max_attempts, retry_ms, status, ticket_id, call_id, channel, "
+            "target, body FROM deliveries WHERE id = ?",
+            (delivery_id,),
         ).fetchone()
         if r is None:
             return None
         attempts = int(r[0]) + 1
-        if error is None:
+        limit = int(r[1]) if r[1] is not None else max_attempts
+        if r[3] == "cancelled":
+            status, next_at = "cancelled", now
+        elif error is None:
             status, next_at = "sent", now
-        elif attempts >= max_attempts:
+        elif attempts >= limit:
             status, next_at = "failed", now
         else:
-            status, next_at = "pending", now + backoff_ms(attempts)
+            status, next_at = "pending", now + (int(r[2]) if r[2] else backoff_ms(attempts))
         store.conn.execute(
             "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_error = ?, "
             "updated_at = ? WHERE id = ?",
             (status, attempts, next_at, error, now, delivery_id),
+        )
+        person = json.loads(r[8]).get("person")
+        store.conn.execute(
+            "INSERT INTO attempts (ticket_id, call_id, delivery_id, channel, person, target, "
+            "started_at, ended_at, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r[4],
+                r[5],
+                delivery_id,
+                r[6],
+                person,
+                r[7],
+                started_at if started_at is not None else now,
+                now,
+                outcome or ("sent" if error is None else "failed"),
+                error,
+            ),
         )
     r = store.conn.execute(
         f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE id = ?", (delivery_id,)

@@ -6,8 +6,39 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.core.errors import TicketNotFound
-from gateway.tickets.records import read_calls
+from gateway.tickets.records import read_attempts, read_calls
 from gateway.tickets.store import StationStore
+
+CHANNEL_ZH = {
+    "sms": "短信",
+    "voice": "电话",
+    "mqtt": "手持终端",
+    "robot": "群机器人",
+    "broadcast": "广播",
+    "siren": "警报器",
+    "dashboard": "值班室",
+    "webhook": "webhook",
+}
+OUTCOME_ZH = {
+    "sent": "已发送",
+    "failed": "失败",
+    "confirmed": "按1确认",
+    "answered": "接听未确认",
+    "busy": "占线/拒接",
+    "no_answer": "无人接听",
+    "stopped": "已停止",
+    "throttled": "限流",
+    "sirens": "已鸣警报",
+}
+
+
+def escalation_waves(calls: list[tuple[int, int]]) -> int:
+    """Waves of escalation (督导): calls of a round made after the round's start, at one
+    time each — whoever they called (deputies, the grid up, the duty officer, leaders)."""
+    starts: dict[int, int] = {}
+    for rnd, at in calls:
+        starts[rnd] = min(at, starts.get(rnd, at))
+    return len({(rnd, at) for rnd, at in calls if at > starts[rnd]})
 
 
 def _s(ms: int | None) -> float | None:
@@ -20,6 +51,19 @@ def summarize(store: StationStore, ticket_id: int) -> dict[str, Any]:
         raise TicketNotFound(f"ticket {ticket_id} does not exist")
     events = store.events(ticket_id)
     calls = read_calls(store, ticket_id)
+    attempts = read_attempts(store, ticket_id)
+    by_call: dict[int, list[dict[str, Any]]] = {}
+    for a in attempts:
+        if a.call_id is not None:
+            by_call.setdefault(a.call_id, []).append(
+                {
+                    "channel": a.channel,
+                    "at": a.started_at,
+                    "outcome": a.outcome,
+                    "took_s": _s(a.ended_at - a.started_at),
+                    "detail": a.detail,
+                }
+            )
     lifted = next(
         (e for e in reversed(events) if e.kind == "step" and (e.note or "").startswith("lift")),
         None,
@@ -37,9 +81,14 @@ def summarize(store: StationStore, ticket_id: int) -> dict[str, Any]:
             "acked_at": c.acked_at,
             "acked_via": c.acked_via,
             "response_s": _s(c.acked_at - c.called_at) if c.acked_at is not None else None,
+            "attempts": by_call.get(c.id, []),
         }
         for c in calls
     ]
+    per_channel: dict[str, dict[str, int]] = {}
+    for a in attempts:
+        per_channel.setdefault(a.channel, {}).setdefault(a.outcome, 0)
+        per_channel[a.channel][a.outcome] += 1
     escalated_past = list(dict.fromkeys(c.name for c in calls if c.outcome == "escalated"))
     if tk.state == "lifted" and lifted is not None:
         outcome = f"lifted by {lifted.actor}: {(lifted.note or '')[len('lift: ') :]}"
@@ -74,8 +123,10 @@ def summarize(store: StationStore, ticket_id: int) -> dict[str, Any]:
             if e.kind in ("opened", "raised", "warning_raised", "warning_lowered")
         ],
         "calls": responders,
-        "escalations": sum(1 for c in calls if c.why == "escalated"),
+        "escalations": escalation_waves([(c.round, c.called_at) for c in calls]),
         "escalated_past": escalated_past,
+        "attempts": per_channel,
+        "not_reached": [c.name for c in calls if c.outcome == "not_reached"],
         "steps": steps,
         "outcome": outcome,
         "time_to_acknowledge_s": _s(tk.acknowledged_at - tk.opened_at)
@@ -102,8 +153,28 @@ def render(summary: dict[str, Any], fmt_time: Any) -> str:
                 f"{c['name']:<6} ({c['why']})  {took}"
                 + (f" via {c['acked_via']}" if c["acked_via"] else "")
             )
+            tries = [
+                f"{CHANNEL_ZH.get(a['channel'], a['channel'])} {fmt_time(a['at'])[-8:]} "
+                f"{OUTCOME_ZH.get(a['outcome'], a['outcome'])}"
+                + (f" {a['took_s']} s" if a["channel"] == "voice" and a["took_s"] else "")
+                for a in c["attempts"]
+            ]
+            if tries:
+                lines.append("        " + "; ".join(tries))
         past = ", ".join(summary["escalated_past"]) or "nobody"
         lines.append(f"  escalations: {summary['escalations']}; escalated past: {past}")
+        if summary.get("not_reached"):
+            lines.append(f"  not reached (with the duty room): {', '.join(summary['not_reached'])}")
+        per = summary.get("attempts") or {}
+        if per:
+            lines.append(
+                "  attempts: "
+                + "; ".join(
+                    f"{CHANNEL_ZH.get(ch, ch)} "
+                    + ", ".join(f"{OUTCOME_ZH.get(o, o)} {n}" for o, n in sorted(out.items()))
+                    for ch, out in sorted(per.items())
+                )
+            )
     for s in summary["steps"]:
         lines.append(f"  {fmt_time(s['at'])}  {s['note']}  — {s['by']} ({s['role']})")
     return "\n".join(lines)

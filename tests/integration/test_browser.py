@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -288,3 +290,46 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     rain(mosquitto, 13.0, 2)  # red: the same warning, raised
     tech.locator('#banner li .lv[data-level="red"]').wait_for()
     assert ERRORS[id(page)] == [] and ERRORS[id(tech)] == []
+
+
+def test_a_throttled_group_robot_is_shown_on_the_page(
+    gateway: Gateway, mosquitto: Mosquitto, browser: Any, shots: Path
+) -> None:
+    """A WeCom robot whose service answers "too fast" (45009): the duty page names the
+    group and says its messages are queued and merged."""
+    hits: list[bytes] = []
+
+    class Busy(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return None
+
+        def do_POST(self) -> None:
+            hits.append(self.rfile.read(int(self.headers["Content-Length"])))
+            data = b'{"errcode": 45009, "errmsg": "api freq out of limit"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/cgi-bin/webhook/send?key=k1"
+        gateway.config.write_text(
+            gateway.config.read_text()
+            + f'\n[[notify.robots]]\nid = "wx"\nname = "一村防汛群"\nkind = "wecom"\nurl = "{url}"\n'
+        )
+        gateway.start()
+        rain(mosquitto, 9.0, 1)  # orange: the warning goes to the group robot
+        page = log_in(
+            browser, gateway, "duty", add_user(gateway.db, "duty", "duty_officer"), (1366, 768)
+        )
+        page.locator("#channels-down:not([hidden])").wait_for(timeout=30_000)
+        text = page.locator("#channels-down").inner_text()
+        assert text.startswith("群机器人 一村防汛群：限流中，消息排队合并发送")
+        page.screenshot(path=str(shots / "robot-throttled.png"), full_page=True)
+        assert hits and "一号点" in hits[0].decode()
+        assert ERRORS[id(page)] == []
+    finally:
+        server.shutdown()
+        server.server_close()

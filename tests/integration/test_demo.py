@@ -95,3 +95,49 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert "Traceback" not in out
     assert "readings stored" in out
+
+
+def test_demo_shows_sms_voice_a_redial_a_key_press_and_an_escalation(tmp_path: Path) -> None:
+    """What a new user sees in the demo's first minutes (its policy is compressed to
+    seconds; the modem stub plays the people): read back from the demo's database."""
+    port = free_port()
+    proc = subprocess.run(
+        stationgw("demo", "--for", "80", "--data", str(tmp_path), "--http-port", str(port)),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=150,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = proc.stdout + proc.stderr
+    assert "voice call to 李明: no_answer" in log
+    assert "voice call to 李明: confirmed key 1" in log
+    assert re.search(r"warning #\d+ escalated 上坪河段 蓝色: calling 吴建 \(escalated\)", log), log
+    from gateway.tickets.records import read_attempts, read_calls
+    from gateway.tickets.store import StationStore
+
+    store = StationStore(tmp_path / "station.db", writer=False)
+    try:
+        warnings = {t.point: t for t in store.tickets() if t.kind == "warning"}
+        xiaxi = read_attempts(store, warnings["xiaxi-slope"].id)
+        li = [(a.channel, a.outcome) for a in xiaxi if a.person == "li-wg"]
+        assert (
+            li[:4]
+            == [
+                ("sms", "sent"),
+                ("mqtt", "sent"),
+                ("voice", "no_answer"),
+                ("voice", "confirmed"),  # the redial, answered with 1
+            ]
+            or li[:4]
+            == [("mqtt", "sent"), ("sms", "sent"), ("voice", "no_answer"), ("voice", "confirmed")]
+        )
+        calls = read_calls(store, warnings["shangping-river"].id)
+        assert [(c.name, c.why, c.outcome) for c in calls][:2] == [
+            ("刘芳", "issued", "escalated"),
+            ("吴建", "escalated", "acknowledged"),
+        ]
+        liu = [a.outcome for a in read_attempts(store, calls[0].ticket_id) if a.person == "liu-wg"]
+        assert liu.count("no_answer") == 3  # the call and its two redials
+    finally:
+        store.close()

@@ -81,7 +81,12 @@ def test_warning_sms_in_chinese_and_a_reply_acknowledges(
             await until(lambda: len(modem.sent) == 1, "the SMS")
             phone, text = modem.sent[0]
             assert phone == "13800000001"
-            assert text == f"【清水镇】后山滑坡 蓝色预警，请回复{w.code}确认收到"
+            # point, level, the reading, what the plan says, how to answer: one segment
+            assert text == (
+                f"【清水镇】后山滑坡蓝色预警，短时强降雨，雨量 3 ≥ 蓝色阈值 2。"
+                f"加强巡查，密切关注雨情水情。请回复{w.code}确认"
+            )
+            assert len(text) <= 70
             assert 'AT+CSCS="UCS2"' in modem.commands
             assert f'AT+CMGS="{"13800000001".encode("utf-16-be").hex().upper()}"' in modem.commands
             modem.receive("+8613800000001", f"收到{w.code}，马上去后山")

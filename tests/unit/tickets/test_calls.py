@@ -30,19 +30,43 @@ def who(plan: calls.Plan | None) -> list[tuple[str, str]]:
     return [(c.callee.person, c.why) for c in plan.calls]
 
 
-def test_blue_calls_the_point_only_and_escalates_at_the_deadline() -> None:
-    plan = calls.issue(B, T0, CHAIN, DUTY)
+def test_blue_calls_up_the_grid_once_per_person_then_leaves_the_list_with_the_duty_room() -> None:
+    """A fake clock steps the pure planner: each wave calls whom the policy names, nobody
+    twice in a round; the wave that finds nobody new exhausts the warning."""
+    a2 = Callee("a", "甲", "1", deputy=Callee("a2", "甲副", "5"))
+    chain = [GridStep("point:p", (a2,)), *CHAIN[1:]]
+    plan = calls.issue(B, T0, chain, DUTY)
     assert who(plan) == [("a", "issued")]
     assert plan.state.due_at == T0 + 60 * MIN
-    assert calls.on_tick(plan.state, T0 + 60 * MIN - 1, CHAIN, DUTY) is None
-    up = calls.on_tick(plan.state, T0 + 60 * MIN, CHAIN, DUTY)
-    assert who(up) == [("g", "escalated"), ("d", "duty")]
-    assert up is not None and up.state.step == 1
-    top = calls.on_tick(up.state, T0 + 120 * MIN, CHAIN, DUTY)
-    assert who(top) == [("v", "escalated"), ("d", "duty")]
-    assert top is not None
-    again = calls.on_tick(top.state, T0 + 180 * MIN, CHAIN, DUTY)  # repeats at the top
-    assert who(again) == [("v", "escalated"), ("d", "duty")]
+    assert calls.on_tick(plan.state, T0 + 60 * MIN - 1, chain, DUTY) is None
+    called = {"a"}
+    steps = [  # (minutes, not reached, expected wave, exhausted)
+        (60, [a2], [("a2", "deputy"), ("g", "escalated"), ("d", "duty")], False),
+        (120, [G, DUTY], [("v", "escalated")], False),
+        (180, [V], [], True),  # nobody new: no re-call of the same people
+    ]
+    state = plan.state
+    for minutes, unreached, expected, exhausted in steps:
+        nxt = calls.on_tick(
+            state, T0 + minutes * MIN, chain, DUTY, not_reached=unreached, called=called
+        )
+        assert nxt is not None
+        assert who(nxt) == expected
+        assert nxt.state.exhausted is exhausted
+        called |= {c.callee.person for c in nxt.calls}
+        state = nxt.state
+    assert state.due_at is None
+    assert calls.on_tick(state, T0 + 999 * MIN, chain, DUTY, called=called) is None
+
+
+def test_leaders_are_last_and_the_policy_decides_who_comes_next() -> None:
+    boss = Callee("w", "镇长", "7")
+    pol = {lv: calls.LevelPolicy(2 * MIN, 0, escalate=("up", "leader")) for lv in Level}
+    plan = calls.issue(R, T0, CHAIN, DUTY, pol)
+    assert who(plan) == [("a", "issued")]  # duty_at_once off in this policy
+    up = calls.on_tick(plan.state, T0 + 2 * MIN, CHAIN, DUTY, pol, called={"a"}, leaders=[boss])
+    assert who(up) == [("g", "escalated"), ("w", "leader")]
+    assert up is not None and up.state.due_at == T0 + 4 * MIN
 
 
 def test_orange_and_red_call_the_duty_officer_at_once_with_their_deadlines() -> None:
@@ -128,8 +152,7 @@ def test_escalation_survives_a_restart_without_calling_twice(tmp_path: Path) -> 
         ("li", "issued"),
         ("zhou", "escalated"),
         ("zhao", "duty"),
-        ("he", "escalated"),
-        ("zhao", "duty"),
+        ("he", "escalated"),  # the village (its deputy); the duty officer not again
     ]
     state = read_warn_state(again.store, warning.id)
     assert state is not None and state.step == 2 and state.due_at == T0 + 105 * MIN
@@ -141,8 +164,12 @@ def test_escalation_survives_a_restart_without_calling_twice(tmp_path: Path) -> 
     assert acked.acknowledged_by == "何副村长"
     again.tick(T0 + 500 * MIN)
     outcomes = [(c.person, c.outcome) for c in read_calls(again.store, warning.id)]
-    assert outcomes[-2:] == [("he", "acknowledged"), ("zhao", "answered")]
-    assert len(outcomes) == 5
+    assert outcomes == [
+        ("li", "escalated"),
+        ("zhou", "escalated"),
+        ("zhao", "escalated"),
+        ("he", "acknowledged"),
+    ]
     # every call has its deliveries recorded: MQTT to each person, the dashboard alarm
     channels = {d.channel for d in read_deliveries(again.store, ticket_id=warning.id)}
     assert channels == {"mqtt", "dashboard"}
