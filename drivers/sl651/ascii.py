@@ -143,6 +143,8 @@ def parse(raw: bytes, tz: tzinfo = BEIJING) -> Frame:
     if header.packet is not None:
         total, seq = header.packet
         body = raw[HEADER + 6 : HEADER + header.length]
+        if header.downlink:  # the centre's M3 answer about one packet: decoded on its own
+            return body_frame(header, raw, body, HEADER + 6, tz)
         return Frame(
             header, raw, body, notes=(f"packet {seq} of {total}; body decoded once joined",)
         )

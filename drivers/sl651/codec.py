@@ -257,6 +257,8 @@ def parse(raw: bytes, tz: tzinfo = BEIJING) -> Frame:
     if header.packet is not None:
         body = raw[HEADER_LEN + 3 : HEADER_LEN + header.length]
         total, seq = header.packet
+        if header.downlink:  # the centre's M3 answer about one packet: decoded on its own
+            return body_frame(header, raw, body, HEADER_LEN + 3, tz)
         return Frame(
             header, raw, body, notes=(f"packet {seq} of {total}; body decoded once joined",)
         )
@@ -602,9 +604,11 @@ def take(buf: bytes, tz: tzinfo = BEIJING) -> tuple[int, Frame | Reject | None]:
         drop = n - keep
         if drop <= 0:
             return 0, None
-        return drop, Reject("garbage", f"{drop} bytes without a frame start", 0, buf[:drop])
+        why = f"{drop} bytes without a 7E 7E or 01 SOH start"
+        return drop, Reject("garbage", why, 0, buf[:drop])
     if i > 0:
-        return i, Reject("garbage", f"{i} bytes before a frame start", 0, buf[:i])
+        what = "7E 7E" if buf[i] == 0x7E else "01 SOH"
+        return i, Reject("garbage", f"{i} bytes before a {what} start", 0, buf[:i])
     if buf[0] == SOH:
         return ascii_mode.take(buf, tz)
     if n < HEADER_LEN:

@@ -20,6 +20,9 @@ class Sl651Transport(TransportModel):
     password: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{4}$")] | None = None
     elements: dict[str, Name] = Field(min_length=1)
     reply: bool = True  # send the confirmation frame after the commit
+    # the observation time before an F4–FC array: "first" = its first 5-minute value
+    # (SL 651-2014 6.6.2.8 d, tables 36/45), "end" = the end of the hour (some vendors)
+    array_time: Literal["first", "end"] = "first"
 
 
 class Sl651Section(Model):

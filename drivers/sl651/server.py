@@ -18,7 +18,15 @@ from drivers.link.config import SerialPort
 from drivers.link.frame_io import Handle, pump_connection, pump_line
 from drivers.link.framing import Reject, Stream
 from drivers.link.serial_line import SerialLine
-from drivers.sl651.codec import Frame, Reassembler, Sl651Error, confirmation, station_of, take
+from drivers.sl651.codec import (
+    Frame,
+    Reassembler,
+    Sl651Error,
+    confirmation,
+    restamp,
+    station_of,
+    take,
+)
 from drivers.sl651.config import Sl651Section, Sl651Transport
 
 log = logging.getLogger("stationgw.sl651")
@@ -53,7 +61,11 @@ class Sl651Driver:
     # --- turning codec output into a committed batch --------------------------------
 
     async def handle(
-        self, items: list[Frame | Reject], source: str, reassembler: Reassembler
+        self,
+        items: list[Frame | Reject],
+        source: str,
+        reassembler: Reassembler,
+        flush: bool = False,
     ) -> list[bytes]:
         """Commit what the items carry; return the confirmation frames to send now."""
         b = BatchBuilder(self.host, "sl651", self.once)
@@ -93,14 +105,41 @@ class Sl651Driver:
             self.host.counter("messages", "sl651")
             self.frames += 1
             b.seen(device.id)
+            packet_replies: list[bytes] = []
+            if h.packet is not None and transport.reply:
+                # M3 (table 23): NAK for a missing packet, EOT once the message is whole
+                packet_replies = reassembler.replies(item, whole, self.host.clock())
+                if whole is None:
+                    replies.extend(packet_replies)
             if whole is None:
                 continue  # more packets to come
+            whole = restamp(whole, transport.array_time)
             self._readings(b, device, transport, whole)
-            if transport.reply and h.function in self.reply_functions:
+            for variant in whole.variants:
+                self.once.warning(
+                    f"variant:{device.id}:{variant}",
+                    "%s: SL651 frame accepted with a departure from the standard: %s",
+                    device.id,
+                    variant,
+                )
+            if transport.reply and h.packet is not None:
+                replies.extend(packet_replies)
+            elif transport.reply and h.function in self.reply_functions:
                 replies.append(confirmation(whole, self.host.clock(), self.tz))
+        for left in reassembler.incomplete(flush=flush):
+            self._incomplete(b, left, source)
         if not b.empty:
             await self.host.submit(b.batch)
         return replies
+
+    def _incomplete(self, b: BatchBuilder, f: Frame, source: str) -> None:
+        """A multi-packet message that never became whole: kept in quarantine, flagged."""
+        known = self.by_address.get(f.header.station)
+        who = f"{known[0].id}: " if known else f"SL651 station {f.header.station}: "
+        if known is not None:
+            self.host.count(known[0].id, "malformed", b.now)
+        note = f.notes[0] if f.notes else "incomplete multi-packet message"
+        b.quarantine(source, "incomplete", f"{who}{note} (function {f.header.function:02X})", f.raw)
 
     def _reject(self, b: BatchBuilder, r: Reject, source: str) -> None:
         station = r.station or station_of(r.raw)
@@ -146,12 +185,13 @@ class Sl651Driver:
         self.connections += 1
         self._writers.add(writer)
         stream = self.streams[source] = self._stream()
+        reassembler = Reassembler(self.tz)
         try:
             await pump_connection(
                 reader,
                 writer,
                 stream,
-                self._handler(source, Reassembler(self.tz)),
+                self._handler(source, reassembler),
                 source=source,
                 frame_timeout_s=self.section.frame_timeout_s,
                 idle_timeout_s=self.section.idle_timeout_s,
@@ -159,6 +199,8 @@ class Sl651Driver:
         finally:
             self._writers.discard(writer)
             self.streams.pop(source, None)
+            if reassembler.pending():  # the connection ended inside a multi-packet message
+                await self.handle([], source, reassembler, flush=True)
 
     def _handler(self, source: str, reassembler: Reassembler) -> Handle:
         """What one connection or line does with what it read; counts the replies."""

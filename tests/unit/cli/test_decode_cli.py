@@ -29,6 +29,40 @@ def test_sl651_example(capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
+# Fujian line 18 (drivers/sl651/testdata): hourly report, F0F0 2212021220 before F4 and F5
+FUJIAN_34 = (
+    "7E7E0110000000060000340068022F7B221202131525F1F1100000000648F0F02212021220F4600000000000"
+    "00000000000000F0F022120213152619003196F0F02212021220F55C0A2D0A2D0A2D0A2D0A2D0A2D0A2D0A2D"
+    "0A2D0A2D0AEC0AECF0F0221202131539230002896020190000003812131603329C"
+)
+
+
+def test_sl651_arrays_each_value_at_its_own_time(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "sl651", FUJIAN_34)
+    assert code == 0 and out["encoding"] == "HEX/BCD"
+    f5 = [r for r in out["readings"] if r["code"] == "F5"]  # type: ignore[union-attr,index]
+    # 12:20 Beijing is the first value's time: 04:20Z, 04:25Z … 05:15Z
+    assert [r["ts"] for r in f5] == [
+        f"2022-12-02T{4 + (20 + 5 * k) // 60:02d}:{(20 + 5 * k) % 60:02d}:00Z" for k in range(12)
+    ]
+    assert [r["array_index"] for r in f5] == list(range(12))
+    assert out["variants"] == ["F5 5C in place of F5 C0 (array definition byte)"]
+
+
+def test_sl651_ascii_frame(capsys: pytest.CaptureFixture[str]) -> None:
+    from drivers.link.framing import crc16
+
+    frame = (
+        b"\x010100123456781234320037\x020001260701063000ST 0012345678 P TT 2607010630 PT 184.8 \x03"
+    )
+    frame += f"{crc16(frame):04X}".encode()
+    code, out = run(capsys, "sl651", frame.hex())
+    assert code == 0 and out["encoding"] == "ASCII" and out["station_type"] == "50"
+    assert out["readings"] == [
+        {"element": "PT", "code": "26", "value": 184.8, "unit": "mm", "ts": "2026-06-30T22:30:00Z"}
+    ]
+
+
 def test_stdin_and_trailing_bytes(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
