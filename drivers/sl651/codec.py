@@ -604,8 +604,8 @@ def take(buf: bytes, tz: tzinfo = BEIJING) -> tuple[int, Frame | Reject | None]:
         drop = n - keep
         if drop <= 0:
             return 0, None
-        why = f"{drop} bytes without a 7E 7E or 01 SOH start"
-        return drop, Reject("garbage", why, 0, buf[:drop])
+        reason = f"{drop} bytes without a 7E 7E or 01 SOH start"
+        return drop, Reject("garbage", reason, 0, buf[:drop])
     if i > 0:
         what = "7E 7E" if buf[i] == 0x7E else "01 SOH"
         return i, Reject("garbage", f"{i} bytes before a {what} start", 0, buf[:i])
