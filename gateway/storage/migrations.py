@@ -458,6 +458,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attempts_by_ticket ON attempts (ticket_id, id);
     CREATE INDEX attempts_by_time ON attempts (started_at);
     """,
+    # 12: commands to devices, queued per device: queued -> sent -> answered | failed | expired
+    """
+    CREATE TABLE device_commands (
+        id INTEGER PRIMARY KEY,
+        device TEXT NOT NULL,
+        name TEXT NOT NULL,             -- clock.set, report.now, params.set, …
+        args TEXT NOT NULL,             -- JSON object of key=value strings
+        state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'answered', 'failed', 'expired')),
+        created_at INTEGER NOT NULL,
+        created_by TEXT,                -- user name; NULL: the gateway itself (clock keeping)
+        expires_at INTEGER NOT NULL,    -- not sent or not answered by then: expired
+        timeout_ms INTEGER NOT NULL,    -- a sent command unanswered this long is sent again
+        max_attempts INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        sent_at INTEGER,
+        done_at INTEGER,
+        answer TEXT                     -- the device's answer, or why it failed / expired
+    );
+    CREATE INDEX device_commands_open ON device_commands (device, state, id);
+    """,
 )
 
 
