@@ -94,7 +94,18 @@ class Host(Protocol):
         """Patrol records and their hazard tickets, in one transaction."""
         ...
 
+    async def commands_due(self, device: str) -> list[DueCommand]:
+        """Commands queued for `device` to send now (after its report was committed)."""
+        ...
 
+    async def command_sent(self, command_id: int) -> None: ...
+    async def command_failed(self, command_id: int, why: str) -> None: ...
+    async def command_answered(self, device: str, name: str, answer: str) -> None:
+        """The device answered its oldest sent command called `name`."""
+        ...
+
+
+DueCommand = tuple[int, str, dict[str, str]]  # queue id, command name, its arguments
 Spawn = Callable[..., None]  # spawn(name, coroutine function, *args): a supervised task
 Listen = Callable[[str, Callable[[], Awaitable[asyncio.Server]]], Awaitable[asyncio.Server]]
 

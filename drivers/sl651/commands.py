@@ -55,6 +55,8 @@ COMMANDS: dict[str, Command] = {
     )
 }
 
+NAME_BY_FUNCTION: dict[int, str] = {c.function: c.name for c in COMMANDS.values()}
+
 # Table D.4 (running parameters): identifier -> (digits D, decimals d, allowed values or range)
 RUNNING: dict[int, tuple[int, int, tuple[float, ...] | tuple[float, float, str]]] = {
     0x20: (2, 0, (1, 2, 3, 4, 6, 8, 12, 24)),

@@ -18,6 +18,7 @@ from drivers.link.config import SerialPort
 from drivers.link.frame_io import Handle, pump_connection, pump_line
 from drivers.link.framing import Reject, Stream
 from drivers.link.serial_line import SerialLine
+from drivers.sl651 import commands
 from drivers.sl651.codec import (
     Frame,
     Reassembler,
@@ -70,6 +71,8 @@ class Sl651Driver:
         """Commit what the items carry; return the confirmation frames to send now."""
         b = BatchBuilder(self.host, "sl651", self.once)
         replies: list[bytes] = []
+        reported: dict[str, Frame] = {}  # device -> its last whole uplink frame
+        answers: list[tuple[str, str, str]] = []  # device, command, answer
         for item in items:
             if isinstance(item, Reject):
                 self._reject(b, item, source)
@@ -115,6 +118,10 @@ class Sl651Driver:
                 continue  # more packets to come
             whole = restamp(whole, transport.array_time)
             self._readings(b, device, transport, whole)
+            reported[device.id] = whole
+            name = commands.NAME_BY_FUNCTION.get(h.function)
+            if name is not None:
+                answers.append((device.id, name, commands.answer_text(whole)))
             for variant in whole.variants:
                 self.once.warning(
                     f"variant:{device.id}:{variant}",
@@ -130,7 +137,33 @@ class Sl651Driver:
             self._incomplete(b, left, source)
         if not b.empty:
             await self.host.submit(b.batch)
+        for device_id, name, answer in answers:
+            await self.host.command_answered(device_id, name, answer)
+        for device_id, frame in reported.items():
+            replies.extend(await self._commands(device_id, frame))
         return replies
+
+    async def _commands(self, device_id: str, frame: Frame) -> list[bytes]:
+        """Queued commands go out after the device's report was committed (it is awake)."""
+        out = []
+        h = frame.header
+        for command_id, name, args in await self.host.commands_due(device_id):
+            try:
+                raw = commands.frame(
+                    name,
+                    args,
+                    centre=h.centre,
+                    station=h.station,
+                    password=h.password,
+                    now_ms=self.host.clock(),
+                    tz=self.tz,
+                )
+            except commands.CommandError as e:
+                await self.host.command_failed(command_id, str(e))
+                continue
+            await self.host.command_sent(command_id)
+            out.append(raw)
+        return out
 
     def _incomplete(self, b: BatchBuilder, f: Frame, source: str) -> None:
         """A multi-packet message that never became whole: kept in quarantine, flagged."""

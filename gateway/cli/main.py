@@ -165,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     add_rules_parser(sub)
+    from gateway.cli.command import add_parser as add_command_parser
+
+    add_command_parser(sub)
     add_report_parser(sub)
 
     bench = sub.add_parser("bench", help="measure the gateway beside the broker and bare MQTT")

@@ -83,8 +83,8 @@ def _now() -> int:
     return time.time_ns() // 1_000_000
 
 
-def login(base: str, name: str, password: str) -> Callable[[str, str], Any]:
-    """Log in to a gateway at `base`; returns `call(method, path)` that sends the session
+def login(base: str, name: str, password: str) -> Callable[..., Any]:
+    """Log in to a gateway at `base`; returns `call(method, path[, body])` that sends the session
     cookie and CSRF token and answers the decoded JSON."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -105,7 +105,7 @@ def login(base: str, name: str, password: str) -> Callable[[str, str], Any]:
             raise GatewayError(f"no gateway answers at {base}: {e}") from None
 
     csrf = send("POST", "/api/login", {"name": name, "password": password}, None)["csrf"]
-    return lambda method, path: send(method, path, None, csrf)
+    return lambda method, path, body=None: send(method, path, body, csrf)
 
 
 def add_parser(

@@ -262,6 +262,9 @@ def create_app(ctx: Context) -> FastAPI:
     add_uplink_routes(app, ctx, reader)
     add_storage_routes(app, ctx, reader)
     http_faults.add_routes(app, reader)
+    from gateway.http import commands as http_commands
+
+    http_commands.add_routes(app, ctx, reader, access)
 
     @app.get("/metrics")
     def metrics() -> Response:

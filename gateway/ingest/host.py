@@ -22,6 +22,7 @@ from gateway.events import Hub
 from gateway.ingest.health import HealthRecorder
 from gateway.ingest.registry import Registry
 from gateway.metrics import Metrics
+from gateway.storage import commands
 from gateway.tickets.patrols import flags, store_record
 from gateway.tickets.store import StationStore, Ticket
 
@@ -86,6 +87,29 @@ class GatewayHost:
         if self._write is None:
             raise RuntimeError("this driver host cannot write to the store")
         return await self._write(fn)
+
+    async def commands_due(self, device: str) -> list[tuple[int, str, dict[str, str]]]:
+        if self._write is None:
+            return []
+        now = self.clock()
+        due = await self.write(lambda store: commands.due(store, device, now))
+        return [(c.id, c.name, c.args) for c in due]
+
+    async def command_sent(self, command_id: int) -> None:
+        now = self.clock()
+        await self.write(lambda store: commands.mark_sent(store, command_id, now))
+
+    async def command_failed(self, command_id: int, why: str) -> None:
+        now = self.clock()
+        await self.write(lambda store: commands.failed(store, command_id, now, why))
+
+    async def command_answered(self, device: str, name: str, answer: str) -> None:
+        now = self.clock()
+        done = await self.write(lambda store: commands.answered(store, device, name, now, answer))
+        if done is not None and self.hub is not None:
+            self.hub.publish(
+                "command", {"id": done.id, "device": device, "state": done.state, "answer": answer}
+            )
 
     async def open_hazard(
         self,

@@ -7,6 +7,7 @@
 
 A device that sleeps gets its commands when it next reports: the driver asks `due()` after
 the report's commit. Every transition writes one line to the audit log (who, what, answer).
+Each function runs inside the caller's transaction (the writer's `transaction()`).
 """
 
 from __future__ import annotations
@@ -83,15 +84,14 @@ def enqueue(
     """Queue a command (already checked by its driver); audited as `command.queued`."""
     if ttl_ms <= 0 or timeout_ms <= 0 or max_attempts < 1:
         raise ValueError("ttl_ms and timeout_ms must be > 0, max_attempts >= 1")
-    with store.transaction():
-        cur = store.conn.execute(
-            "INSERT INTO device_commands (device, name, args, state, created_at, created_by, "
-            "expires_at, timeout_ms, max_attempts) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-            (device, name, json.dumps(args), now, user, now + ttl_ms, timeout_ms, max_attempts),
-        )
-        c = get(store, int(cur.lastrowid or 0))
-        assert c is not None
-        _audit(store, now, user, "command.queued", c, {"source": source})
+    cur = store.conn.execute(
+        "INSERT INTO device_commands (device, name, args, state, created_at, created_by, "
+        "expires_at, timeout_ms, max_attempts) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+        (device, name, json.dumps(args), now, user, now + ttl_ms, timeout_ms, max_attempts),
+    )
+    c = get(store, int(cur.lastrowid or 0))
+    assert c is not None
+    _audit(store, now, user, "command.queued", c, {"source": source})
     return c
 
 
@@ -109,72 +109,68 @@ def due(store: Store, device: str, now: int) -> list[QueuedCommand]:
 
 
 def mark_sent(store: Store, command_id: int, now: int) -> None:
-    with store.transaction():
-        c = get(store, command_id)
-        if c is None or c.state not in ("queued", "sent"):
-            return
-        store.conn.execute(
-            "UPDATE device_commands SET state = 'sent', sent_at = ?, attempts = attempts + 1 "
-            "WHERE id = ?",
-            (now, command_id),
-        )
-        _audit(store, now, None, "command.sent", c, {"attempt": c.attempts + 1})
+    c = get(store, command_id)
+    if c is None or c.state not in ("queued", "sent"):
+        return
+    store.conn.execute(
+        "UPDATE device_commands SET state = 'sent', sent_at = ?, attempts = attempts + 1 "
+        "WHERE id = ?",
+        (now, command_id),
+    )
+    _audit(store, now, None, "command.sent", c, {"attempt": c.attempts + 1})
 
 
 def answered(store: Store, device: str, name: str, now: int, answer: str) -> QueuedCommand | None:
     """The device answered `name`: the oldest sent command of that name is answered."""
-    with store.transaction():
-        r = store.conn.execute(
-            f"SELECT {_COLUMNS} FROM device_commands WHERE device = ? AND name = ? "
-            "AND state = 'sent' ORDER BY id LIMIT 1",
-            (device, name),
-        ).fetchone()
-        if r is None:
-            return None
-        c = _row(r)
-        store.conn.execute(
-            "UPDATE device_commands SET state = 'answered', done_at = ?, answer = ? WHERE id = ?",
-            (now, answer, c.id),
-        )
-        _audit(store, now, None, "command.answered", c, {"answer": answer})
+    r = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM device_commands WHERE device = ? AND name = ? "
+        "AND state = 'sent' ORDER BY id LIMIT 1",
+        (device, name),
+    ).fetchone()
+    if r is None:
+        return None
+    c = _row(r)
+    store.conn.execute(
+        "UPDATE device_commands SET state = 'answered', done_at = ?, answer = ? WHERE id = ?",
+        (now, answer, c.id),
+    )
+    _audit(store, now, None, "command.answered", c, {"answer": answer})
     return get(store, c.id)
 
 
 def failed(store: Store, command_id: int, now: int, why: str) -> None:
-    with store.transaction():
-        c = get(store, command_id)
-        if c is None or c.state not in ("queued", "sent"):
-            return
-        store.conn.execute(
-            "UPDATE device_commands SET state = 'failed', done_at = ?, answer = ? WHERE id = ?",
-            (now, why, command_id),
-        )
-        _audit(store, now, None, "command.failed", c, {"reason": why})
+    c = get(store, command_id)
+    if c is None or c.state not in ("queued", "sent"):
+        return
+    store.conn.execute(
+        "UPDATE device_commands SET state = 'failed', done_at = ?, answer = ? WHERE id = ?",
+        (now, why, command_id),
+    )
+    _audit(store, now, None, "command.failed", c, {"reason": why})
 
 
 def expire(store: Store, now: int) -> list[QueuedCommand]:
     """Past their expiry: expired; sent, overdue and out of attempts: failed."""
     out = []
-    with store.transaction():
-        rows = store.conn.execute(
-            f"SELECT {_COLUMNS}, expires_at, sent_at, timeout_ms FROM device_commands "
-            "WHERE state IN ('queued', 'sent') ORDER BY id"
-        ).fetchall()
-        for r in rows:
-            c = _row(r[:9])
-            expires_at, sent_at, timeout_ms = r[9], r[10], r[11]
-            if expires_at <= now:
-                state, why = "expired", "未在有效期内送达或应答"
-            elif c.state == "sent" and sent_at + timeout_ms <= now and c.attempts >= c.max_attempts:
-                state, why = "failed", f"{c.attempts} 次发送均未应答"
-            else:
-                continue
-            store.conn.execute(
-                "UPDATE device_commands SET state = ?, done_at = ?, answer = ? WHERE id = ?",
-                (state, now, why, c.id),
-            )
-            _audit(store, now, None, f"command.{state}", c, {"reason": why})
-            out.append(c)
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS}, expires_at, sent_at, timeout_ms FROM device_commands "
+        "WHERE state IN ('queued', 'sent') ORDER BY id"
+    ).fetchall()
+    for r in rows:
+        c = _row(r[:9])
+        expires_at, sent_at, timeout_ms = r[9], r[10], r[11]
+        if expires_at <= now:
+            state, why = "expired", "未在有效期内送达或应答"
+        elif c.state == "sent" and sent_at + timeout_ms <= now and c.attempts >= c.max_attempts:
+            state, why = "failed", f"{c.attempts} 次发送均未应答"
+        else:
+            continue
+        store.conn.execute(
+            "UPDATE device_commands SET state = ?, done_at = ?, answer = ? WHERE id = ?",
+            (state, now, why, c.id),
+        )
+        _audit(store, now, None, f"command.{state}", c, {"reason": why})
+        out.append(c)
     return out
 
 

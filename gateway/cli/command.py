@@ -1,0 +1,65 @@
+"""`stationgw command DEVICE NAME [key=value …]`: queue a command for a device (logging in
+like `stationgw rules reload`); it goes out after the device's next report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import urllib.parse
+from pathlib import Path
+
+from drivers.sl651 import commands as sl651_commands
+from drivers.sl651.config import Sl651Transport
+from gateway.config.station import load_config
+
+
+def parse_args(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{pair!r} is not key=value")
+        out[key] = value
+    return out
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    device = next((d for d in cfg.devices if d.id == args.device), None)
+    if device is None:
+        raise ValueError(f"device {args.device!r} is not in {args.config}")
+    if not isinstance(device.transport, Sl651Transport):
+        raise ValueError(
+            f"{device.name}: commands are sent to SL651 stations only so far "
+            f"(this one is {device.transport.kind})"
+        )
+    params = parse_args(args.params)
+    sl651_commands.body(args.name, params, int(time.time() * 1000))  # CommandError: exit 2
+    host = "127.0.0.1" if cfg.http.host in ("0.0.0.0", "::") else cfg.http.host
+    from gateway.cli.users import login, read_password
+
+    call = login(f"http://{host}:{cfg.http.port}", args.user, read_password(args))
+    path = f"/api/devices/{urllib.parse.quote(args.device, safe='')}/commands"
+    answer = call("POST", path, {"name": args.name, "args": params})
+    title = sl651_commands.COMMANDS[args.name].title
+    print(
+        f"{device.name}: {title} ({args.name}) 已排队, 编号 {answer['id']}; "
+        "设备下次上报后发送 (queued; sent after the device's next report)"
+    )
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    names = ", ".join(f"{c.name} ({c.title})" for c in sl651_commands.COMMANDS.values())
+    p = sub.add_parser("command", help="queue a command for a device (SL651: " + names + ")")
+    p.add_argument("device", help="the device id of the station file")
+    p.add_argument("name", help=names)
+    p.add_argument("params", nargs="*", help="key=value parameters of the command")
+    p.add_argument("-c", "--config", type=Path, required=True)
+    p.add_argument("--user", required=True, help="a technician or admin (asks the password)")
+    p.add_argument("--password-stdin", action="store_true", help="password from stdin")
+    p.add_argument("--json", action="store_true", help="also print the queued command as JSON")
+    p.set_defaults(func=cmd_command)
