@@ -35,6 +35,9 @@ class Sl651Section(Model):
     )
     idle_timeout_s: float = Field(default=600.0, gt=0)  # close a silent TCP connection
     frame_timeout_s: float = Field(default=5.0, gt=0)  # drop a partial frame after silence
+    # a station whose send time is this far from the gateway's clock gets its clock set (4A);
+    # 0 turns clock keeping off. SL 651-2014 6.6.4.24 sets twice beyond 5 minutes.
+    clock_limit_s: float = Field(default=120.0, ge=0)
 
 
 def problems(

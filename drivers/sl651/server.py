@@ -31,6 +31,7 @@ from drivers.sl651.codec import (
 from drivers.sl651.config import Sl651Section, Sl651Transport
 
 log = logging.getLogger("stationgw.sl651")
+SANE_CLOCK_MS = 1_767_225_600_000  # 2026-01-01 UTC: a gateway clock before this is not trusted
 
 
 class Sl651Driver:
@@ -73,6 +74,7 @@ class Sl651Driver:
         replies: list[bytes] = []
         reported: dict[str, Frame] = {}  # device -> its last whole uplink frame
         answers: list[tuple[str, str, str]] = []  # device, command, answer
+        drifting: list[tuple[str, int]] = []  # device, clock lead (ms)
         for item in items:
             if isinstance(item, Reject):
                 self._reject(b, item, source)
@@ -119,6 +121,9 @@ class Sl651Driver:
             whole = restamp(whole, transport.array_time)
             self._readings(b, device, transport, whole)
             reported[device.id] = whole
+            drift = self._drift(whole)
+            if drift is not None:
+                drifting.append((device.id, drift))
             name = commands.NAME_BY_FUNCTION.get(h.function)
             if name is not None:
                 answers.append((device.id, name, commands.answer_text(whole)))
@@ -139,9 +144,27 @@ class Sl651Driver:
             await self.host.submit(b.batch)
         for device_id, name, answer in answers:
             await self.host.command_answered(device_id, name, answer)
+        for device_id, lead in drifting:
+            why = f"遥测站时钟偏差 {lead / 1000:+.0f} 秒 (clock off by {lead / 1000:+.0f} s)"
+            if await self.host.queue_command(device_id, "clock.set", why):
+                log.warning(
+                    "%s: SL651 clock off by %+.0f s: clock.set queued", device_id, lead / 1000
+                )
         for device_id, frame in reported.items():
             replies.extend(await self._commands(device_id, frame))
         return replies
+
+    def _drift(self, frame: Frame) -> int | None:
+        """The station clock's lead over the gateway's, when beyond the limit and the
+        gateway's own clock is sane (not before the year this code was written)."""
+        limit = self.section.clock_limit_s * 1000
+        now = self.host.clock()
+        if not limit or frame.sent_at is None or now < SANE_CLOCK_MS:
+            return None
+        if frame.header.function in (0x4A, 0x51):
+            return None  # the answers about the clock itself
+        lead = frame.sent_at - now
+        return lead if abs(lead) > limit else None
 
     async def _commands(self, device_id: str, frame: Frame) -> list[bytes]:
         """Queued commands go out after the device's report was committed (it is awake)."""

@@ -95,6 +95,31 @@ class GatewayHost:
         due = await self.write(lambda store: commands.due(store, device, now))
         return [(c.id, c.name, c.args) for c in due]
 
+    async def queue_command(self, device: str, name: str, why: str) -> bool:
+        if self._write is None:
+            return False
+        now = self.clock()
+
+        def tx(store: StationStore) -> bool:
+            if commands.is_open(store, device, name):
+                return False
+            commands.enqueue(
+                store,
+                now,
+                device=device,
+                name=name,
+                args={},
+                user=None,
+                ttl_ms=24 * 3_600_000,
+                timeout_ms=120_000,
+                max_attempts=3,
+                source=f"gateway: {why}",
+            )
+            return True
+
+        queued: bool = await self.write(tx)
+        return queued
+
     async def command_sent(self, command_id: int) -> None:
         now = self.clock()
         await self.write(lambda store: commands.mark_sent(store, command_id, now))

@@ -180,3 +180,15 @@ def listing(store: Store, device: str, limit: int = 50) -> list[QueuedCommand]:
         (device, limit),
     ).fetchall()
     return [_row(r) for r in rows]
+
+
+def is_open(store: Store, device: str, name: str) -> bool:
+    """Whether a `name` command for `device` is queued or sent (not yet done)."""
+    return (
+        store.conn.execute(
+            "SELECT 1 FROM device_commands WHERE device = ? AND name = ? "
+            "AND state IN ('queued', 'sent') LIMIT 1",
+            (device, name),
+        ).fetchone()
+        is not None
+    )

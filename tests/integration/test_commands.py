@@ -116,3 +116,37 @@ def test_cli_refuses_a_bad_command_before_sending_anything(
     assert "device 'ghost' is not in" in capsys.readouterr().err
     assert main([*base, "hs-std", "history", "element"]) == 2
     assert "'element' is not key=value" in capsys.readouterr().err
+
+
+def test_a_drifting_station_clock_is_set_by_the_gateway_and_recorded(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    cfg = config(tmp_path, STATION.format(broker=mosquitto.port))
+    db = cfg.database.path
+    now = int(time.time() * 1000)
+
+    async def main_() -> list[sl651.Frame]:
+        async with gateway(cfg) as running:
+            assert running.field is not None
+            (port,) = running.field.ports()
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            # sent 10 minutes behind the gateway's clock (limit 120 s by default)
+            w.write(stub.timed_report("0012345612", 9, now - 600_000, now - 600_000, 1, 10, 12))
+            await w.drain()
+            s: Stream[sl651.Frame] = Stream(sl651.take)
+            got: list[sl651.Frame] = []
+            while not any(f.header.function == 0x4A for f in got):
+                data = await asyncio.wait_for(r.read(256), 20)
+                assert data, "connection closed"
+                got.extend(f for f in s.feed(data) if isinstance(f, sl651.Frame))
+            w.close()
+            return got
+
+    got = asyncio.run(main_())
+    clock = next(f for f in got if f.header.function == 0x4A)
+    assert clock.header.downlink and clock.header.station == "0012345612"
+    assert clock.sent_at is not None and abs(clock.sent_at - now) < 60_000
+    (queued,) = rows(db, "SELECT user, detail FROM audit WHERE action = 'command.queued'")
+    assert queued[0] is None  # the gateway itself
+    assert "遥测站时钟偏差 -600 秒" in queued[1]
+    assert rows(db, "SELECT name, state FROM device_commands") == [("clock.set", "sent")]
