@@ -1,5 +1,6 @@
 """The demo's field links: a rain gauge behind a 4G DTU (Modbus RTU), a pump-station PLC
-on Modbus TCP and a gas analyser speaking HJ 212, each with slowly changing values.
+on Modbus TCP, a gas analyser speaking HJ 212 and two SL 651 hydrology stations (HEX/BCD
+and ASCII mode) over TCP, each with slowly changing values.
 
 `run_field_stubs` runs them until `stop` is set: the DTU registers with its IMEI, sends
 heartbeats and drops its link every ~40 s (then reconnects, as on a weak 4G link); the
@@ -18,6 +19,7 @@ import time
 from firmware_stubs.dtu import DtuStub, RtuSlave
 from firmware_stubs.hj212_analyser import Analyser, Upload
 from firmware_stubs.modbus_tcp_slave import TcpSlave
+from firmware_stubs.sl651_demo import DemoStation
 
 DTU_REGISTRATION = b"860000000000001"  # the demo DTU's IMEI, as in demo_station.toml
 HJ212_MN = "QS0000000000000001"
@@ -51,6 +53,7 @@ async def run_field_stubs(
     plc: TcpSlave,
     hj212_port: int,
     stop: asyncio.Event,
+    sl651_port: int | None = None,
     interval_s: float = 5.0,
     seed: int = 0,
 ) -> None:
@@ -77,6 +80,10 @@ async def run_field_stubs(
             )
         ),
     ]
+    if sl651_port is not None:  # two SL 651 stations, HEX/BCD and ASCII mode
+        for address, ascii_mode in (("0012345601", False), ("0012345602", True)):
+            station = DemoStation(address, ascii_mode=ascii_mode)
+            tasks.append(asyncio.create_task(station.run(sl651_port, stop, interval_s)))
     try:
         await stop.wait()
     finally:

@@ -52,6 +52,7 @@ class Sl651Driver:
         self._writers: set[asyncio.StreamWriter] = set()
         self.streams: dict[str, Stream[Frame]] = {}  # per connection or line, for inspection
         self.lines: dict[str, SerialLine] = {}
+        self.server: asyncio.Server | None = None
 
     def close_connections(self) -> None:
         for w in list(self._writers):
@@ -231,7 +232,7 @@ class Sl651Driver:
     async def serve(self) -> asyncio.Server:
         listen = self.section.listen
         assert listen is not None
-        server = await asyncio.start_server(self._client, listen.host, listen.port)
+        server = self.server = await asyncio.start_server(self._client, listen.host, listen.port)
         log.info("SL651 listening on %s", ", ".join(str(s.getsockname()) for s in server.sockets))
         return server
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.link.broker import Broker
+from drivers.sl651 import commands as sl651_commands
 from firmware_stubs.field_demo import run_field_stubs
 from firmware_stubs.gsm_modem import GsmModemStub
 from firmware_stubs.modbus_tcp_slave import TcpSlave, free_port
@@ -22,6 +23,7 @@ from gateway.auth.users import add_user, list_users, set_password
 from gateway.config.station import Config, Database, Http, load_config
 from gateway.core.errors import GatewayError
 from gateway.devtools.broker import EmbeddedBroker
+from gateway.storage import commands
 from gateway.tickets.store import StationStore
 
 T = TypeVar("T")
@@ -96,7 +98,9 @@ def demo_config(
 
 
 # --- field links: a DTU, a Modbus TCP PLC, an HJ 212 analyser ---------------
-FIELD_DEVICES = ("rg-dtu", "plc-01", "gas-01")
+FIELD_DEVICES = ("rg-dtu", "plc-01", "gas-01", "sl-hex", "sl-ascii")
+SL651_MODE = {"sl-hex": "SL651 HEX", "sl-ascii": "SL651 ASCII"}
+DEMO_COMMAND = ("sl-hex", "version")  # queued by the technician at start, answered in seconds
 
 
 def _field_links(cfg: Config, plc_port: int) -> dict[str, Any]:
@@ -111,6 +115,9 @@ def _field_links(cfg: Config, plc_port: int) -> dict[str, Any]:
         d.model_copy(update={"listen": d.listen.model_copy(update={"port": 0})}) for d in cfg.dtu
     ]
     out: dict[str, Any] = {"devices": devices, "dtu": dtus}
+    if cfg.sl651 is not None and cfg.sl651.listen is not None:
+        listen = cfg.sl651.listen.model_copy(update={"port": 0})
+        out["sl651"] = cfg.sl651.model_copy(update={"listen": listen})
     if cfg.hj212 is not None and cfg.hj212.listen is not None:
         listen = cfg.hj212.listen.model_copy(update={"port": 0})
         out["hj212"] = cfg.hj212.model_copy(update={"listen": listen})
@@ -121,12 +128,17 @@ async def _field_stubs(running: Running, plc: TcpSlave, stop: asyncio.Event) -> 
     field = running.field
     dtu = field.drivers.get("dtu") if field is not None else None
     hj212 = field.drivers.get("hj212") if field is not None else None
+    sl = field.drivers.get("sl651") if field is not None else None
     if dtu is None or hj212 is None or hj212.server is None:
         return
+    sl651_port = None
+    if sl is not None and sl.server is not None:
+        sl651_port = sl.server.sockets[0].getsockname()[1]
     await run_field_stubs(
         dtu_port=dtu.server.servers[0].sockets[0].getsockname()[1],
         plc=plc,
         hj212_port=hj212.server.sockets[0].getsockname()[1],
+        sl651_port=sl651_port,
         stop=stop,
     )
 
@@ -143,9 +155,20 @@ async def _watch_field(cfg: Config, stop: asyncio.Event) -> None:
         finally:
             store.close()
 
-    while shown != set(names) and not stop.is_set():
+    told = False
+    while (shown != set(names) or not told) and not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 2.0)
+        for device, name, answer, queued, done in await asyncio.to_thread(_answered, cfg):
+            if told:
+                break
+            told = True
+            title = sl651_commands.COMMANDS[name].title
+            print(
+                f"  command answered: {names[device].name} {title} ({name}): {answer} "
+                f"(queued by tech, answered after {(done - queued) / 1000:.0f} s)",
+                flush=True,
+            )
         for (device, metric), (_, value, _) in (await asyncio.to_thread(latest)).items():
             d = names.get(device)
             if d is None or device in shown:
@@ -153,11 +176,46 @@ async def _watch_field(cfg: Config, stop: asyncio.Event) -> None:
             shown.add(device)
             spec = d.metrics[metric]
             via = {"modbus_rtu": "4G DTU", "modbus_tcp": "Modbus TCP", "hj212": "HJ 212"}
+            how = SL651_MODE.get(d.id) or via.get(d.transport.kind, d.transport.kind)
             print(
-                f"  first reading via {via.get(d.transport.kind, d.transport.kind)}: "
+                f"  first reading via {how}: "
                 f"{d.name} {spec.name or metric} = {value:g} {spec.unit}",
                 flush=True,
             )
+
+
+def _queue_demo_command(cfg: Config) -> None:
+    """The technician's command of the demo: asks the HEX station for its software version."""
+    device, name = DEMO_COMMAND
+    store = StationStore(cfg.database.path)
+    try:
+        with store.transaction():
+            commands.enqueue(
+                store,
+                int(time.time() * 1000),
+                device=device,
+                name=name,
+                args={},
+                user="tech",
+                ttl_ms=3_600_000,
+                timeout_ms=30_000,
+                max_attempts=3,
+                source="demo",
+            )
+    finally:
+        store.close()
+
+
+def _answered(cfg: Config) -> list[tuple[str, str, str, int, int]]:
+    store = StationStore(cfg.database.path, writer=False)
+    try:
+        rows = store.conn.execute(
+            "SELECT device, name, answer, created_at, done_at FROM device_commands "
+            "WHERE state = 'answered' ORDER BY id"
+        ).fetchall()
+        return [(str(a), str(b), str(c), int(d), int(e)) for a, b, c, d, e in rows]
+    finally:
+        store.close()
 
 
 def _field_summary(cfg: Config) -> None:
@@ -191,6 +249,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
     modem = demo_modem()
     cfg = demo_config(data.resolve(), http_port, broker.port, plc.port, modem.port)
     users = demo_users(cfg.database.path, int(time.time() * 1000))
+    _queue_demo_command(cfg)
     scenario = load_scenario(DEMO_SCENARIO)
     gateway_stop = asyncio.Event()
     started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
@@ -211,7 +270,9 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             f"  4G modem:  {modem.port} (firmware_stubs/gsm_modem.py: SMS and voice calls)\n"
             f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
             "a scripted rainstorm opens a ticket within the first minute.\n"
-            f"  field links: {', '.join(FIELD_DEVICES)} (4G DTU, Modbus TCP, HJ 212)\n"
+            f"  field links: {', '.join(FIELD_DEVICES)} (4G DTU, Modbus TCP, HJ 212, "
+            "SL651 HEX and ASCII over TCP)\n"
+            f"  command:   {DEMO_COMMAND[1]} queued for {DEMO_COMMAND[0]} by tech\n"
             "  log in as (passwords new every run):\n"
             + "".join(f"    {n:<7} {p:<14} {r}\n" for n, r, p in users)
             + "  Ctrl-C stops.\n",

@@ -56,6 +56,14 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
     assert re.search(r"first reading via 4G DTU: 下溪村4G雨量站 rain_total_mm = [\d.]+ mm", out)
     assert re.search(r"first reading via Modbus TCP: 上坪泵站PLC sump_level_m = [\d.]+ m", out)
     assert re.search(r"first reading via HJ 212: 工业园废气在线监测仪 \w+ = [\d.]+ mg/m3", out)
+    assert re.search(r"first reading via SL651 HEX: 上坪河水文站 \w+ = [\d.]+ m", out)
+    assert re.search(r"first reading via SL651 ASCII: 下溪村雨量水位站 \w+ = [\d.]+ m", out)
+    # the technician's queued command, sent after the station's first report and answered
+    assert re.search(
+        r"command answered: 上坪河水文站 查询软件版本 \(version\): 软件版本: SLDEMO-2.1 "
+        r"\(queued by tech, answered after \d+ s\)",
+        out,
+    )
     assert re.search(r"rg-dtu +下溪村4G雨量站: [1-9]\d* readings", out)
     # the demo makes its users and prints how to log in; no fixed passwords
     logins = dict(
