@@ -24,7 +24,7 @@ from gateway.core.model import FLAG_INSTRUMENT, Level, Reading
 
 HealthCounter = Literal["crc_errors", "timeouts", "malformed"]
 DriverCounter = Literal[
-    "messages", "acks", "quarantined", "readings_in", "out_of_range", "dtu_events"
+    "messages", "acks", "quarantined", "readings_in", "out_of_range", "dtu_events", "variants"
 ]
 
 

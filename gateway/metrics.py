@@ -17,6 +17,12 @@ class Metrics:
             ["dtu", "event"],
             registry=r,
         )
+        self.variants = Counter(
+            "stationgw_frame_variants",
+            "Frames accepted with a departure from their standard (SL651 F1 28 …), per device",
+            ["device", "variant"],
+            registry=r,
+        )
         self.messages = Counter(
             "stationgw_messages", "MQTT messages taken from the broker", ["kind"], registry=r
         )

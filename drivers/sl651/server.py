@@ -129,6 +129,7 @@ class Sl651Driver:
             if name is not None:
                 answers.append((device.id, name, commands.answer_text(whole)))
             for variant in whole.variants:
+                self.host.counter("variants", (device.id, variant.split(" (")[0]))
                 self.once.warning(
                     f"variant:{device.id}:{variant}",
                     "%s: SL651 frame accepted with a departure from the standard: %s",

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from drivers.link.framing import Stream
@@ -114,7 +115,7 @@ def test_packets_confirmed_gaps_asked_for_arrays_timed_per_station(
 ) -> None:
     cfg = config(tmp_path, STATION.format(broker=mosquitto.port))
     hour = datetime.fromtimestamp(time.time() // 3600 * 3600 - 3 * 3600, BJ)
-    sent = hour.replace(minute=58)
+    sent = datetime.now(BJ)  # the stations' clocks are right (no clock keeping here)
     std = packets("0012345611", hourly_body("0012345611", hour, sent, 1000), [20, 40])
     end = packets("0012345612", hourly_body("0012345612", hour, sent, 2000), [30])
     lost = packets("0012345611", hourly_body("0012345611", hour, sent, 3000), [30])
@@ -143,6 +144,30 @@ def test_packets_confirmed_gaps_asked_for_arrays_timed_per_station(
                 "incomplete message quarantined",
             )
             await until(lambda: len(series(cfg.database.path, "hs-end", "level_m")) == 12, "stored")
+            # a variant (F1 28 for F1 F1) is stored and counted for its station in /metrics
+            w2 = (await asyncio.open_connection("127.0.0.1", port))[1]
+            obs = bcd(hour.replace(hour=(hour.hour + 1) % 24), 5)
+            w2.write(
+                sl651.encode(
+                    centre=1,
+                    station="0012345612",
+                    password="1234",
+                    function=0x32,
+                    body=bytes.fromhex(
+                        f"0009 {bcd(sent, 6)} F128 0012345612 48 F0F0 {obs} 3923 00012340"
+                    ),
+                )
+            )
+            await w2.drain()
+            await until(lambda: len(series(cfg.database.path, "hs-end", "level_m")) == 13, "13")
+            w2.close()
+            text = await asyncio.to_thread(
+                lambda: httpx.get(f"http://127.0.0.1:{running.http_port}/metrics").text
+            )
+            assert (
+                'stationgw_frame_variants_total{device="hs-end",variant="F1 28 in place of F1 F1"} 1.0'
+                in text
+            ), text
             return nak, eot
 
     nak, eot = asyncio.run(main())
@@ -159,7 +184,7 @@ def test_packets_confirmed_gaps_asked_for_arrays_timed_per_station(
         (t0 + k * 300_000, (1000 + k) / 100) for k in range(12)
     ]
     # array_time = "end": F0F0 hh:00 is the last value's time -> hh-1:05 … hh:00
-    assert series(cfg.database.path, "hs-end", "level_m") == [
+    assert series(cfg.database.path, "hs-end", "level_m")[:12] == [
         (t0 - 3_300_000 + k * 300_000, (2000 + k) / 100) for k in range(12)
     ]
     (reason,) = rows(
