@@ -655,8 +655,9 @@ function chart(box, pts, o) {
 
 function renderDevices() {
   const faults = openTickets().filter((x) => x.kind === "device_fault");
+  const cmds = S.me?.may.rules;  // technicians and admins send commands to devices
   put($("#device-table"), table(
-    ["device", "point", "online", "lastSeen", "battery", "signal", "errors", "firmware", "latest", "faults"],
+    ["device", "point", "online", "lastSeen", "battery", "signal", "errors", "firmware", "latest", "faults", ...(cmds ? [CMD_HEAD()] : [])],
     [...S.devices.values()].map((d) => {
       const h = d.health || {}, e = h.errors || {};
       return el("tr", { "data-device": d.id },
@@ -672,8 +673,27 @@ function renderDevices() {
           return el("div", {}, `${m}: ${r ? num(r.value) : "—"} ${v.unit}`);
         })),
         el("td", {}, faults.filter((x) => x.device === d.id).map((x) =>
-          el("a", { href: `#tickets/${x.id}`, class: "flag" }, x.title))));
+          el("a", { href: `#tickets/${x.id}`, class: "flag" }, x.title))),
+        cmds ? el("td", { class: "commands" }, commandButtons(d)) : null);
     })));
+}
+
+// ---- commands to devices (issue 16): queued, sent after the device's next report ----
+const CMD_LABELS = {
+  zh: { head: "命令", "clock.set": "校时", "report.now": "立即上报", version: "软件版本", status: "状态报警", queued: "{device}：{cmd} 已排队，设备下次上报后发送" },
+  en: { head: "Commands", "clock.set": "Set clock", "report.now": "Report now", version: "Version", status: "Status", queued: "{device}: {cmd} queued; sent after its next report" },
+};
+const cmdT = (k, v = {}) => (CMD_LABELS[S.lang]?.[k] ?? CMD_LABELS.zh[k] ?? k).replace(/\{(\w+)\}/g, (_, x) => v[x] ?? "");
+const CMD_HEAD = () => cmdT("head");
+function commandButtons(d) {
+  if (d.transport !== "sl651") return "—";
+  return ["clock.set", "report.now", "version", "status"].map((name) =>
+    el("button", { type: "button", "data-command": name, onclick: async () => {
+      try {
+        await api("POST", `/api/devices/${encodeURIComponent(d.id)}/commands`, { name, args: {} });
+        notice(cmdT("queued", { device: d.name, cmd: cmdT(name) }), false);
+      } catch (e) { notice(e.message); }
+    } }, cmdT(name)));
 }
 
 // 4G DTUs: the station's names first, counts of registrations and refusals
