@@ -16,6 +16,7 @@ import math
 import random
 import time
 
+from firmware_stubs import alarm_panel, cigem_device
 from firmware_stubs.dtu import DtuStub, RtuSlave
 from firmware_stubs.hj212_analyser import Analyser, Upload
 from firmware_stubs.modbus_tcp_slave import TcpSlave
@@ -37,6 +38,39 @@ async def _vary(gauge: RtuSlave, plc: TcpSlave, stop: asyncio.Event, seed: int) 
             await asyncio.wait_for(stop.wait(), 2.0)
 
 
+PANEL_ADDRESS = "0A0000000001"
+CIGEM_DEV_ID = "53000012"
+CIGEM_TOPIC = "cigem/dp"  # as in demo_station.toml (amqtt refuses $dp)
+
+
+async def _panel(port: int, stop: asyncio.Event, every: float) -> None:
+    serial = 0
+    while not stop.is_set():
+        serial += 1
+        frame = alarm_panel.system_state(PANEL_ADDRESS, serial, int(time.time()) * 1000)
+        with contextlib.suppress(OSError, TimeoutError):
+            await alarm_panel.run_tcp(
+                alarm_panel.PanelScript([frame]), "127.0.0.1", port, reply_wait_s=5
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+async def _cigem(port: int, stop: asyncio.Event, every: float) -> None:
+    k = 0
+    while not stop.is_set():
+        now = int(time.time()) * 1000
+        sample = cigem_device.Sample(now, round(0.2 + 0.01 * k, 4), 0.0)
+        body = cigem_device.payload(CIGEM_DEV_ID, [sample])
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(
+                cigem_device.publish, "127.0.0.1", port, "cigem-demo", [body], CIGEM_TOPIC
+            )
+        k += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
 def uploads(start_ms: int, interval_s: float, count: int, seed: int) -> list[Upload]:
     rnd = random.Random(seed)
     out = []
@@ -54,6 +88,8 @@ async def run_field_stubs(
     hj212_port: int,
     stop: asyncio.Event,
     sl651_port: int | None = None,
+    panel_port: int | None = None,
+    broker_port: int | None = None,
     interval_s: float = 5.0,
     seed: int = 0,
 ) -> None:
@@ -84,6 +120,10 @@ async def run_field_stubs(
         for address, ascii_mode in (("0012345601", False), ("0012345602", True)):
             station = DemoStation(address, ascii_mode=ascii_mode)
             tasks.append(asyncio.create_task(station.run(sl651_port, stop, interval_s)))
+    if panel_port is not None:  # the fire-alarm panel: a system state every interval
+        tasks.append(asyncio.create_task(_panel(panel_port, stop, interval_s)))
+    if broker_port is not None:  # the CIGEM crack meter: a timestamped sample on $dp
+        tasks.append(asyncio.create_task(_cigem(broker_port, stop, interval_s)))
     try:
         await stop.wait()
     finally:

@@ -43,6 +43,7 @@ class Gb26875Driver:
         self.alarms = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self.lines: dict[str, SerialLine] = {}
+        self.server: asyncio.Server | None = None
 
     def _stream(self) -> Stream[gb26875.Frame]:
         return Stream(functools.partial(gb26875.take, tz=self.tz))
@@ -111,7 +112,7 @@ class Gb26875Driver:
     async def serve(self) -> asyncio.Server:
         listen = self.section.listen
         assert listen is not None
-        server = await asyncio.start_server(self._client, listen.host, listen.port)
+        server = self.server = await asyncio.start_server(self._client, listen.host, listen.port)
         return server
 
     def close_connections(self) -> None:

@@ -98,7 +98,7 @@ def demo_config(
 
 
 # --- field links: a DTU, a Modbus TCP PLC, an HJ 212 analyser ---------------
-FIELD_DEVICES = ("rg-dtu", "plc-01", "gas-01", "sl-hex", "sl-ascii")
+FIELD_DEVICES = ("rg-dtu", "plc-01", "gas-01", "sl-hex", "sl-ascii", "geo-01", "fp-01")
 SL651_MODE = {"sl-hex": "SL651 HEX", "sl-ascii": "SL651 ASCII"}
 DEMO_COMMAND = ("sl-hex", "version")  # queued by the technician at start, answered in seconds
 
@@ -118,13 +118,18 @@ def _field_links(cfg: Config, plc_port: int) -> dict[str, Any]:
     if cfg.sl651 is not None and cfg.sl651.listen is not None:
         listen = cfg.sl651.listen.model_copy(update={"port": 0})
         out["sl651"] = cfg.sl651.model_copy(update={"listen": listen})
+    if cfg.gb26875 is not None and cfg.gb26875.listen is not None:
+        listen = cfg.gb26875.listen.model_copy(update={"port": 0})
+        out["gb26875"] = cfg.gb26875.model_copy(update={"listen": listen})
     if cfg.hj212 is not None and cfg.hj212.listen is not None:
         listen = cfg.hj212.listen.model_copy(update={"port": 0})
         out["hj212"] = cfg.hj212.model_copy(update={"listen": listen})
     return out
 
 
-async def _field_stubs(running: Running, plc: TcpSlave, stop: asyncio.Event) -> None:
+async def _field_stubs(
+    running: Running, plc: TcpSlave, stop: asyncio.Event, broker_port: int
+) -> None:
     field = running.field
     dtu = field.drivers.get("dtu") if field is not None else None
     hj212 = field.drivers.get("hj212") if field is not None else None
@@ -134,11 +139,17 @@ async def _field_stubs(running: Running, plc: TcpSlave, stop: asyncio.Event) -> 
     sl651_port = None
     if sl is not None and sl.server is not None:
         sl651_port = sl.server.sockets[0].getsockname()[1]
+    panel = field.drivers.get("gb26875") if field is not None else None
+    panel_port = None
+    if panel is not None and panel.server is not None:
+        panel_port = panel.server.sockets[0].getsockname()[1]
     await run_field_stubs(
         dtu_port=dtu.server.servers[0].sockets[0].getsockname()[1],
         plc=plc,
         hj212_port=hj212.server.sockets[0].getsockname()[1],
         sl651_port=sl651_port,
+        panel_port=panel_port,
+        broker_port=broker_port,
         stop=stop,
     )
 
@@ -169,13 +180,28 @@ async def _watch_field(cfg: Config, stop: asyncio.Event) -> None:
                 f"(queued by tech, answered after {(done - queued) / 1000:.0f} s)",
                 flush=True,
             )
+        for device in await asyncio.to_thread(_seen, cfg):
+            d = names.get(device)
+            if d is None or device in shown or d.transport.kind != "gb26875":
+                continue
+            shown.add(device)
+            print(
+                f"  first frame via GB/T 26875.3: {d.name} 系统状态 正常运行, confirmed",
+                flush=True,
+            )
         for (device, metric), (_, value, _) in (await asyncio.to_thread(latest)).items():
             d = names.get(device)
             if d is None or device in shown:
                 continue
             shown.add(device)
             spec = d.metrics[metric]
-            via = {"modbus_rtu": "4G DTU", "modbus_tcp": "Modbus TCP", "hj212": "HJ 212"}
+            via = {
+                "modbus_rtu": "4G DTU",
+                "modbus_tcp": "Modbus TCP",
+                "hj212": "HJ 212",
+                "cigem": "CIGEM",
+                "gb26875": "GB/T 26875.3",
+            }
             how = SL651_MODE.get(d.id) or via.get(d.transport.kind, d.transport.kind)
             print(
                 f"  first reading via {how}: "
@@ -202,6 +228,14 @@ def _queue_demo_command(cfg: Config) -> None:
                 max_attempts=3,
                 source="demo",
             )
+    finally:
+        store.close()
+
+
+def _seen(cfg: Config) -> list[str]:
+    store = StationStore(cfg.database.path, writer=False)
+    try:
+        return [d.id for d in store.devices() if d.last_seen]
     finally:
         store.close()
 
@@ -271,7 +305,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
             "a scripted rainstorm opens a ticket within the first minute.\n"
             f"  field links: {', '.join(FIELD_DEVICES)} (4G DTU, Modbus TCP, HJ 212, "
-            "SL651 HEX and ASCII over TCP)\n"
+            "SL651 HEX and ASCII over TCP, CIGEM on $dp, GB/T 26875.3 alarm panel)\n"
             f"  command:   {DEMO_COMMAND[1]} queued for {DEMO_COMMAND[0]} by tech\n"
             "  log in as (passwords new every run):\n"
             + "".join(f"    {n:<7} {p:<14} {r}\n" for n, r, p in users)
@@ -288,7 +322,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
                 stop=stubs_stop,
             )
         )
-        field_stubs = asyncio.create_task(_field_stubs(running, plc, stubs_stop))
+        field_stubs = asyncio.create_task(_field_stubs(running, plc, stubs_stop, broker.port))
         watch = asyncio.create_task(_watch_field(cfg, stubs_stop))
         stop_wait = asyncio.create_task(stop.wait())
         await asyncio.wait([stop_wait, gateway, stubs], return_when=asyncio.FIRST_COMPLETED)

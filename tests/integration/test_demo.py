@@ -58,6 +58,10 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
     assert re.search(r"first reading via HJ 212: 工业园废气在线监测仪 \w+ = [\d.]+ mg/m3", out)
     assert re.search(r"first reading via SL651 HEX: 上坪河水文站 \w+ = [\d.]+ m", out)
     assert re.search(r"first reading via SL651 ASCII: 下溪村雨量水位站 \w+ = [\d.]+ m", out)
+    assert re.search(r"first reading via CIGEM: 下溪村普适型裂缝计 geo_crack_mm = [\d.]+ mm", out)
+    assert (
+        "first frame via GB/T 26875.3: 镇政府大楼火灾报警控制器 系统状态 正常运行, confirmed" in out
+    )
     # the technician's queued command, sent after the station's first report and answered
     assert re.search(
         r"command answered: 上坪河水文站 查询软件版本 \(version\): 软件版本: SLDEMO-2.1 "
