@@ -305,7 +305,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
             "a scripted rainstorm opens a ticket within the first minute.\n"
             f"  field links: {', '.join(FIELD_DEVICES)} (4G DTU, Modbus TCP, HJ 212, "
-            "SL651 HEX and ASCII over TCP, CIGEM on $dp, GB/T 26875.3 alarm panel)\n"
+            "SL651 HEX and ASCII over TCP, CIGEM over MQTT, GB/T 26875.3 alarm panel)\n"
             f"  command:   {DEMO_COMMAND[1]} queued for {DEMO_COMMAND[0]} by tech\n"
             "  log in as (passwords new every run):\n"
             + "".join(f"    {n:<7} {p:<14} {r}\n" for n, r, p in users)
