@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import random
+import shutil
 import time
+from pathlib import Path
 
 from firmware_stubs import alarm_panel, cigem_device
 from firmware_stubs.dtu import DtuStub, RtuSlave
 from firmware_stubs.hj212_analyser import Analyser, Upload
+from firmware_stubs.modbus_slave import SlaveBus
 from firmware_stubs.modbus_tcp_slave import TcpSlave
 from firmware_stubs.sl651_demo import DemoStation
 
+log = logging.getLogger("firmware_stubs.field_demo")
 DTU_REGISTRATION = b"860000000000001"  # the demo DTU's IMEI, as in demo_station.toml
 HJ212_MN = "QS0000000000000001"
 
@@ -36,6 +41,43 @@ async def _vary(gauge: RtuSlave, plc: TcpSlave, stop: asyncio.Event, seed: int) 
         k += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 2.0)
+
+
+RtuBus = tuple[asyncio.subprocess.Process, SlaveBus] | None
+
+
+async def start_rtu_bus(data: Path) -> RtuBus:
+    """A Modbus RTU slave (unit 5, a water level in cm) behind a socat pseudo-terminal pair:
+    the gateway opens data/rtu-gw, the slave data/rtu-dev. None (logged) without socat."""
+    socat = shutil.which("socat")
+    if socat is None:
+        log.warning("socat is not installed: the demo's Modbus RTU bus is left out")
+        return None
+    gw, dev = data / "rtu-gw", data / "rtu-dev"
+    proc = await asyncio.create_subprocess_exec(
+        socat,
+        f"pty,raw,echo=0,link={gw}",
+        f"pty,raw,echo=0,link={dev}",
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if gw.exists() and dev.exists():
+            break
+        await asyncio.sleep(0.05)
+    bus = SlaveBus(str(dev), {5: [1236, 0]})
+    await bus.start()
+    return proc, bus
+
+
+async def stop_rtu_bus(rtu: RtuBus) -> None:
+    if rtu is None:
+        return
+    proc, bus = rtu
+    await bus.stop()
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), 5)
 
 
 PANEL_ADDRESS = "0A0000000001"

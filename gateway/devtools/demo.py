@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from drivers.link.broker import Broker
 from drivers.sl651 import commands as sl651_commands
-from firmware_stubs.field_demo import run_field_stubs
+from firmware_stubs.field_demo import run_field_stubs, start_rtu_bus, stop_rtu_bus
 from firmware_stubs.gsm_modem import GsmModemStub
 from firmware_stubs.modbus_tcp_slave import TcpSlave, free_port
 from firmware_stubs.mqtt_device import run_scenario
@@ -82,6 +82,11 @@ def demo_config(
     modem_port: str | None = None,
 ) -> Config:
     cfg = load_config(DEMO_CONFIG)
+    ports = [
+        p.model_copy(update={"path": data / "rtu-gw"}) if p.id == "rs485-demo" else p
+        for p in cfg.serial_ports
+    ]
+    cfg = cfg.model_copy(update={"serial_ports": ports})
     notify = cfg.notify
     if modem_port is not None and notify.sms is not None:
         sms = notify.sms.model_copy(update={"port": Path(modem_port)})
@@ -98,8 +103,21 @@ def demo_config(
 
 
 # --- field links: a DTU, a Modbus TCP PLC, an HJ 212 analyser ---------------
-FIELD_DEVICES = ("rg-dtu", "plc-01", "gas-01", "sl-hex", "sl-ascii", "geo-01", "fp-01")
-SL651_MODE = {"sl-hex": "SL651 HEX", "sl-ascii": "SL651 ASCII"}
+FIELD_DEVICES = (
+    "rg-dtu",
+    "plc-01",
+    "gas-01",
+    "sl-hex",
+    "sl-ascii",
+    "geo-01",
+    "fp-01",
+    "wl-rtu",
+)
+SL651_MODE = {
+    "sl-hex": "SL651 HEX",
+    "sl-ascii": "SL651 ASCII",
+    "wl-rtu": "Modbus RTU (pseudo-terminal)",
+}
 DEMO_COMMAND = ("sl-hex", "version")  # queued by the technician at start, answered in seconds
 
 
@@ -293,7 +311,9 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
     watch: asyncio.Task[None] | None = None
     stubs_stop = asyncio.Event()
     t0 = time.monotonic()
+    rtu = None
     try:
+        rtu = await start_rtu_bus(data.resolve())  # Modbus RTU slave behind a socat pty pair
         running = await _first(started, gateway)
         await _first(asyncio.ensure_future(running.broker_up.wait()), gateway)
         print(
@@ -305,7 +325,8 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
             f"  devices:   {', '.join(d.id for d in scenario.devices)}; "
             "a scripted rainstorm opens a ticket within the first minute.\n"
             f"  field links: {', '.join(FIELD_DEVICES)} (4G DTU, Modbus TCP, HJ 212, "
-            "SL651 HEX and ASCII over TCP, CIGEM over MQTT, GB/T 26875.3 alarm panel)\n"
+            "SL651 HEX and ASCII over TCP, CIGEM over MQTT, GB/T 26875.3 alarm panel, "
+            "Modbus RTU on a pseudo-terminal)\n"
             f"  command:   {DEMO_COMMAND[1]} queued for {DEMO_COMMAND[0]} by tech\n"
             "  log in as (passwords new every run):\n"
             + "".join(f"    {n:<7} {p:<14} {r}\n" for n, r, p in users)
@@ -334,6 +355,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(t, 5)
         await plc.stop()
+        await stop_rtu_bus(rtu)
         if stubs is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(stubs, 5)
