@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from firmware_stubs import alarm_panel, cigem_device
+from firmware_stubs import alarm_panel, cigem_device, handheld_device
 from firmware_stubs.dtu import DtuStub, RtuSlave
 from firmware_stubs.hj212_analyser import Analyser, Upload
 from firmware_stubs.modbus_slave import SlaveBus
@@ -43,7 +43,7 @@ async def _vary(gauge: RtuSlave, plc: TcpSlave, stop: asyncio.Event, seed: int) 
             await asyncio.wait_for(stop.wait(), 2.0)
 
 
-RtuBus = tuple[asyncio.subprocess.Process, SlaveBus] | None
+RtuBus = tuple[asyncio.subprocess.Process, SlaveBus, asyncio.subprocess.Process] | None
 
 
 async def start_rtu_bus(data: Path) -> RtuBus:
@@ -66,18 +66,29 @@ async def start_rtu_bus(data: Path) -> RtuBus:
         await asyncio.sleep(0.05)
     bus = SlaveBus(str(dev), {5: [1236, 0]})
     await bus.start()
-    return proc, bus
+    dock = await asyncio.create_subprocess_exec(  # the handheld dock's line
+        socat,
+        f"pty,raw,echo=0,link={data / 'dock-gw'}",
+        f"pty,raw,echo=0,link={data / 'dock-dev'}",
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if (data / "dock-dev").exists():
+            break
+        await asyncio.sleep(0.05)
+    return proc, bus, dock
 
 
 async def stop_rtu_bus(rtu: RtuBus) -> None:
     if rtu is None:
         return
-    proc, bus = rtu
+    proc, bus, dock = rtu
     await bus.stop()
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), 5)
+    for p in (proc, dock):
+        with contextlib.suppress(ProcessLookupError):
+            p.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(p.wait(), 5)
 
 
 PANEL_ADDRESS = "0A0000000001"
@@ -96,6 +107,25 @@ async def _panel(port: int, stop: asyncio.Event, every: float) -> None:
             )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+
+
+async def _dock(path: Path, stop: asyncio.Event) -> None:
+    records = [
+        handheld_device.record(
+            k, int(time.time() * 1000) - 60_000 * (3 - k), by="李明", checklist=None
+        )
+        for k in (1, 2)
+    ]
+    await asyncio.sleep(3)  # the gateway opens its end of the line first
+    with contextlib.suppress(Exception):
+        answer = await asyncio.to_thread(
+            handheld_device.dock_send, str(path), handheld_device.dock_lines(records), 10.0
+        )
+        print(
+            f"  handheld dock: 李明的巡查记录仪 uploaded 2 patrol records, gateway answered "
+            f"{answer.strip()!r}",
+            flush=True,
+        )
 
 
 async def _cigem(port: int, stop: asyncio.Event, every: float) -> None:
@@ -131,6 +161,7 @@ async def run_field_stubs(
     stop: asyncio.Event,
     sl651_port: int | None = None,
     panel_port: int | None = None,
+    dock_path: Path | None = None,
     broker_port: int | None = None,
     interval_s: float = 5.0,
     seed: int = 0,
@@ -164,6 +195,8 @@ async def run_field_stubs(
             tasks.append(asyncio.create_task(station.run(sl651_port, stop, interval_s)))
     if panel_port is not None:  # the fire-alarm panel: a system state every interval
         tasks.append(asyncio.create_task(_panel(panel_port, stop, interval_s)))
+    if dock_path is not None:  # the grid member docks the recorder once, after a patrol
+        tasks.append(asyncio.create_task(_dock(dock_path, stop)))
     if broker_port is not None:  # the CIGEM crack meter: a timestamped sample on $dp
         tasks.append(asyncio.create_task(_cigem(broker_port, stop, interval_s)))
     try:

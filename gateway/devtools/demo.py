@@ -83,7 +83,7 @@ def demo_config(
 ) -> Config:
     cfg = load_config(DEMO_CONFIG)
     ports = [
-        p.model_copy(update={"path": data / "rtu-gw"}) if p.id == "rs485-demo" else p
+        p.model_copy(update={"path": data / DEMO_PTYS[p.id]}) if p.id in DEMO_PTYS else p
         for p in cfg.serial_ports
     ]
     cfg = cfg.model_copy(update={"serial_ports": ports})
@@ -113,6 +113,7 @@ FIELD_DEVICES = (
     "fp-01",
     "wl-rtu",
 )
+DEMO_PTYS = {"rs485-demo": "rtu-gw", "dock-demo": "dock-gw"}  # serial port -> pty link
 SL651_MODE = {
     "sl-hex": "SL651 HEX",
     "sl-ascii": "SL651 ASCII",
@@ -146,8 +147,9 @@ def _field_links(cfg: Config, plc_port: int) -> dict[str, Any]:
 
 
 async def _field_stubs(
-    running: Running, plc: TcpSlave, stop: asyncio.Event, broker_port: int
+    running: Running, plc: TcpSlave, stop: asyncio.Event, broker_port: int, data: Path
 ) -> None:
+    dock_path = data / "dock-dev" if (data / "dock-dev").exists() else None
     field = running.field
     dtu = field.drivers.get("dtu") if field is not None else None
     hj212 = field.drivers.get("hj212") if field is not None else None
@@ -167,6 +169,7 @@ async def _field_stubs(
         hj212_port=hj212.server.sockets[0].getsockname()[1],
         sl651_port=sl651_port,
         panel_port=panel_port,
+        dock_path=dock_path,
         broker_port=broker_port,
         stop=stop,
     )
@@ -343,7 +346,9 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
                 stop=stubs_stop,
             )
         )
-        field_stubs = asyncio.create_task(_field_stubs(running, plc, stubs_stop, broker.port))
+        field_stubs = asyncio.create_task(
+            _field_stubs(running, plc, stubs_stop, broker.port, data.resolve())
+        )
         watch = asyncio.create_task(_watch_field(cfg, stubs_stop))
         stop_wait = asyncio.create_task(stop.wait())
         await asyncio.wait([stop_wait, gateway, stubs], return_when=asyncio.FIRST_COMPLETED)
@@ -355,7 +360,6 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(t, 5)
         await plc.stop()
-        await stop_rtu_bus(rtu)
         if stubs is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(stubs, 5)
@@ -364,6 +368,7 @@ async def run_demo(data: Path, http_port: int, stop: asyncio.Event) -> None:
         try:
             await gateway
         finally:
+            await stop_rtu_bus(rtu)  # after the gateway let go of the lines
             await broker.stop()
             modem.close()
     _summary(cfg, time.monotonic() - t0)

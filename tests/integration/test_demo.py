@@ -62,6 +62,9 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
         r"first reading via Modbus RTU \(pseudo-terminal\): 上坪河RS-485水位计 rtu_level_m = 12.36 m",
         out,
     )  # 1236 cm in register 0 of unit 5, scale 0.01
+    assert (
+        "handheld dock: 李明的巡查记录仪 uploaded 2 patrol records, gateway answered 'OK 2'" in out
+    )
     assert re.search(r"first reading via CIGEM: 下溪村普适型裂缝计 geo_crack_mm = [\d.]+ mm", out)
     assert (
         "first frame via GB/T 26875.3: 镇政府大楼火灾报警控制器 系统状态 正常运行, confirmed" in out
