@@ -16,7 +16,7 @@ const I18N = {
     ledgerXlsx: "导出台账 Excel", series: "序列", editRules: "编辑规则文件", check: "校验",
     save: "保存并加载", replay: "回放", runReplay: "运行回放", onDuty: "当前值班",
     handover: "交接班", handTo: "接班人", note: "备注", submitHandover: "提交交接",
-    history: "交接记录", monthlyReport: "月度安全形势分析报告", month: "月份", record: "记录", warnings: "预警", levelWarnings: "{lv}预警", hazards: "隐患", faults: "设备故障",
+    history: "交接记录", monthlyReport: "月度安全形势分析报告", month: "月份", record: "记录", warnings: "预警", levelWarnings: "{lv}预警", levelWarning: "{lv}预警", hazards: "隐患", faults: "设备故障",
     online: "在线", offline: "离线", faulty: "故障", level: "级别", title: "标题",
     state: "状态", age: "持续", deadline: "期限", overdue: "超期", kind: "类别",
     point: "监测点", device: "设备", value: "数值", time: "时间", lastSeen: "最后上报",
@@ -25,7 +25,7 @@ const I18N = {
     registered: "注册", taken_over: "重连接管", refused_duplicate: "重复注册被拒",
     closed_idle: "超时关闭", garbage: "乱码", refused_unknown: "未知注册被拒",
     never_registered: "未注册关闭", dtuPort: "端口 {port}（未识别的连接）",
-    none: "无", ack: "确认收到", mute: "静音", muteReason: "静音原因（必填）",
+    none: "无", ack: "签收", mute: "静音", muteReason: "静音原因（必填）",
     muteTitle: "静音此预警", reasonNeeded: "请填写原因", actionNote: "备注", timeline: "时间线",
     acknowledged: "已确认", by: "由 {by}", noOpen: "暂无未关闭工单", alarmNew: "新预警",
     confirm: "确认", control: "管控", rectify: "整改", close: "核销", dismiss: "撤销",
@@ -45,7 +45,28 @@ const I18N = {
     condition_cleared: "条件已解除", fault_cleared: "故障恢复", fault_again: "故障复现",
     step: "处置", reported: "上报", warning_issued: "发布预警", warning_raised: "预警升级",
     warning_lowered: "预警降级", suggest_lower: "建议降级", called: "呼叫", escalated: "督导升级",
-    acknowledged_ev: "确认收到", lowerTo: "降至哪一级（blue/yellow/orange）", online_n: "在线 {n}",
+    acknowledged_ev: "已签收", lowerTo: "降至哪一级（blue/yellow/orange）", online_n: "在线 {n}",
+    board: "叫应", boardTitle: "叫应情况", noWarnings: "暂无生效预警", answerIn: "应答剩余",
+    escalateIn: "升级倒计时", exhaustedNote: "已无可升级人员，请值班室处置", round: "第{n}轮",
+    call_pending: "呼叫中", call_acknowledged: "已应答", call_not_reached: "未接通",
+    call_escalated: "已升级", call_superseded: "已由新一轮取代", call_answered: "已接听",
+    call_lifted: "预警已解除", deputyFor: "代岗",
+    out_sent: "已发送", out_failed: "发送失败", out_pending: "待发送", out_confirmed: "按1确认",
+    out_answered: "接听未确认", out_busy: "占线/拒接", out_no_answer: "无人接听",
+    out_stopped: "已停止", out_throttled: "限流", out_sirens: "已鸣警报", out_queued: "排队中",
+    out_sending: "发送中", out_dead: "放弃发送", out_delivered: "已送达",
+    ch_sms: "短信", ch_voice: "电话", ch_robot: "群机器人", ch_broadcast: "广播", ch_mqtt: "手持终端",
+    ch_siren: "警报器", ch_dashboard: "值班室", ch_webhook: "接口推送",
+    grid_point: "监测点", grid_group: "村民小组", grid_village: "村", grid_township: "乡镇",
+    grid_county: "县", grid_duty: "值班室", role_grid_member: "网格员",
+    since2: "自", stale: "数据已过时（{age}前）", streamLost: "与网关的连接已断开，画面数据已停止更新（{age}）",
+    overdueBy: "已超时 {d}", lift_s: "解除", cond_cleared: "条件已解除",
+    err_400: "请求无效", err_401: "请重新登录", err_403: "无权限执行此操作", err_404: "对象不存在",
+    err_409: "当前状态不允许此操作", err_422: "填写内容有误", err_429: "操作过于频繁，请稍后",
+    err_500: "网关内部错误", err_503: "服务暂不可用", err_net: "无法连接网关",
+    batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
+    err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
+    pickHandTo: "选择接班人",
   },
   en: {
     overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
@@ -62,7 +83,7 @@ const I18N = {
     series: "Series", editRules: "Edit a rules file", check: "Check", save: "Save and load",
     replay: "Replay", runReplay: "Run replay", onDuty: "On duty now", handover: "Handover",
     handTo: "Hand over to", note: "Note", submitHandover: "Hand over", history: "History", monthlyReport: "Monthly safety situation report", month: "Month", record: "Record",
-    warnings: "Warnings", levelWarnings: "{lv} warnings", hazards: "Hazards", faults: "Device faults", online: "Online",
+    warnings: "Warnings", levelWarnings: "{lv} warnings", levelWarning: "{lv} warning", hazards: "Hazards", faults: "Device faults", online: "Online",
     offline: "Offline", faulty: "Faulty", level: "Level", title: "Title", state: "State",
     age: "Age", deadline: "Deadline", overdue: "Overdue", kind: "Kind", point: "Point",
     device: "Device", value: "Value", time: "Time", lastSeen: "Last seen",
@@ -71,7 +92,7 @@ const I18N = {
     registered: "registered", taken_over: "taken over", refused_duplicate: "refused (duplicate)",
     closed_idle: "closed idle", garbage: "garbage", refused_unknown: "refused (unknown)",
     never_registered: "never registered", dtuPort: "Port {port} (unidentified connections)",
-    latest: "Latest", none: "None", ack: "Acknowledge", mute: "Mute",
+    latest: "Latest", none: "None", ack: "Sign for it", mute: "Mute",
     muteReason: "Why mute (required)", muteTitle: "Mute this warning",
     reasonNeeded: "A reason is needed", actionNote: "Note", timeline: "Timeline",
     acknowledged: "Acknowledged", by: "by {by}", noOpen: "No open tickets",
@@ -96,7 +117,28 @@ const I18N = {
     fault_again: "fault again", step: "step", reported: "reported",
     warning_issued: "warning issued", warning_raised: "warning raised",
     warning_lowered: "warning lowered", suggest_lower: "lowering suggested", called: "called",
-    escalated: "escalated", acknowledged_ev: "acknowledged", lowerTo: "Lower to (blue/yellow/orange)", online_n: "online {n}",
+    escalated: "escalated", acknowledged_ev: "signed for", lowerTo: "Lower to (blue/yellow/orange)", online_n: "online {n}",
+    board: "Call board", boardTitle: "Call and answer", noWarnings: "No warnings in force",
+    answerIn: "Answer due in", escalateIn: "Escalates in", exhaustedNote: "Nobody left to escalate to: the duty room must act",
+    round: "round {n}", call_pending: "calling", call_acknowledged: "answered",
+    call_not_reached: "not reached", call_escalated: "escalated", call_superseded: "superseded by a new round",
+    call_answered: "picked up", call_lifted: "warning lifted", deputyFor: "deputy",
+    out_sent: "sent", out_failed: "failed", out_pending: "waiting", out_confirmed: "confirmed (key 1)",
+    out_answered: "picked up, not confirmed", out_busy: "busy/refused", out_no_answer: "no answer",
+    out_stopped: "stopped", out_throttled: "rate-limited", out_sirens: "siren sounded", out_queued: "queued",
+    out_sending: "sending", out_dead: "given up", out_delivered: "delivered",
+    ch_sms: "SMS", ch_voice: "Voice", ch_robot: "Group robot", ch_broadcast: "Broadcast", ch_mqtt: "Handheld",
+    ch_siren: "Siren", ch_dashboard: "Duty room", ch_webhook: "Webhook",
+    grid_point: "Point", grid_group: "Group", grid_village: "Village", grid_township: "Township",
+    grid_county: "County", grid_duty: "Duty room", role_grid_member: "grid member",
+    since2: "since", stale: "stale ({age} old)", streamLost: "Connection to the gateway lost: nothing on this screen is updating ({age})",
+    overdueBy: "overdue by {d}", lift_s: "lift", cond_cleared: "condition cleared",
+    err_400: "Bad request", err_401: "Please log in again", err_403: "You may not do this", err_404: "Not found",
+    err_409: "Not allowed in the present state", err_422: "Something in the form is wrong", err_429: "Too many requests; wait a little",
+    err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
+    batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
+    err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
+    pickHandTo: "Choose who takes over",
   },
 };
 const LEVELS = ["red", "orange", "yellow", "blue"];
@@ -169,7 +211,7 @@ class ApiError extends Error {
     const msg = typeof d === "string" ? d : d && (d.message || (d.errors || []).join("; "))
       || (Array.isArray(d) ? d.map((e) => `${(e.loc || []).join(".")}: ${e.msg}`).join("; ") : "");
     super(msg || `HTTP ${status}`);
-    this.status = status; this.body = body;
+    this.status = status; this.body = body; this.raw = msg;
   }
 }
 async function api(method, path, body) {
@@ -185,7 +227,15 @@ async function api(method, path, body) {
   if (!r.ok) throw new ApiError(r.status, data);
   return data;
 }
+// an API error in the page's language: the status says what happened; the gateway's own
+// (English) detail is kept for the technician in the element's title only
+function errText(e) {
+  if (!(e instanceof ApiError)) return t("err_net");
+  const k = `err_${e.status}`;
+  return I18N[S.lang][k] ? t(k) : t("err_500");
+}
 function notice(msg, bad = true) {
+  if (msg instanceof Error) { $("#notice").title = msg.message; msg = errText(msg); }
   const n = $("#notice");
   n.textContent = msg; n.hidden = false; n.dataset.bad = bad ? "1" : "0";
   clearTimeout(S.noticeTimer);
@@ -242,7 +292,15 @@ async function start() {
   setInterval(() => showChannels(true), 15000);  // a robot waiting on its limit sends nothing
   route();
 }
-function showBroker(up) { $("#broker-down").hidden = up !== false; }
+function showBroker(up) { $("#broker-down").hidden = up !== false; S.brokerDown = up === false; lostBanner(); }
+// the gateway's event stream lost: one full-width banner, everything greyed until it is back
+function lostBanner() {
+  const lost = S.lostAt != null;
+  document.body.dataset.lost = lost || S.brokerDown ? "1" : "0";
+  const b = $("#stream-lost");
+  b.hidden = !lost;
+  if (lost) b.textContent = t("streamLost", { age: ago(S.lostAt) });
+}
 // channels in trouble (a throttled or failing group robot, a modem that does not answer):
 // from /api/deliveries, refreshed at most every 5 s while deliveries are recorded
 const CH_ZH = { sms: "短信", voice: "电话", robot: "群机器人", broadcast: "广播", mqtt: "手持终端", siren: "警报器", webhook: "webhook" };
@@ -276,16 +334,37 @@ async function reload() {
     if (v.ts != null) S.latest.set(`${d.id}/${m}`, { ts: v.ts, value: v.value });
   }
   S.muted = new Map(mu.muted.map((m) => [m.ticket, m]));
+  await loadBoard(true);
   schedule();
+}
+// the 叫应 board: fetched on load and after ticket/delivery events (at most every 1 s)
+let boardAt = 0, boardTimer = null;
+async function loadBoard(force) {
+  if (!force && Date.now() - boardAt < 1000) {
+    if (!boardTimer) boardTimer = setTimeout(() => { boardTimer = null; loadBoard(true); }, 1000);
+    return;
+  }
+  boardAt = Date.now();
+  try {
+    const b = await api("GET", "/api/board");
+    S.skew = b.now - Date.now();
+    S.board = new Map(b.warnings.map((w) => [w.ticket, w]));
+    schedule();
+  } catch (_) { /* the stream banner says when the gateway is gone */ }
 }
 function connect() {
   if (S.es) S.es.close();
   const es = new EventSource("/api/events");
   S.es = es;
   const conn = $("#conn-state");
-  es.onopen = () => { conn.dataset.state = "live"; conn.textContent = t("live"); reload().catch(() => {}); };
+  es.onopen = () => {
+    conn.dataset.state = "live"; conn.textContent = t("live"); S.lostAt = null; lostBanner();
+    reload().catch(() => {});
+  };
   es.onerror = () => {
     conn.dataset.state = "reconnecting"; conn.textContent = t("reconnecting");
+    if (!S.lostAt) S.lostAt = Date.now();
+    lostBanner();
     if (es.readyState === EventSource.CLOSED) {
       setTimeout(() => api("GET", "/api/session").then((s) => (s.user ? connect() : showLogin(s.setup))), 3000);
     }
@@ -305,8 +384,9 @@ function connect() {
   });
   on("mute", (m) => S.muted.set(m.ticket, m));
   on("alarm", () => {});
-  on("broker", (b) => showBroker(b.connected));
-  on("delivery", () => showChannels(false));
+  on("broker", (b) => { S.brokerDown = b.connected === false; showBroker(b.connected); lostBanner(); });
+  on("delivery", () => { showChannels(false); loadBoard(false); });
+  es.addEventListener("ticket", () => loadBoard(false));
 }
 function schedule() {
   if (S.renderQueued) return;
@@ -316,7 +396,7 @@ function schedule() {
 
 // ---- pages ------------------------------------------------------------------------
 
-const PAGES = ["overview", "map", "tickets", "trends", "devices", "rules", "duty"];
+const PAGES = ["overview", "calls", "map", "tickets", "trends", "devices", "rules", "duty"];
 function route() {
   const [page, arg] = (location.hash.slice(1) || "overview").split("/");
   S.page = PAGES.includes(page) ? page : "overview";
@@ -333,7 +413,8 @@ function route() {
 function render() {
   if (!S.dash) return;
   renderBanner();
-  if (S.page === "overview") renderOverview();
+  if (S.page === "overview") { renderOverview(); renderBoard($("#ov-board"), true); }
+  if (S.page === "calls") renderBoard($("#board"), false);
   if (S.page === "map") renderMap();
   if (S.page === "tickets") renderQueue();
   if (S.page === "devices") renderDevices();
@@ -344,6 +425,75 @@ const byLevel = (a, b) => rank(b.level) - rank(a.level) || b.opened_at - a.opene
 const pointName = (id) => S.dash.points.find((p) => p.id === id)?.name ?? id ?? "—";
 const alarming = () => openTickets()
   .filter((x) => x.kind === "warning" && !x.acknowledged_at && S.muted.get(x.id)?.level !== x.level).sort(byLevel);
+const devOf = (id) => S.dash.devices.find((d) => d.id === id);
+const devName = (id) => devOf(id)?.name ?? id ?? "—";
+// a metric in the station's words: its display name, else a word for its kind
+const GUESS = { rain: "雨量", level: "水位", water: "水位", crack: "裂缝位移", disp: "位移", batt: "电池电压", temp: "温度" };
+function mname(device, metric) {
+  const n = devOf(device)?.metrics[metric]?.name;
+  if (n) return n;
+  const g = Object.entries(GUESS).find(([k]) => metric?.includes(k));
+  return g ? (S.lang === "zh" ? g[1] : metric) : (metric ?? "—");
+}
+const munit = (device, metric) => devOf(device)?.metrics[metric]?.unit ?? "";
+const ruleName = (id) => S.dash.rules.find((r) => r.id === id)?.name ?? id ?? "—";
+// a reason in the page's language: the gateway writes "中文 / English" or two lines
+function reasonText(r, device) {
+  if (!r) return "";
+  const parts = String(r).split(/\s*(?:\n| \/ | \| )\s*/);
+  const zh = parts.filter((x) => /[\u4e00-\u9fff]/.test(x)), en = parts.filter((x) => !/[\u4e00-\u9fff]/.test(x));
+  let out = (S.lang === "zh" ? zh : en).join(" ") || parts.join(" ");
+  const ms = device ? Object.keys(devOf(device)?.metrics ?? {}) : [];
+  for (const m of ms) out = out.replaceAll(m, mname(device, m)); // the station's words
+  return deId(out);
+}
+function suggestionText(sg) {
+  if (!sg) return "";
+  const [k, lv] = sg.split(":");
+  if (k === "lower" && lv) return `${t("lower")} ${t(lv)}`;
+  if (k === "lift") return t("lift");
+  return t(k === "condition_cleared" ? "cond_cleared" : k);
+}
+// the level the series holds now: its open rule-opened ticket's
+// the series behind a point's warning: its highest open hazard
+function warningSeries(w) {
+  return openTickets().filter((x) => x.kind === "hazard" && x.point === w.point && x.device)
+    .sort(byLevel)[0] ?? w;
+}
+// a ticket's title in the page's words: the gateway's titles carry device ids
+function ticketTitle(x) {
+  const lv = x.level ? t(x.level) : "";
+  if (x.kind === "warning" && x.point) return `${pointName(x.point)} ${t("levelWarning", { lv })}`;
+  if (x.kind === "hazard" && x.device) return `${x.rule ? ruleName(x.rule) : mname(x.device, x.metric)} ${lv} · ${devName(x.device)}`;
+  if (x.kind === "device_fault" && x.device) return `${devName(x.device)} ${t("device_fault")}${x.metric ? " · " + mname(x.device, x.metric) : ""}`;
+  return x.title ?? "—";
+}
+// grid ids in a text (point:p1, village:v1) by their names
+const deId = (s) => String(s).replace(/\b(point|village|group|rule|device):([\w.-]+)/g, (_, k, id) => actorText(`${k}:${id}`));
+// an actor in words: a rule by its name, a person as named
+function actorText(a) {
+  if (!a) return "";
+  if (a === "desk") return t("grid_duty");
+  const [k, id] = a.split(":");
+  if (id && k === "rule") return ruleName(id);
+  if (id && k === "point") return pointName(id);
+  if (id && k === "village") return S.dash.villages[id] ?? id;
+  if (id && k === "device") return devName(id);
+  return a;
+}
+function seriesLevel(device, metric) {
+  let top = null;
+  for (const x of openTickets()) {
+    if (x.kind === "device_fault" || !x.level || x.device !== device || x.metric !== metric) continue;
+    if (!top || rank(x.level) > rank(top)) top = x.level;
+  }
+  return top;
+}
+// a value is stale once older than its device's interval × stale factor (from the health)
+function staleAfter(device) {
+  const d = S.devices.get(device);
+  return d?.stale_after_ms ?? ((d?.interval_s ?? 60) * 3 * 1000);
+}
 const levelTag = (lv) => el("span", { class: "lv", "data-level": lv || "none" }, lv ? t(lv) : "—");
 
 function renderBanner() {
@@ -351,11 +501,68 @@ function renderBanner() {
   b.hidden = list.length === 0;
   b.dataset.level = list[0]?.level ?? "";
   put(ul, ...list.map((x) => el("li", { "data-ticket": x.id },
-    levelTag(x.level), el("strong", {}, x.title), el("span", {}, `${when(x.opened_at)} · ${ago(x.opened_at)}`),
+    levelTag(x.level), el("strong", {}, ticketTitle(x)), el("span", {}, `${when(x.opened_at)} · ${ago(x.opened_at)}`),
     S.me.may.ack && el("button", { type: "button", class: "ack", onclick: () => ack(x.id) }, t("ack")),
     S.me.may.ack && el("button", { type: "button", class: "mute", onclick: () => mute(x.id) }, t("mute")),
   )));
   alarmLoop(list.length > 0);
+}
+
+// ---- 叫应 board ---------------------------------------------------------------------
+
+const serverNow = () => Date.now() + (S.skew ?? 0);
+function dur(ms) {
+  const s = Math.max(0, Math.round(ms / 1000)), m = Math.floor(s / 60), h = Math.floor(m / 60);
+  return h ? `${h}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+// a countdown element: its text is set every second by tickCountdowns
+const countdown = (at, label) => el("span", { class: "countdown", "data-due": at, "data-label": label },
+  `${t(label)} ${dur(at - serverNow())}`);
+function tickCountdowns() {
+  for (const n of $$("[data-due]")) {
+    const left = Number(n.dataset.due) - serverNow();
+    n.textContent = left >= 0 ? `${t(n.dataset.label)} ${dur(left)}` : t("overdueBy", { d: dur(-left) });
+    n.dataset.late = left < 0 ? "1" : "0";
+  }
+}
+function gridWord(p) { return t(`grid_${p.grid}`); }
+function personLine(p) {
+  const roles = p.roles.map((r) => t("role_" + r)).join("、");
+  return el("li", { class: "callee", "data-person": p.person, "data-state": p.state },
+    el("span", { class: "who" }, el("b", {}, p.name), " ",
+      el("small", {}, [gridWord(p), roles, p.deputy ? t("deputyFor") : null].filter(Boolean).join(" · ")),
+      p.phone ? el("small", { class: "phone" }, ` ${p.phone}`) : null),
+    el("span", { class: "chans" }, p.channels.map((c) => el("span", { class: "chan", "data-channel": c.channel, "data-outcome": c.outcome },
+      `${t("ch_" + c.channel)} ${t("out_" + c.outcome)}`))),
+    el("span", { class: "call-state", "data-state": p.state }, t("call_" + p.state),
+      el("small", {}, ` ${when(p.at)}`)));
+}
+function renderBoard(box, compact) {
+  if (!box) return;
+  const ws = [...(S.board?.values() ?? [])].sort((a, b) => rank(b.level) - rank(a.level) || a.since - b.since);
+  if (!ws.length) return put(box, el("p", { class: "muted" }, t("noWarnings")));
+  const byPoint = new Map();
+  for (const w of ws) { const k = w.point ?? ""; if (!byPoint.has(k)) byPoint.set(k, []); byPoint.get(k).push(w); }
+  put(box, [...byPoint.entries()].map(([pid, list]) => el("section", { class: "board-point", "data-level": list[0].level, "data-point": pid },
+    el("h3", {}, levelTag(list[0].level), " ", pointName(pid)),
+    list.map((w) => {
+      const rounds = new Map();
+      for (const p of w.people) { if (!rounds.has(p.round)) rounds.set(p.round, []); rounds.get(p.round).push(p); }
+      const lastRound = Math.max(...rounds.keys(), 0), sr = warningSeries(w);
+      return el("article", { class: "board-warning", "data-ticket": w.ticket, "data-level": w.level },
+        el("div", { class: "board-head" },
+          list.length > 1 ? levelTag(w.level) : null, sr.device ? el("b", {}, `${devName(sr.device)} ${mname(sr.device, sr.metric)} ${num(sr.value)} ${munit(sr.device, sr.metric)}`) : null,
+          el("span", { class: "muted" }, `${sr.rule ? ruleName(sr.rule) + " · " : ""}${t("since2")} ${when(w.since)}（${ago(w.since)}）`),
+          w.acknowledged_at ? el("span", { class: "call-state", "data-state": "acknowledged" }, `${t("call_acknowledged")} ${w.acknowledged_by ?? ""} ${when(w.acknowledged_at)}`) : null,
+          w.answer_due ? countdown(w.answer_due, "answerIn") : null,
+          w.escalate_at ? countdown(w.escalate_at, "escalateIn") : null,
+          w.exhausted && !w.acknowledged_at ? el("span", { class: "flag" }, t("exhaustedNote")) : null),
+        [...rounds.entries()].filter(([r]) => !compact || r === lastRound).map(([r, ps]) => el("div", { class: "round" },
+          rounds.size > 1 ? el("small", { class: "muted" }, t("round", { n: r + 1 })) : null,
+          el("ul", { class: "callees" }, ps.map(personLine)))),
+        w.people.length ? null : el("p", { class: "muted" }, "—"));
+    }))));
+  tickCountdowns();
 }
 
 function renderOverview() {
@@ -368,11 +575,13 @@ function renderOverview() {
   const blocks = S.dash.points.map((p) => el("div", { class: "point" }, el("h3", {}, p.name),
     el("dl", {}, S.dash.devices.filter((d) => d.point === p.id).flatMap((d) =>
       Object.entries(d.metrics).map(([m, spec]) => {
-        const r = S.latest.get(`${d.id}/${m}`);
-        return el("div", { class: r?.fresh ? "fresh" : "", "data-series": `${d.id}/${m}` },
-          el("dt", {}, `${spec.name || m} · ${d.name}`),
+        const r = S.latest.get(`${d.id}/${m}`), lv = seriesLevel(d.id, m);
+        const stale = r && serverNow() - r.ts > staleAfter(d.id);
+        return el("div", { class: r?.fresh ? "fresh" : "", "data-series": `${d.id}/${m}`,
+          "data-level": lv ?? "none", "data-stale": stale ? "1" : "0" },
+          el("dt", {}, `${mname(d.id, m)} · ${d.name}`),
           el("dd", {}, el("b", {}, r ? num(r.value) : "—"), ` ${spec.unit}`,
-            el("small", {}, r ? when(r.ts) : "")));
+            el("small", {}, r ? (stale ? t("stale", { age: ago(r.ts) }) : when(r.ts)) : "")));
       })))));
   put($("#latest"), ...blocks);
   const devs = [...S.devices.values()];
@@ -393,12 +602,20 @@ function ticketTable(list) {
       onclick: () => { location.hash = `#tickets/${x.id}`; },
       onkeydown: (e) => { if (e.key === "Enter") location.hash = `#tickets/${x.id}`; } },
     el("td", {}, levelTag(x.level)), el("td", {}, t(x.kind)),
-    el("td", {}, x.title, !x.acknowledged_at && x.kind === "warning" ? el("span", { class: "flag" }, " ●") : null),
+    el("td", {}, ticketTitle(x), !x.acknowledged_at && x.kind === "warning" ? el("span", { class: "flag" }, " ●") : null),
     el("td", {}, t(x.state)), el("td", {}, ago(x.opened_at)),
-    el("td", {}, x.due_at ? when(x.due_at) : "—", late ? el("span", { class: "flag" }, ` ${t("overdue")}`) : null));
+    el("td", {}, deadlineCell(x, late)));
   }));
 }
 
+// 期限: a warning's answer deadline / next escalation (live), else the lifecycle deadline
+function deadlineCell(x, late) {
+  const b = S.board?.get(x.id);
+  if (b?.answer_due) return countdown(b.answer_due, "answerIn");
+  if (b?.escalate_at) return countdown(b.escalate_at, "escalateIn");
+  if (b?.acknowledged_at) return t("call_acknowledged");
+  return [x.due_at ? when(x.due_at) : "—", late ? el("span", { class: "flag" }, ` ${t("overdue")}`) : null];
+}
 // risk map: lon/lat → % of the background's box
 function project(p) {
   let b = S.dash.map.bounds;
@@ -453,7 +670,7 @@ function renderQueue() {
 async function openTicket(id) {
   S.detail = id;
   let d;
-  try { d = await api("GET", `/api/tickets/${id}`); } catch (e) { return notice(e.message); }
+  try { d = await api("GET", `/api/tickets/${id}`); } catch (e) { return notice(e); }
   S.tickets.set(id, { ...S.tickets.get(id), ...d });
   const may = S.me.may, steps = new Set(may.steps?.[d.kind] ?? []), acts = [];
   if (!FINAL.has(d.state)) {
@@ -463,17 +680,16 @@ async function openTicket(id) {
     for (const s of ["dismiss", "lift", "lower"]) if (steps.has(s)) acts.push([s, () => act(id, s)]);
   }
   const lines = [
-    ...d.events.map((e) => ({ at: e.at, text: `${t(e.kind === "acknowledged" ? "acknowledged_ev" : e.kind)} ${e.actor ?? ""}${e.role ? ` (${t("role_" + e.role)})` : ""}${e.level ? ` ${t(e.level)}` : ""}${e.note ? ` — ${e.note}` : ""}${e.reason ? ` — ${e.reason}` : ""}`, kind: e.kind })),
-    ...d.calls.map((c) => ({ at: c.at ?? c.called_at ?? c.created_at, text: `${t("calls")}: ${c.name ?? c.person} ${c.why ?? ""} → ${c.outcome ?? ""}`, kind: "call" })),
-    ...d.deliveries.map((x) => ({ at: x.created_at, text: `${t("deliveries")}: ${x.channel} ${x.target} ${x.status}${x.last_error ? ` (${x.last_error})` : ""}`, kind: "delivery" })),
+    ...d.events.filter((e) => e.kind !== "called").map((e) => ({ at: e.at, text: `${t(e.kind === "acknowledged" ? "acknowledged_ev" : e.kind)} ${actorText(e.actor)}${e.role ? ` (${t("role_" + e.role)})` : ""}${e.level ? ` ${t(e.level)}` : ""}${e.note ? ` — ${e.note}` : ""}${e.reason ? ` — ${reasonText(e.reason, d.device ?? warningSeries(d).device)}` : ""}`, kind: e.kind })),
+    ...callLines(d),
   ].sort((a, b) => (a.at ?? 0) - (b.at ?? 0));
   const note = el("textarea", { id: "action-note", rows: 2, maxlength: 2000, "aria-label": t("actionNote"), placeholder: t("actionNote") });
   put($("#ticket-detail"), 
-    el("h2", {}, levelTag(d.level), " ", d.code ? `#${d.code} ` : "", d.title),
+    el("h2", {}, levelTag(d.level), " ", d.code ? `#${d.code} ` : "", ticketTitle(d)),
     el("p", {}, `${t(d.kind)} · ${t(d.state)} · ${pointName(d.point)} · ${when(d.opened_at)}`,
       d.due_at ? ` · ${t("deadline")} ${when(d.due_at)}` : "", d.overdue ? el("span", { class: "flag" }, ` ${t("overdue")}`) : null),
-    d.reason ? el("p", { class: "muted" }, d.reason) : null,
-    d.suggestion ? el("p", { class: "flag" }, `${t("suggestion")}: ${d.suggestion}`) : null,
+    d.reason ? el("p", { class: "muted" }, reasonText(d.reason, d.device ?? warningSeries(d).device)) : null,
+    d.suggestion ? el("p", { class: "flag" }, `${t("suggestion")}：${suggestionText(d.suggestion)}`) : null,
     S.muted.has(id) ? el("p", { class: "muted" }, t("mutedBy", S.muted.get(id))) : null,
     acts.length ? el("div", { class: "actions" }, note, acts.map(([k, fn]) =>
       el("button", { type: "button", "data-action": k, onclick: fn }, t(k)))) : el("p", { class: "muted" }, t("readOnly")),
@@ -481,10 +697,20 @@ async function openTicket(id) {
     el("ol", { class: "timeline" }, lines.map((l) => el("li", { "data-kind": l.kind }, el("time", {}, when(l.at)), " ", l.text))));
   renderQueue();
 }
+// the calls of a ticket grouped: one line per person per round, with the channels tried
+function callLines(d) {
+  const w = S.board?.get(d.id);
+  if (w) return w.people.map((p) => ({ at: p.called_at, kind: "call",
+    text: `${t("calls")}：${p.name}（${gridWord(p)}）${p.channels.map((c) => `${t("ch_" + c.channel)}${t("out_" + c.outcome)}`).join("、")} → ${t("call_" + p.state)}` }));
+  const seen = new Map();
+  for (const c of d.calls) seen.set(`${c.round}/${c.person}`, c);
+  return [...seen.values()].map((c) => ({ at: c.called_at, kind: "call",
+    text: `${t("calls")}：${c.name} → ${t("call_" + c.outcome)}` }));
+}
 async function ack(id) {
   const note = $("#action-note")?.value.trim() || null;
   try { await api("POST", `/api/tickets/${id}/ack`, { note }); await refreshTicket(id); }
-  catch (e) { notice(t("failed", { msg: e.message })); }
+  catch (e) { notice(t("failed", { msg: errText(e) })); }
 }
 async function act(id, step) {
   const note = $("#action-note")?.value.trim() || null;
@@ -496,7 +722,7 @@ async function act(id, step) {
       await api("POST", `/api/tickets/${id}/lower`, { level: level.trim() });
     } else await api("POST", `/api/tickets/${id}/steps`, { step, note });
     await refreshTicket(id);
-  } catch (e) { notice(t("failed", { msg: e.message })); }
+  } catch (e) { notice(t("failed", { msg: errText(e) })); }
 }
 async function refreshTicket(id) {
   const x = await api("GET", `/api/tickets/${id}`);
@@ -523,7 +749,7 @@ async function mute(id) {
   const reason = await ask(t("muteTitle"), t("muteReason"));
   if (!reason) return;
   try { S.muted.set(id, await api("POST", `/api/alarms/${id}/mute`, { reason })); schedule(); }
-  catch (e) { notice(t("failed", { msg: e.message })); }
+  catch (e) { notice(t("failed", { msg: errText(e) })); }
 }
 
 // ---- the alarm: Web Audio, unlocked by one click ------------------------------------
@@ -533,6 +759,8 @@ function enableSound() {
   if (!AC) return;
   S.audio = S.audio || new AC();
   S.audio.resume().then(() => {
+    try { sessionStorage.setItem("sound", "1"); } catch (_) { /* no storage */ }
+    $("#sound").classList.remove("big");
     document.body.dataset.audio = "ready";
     $("#sound").textContent = t("soundOn"); $("#sound").setAttribute("aria-pressed", "true");
     render();
@@ -601,7 +829,7 @@ async function drawTrend() {
     const rain = /rain/.test(metric), lines = rain && S.range > 3600e3 ? [] : thresholds(device, metric);
     chart(box, pts, { from, to, rain, lines,
       unit: S.dash.devices.find((d) => d.id === device)?.metrics[metric]?.unit ?? "" });
-  } catch (e) { notice(e.message); }
+  } catch (e) { notice(e); }
 }
 function chart(box, pts, o) {
   const W = Math.max(600, (box.clientWidth || box.parentElement.clientWidth) - 2), H = o.height || Math.max(280, Math.min(720, window.innerHeight - 200));
@@ -660,22 +888,36 @@ function renderDevices() {
     [...S.devices.values()].map((d) => {
       const h = d.health || {}, e = h.errors || {};
       return el("tr", { "data-device": d.id },
-        el("td", {}, d.name, el("small", {}, ` ${d.id}`)), el("td", {}, pointName(d.point)),
+        el("td", {}, d.name), el("td", {}, pointName(d.point)),
         el("td", {}, el("span", { class: "dot", "data-ok": d.online ? "1" : "0" }, d.online ? t("online") : t("offline"))),
         el("td", {}, d.last_seen ? `${when(d.last_seen)} (${ago(d.last_seen)})` : "—"),
-        el("td", {}, h.battery != null ? `${num(h.battery)}%` : h.supply_v != null ? `${num(h.supply_v)} V` : "—"),
-        el("td", {}, h.signal != null ? num(h.signal) : "—"),
-        el("td", {}, `CRC ${e.crc ?? 0} · TO ${e.timeouts ?? 0} · ${e.malformed ?? 0}`),
+        el("td", {}, batteryText(d, h)),
+        el("td", {}, h.signal != null ? signalText(h.signal) : "—"),
+        el("td", {}, (e.crc || e.timeouts || e.malformed)
+          ? t("err_counts", { c: e.crc ?? 0, o: e.timeouts ?? 0, m: e.malformed ?? 0 }) : t("no_errors")),
         el("td", {}, h.firmware ?? "—"),
         el("td", {}, Object.entries(d.metrics).map(([m, v]) => {
           const r = S.latest.get(`${d.id}/${m}`);
-          return el("div", {}, `${m}: ${r ? num(r.value) : "—"} ${v.unit}`);
+          return el("div", {}, `${mname(d.id, m)}：${r ? num(r.value) : "—"} ${v.unit}`);
         })),
         el("td", {}, faults.filter((x) => x.device === d.id).map((x) =>
-          el("a", { href: `#tickets/${x.id}`, class: "flag" }, x.title))));
+          el("a", { href: `#tickets/${x.id}`, class: "flag" }, ticketTitle(x)))));
     })));
 }
 
+// battery in words: the health's percent or supply, else the battery metric's latest value
+function batteryText(d, h) {
+  if (h.battery != null) return `${num(h.battery)}%`;
+  if (h.supply_v != null) return `${num(h.supply_v)} V`;
+  const m = Object.keys(d.metrics).find((k) => /batt|supply|volt/.test(k));
+  const r = m && S.latest.get(`${d.id}/${m}`);
+  return r ? `${num(r.value)} ${munit(d.id, m)}` : "—";
+}
+// signal in words: CSQ 0–31 or dBm
+function signalText(v) {
+  const q = v < 0 ? (v >= -85 ? "good" : v >= -100 ? "fair" : "poor") : (v >= 15 ? "good" : v >= 10 ? "fair" : "poor");
+  return `${t("sig_" + q)}（${num(v)}${v < 0 ? " dBm" : ""}）`;
+}
 // 4G DTUs: the station's names first, counts of registrations and refusals
 async function loadDtus() {
   let rows;
@@ -701,19 +943,20 @@ async function loadRules() {
     const errs = Object.entries(st.errors || {});
     put($("#rule-table"), 
       table(["rule", "kind", "metric", "levels", "ruleState"], st.rules.map((r) => el("tr", { "data-rule": r.id },
-        el("td", {}, r.name, el("small", {}, ` ${r.id}`)), el("td", {}, r.kind), el("td", {}, r.metric ?? "—"),
+        el("td", {}, r.name, el("small", {}, ` ${r.id}`)), el("td", {}, r.kind), el("td", {}, r.metric ? mname(null, r.metric) : "—"),
         el("td", {}, r.levels ? Object.entries(r.levels).map(([lv, v]) => el("span", { class: "lv", "data-level": lv }, `${v}`))
           : r.windows ? Object.entries(r.windows).map(([win, lv]) => `${win}: ${Object.values(lv).join("/")}`).join("; ") : "—"),
         // the series this rule holds at a level now: its open tickets
         el("td", {}, openTickets().filter((x) => x.rule === r.id).map((x) =>
-          el("a", { href: `#tickets/${x.id}`, class: "state" }, levelTag(x.level), x.device ? `${x.device}/${x.metric}` : pointName(x.point))))))),
+          el("a", { href: `#tickets/${x.id}`, class: "state", "data-series": x.device ? `${x.device}/${x.metric}` : null },
+            levelTag(x.level), x.device ? `${devName(x.device)} · ${mname(x.device, x.metric)}` : pointName(x.point))))))),
       errs.length ? el("ul", { class: "errors" }, errs.flatMap(([f, ps]) => ps.map((p) => el("li", {}, `${f}: ${p}`)))) : null);
     S.files = files.files;
     const sel = $("#rule-file"), keep = sel.value;
     sel.replaceChildren(...S.files.map((f) => el("option", { value: f.name }, f.name)));
     if (keep) sel.value = keep;
     pickFile();
-  } catch (e) { notice(e.message); }
+  } catch (e) { notice(e); }
 }
 function pickFile() {
   const f = S.files.find((x) => x.name === $("#rule-file").value);
@@ -746,12 +989,12 @@ async function runReplay() {
     const pts = await series(device, metric, from, to, $("#replay-chart").clientWidth || 1000);
     const unit = S.dash.devices.find((d) => d.id === device).metrics[metric]?.unit ?? "";
     chart($("#replay-chart"), pts, { from, to, rain: /rain/.test(metric), lines: [], height: 260,
-      name: metric, unit, marks: hz.map((x) => ({ at: x.at, level: x.level })) });
+      name: mname(device, metric), unit, marks: hz.map((x) => ({ at: x.at, level: x.level })) });
     put($("#replay-out"), hz.length ? table(["time", "metric", "rule", "level", "value"], hz.map((x) =>
-      el("tr", {}, el("td", {}, when(x.at)), el("td", {}, x.metric), el("td", {}, x.rule),
-        el("td", {}, `${x.previous} → `, levelTag(x.level === "none" ? null : x.level)), el("td", {}, num(x.value)))))
+      el("tr", {}, el("td", {}, when(x.at)), el("td", {}, mname(device, x.metric)), el("td", {}, ruleName(x.rule)),
+        el("td", {}, levelTag(x.previous === "none" ? null : x.previous), " → ", levelTag(x.level === "none" ? null : x.level)), el("td", {}, num(x.value)))))
       : el("p", {}, t("noTransitions")));
-  } catch (e) { notice(e.message); }
+  } catch (e) { notice(e); }
 }
 
 // ---- duty -------------------------------------------------------------------------
@@ -760,6 +1003,16 @@ async function loadDuty() {
   try {
     const [people, hos] = await Promise.all([api("GET", "/api/people"), api("GET", "/api/handovers")]);
     $("#on-duty").textContent = people.on_duty ? people.on_duty.name : t("nobody");
+    // 接班人 from the roster: the duty officers first, then everyone else on the people file
+    const f = $("#handover"), roster = [...people.people].sort((a, b) =>
+      Number(b.roles.includes("duty_officer")) - Number(a.roles.includes("duty_officer")));
+    if (roster.length) {
+      const keep = f.to_pick.value;
+      put(f.to_pick, el("option", { value: "" }, t("pickHandTo")), roster.filter((p) => p.id !== people.on_duty?.person)
+        .map((p) => el("option", { value: p.name }, `${p.name}（${p.roles.map((r) => t("role_" + r)).join("、") || "—"}）`)));
+      f.to_pick.value = keep; f.to_pick.hidden = false; f.to_pick.required = true;
+      f.to.hidden = true; f.to.required = false;
+    }
     $("#handover").hidden = !S.me.may.handover;
     put($("#handover-open"), el("h3", {}, t("open")), ticketTable(openTickets().sort(byLevel)));
     put($("#handovers"), table(["at", "from", "to", "note", "open", "record"], hos.map((h) =>
@@ -768,7 +1021,7 @@ async function loadDuty() {
         el("td", {}, el("a", { href: `/api/reports/handovers/${h.id}?format=pdf`, target: "_blank" }, "PDF"))))));
     const m = $("#monthly").month;
     if (!m.value) m.value = new Date().toISOString().slice(0, 7); // this month so far
-  } catch (e) { notice(e.message); }
+  } catch (e) { notice(e); }
 }
 function openMonthly(ev) {
   ev.preventDefault();
@@ -779,9 +1032,10 @@ async function submitHandover(ev) {
   ev.preventDefault();
   const f = ev.target;
   try {
-    await api("POST", "/api/handovers", { to: f.to.value.trim(), note: f.note.value.trim() || null });
+    const to = f.to_pick.hidden ? f.to.value.trim() : f.to_pick.value;
+    await api("POST", "/api/handovers", { to, note: f.note.value.trim() || null });
     f.reset(); notice(t("saved"), false); loadDuty();
-  } catch (e) { notice(t("failed", { msg: e.message })); }
+  } catch (e) { notice(t("failed", { msg: errText(e) })); }
 }
 
 // ---- language, clock, wiring --------------------------------------------------------
@@ -797,6 +1051,8 @@ function applyLang() {
 }
 function tick() {
   if (S.clock) $("#clock").textContent = S.clock.format(new Date());
+  tickCountdowns();
+  if (S.lostAt) lostBanner();
 }
 document.addEventListener("DOMContentLoaded", () => {
   try { S.lang = localStorage.getItem("lang") === "en" ? "en" : "zh"; } catch (_) { /* no storage */ }
@@ -815,7 +1071,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#show-all").addEventListener("change", renderQueue);
   $("#series").addEventListener("change", drawTrend);
   $("#rule-file").addEventListener("change", pickFile);
-  $("#rule-check").addEventListener("click", () => checkRules().catch((e) => notice(e.message)));
+  $("#rule-check").addEventListener("click", () => checkRules().catch((e) => notice(e)));
   $("#rule-save").addEventListener("click", saveRules);
   $("#replay-run").addEventListener("click", runReplay);
   $("#handover").addEventListener("submit", submitHandover);
@@ -825,5 +1081,13 @@ document.addEventListener("DOMContentLoaded", () => {
   tick();
   setInterval(tick, 1000);
   setInterval(schedule, 30000); // ages and deadlines move on
-  start().catch((e) => notice(e.message));
+  start().catch((e) => notice(e));
+  // sound chosen earlier in this session: on again, or one big button if the browser
+  // wants a gesture first
+  let want = false;
+  try { want = sessionStorage.getItem("sound") === "1"; } catch (_) { /* no storage */ }
+  if (want) {
+    enableSound();
+    setTimeout(() => { if (S.audio?.state !== "running") $("#sound").classList.add("big"); }, 500);
+  }
 });

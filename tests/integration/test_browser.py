@@ -270,7 +270,8 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     visit(tech, "rules", shots, "tech")
     tech.locator("#rule-file option").first.wait_for(state="attached")
     # the rule holds rg-01 at orange now: its state beside it
-    assert "rg-01/rain_mm" in tech.locator("tr[data-rule=rain-burst]").inner_text()
+    assert tech.locator('tr[data-rule=rain-burst] [data-series="rg-01/rain_mm"]').count() == 1
+    assert "雨量计" in tech.locator("tr[data-rule=rain-burst]").inner_text()
     tech.fill("#rule-text", '[[rules]]\nid = "x"\nkind = "threshold"\n')
     tech.click("#rule-check")
     tech.locator("#rule-errors[data-ok='0'] li").first.wait_for()
