@@ -66,7 +66,7 @@ const I18N = {
     err_500: "网关内部错误", err_503: "服务暂不可用", err_net: "无法连接网关",
     batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
     err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
-    pickHandTo: "选择接班人",
+    pickHandTo: "选择接班人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
   },
   en: {
     overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
@@ -138,7 +138,7 @@ const I18N = {
     err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
     batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
     err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
-    pickHandTo: "Choose who takes over",
+    pickHandTo: "Choose who takes over", perReport: "per report", perBucket: "per period", accum: "{w} total",
   },
 };
 const LEVELS = ["red", "orange", "yellow", "blue"];
@@ -173,11 +173,6 @@ function el(tag, attrs = {}, ...kids) {
 }
 // replaceChildren without the nulls of conditional parts
 const put = (node, ...kids) => node.replaceChildren(...kids.flat().filter((k) => k != null && k !== false));
-const svg = (tag, attrs = {}) => {
-  const n = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
-  return n;
-};
 function table(heads, rows) {
   return el("table", {}, el("thead", {}, el("tr", {}, heads.map((h) => el("th", {}, t(h))))),
     el("tbody", {}, rows));
@@ -371,7 +366,11 @@ function connect() {
   };
   const on = (name, fn) => es.addEventListener(name, (e) => { fn(JSON.parse(e.data)); schedule(); });
   on("readings", (list) => {
-    for (const r of list) S.latest.set(`${r.device}/${r.metric}`, { ts: r.ts, value: r.value, fresh: true });
+    for (const r of list) {
+      S.latest.set(`${r.device}/${r.metric}`, { ts: r.ts, value: r.value, fresh: true });
+      if (r.value) (S.lastActive ??= {})[`${r.device}/${r.metric}`] = r.ts;
+    }
+    trendLive(list);
   });
   on("ticket", (tk) => {
     const old = S.tickets.get(tk.id);
@@ -440,6 +439,7 @@ const ruleName = (id) => S.dash.rules.find((r) => r.id === id)?.name ?? id ?? "�
 // a reason in the page's language: the gateway writes "中文 / English" or two lines
 function reasonText(r, device) {
   if (!r) return "";
+  if (/^(lower:\w+|lift|condition_cleared)$/.test(r)) return suggestionText(r);
   const parts = String(r).split(/\s*(?:\n| \/ | \| )\s*/);
   const zh = parts.filter((x) => /[\u4e00-\u9fff]/.test(x)), en = parts.filter((x) => !/[\u4e00-\u9fff]/.test(x));
   let out = (S.lang === "zh" ? zh : en).join(" ") || parts.join(" ");
@@ -680,7 +680,7 @@ async function openTicket(id) {
     for (const s of ["dismiss", "lift", "lower"]) if (steps.has(s)) acts.push([s, () => act(id, s)]);
   }
   const lines = [
-    ...d.events.filter((e) => e.kind !== "called").map((e) => ({ at: e.at, text: `${t(e.kind === "acknowledged" ? "acknowledged_ev" : e.kind)} ${actorText(e.actor)}${e.role ? ` (${t("role_" + e.role)})` : ""}${e.level ? ` ${t(e.level)}` : ""}${e.note ? ` — ${e.note}` : ""}${e.reason ? ` — ${reasonText(e.reason, d.device ?? warningSeries(d).device)}` : ""}`, kind: e.kind })),
+    ...d.events.filter((e) => e.kind !== "called").map((e) => ({ at: e.at, text: `${t(e.kind === "acknowledged" ? "acknowledged_ev" : e.kind)} ${actorText(e.actor)}${e.role ? ` (${t("role_" + e.role)})` : ""}${e.level ? ` ${t(e.level)}` : ""}${e.note ? ` — ${/^(lower:\w+|lift|condition_cleared)$/.test(e.note) ? suggestionText(e.note) : e.note}` : ""}${e.reason ? ` — ${reasonText(e.reason, d.device ?? warningSeries(d).device)}` : ""}`, kind: e.kind })),
     ...callLines(d),
   ].sort((a, b) => (a.at ?? 0) - (b.at ?? 0));
   const note = el("textarea", { id: "action-note", rows: 2, maxlength: 2000, "aria-label": t("actionNote"), placeholder: t("actionNote") });
@@ -802,7 +802,7 @@ function fillSeries() {
   put($("#replay-device"), ...S.dash.devices.map((d) => el("option", { value: d.id }, d.name)));
   put($("#replay-range"), ...RANGES.slice(2).map(([k, ms]) => el("option", { value: ms }, t(k))));
   put($("#ranges"), ...RANGES.map(([k, ms]) => el("button", { type: "button",
-    "aria-pressed": String(ms === S.range), onclick: () => { S.range = ms; drawTrend(); } }, t(k))));
+    "aria-pressed": String(ms === S.range), onclick: () => { S.range = ms; S.rangeChosen = true; drawTrend(); } }, t(k))));
 }
 function thresholds(device, metric) {
   const out = [];
@@ -812,71 +812,119 @@ function thresholds(device, metric) {
   }
   return out;
 }
-async function series(device, metric, from, to, width) {
-  const q = new URLSearchParams({ device, metric, from, to, points: Math.round(width), limit: 100000 });
-  const r = await api("GET", `/api/readings?${q}`);
-  return r.points.map((p) => ({ ts: p.ts, v: p.value ?? (p.count ? p.sum / p.count : null),
-    sum: p.sum ?? p.value, min: p.min, max: p.max })).filter((p) => p.v != null);
+// ECharts (vendored, /static/vendor/echarts) is loaded when a chart is first drawn, so the
+// first paint of the other pages does not wait for it
+let echartsLoad = null;
+function loadEcharts() {
+  if (window.echarts) return Promise.resolve(window.echarts);
+  echartsLoad = echartsLoad || new Promise((resolve, reject) => {
+    const sc = el("script", { src: "/static/vendor/echarts/echarts.min.js" });
+    sc.onload = () => resolve(window.echarts); sc.onerror = reject;
+    document.head.append(sc);
+  });
+  return echartsLoad;
+}
+const LEVEL_COLOR = { blue: "#3d8bfd", yellow: "#ffd23f", orange: "#ff8c1a", red: "#ff3b30" };
+const ACC_COLOR = ["#5fb4ff", "#c792ea", "#3ccf7a", "#f78c6c"];
+const winMs = (w) => { const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(w); return m ? m[1] * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]] : 0; };
+// the accumulation windows rules use on this series: [{win, ms, levels}]
+function windowsOf(device, metric) {
+  const out = new Map();
+  for (const r of S.dash.rules) {
+    if (r.metric !== metric || (r.devices && !r.devices.includes(device)) || !r.windows) continue;
+    for (const [win, lv] of Object.entries(r.windows)) out.set(win, { win, ms: winMs(win), levels: lv, rule: r.name });
+  }
+  return [...out.values()].filter((w) => w.ms).sort((a, b) => a.ms - b.ms);
+}
+// the sum over (ts − W, ts] at each report: the quantity an accumulation rule judges
+function rolling(pts, ms) {
+  const out = []; let j = 0, acc = 0;
+  for (let i = 0; i < pts.length; i++) {
+    acc += pts[i].sum;
+    while (pts[j].ts <= pts[i].ts - ms) acc -= pts[j++].sum;
+    out.push([pts[i].ts, +acc.toFixed(3)]);
+  }
+  return out;
+}
+// the window that shows the latest activity: the smallest whose later part holds it
+function autoRange(last) {
+  if (!last) return 864e5;
+  const age = Date.now() - last;
+  return (RANGES.find(([, ms]) => age < ms * 0.75) ?? RANGES[RANGES.length - 1])[1];
 }
 async function drawTrend() {
   const key = $("#series").value;
   if (!key) return;
+  const [device, metric] = key.split("/");
+  if (!S.rangeChosen) {
+    const r = S.latest.get(key);
+    S.range = autoRange(r && (r.value || !/rain/.test(metric)) ? r.ts : S.lastActive?.[key] ?? r?.ts);
+  }
   $$("#ranges button").forEach((b, i) => b.setAttribute("aria-pressed", String(RANGES[i][1] === S.range)));
-  const [device, metric] = key.split("/"), box = $("#chart"), to = Date.now(), from = to - S.range;
-  try {
-    const pts = await series(device, metric, from, to, box.clientWidth || 1000);
-    // a rain rule judges each report: its lines mean something only where bars are reports
-    const rain = /rain/.test(metric), lines = rain && S.range > 3600e3 ? [] : thresholds(device, metric);
-    chart(box, pts, { from, to, rain, lines,
-      unit: S.dash.devices.find((d) => d.id === device)?.metrics[metric]?.unit ?? "" });
-  } catch (e) { notice(e); }
+  const box = $("#chart"), to = Date.now(), from = to - S.range;
+  try { await plot(box, device, metric, from, to, { lines: true }); } catch (e) { notice(e); }
 }
-function chart(box, pts, o) {
-  const W = Math.max(600, (box.clientWidth || box.parentElement.clientWidth) - 2), H = o.height || Math.max(280, Math.min(720, window.innerHeight - 200));
-  const L = 64, R = o.rain ? 64 : 16, T = 28, B = 36, w = W - L - R, h = H - T - B;
-  const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", class: "plot" });
-  const bins = Math.max(12, Math.min(120, Math.floor(w / 10)));
-  if (o.rain) { // rainfall: summed per time bin
-    const span = (o.to - o.from) / bins, sums = new Map();
-    for (const p of pts) { const k = Math.floor((p.ts - o.from) / span); sums.set(k, (sums.get(k) ?? 0) + p.sum); }
-    pts = [...sums.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => ({ ts: o.from + (k + 0.5) * span, sum: v }));
+async function plot(box, device, metric, from, to, o = {}) {
+  const ec = await loadEcharts();
+  const rain = /rain/.test(metric) || devOf(device)?.kind === "rain_gauge" && metric.includes("rain");
+  const wins = rain ? windowsOf(device, metric) : [];
+  const back = Math.max(0, ...wins.map((w) => w.ms));
+  const raw = to - from <= 864e5 + 1; // per-report bars up to a day; rollup sums beyond
+  const q = new URLSearchParams({ device, metric, from: from - back, to, limit: 100000 });
+  if (!raw) q.set("points", Math.round(box.clientWidth || 1000));
+  const r = await api("GET", `/api/readings?${q}`);
+  const pts = r.points.map((p) => ({ ts: p.ts, v: p.value ?? (p.count ? p.sum / p.count : null), sum: p.sum ?? p.value ?? 0 }))
+    .filter((p) => p.v != null);
+  const name = mname(device, metric), unit = munit(device, metric);
+  const shown = pts.filter((p) => p.ts >= from);
+  const thr = o.lines === false ? [] : thresholds(device, metric);
+  // per-report lines labelled on the left, each window's on the right with its window's name
+  const markLines = (levels, win) => ({ symbol: "none", silent: true, data: levels.map((l) => ({ yAxis: l.value, name: t(l.level),
+    lineStyle: { color: LEVEL_COLOR[l.level], type: win ? "solid" : "dashed", width: win ? 1 : 1.5, opacity: 0.9 },
+    label: { formatter: `${win ? win + " " : ""}${t(l.level)} ${l.value}`, color: LEVEL_COLOR[l.level], position: win ? "insideEndTop" : "insideStartTop" } })) });
+  const series = [];
+  if (rain) {
+    series.push({ name: `${name}（${raw ? t("perReport") : t("perBucket")}）`, type: "bar", barMaxWidth: 14,
+      itemStyle: { color: "#5fb4ff" }, data: shown.map((p) => [p.ts, p.sum]), markLine: markLines(thr), yAxisIndex: 0 });
+    wins.forEach((w, i) => series.push({ name: `${t("accum", { w: w.win })}`, type: "line", step: "end", showSymbol: false,
+      yAxisIndex: 1, lineStyle: { width: 2.5, color: ACC_COLOR[i % ACC_COLOR.length] }, itemStyle: { color: ACC_COLOR[i % ACC_COLOR.length] },
+      data: rolling(pts, w.ms).filter(([ts]) => ts >= from),
+      markLine: markLines(Object.entries(w.levels).map(([level, value]) => ({ level, value })), w.win) }));
+  } else {
+    series.push({ name, type: "line", showSymbol: shown.length < 60, data: shown.map((p) => [p.ts, p.v]),
+      lineStyle: { width: 2, color: "#5fb4ff" }, itemStyle: { color: "#5fb4ff" }, markLine: markLines(thr) });
   }
-  const vals = pts.map((p) => (o.rain ? p.sum : p.v)).concat(o.lines.map((l) => l.value));
-  let lo = Math.min(0, ...vals), hi = Math.max(1, ...vals);
-  if (!o.rain && pts.length) lo = Math.min(...vals); if (hi === lo) hi = lo + 1;
-  const pad = (hi - lo) * 0.08; hi += pad; if (!o.rain) lo -= pad;
-  const x = (ts) => L + ((ts - o.from) / (o.to - o.from)) * w, y = (v) => T + h - ((v - lo) / (hi - lo)) * h;
-  for (let i = 0; i <= 5; i++) { // grid and axis labels
-    const v = lo + ((hi - lo) * i) / 5, yy = y(v);
-    s.append(svg("line", { x1: L, x2: L + w, y1: yy, y2: yy, class: "grid" }));
-    const tx = svg("text", { x: L - 6, y: yy + 4, "text-anchor": "end" }); tx.textContent = num(+v.toPrecision(3)); s.append(tx);
-  }
-  for (let i = 0; i <= 6; i++) {
-    const ts = o.from + ((o.to - o.from) * i) / 6, tx = svg("text", { x: x(ts), y: H - 10, "text-anchor": "middle" });
-    tx.textContent = when(ts); s.append(tx);
-  }
-  const u = svg("text", { x: 4, y: 12 }); u.textContent = o.name ? `${o.name} (${o.unit})` : o.unit; s.append(u);
-  if (!pts.length) { const n = svg("text", { x: L + w / 2, y: T + h / 2, "text-anchor": "middle", class: "nodata" }); n.textContent = t("noData"); s.append(n); }
-  if (o.rain) { // bars per time bin, and the running accumulation on its own axis
-    const bw = Math.max(1, (w / bins) * 0.8);
-    let acc = 0; const accs = pts.map((p) => (acc += p.sum));
-    const top = Math.max(1, acc) * 1.08, ya = (v) => T + h - (v / top) * h;
-    for (const p of pts) s.append(svg("rect", { x: x(p.ts) - bw / 2, y: y(p.sum), width: bw, height: Math.max(0, y(0) - y(p.sum)), class: "bar" }));
-    if (pts.length) s.append(svg("path", { d: `M${L},${ya(0)}` + pts.map((p, i) => `L${x(p.ts).toFixed(1)},${ya(i ? accs[i - 1] : 0).toFixed(1)}L${x(p.ts).toFixed(1)},${ya(accs[i]).toFixed(1)}`).join("") + `L${L + w},${ya(acc).toFixed(1)}`, class: "acc" }));
-    for (let i = 0; i <= 5; i++) { const v = (top * i) / 5, tx = svg("text", { x: L + w + 6, y: ya(v) + 4, class: "acc-label" }); tx.textContent = num(+v.toPrecision(3)); s.append(tx); }
-    const al = svg("text", { x: L + w - 6, y: T + 16, "text-anchor": "end", class: "acc-label" }); al.textContent = `${t("accumulated")} ${num(acc)} ${o.unit}`; s.append(al);
-  } else if (pts.length) {
-    if (pts[0].min != null) s.append(svg("path", { class: "band", d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.ts).toFixed(1)},${y(p.max).toFixed(1)}`).join("") + pts.slice().reverse().map((p) => `L${x(p.ts).toFixed(1)},${y(p.min).toFixed(1)}`).join("") + "Z" }));
-    s.append(svg("path", { d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.ts).toFixed(1)},${y(p.v).toFixed(1)}`).join(""), class: "line" }));
-  }
-  for (const l of o.lines) {
-    s.append(svg("line", { x1: L, x2: L + w, y1: y(l.value), y2: y(l.value), class: "thr", "data-level": l.level }));
-    const tx = svg("text", { x: L + 4, y: y(l.value) - 3, class: "thr-label", "data-level": l.level }); tx.textContent = `${t(l.level)} ${l.value}`; s.append(tx);
-  }
-  for (const m of o.marks || []) {
-    s.append(svg("line", { x1: x(m.at), x2: x(m.at), y1: T, y2: T + h, class: "mark", "data-level": m.level }));
-  }
-  put(box, s);
+  if (o.marks?.length && series[0]) series[0].markLine.data.push(...o.marks.map((m) => ({ xAxis: m.at,
+    lineStyle: { color: LEVEL_COLOR[m.level] ?? "#9fb0c0", width: 2 }, label: { formatter: m.level === "none" ? t("cond_cleared") : t(m.level), color: LEVEL_COLOR[m.level] ?? "#9fb0c0" } })));
+  const fmt = (v) => when(v);
+  const axis = { axisLine: { lineStyle: { color: "#9fb0c0" } }, splitLine: { lineStyle: { color: "#2a3a4a" } }, axisLabel: { color: "#9fb0c0" } };
+  const option = {
+    animation: false, backgroundColor: "transparent", textStyle: { color: "#e8eef4", fontFamily: "Noto Sans CJK SC, sans-serif" },
+    grid: { left: 60, right: rain && wins.length ? 70 : 30, top: 50, bottom: 70 },
+    legend: { top: 8, textStyle: { color: "#e8eef4" } },
+    tooltip: { trigger: "axis", valueFormatter: (v) => (v == null ? "—" : `${num(v)} ${unit}`), axisPointer: { label: { formatter: (p) => (p.axisDimension === "x" ? fmt(p.value) : num(p.value)) } } },
+    dataZoom: [{ type: "inside" }, { type: "slider", height: 22, bottom: 12, labelFormatter: (v) => fmt(v), textStyle: { color: "#9fb0c0" } }],
+    xAxis: { type: "time", min: from, max: to, ...axis, axisLabel: { color: "#9fb0c0", formatter: (v) => fmt(v), hideOverlap: true } },
+    // each axis reaches its own highest line, so no threshold falls off the chart
+    yAxis: [{ type: "value", name: `${name}（${unit}）`, scale: !rain, ...axis, nameTextStyle: { color: "#9fb0c0" },
+      max: (v) => +(Math.max(v.max, ...thr.map((l) => l.value)) * 1.08).toPrecision(3) },
+      ...(rain && wins.length ? [{ type: "value", name: `${t("accumulated")}（${unit}）`, ...axis, splitLine: { show: false }, nameTextStyle: { color: "#9fb0c0" },
+        max: (v) => +(Math.max(v.max, ...wins.flatMap((w) => Object.values(w.levels))) * 1.08).toPrecision(3) }] : [])],
+    series,
+  };
+  let c = ec.getInstanceByDom(box);
+  if (!c) { c = ec.init(box, null, { renderer: "canvas" }); new ResizeObserver(() => c.resize()).observe(box); }
+  c.setOption(option, { notMerge: true });
+  box.dataset.series = `${device}/${metric}`; box.dataset.drawn = String(Date.now());
+  box.chartData = { series: series.map((x) => ({ name: x.name, data: x.data, lines: (x.markLine?.data ?? []).filter((d) => d.yAxis != null).map((d) => d.yAxis) })) };
+  if (!shown.length) c.setOption({ title: { text: t("noData"), left: "center", top: "middle", textStyle: { color: "#9fb0c0" } } });
+}
+// a live reading of the series on screen: redrawn at most every 2 s
+let trendTimer = null;
+function trendLive(list) {
+  if (S.page !== "trends" || !list.some((r) => `${r.device}/${r.metric}` === $("#series").value)) return;
+  if (trendTimer) return;
+  trendTimer = setTimeout(() => { trendTimer = null; drawTrend(); }, 2000);
 }
 
 // ---- devices ----------------------------------------------------------------------
@@ -986,10 +1034,7 @@ async function runReplay() {
     const r = await api("POST", "/api/rules/replay", { text: $("#rule-text").value || null, device, from, to });
     const hz = r.transitions.filter((x) => x.kind === "hazard");
     const metric = hz[0]?.metric ?? Object.keys(S.dash.devices.find((d) => d.id === device).metrics)[0];
-    const pts = await series(device, metric, from, to, $("#replay-chart").clientWidth || 1000);
-    const unit = S.dash.devices.find((d) => d.id === device).metrics[metric]?.unit ?? "";
-    chart($("#replay-chart"), pts, { from, to, rain: /rain/.test(metric), lines: [], height: 260,
-      name: mname(device, metric), unit, marks: hz.map((x) => ({ at: x.at, level: x.level })) });
+    await plot($("#replay-chart"), device, metric, from, to, { marks: hz.map((x) => ({ at: x.at, level: x.level })) });
     put($("#replay-out"), hz.length ? table(["time", "metric", "rule", "level", "value"], hz.map((x) =>
       el("tr", {}, el("td", {}, when(x.at)), el("td", {}, mname(device, x.metric)), el("td", {}, ruleName(x.rule)),
         el("td", {}, levelTag(x.previous === "none" ? null : x.previous), " → ", levelTag(x.level === "none" ? null : x.level)), el("td", {}, num(x.value)))))
@@ -1069,7 +1114,7 @@ document.addEventListener("DOMContentLoaded", () => {
     try { await api("POST", "/api/logout"); } finally { location.hash = ""; location.reload(); }
   });
   $("#show-all").addEventListener("change", renderQueue);
-  $("#series").addEventListener("change", drawTrend);
+  $("#series").addEventListener("change", () => { S.rangeChosen = false; drawTrend(); });
   $("#rule-file").addEventListener("change", pickFile);
   $("#rule-check").addEventListener("click", () => checkRules().catch((e) => notice(e)));
   $("#rule-save").addEventListener("click", saveRules);

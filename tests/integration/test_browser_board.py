@@ -66,6 +66,18 @@ port = "{port}"
 poll_s = 1
 timeout_s = 3
 """
+ACC = """
+[[rules]]
+id = "rain-acc"
+name = "小时累计雨量"
+kind = "accumulation"
+metric = "rain_mm"
+source = "increment"
+
+[[rules.windows]]
+window = "1h"
+blue = 15
+"""
 PAGES = ("overview", "calls", "map", "tickets", "trends", "devices", "duty")
 # words a zh-CN page may show in Latin letters: units, file formats, the language switch
 ALLOWED = {"mm", "V", "h", "min", "s", "dBm", "CSV", "Excel", "PDF", "HTML", "English", "DTU"}
@@ -83,18 +95,15 @@ def modem() -> Iterator[GsmModemStub]:
 def station(gateway: Gateway, modem: GsmModemStub) -> Gateway:
     text = gateway.config.read_text()
     text = text.replace(
-        'kind = "rain_gauge"\npoint = "p1"\n', 'kind = "rain_gauge"\npoint = "p1"\n'
-    )
-    text = text.replace(
         'metrics.rain_mm = { unit = "mm", min = 0, max = 50 }',
         'metrics.rain_mm = { unit = "mm", name = "雨量", min = 0, max = 50 }',
     ).replace(
         'metrics.battery_v = { unit = "V", min = 0, max = 15 }',
         'metrics.battery_v = { unit = "V", name = "电池电压", min = 0, max = 15 }',
     )
-    gateway.config.write_text(
-        text + PEOPLE.format(port=modem.port).replace("{{", "{").replace("}}", "}")
-    )
+    gateway.config.write_text(text + PEOPLE.format(port=modem.port))
+    rules = gateway.config.parent / "rules.toml"
+    rules.write_text(rules.read_text() + ACC)
     gateway.start()
     return gateway
 
@@ -131,7 +140,7 @@ def test_call_board_countdown_answer_colours_audit_and_a_lost_gateway(
     station: Gateway,
     mosquitto: Mosquitto,
     modem: GsmModemStub,
-    browser: Any,
+    browser: Any,  # noqa: F811
     shots: Path,  # noqa: F811
 ) -> None:
     gw = station
@@ -182,9 +191,36 @@ def test_call_board_countdown_answer_colours_audit_and_a_lost_gateway(
     page.locator("#queue td .countdown[data-label=answerIn]").first.wait_for()
     shot_all(page, shots, "board", names=())
 
+    # the trend: per-report bars and the 1 h total, which crosses its own blue line at
+    # the report that made the accumulation rule fire
+    page.evaluate("location.hash = '#overview'")
+    rain(mosquitto, 7.0, 2)  # 9 + 7 = 16 mm in the hour ≥ 15
+    page.locator('[data-series="rg-01/rain_mm"] dd b:text-is("7")').wait_for()
+    with closing(gw.api("technician")) as api:  # when the rules, run over the history, fire
+        now = int(time.time() * 1000)
+        r = api.post(
+            "/api/rules/replay", json={"device": "rg-01", "from": now - 3_600_000, "to": now + 1}
+        )
+        fired = [x for x in r.json()["transitions"] if x["rule"] == "rain-acc"]
+    assert [(x["level"], x["value"]) for x in fired] == [("blue", 16)]
+    page.evaluate("location.hash = '#trends'")
+    page.select_option("#series", "rg-01/rain_mm")
+    page.wait_for_function("document.querySelector('#chart').chartData?.series.length === 2")
+    page.wait_for_timeout(300)
+    data = page.evaluate("document.querySelector('#chart').chartData")
+    bars, acc = data["series"]
+    assert [v for _, v in bars["data"]][-2:] == [9, 7]
+    assert acc["lines"] == [15] and bars["lines"] == [2, 5, 8, 12]  # each with its own lines
+    values = [v for _, v in acc["data"]]
+    i = next(i for i, v in enumerate(values) if v >= 15)
+    assert values[i] == 16 and values[i - 1] < 15
+    assert acc["data"][i][0] == fired[0]["at"]  # at the report that made it fire
+    assert page.locator("#ranges button[aria-pressed=true]").inner_text() == "1小时"
+    page.screenshot(path=str(shots / "trend-accumulation.png"))
+
     # 李网格 answers by SMS with the ticket's code: 已应答
     with closing(gw.api("viewer")) as api:
-        [w] = [t for t in api.get("/api/board").json()["warnings"]]
+        [w] = api.get("/api/board").json()["warnings"]
         assert w["people"][0]["phone"] == "138****0001"  # masked for viewers
     modem.receive("+8613800000001", f"收到{w['code']}，马上去")
     page.evaluate("location.hash = '#calls'")
@@ -223,6 +259,7 @@ def test_call_board_countdown_answer_colours_audit_and_a_lost_gateway(
                 "雨量计2",
                 "雨量计",
                 "短时强降雨",
+                "小时累计雨量",
                 "电池电压",
                 "雨量",
                 f"收到{w['code']}，马上去",
