@@ -66,7 +66,7 @@ const I18N = {
     err_500: "网关内部错误", err_503: "服务暂不可用", err_net: "无法连接网关",
     batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
     err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
-    pickHandTo: "选择接班人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
+    pickHandTo: "选择接班人", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
   },
   en: {
     overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
@@ -138,7 +138,7 @@ const I18N = {
     err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
     batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
     err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
-    pickHandTo: "Choose who takes over", perReport: "per report", perBucket: "per period", accum: "{w} total",
+    pickHandTo: "Choose who takes over", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
   },
 };
 const LEVELS = ["red", "orange", "yellow", "blue"];
@@ -616,50 +616,125 @@ function deadlineCell(x, late) {
   if (b?.acknowledged_at) return t("call_acknowledged");
   return [x.due_at ? when(x.due_at) : "—", late ? el("span", { class: "flag" }, ` ${t("overdue")}`) : null];
 }
-// risk map: lon/lat → % of the background's box
-function project(p) {
-  let b = S.dash.map.bounds;
-  if (!b) {
-    const xs = S.dash.points.filter((q) => q.lon != null);
-    const lo = (k) => Math.min(...xs.map((q) => q[k])), hi = (k) => Math.max(...xs.map((q) => q[k]));
-    const px = (hi("lon") - lo("lon")) * 0.15 || 0.01, py = (hi("lat") - lo("lat")) * 0.15 || 0.01;
-    b = [lo("lon") - px, lo("lat") - py, hi("lon") + px, hi("lat") + py];
-  }
-  return [(p.lon - b[0]) / (b[2] - b[0]) * 100, (b[3] - p.lat) / (b[3] - b[1]) * 100];
-}
 function pointState(pid) {
   const open = openTickets().filter((x) => x.point === pid && x.kind !== "device_fault").sort(byLevel);
   const top = open[0];
   return { level: top?.level ?? "", blink: open.some((x) => x.kind === "warning" && !x.acknowledged_at), open };
 }
-function renderMap() {
-  const img = $("#map-bg");
-  if (S.dash.map.background && !img.getAttribute("src")) {
-    img.onload = () => { // the box takes the picture's shape, so lon/lat % land on it
-      if (img.naturalWidth && img.naturalHeight) $("#map-box").style.setProperty("--ar", img.naturalWidth / img.naturalHeight);
-      img.dataset.loaded = "1";
-    };
-    img.src = S.dash.map.background;
+// ---- the one map (一张图): vendored Leaflet over the station's offline GeoJSON layers ----
+
+function loadLeaflet() {
+  if (window.L) return Promise.resolve(window.L);
+  S.leafletLoad = S.leafletLoad || new Promise((resolve, reject) => {
+    document.head.append(el("link", { rel: "stylesheet", href: "/static/vendor/leaflet/leaflet.css" }));
+    const sc = el("script", { src: "/static/vendor/leaflet/leaflet.js" });
+    sc.onload = () => resolve(window.L); sc.onerror = reject;
+    document.head.append(sc);
+  });
+  return S.leafletLoad;
+}
+const KIND_STYLE = {
+  boundary: { color: "#c8d6a0", weight: 2, dashArray: "6 4", fillOpacity: 0.06 },
+  river: { color: "#4aa8ff", weight: 4 },
+  road: { color: "#d9c8a0", weight: 3 },
+  route: { color: "#3ccf7a", weight: 4, dashArray: "10 6" },
+  hazard: { color: "#ff6b5f" }, shelter: { color: "#3ccf7a" }, other: { color: "#9fb0c0", weight: 2 },
+};
+const KIND_WORD = { zh: { boundary: "村界", river: "河流", road: "道路", route: "转移路线", hazard: "隐患点", shelter: "避险点", other: "其他" },
+  en: { boundary: "boundary", river: "river", road: "road", route: "evacuation route", hazard: "hazard point", shelter: "shelter", other: "other" } };
+// a device's level: the highest open (non-fault) level over its series
+function deviceLevel(id) {
+  return openTickets().filter((x) => x.device === id && x.kind !== "device_fault" && x.level).sort(byLevel)[0]?.level ?? null;
+}
+async function buildMap() {
+  const L = await loadLeaflet(), box = $("#map-box");
+  if (S.map) return S.map;
+  const m = L.map(box, { zoomSnap: 0.25, attributionControl: false, preferCanvas: false });
+  S.map = m; box.leaflet = m; window.stationMap = m; // read by the browser tests
+  const over = {}, b = S.dash.map.bounds;
+  if (S.dash.map.background && b) {
+    over[t("mapBackground")] = L.imageOverlay(S.dash.map.background, [[b[1], b[0]], [b[3], b[2]]], { className: "map-bg", opacity: 0.85 }).addTo(m);
   }
-  img.hidden = !S.dash.map.background;
-  put($("#markers"), ...S.dash.points.filter((p) => p.lon != null && p.lat != null).map((p) => {
-    const [x, y] = project(p), st = pointState(p.id);
-    return el("button", { type: "button", class: "marker", "data-point": p.id,
-      "data-level": st.level || "none", "data-blink": st.blink ? "1" : "0",
-      style: `left:${x.toFixed(2)}%;top:${y.toFixed(2)}%`, "aria-label": p.name,
-      onclick: () => { S.point = p.id; renderMap(); } }, el("span", {}, p.name));
-  }));
-  if (S.point) {
-    const p = S.dash.points.find((q) => q.id === S.point), st = pointState(S.point);
-    put($("#map-detail"), el("h2", {}, p.name), el("p", {}, S.dash.villages[p.village] ?? p.village),
-      el("dl", {}, S.dash.devices.filter((d) => d.point === p.id).flatMap((d) =>
-        Object.entries(d.metrics).map(([m, spec]) => {
-          const r = S.latest.get(`${d.id}/${m}`);
-          return el("div", {}, el("dt", {}, `${spec.name || m} · ${d.name}`),
-            el("dd", {}, r ? `${num(r.value)} ${spec.unit} · ${when(r.ts)}` : "—"));
-        }))),
-      ticketTable(st.open));
+  for (const ly of S.dash.map.layers || []) {
+    try {
+      const gj = await api("GET", ly.url), st = { ...(KIND_STYLE[ly.kind] || KIND_STYLE.other) };
+      if (ly.color) st.color = ly.color;
+      const layer = L.geoJSON(gj, { style: () => st,
+        pointToLayer: (f, ll) => L.circleMarker(ll, { radius: 7, color: "#000", weight: 1, fillColor: st.color, fillOpacity: 0.9 }),
+        onEachFeature: (f, l) => { if (f.properties?.name) l.bindTooltip(f.properties.name, { direction: "top" }); } });
+      layer.options.kind = ly.kind;
+      over[`${ly.name}`] = layer;
+      if (ly.visible) layer.addTo(m);
+    } catch (e) { notice(e); }
   }
+  S.markerLayer = L.layerGroup().addTo(m);
+  over[t("pointsDevices")] = S.markerLayer;
+  L.control.layers(null, over, { collapsed: false, position: "topright" }).addTo(m);
+  L.control.scale({ imperial: false }).addTo(m);
+  const legend = L.control({ position: "bottomleft" });
+  legend.onAdd = () => el("div", { class: "map-legend" },
+    LEVELS.map((lv) => el("div", {}, el("i", { class: "sw", "data-level": lv }), t(lv))),
+    el("div", {}, el("i", { class: "sw", "data-level": "none" }), t("normal")),
+    (S.dash.map.layers || []).map((ly) => el("div", {}, el("i", { class: `sw kind-${ly.kind}`, style: `background:${ly.color || (KIND_STYLE[ly.kind] || KIND_STYLE.other).color}` }), ly.name)));
+  legend.addTo(m);
+  const pts = S.dash.points.filter((p) => p.lon != null && p.lat != null);
+  if (b) m.fitBounds([[b[1], b[0]], [b[3], b[2]]]);
+  else if (pts.length) m.fitBounds(pts.map((p) => [p.lat, p.lon]), { padding: [60, 60], maxZoom: 15 });
+  else m.setView([30, 114], 5);
+  S.mapMarkers = new Map();
+  for (const p of pts) {
+    const devs = S.dash.devices.filter((d) => d.point === p.id);
+    const pm = L.marker([p.lat, p.lon], { icon: L.divIcon({ className: "", iconSize: null,
+      html: `<button type="button" class="marker" data-point="${p.id}" aria-label=""><span></span></button>` }), keyboard: false })
+      .on("click", () => { S.point = p.id; renderMapDetail(); }).addTo(S.markerLayer);
+    S.mapMarkers.set(`p:${p.id}`, pm);
+    devs.forEach((d, i) => { // devices in a ring around their point, on screen pixels
+      const ang = (i / Math.max(1, devs.length)) * 2 * Math.PI - Math.PI / 2, r = 26;
+      const dm = L.marker([p.lat, p.lon], { icon: L.divIcon({ className: "", iconSize: null,
+        html: `<span class="dev-marker" data-device="${d.id}" style="transform:translate(${(Math.cos(ang) * r).toFixed(1)}px,${(Math.sin(ang) * r).toFixed(1)}px) translate(-50%,-50%)"></span>` }), keyboard: false })
+        .on("click", () => { S.point = p.id; renderMapDetail(); }).addTo(S.markerLayer);
+      S.mapMarkers.set(`d:${d.id}`, dm);
+    });
+  }
+  return m;
+}
+async function renderMap() {
+  if (!S.map) { if (S.mapBuilding) return; S.mapBuilding = true; try { await buildMap(); } finally { S.mapBuilding = false; } }
+  S.map.invalidateSize();
+  for (const p of S.dash.points) {
+    const n = $(`.marker[data-point="${p.id}"]`, $("#map-box"));
+    if (!n) continue;
+    const st = pointState(p.id);
+    n.dataset.level = st.level || "none"; n.dataset.blink = st.blink ? "1" : "0";
+    n.setAttribute("aria-label", p.name); n.firstChild.textContent = p.name;
+  }
+  for (const d of S.dash.devices) {
+    const n = $(`.dev-marker[data-device="${d.id}"]`, $("#map-box"));
+    if (!n) continue;
+    const lv = deviceLevel(d.id), dv = S.devices.get(d.id);
+    n.dataset.level = lv ?? "none"; n.dataset.online = dv?.online ? "1" : "0";
+    n.dataset.blink = lv && openTickets().some((x) => x.kind === "warning" && x.point === d.point && !x.acknowledged_at) ? "1" : "0";
+    n.title = `${d.name}${dv && !dv.online ? " · " + t("offline") : ""}`;
+  }
+  renderMapDetail();
+}
+async function renderMapDetail() {
+  if (!S.point) return;
+  const p = S.dash.points.find((q) => q.id === S.point), st = pointState(S.point);
+  if (!S.people) { try { S.people = (await api("GET", "/api/people")).people; } catch (_) { S.people = []; } }
+  const resp = S.people.filter((x) => x.grid === `point:${p.id}` || x.grid === `village:${p.village}`);
+  put($("#map-detail"), el("h2", {}, p.name), el("p", {}, S.dash.villages[p.village] ?? ""),
+    el("h3", {}, t("latest")),
+    el("dl", {}, S.dash.devices.filter((d) => d.point === p.id).flatMap((d) =>
+      Object.keys(d.metrics).map((m) => {
+        const r = S.latest.get(`${d.id}/${m}`), lv = seriesLevel(d.id, m);
+        return el("div", { "data-level": lv ?? "none" }, el("dt", {}, `${mname(d.id, m)} · ${d.name}`),
+          el("dd", {}, r ? `${num(r.value)} ${munit(d.id, m)} · ${when(r.ts)}` : "—"));
+      }))),
+    el("h3", {}, t("responsible")),
+    resp.length ? el("ul", { class: "resp" }, resp.map((x) => el("li", {}, el("b", {}, x.name), " ",
+      el("small", {}, [t(`grid_${x.grid.split(":")[0]}`), ...x.roles.map((r) => t("role_" + r))].join(" · "))))) : el("p", { class: "muted" }, t("none")),
+    el("h3", {}, t("openTickets")), ticketTable(st.open));
 }
 
 function renderQueue() {
