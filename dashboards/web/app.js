@@ -66,7 +66,7 @@ const I18N = {
     err_500: "网关内部错误", err_503: "服务暂不可用", err_net: "无法连接网关",
     batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
     err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
-    pickHandTo: "选择接班人", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
+    pickHandTo: "选择接班人", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
   },
   en: {
     overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
@@ -138,7 +138,7 @@ const I18N = {
     err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
     batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
     err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
-    pickHandTo: "Choose who takes over", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
+    pickHandTo: "Choose who takes over", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
   },
 };
 const LEVELS = ["red", "orange", "yellow", "blue"];
@@ -371,6 +371,10 @@ function connect() {
       if (r.value) (S.lastActive ??= {})[`${r.device}/${r.metric}`] = r.ts;
     }
     trendLive(list);
+    if (S.page === "screen" && S.rainRank) for (const r of list) {
+      const row = S.rainRank.find((x) => x.device === r.device && x.metric === r.metric);
+      if (row && r.value) row.sums = row.sums.map((v) => v + r.value);
+    }
   });
   on("ticket", (tk) => {
     const old = S.tickets.get(tk.id);
@@ -395,9 +399,11 @@ function schedule() {
 
 // ---- pages ------------------------------------------------------------------------
 
-const PAGES = ["overview", "calls", "map", "tickets", "trends", "devices", "rules", "duty"];
+const PAGES = ["screen", "overview", "calls", "map", "tickets", "trends", "devices", "rules", "duty"];
 function route() {
-  const [page, arg] = (location.hash.slice(1) || "overview").split("/");
+  const wall = location.pathname === "/screen";
+  document.body.dataset.wall = wall ? "1" : "0";
+  const [page, arg] = (location.hash.slice(1) || (wall ? "screen" : "overview")).split("/");
   S.page = PAGES.includes(page) ? page : "overview";
   document.body.dataset.page = S.page;
   for (const p of PAGES) $("#page-" + p).hidden = p !== S.page;
@@ -407,6 +413,10 @@ function route() {
   if (S.page === "rules") loadRules();
   if (S.page === "duty") loadDuty();
   if (S.page === "devices") loadDtus();
+  // one map: its box moves between the map page and the wall screen's centre
+  const mb = $("#map-box"), home = S.page === "screen" ? $("#scr-map") : $("#page-map .cols");
+  if (mb.parentElement !== home && (S.page === "screen" || S.page === "map")) { home.prepend(mb); S.map?.invalidateSize(); }
+  if (S.page === "screen") loadScreen();
   schedule();
 }
 function render() {
@@ -415,6 +425,7 @@ function render() {
   if (S.page === "overview") { renderOverview(); renderBoard($("#ov-board"), true); }
   if (S.page === "calls") renderBoard($("#board"), false);
   if (S.page === "map") renderMap();
+  if (S.page === "screen") renderScreen();
   if (S.page === "tickets") renderQueue();
   if (S.page === "devices") renderDevices();
 }
@@ -621,6 +632,45 @@ function pointState(pid) {
   const top = open[0];
   return { level: top?.level ?? "", blink: open.some((x) => x.kind === "warning" && !x.acknowledged_at), open };
 }
+// ---- the wall screen (/screen): 1920×1080, no scrolling, readable across the room ----
+
+const RAIN_WINDOWS = [["h1", 36e5], ["h3", 3 * 36e5], ["d1", 864e5]];
+let screenAt = 0;
+async function loadScreen() {
+  if (Date.now() - screenAt < 30000 && S.rainRank) return;
+  screenAt = Date.now();
+  try {
+    const people = await api("GET", "/api/people");
+    S.onDuty = people.on_duty;
+    S.people = people.people;
+  } catch (_) { /* viewer without people: shown as nobody */ }
+  const gauges = S.dash.devices.flatMap((d) => Object.keys(d.metrics).filter((m) => /rain/.test(m)).map((m) => [d.id, m]));
+  const now = Date.now();
+  S.rainRank = await Promise.all(gauges.map(async ([device, metric]) => {
+    const q = new URLSearchParams({ device, metric, from: now - 864e5, to: now + 1, limit: 100000 });
+    try {
+      const r = await api("GET", `/api/readings?${q}`);
+      return { device, metric, sums: RAIN_WINDOWS.map(([, ms]) => r.points.filter((p) => p.ts > now - ms).reduce((a, p) => a + (p.value ?? 0), 0)) };
+    } catch (_) { return { device, metric, sums: [0, 0, 0] }; }
+  }));
+  schedule();
+}
+function renderScreen() {
+  const open = openTickets(), warn = open.filter((x) => x.kind === "warning");
+  put($("#scr-levels"), LEVELS.map((lv) => el("div", { class: "tile", "data-level": lv },
+    el("b", {}, warn.filter((x) => x.level === lv).length), el("span", {}, t("levelWarnings", { lv: t(lv) })))));
+  renderBoard($("#scr-board"), true);
+  $("#scr-duty").textContent = S.onDuty ? S.onDuty.name : t("nobody");
+  const devs = [...S.devices.values()];
+  put($("#scr-devices"),
+    el("div", { class: "tile", "data-ok": "1" }, el("b", {}, devs.filter((d) => d.online).length), el("span", {}, t("online"))),
+    el("div", { class: "tile", "data-ok": "0" }, el("b", {}, devs.filter((d) => !d.online).length), el("span", {}, t("offline"))));
+  const rows = [...(S.rainRank ?? [])].sort((a, b) => b.sums[0] - a.sums[0] || b.sums[2] - a.sums[2]).slice(0, 10);
+  put($("#scr-rain"), rows.length ? table(["device", "h1", "h3", "d1"], rows.map((r) => el("tr", { "data-device": r.device },
+    el("td", {}, devName(r.device)), r.sums.map((v) => el("td", { class: "num" }, num(+v.toFixed(1))))))) : el("p", { class: "muted" }, t("noData")));
+  renderMap();
+}
+
 // ---- the one map (一张图): vendored Leaflet over the station's offline GeoJSON layers ----
 
 function loadLeaflet() {
@@ -699,7 +749,11 @@ async function buildMap() {
   return m;
 }
 async function renderMap() {
-  if (!S.map) { if (S.mapBuilding) return; S.mapBuilding = true; try { await buildMap(); } finally { S.mapBuilding = false; } }
+  if (!S.map) {
+    if (S.mapBuilding) return;
+    S.mapBuilding = true;
+    try { await buildMap(); } finally { S.mapBuilding = false; }
+  }
   S.map.invalidateSize();
   for (const p of S.dash.points) {
     const n = $(`.marker[data-point="${p.id}"]`, $("#map-box"));
@@ -1167,6 +1221,7 @@ function applyLang() {
   $("#lang").textContent = S.lang === "zh" ? "English" : "中文";
   $("#lang").lang = S.lang === "zh" ? "en" : "zh-CN";
   if (S.audio?.state === "running") $("#sound").textContent = t("soundOn");
+  if (S.map) { S.map.remove(); S.map = null; } // its legend and switches are words too
   if (S.dash) { fillSeries(); if (S.me) $("#who").textContent = `${S.me.user.name} · ${t("role_" + S.me.user.role)}`; route(); }
 }
 function tick() {

@@ -278,5 +278,10 @@ def create_app(ctx: Context) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(WEB / "index.html")
 
+    @app.get("/screen", include_in_schema=False)
+    def screen() -> FileResponse:
+        """The wall screen: the same page in its 1920×1080 no-scroll layout (kiosk)."""
+        return FileResponse(WEB / "index.html")
+
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app

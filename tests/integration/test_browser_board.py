@@ -80,7 +80,22 @@ blue = 15
 """
 PAGES = ("overview", "calls", "map", "tickets", "trends", "devices", "duty")
 # words a zh-CN page may show in Latin letters: units, file formats, the language switch
-ALLOWED = {"mm", "V", "h", "min", "s", "dBm", "CSV", "Excel", "PDF", "HTML", "English", "DTU"}
+ALLOWED = {
+    "mm",
+    "km",
+    "m",
+    "V",
+    "h",
+    "min",
+    "s",
+    "dBm",
+    "CSV",
+    "Excel",
+    "PDF",
+    "HTML",
+    "English",
+    "DTU",
+}
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -101,6 +116,7 @@ def station(gateway: Gateway, modem: GsmModemStub) -> Gateway:
         'metrics.battery_v = { unit = "V", min = 0, max = 15 }',
         'metrics.battery_v = { unit = "V", name = "电池电压", min = 0, max = 15 }',
     )
+    text = text.replace('village = "v1"\n', 'village = "v1"\nlon = 118.05\nlat = 26.075\n', 1)
     gateway.config.write_text(text + PEOPLE.format(port=modem.port))
     rules = gateway.config.parent / "rules.toml"
     rules.write_text(rules.read_text() + ACC)
@@ -270,15 +286,38 @@ def test_call_board_countdown_answer_colours_audit_and_a_lost_gateway(
     print("PROBLEMS", problems)
     assert problems == {}
 
+    # the wall screen at 1920×1080: map in the centre with a marker per device, the board,
+    # warnings by level, rainfall ranking, devices, the officer on shift; no scrollbar
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(gw.url + "/screen")
+    page.locator("body[data-page=screen][data-wall='1']").wait_for()
+    page.locator('#scr-map .dev-marker[data-device="rg-01"][data-level="orange"]').wait_for()
+    page.locator('#scr-map .dev-marker[data-device="rg-02"]').wait_for()
+    page.locator('#scr-rain tr[data-device="rg-01"]').wait_for()
+    page.locator('#scr-board .callee[data-person="li"]').wait_for()
+    assert page.locator("#scr-duty").inner_text() == "赵值班"
+    assert "16" in page.locator('#scr-rain tr[data-device="rg-01"]').inner_text()  # 1 h
+    page.wait_for_timeout(500)
+    assert page.evaluate(
+        """(() => { const d = document.documentElement;
+            return [d.scrollWidth <= d.clientWidth, d.scrollHeight <= d.clientHeight]; })()"""
+    ) == [True, True]
+    page.screenshot(path=str(shots / "screen-1920.png"))
+    if bad := audit(page, "zh", names):
+        problems["zh screen"] = bad
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "screen-1366.png"))
+    assert problems == {}
+
     # the gateway stops: one full-width banner, the screen greyed
-    page.evaluate("location.hash = '#overview'")
     gw.stop()
     page.locator("#stream-lost:not([hidden])").wait_for(timeout=30_000)
     assert page.locator("body").get_attribute("data-lost") == "1"
     box = page.locator("#stream-lost").bounding_box()
     assert box is not None and box["width"] >= page.viewport_size["width"] - 20
     assert "grayscale" in page.locator("main").evaluate("m => getComputedStyle(m).filter")
-    page.screenshot(path=str(shots / "lost-overview.png"))
+    page.screenshot(path=str(shots / "lost-screen.png"))
     assert ERRORS[id(page)] == []
 
 
