@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import DB_NAME, DEFAULT_DATA, station_time
+from gateway.cli.common import DB_NAME, DEFAULT_DATA, station_time, stored_config
 from gateway.config.station import Config, load_config
 from gateway.reports import documents
 from gateway.tickets.store import StationStore
@@ -20,8 +20,9 @@ def _options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
         "-c",
         "--config",
         type=Path,
-        required=config_required,
-        help="the station file (names, grid, time zone, intervals, rules)",
+        required=False,
+        help="the station file (names, grid, time zone, intervals, rules); default: the "
+        "one the gateway stored in the database",
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--data", type=Path, help="data folder holding station.db")
@@ -29,6 +30,18 @@ def _options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
     p.add_argument(
         "--out", type=Path, metavar="PATH", help="file to write (default: a name in ./; - stdout)"
     )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """-c's station file, else the one stored in the database (--data / --db)."""
+    if args.config:
+        return load_config(args.config)
+    cfg = stored_config(_db(args, None))
+    if cfg is None:
+        raise ValueError(
+            f"{_db(args, None)} holds no station file (a gateway before issue 17 ran it): give -c"
+        )
+    return cfg
 
 
 def _db(args: argparse.Namespace, cfg: Config | None) -> Path:
@@ -58,7 +71,7 @@ def now_ms() -> int:
 
 
 def cmd_monthly(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _config(args)
     conn = documents.open_db(_db(args, cfg))
     try:
         doc = documents.monthly_document(conn, cfg, args.month, args.format, now_ms())
@@ -68,7 +81,7 @@ def cmd_monthly(args: argparse.Namespace) -> int:
 
 
 def cmd_handover(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _config(args)
     conn = documents.open_db(_db(args, cfg))
     try:
         doc = documents.handover_document(conn, cfg, args.id, args.format)
@@ -79,7 +92,7 @@ def cmd_handover(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
 
-    cfg = load_config(args.config) if args.config else None
+    cfg = load_config(args.config) if args.config else stored_config(_db(args, None))
     tz = cfg.station.timezone if cfg else "Asia/Shanghai"
     start, end = station_time(args.from_, tz), station_time(args.to, tz)
     if end <= start:
