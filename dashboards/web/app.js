@@ -66,7 +66,7 @@ const I18N = {
     err_500: "网关内部错误", err_503: "服务暂不可用", err_net: "无法连接网关",
     batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
     err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
-    pickHandTo: "选择接班人", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
+    pickHandTo: "选择接班人", trigger: "（触发值）", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
   },
   en: {
     overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
@@ -138,7 +138,7 @@ const I18N = {
     err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
     batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
     err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
-    pickHandTo: "Choose who takes over", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
+    pickHandTo: "Choose who takes over", trigger: "(value that triggered it)", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
   },
 };
 const LEVELS = ["red", "orange", "yellow", "blue"];
@@ -368,6 +368,8 @@ function connect() {
   on("readings", (list) => {
     for (const r of list) {
       S.latest.set(`${r.device}/${r.metric}`, { ts: r.ts, value: r.value, fresh: true });
+      const dv = S.devices.get(r.device);
+      if (dv && (dv.last_seen ?? 0) < r.ts) dv.last_seen = r.ts;
       if (r.value) (S.lastActive ??= {})[`${r.device}/${r.metric}`] = r.ts;
     }
     trendLive(list);
@@ -505,6 +507,9 @@ function staleAfter(device) {
   const d = S.devices.get(device);
   return d?.stale_after_ms ?? ((d?.interval_s ?? 60) * 3 * 1000);
 }
+// online: the gateway's judgement, or heard from within its stale time (the health sweep
+// runs every [health] check_s, a report is news at once)
+const isOnline = (d) => !!d && (d.online || (d.last_seen != null && serverNow() - d.last_seen < staleAfter(d.id)));
 const levelTag = (lv) => el("span", { class: "lv", "data-level": lv || "none" }, lv ? t(lv) : "—");
 
 function renderBanner() {
@@ -562,7 +567,8 @@ function renderBoard(box, compact) {
       const lastRound = Math.max(...rounds.keys(), 0), sr = warningSeries(w);
       return el("article", { class: "board-warning", "data-ticket": w.ticket, "data-level": w.level },
         el("div", { class: "board-head" },
-          list.length > 1 ? levelTag(w.level) : null, sr.device ? el("b", {}, `${devName(sr.device)} ${mname(sr.device, sr.metric)} ${num(sr.value)} ${munit(sr.device, sr.metric)}`) : null,
+          list.length > 1 ? levelTag(w.level) : null, sr.device ? el("b", {}, `${devName(sr.device)} ${mname(sr.device, sr.metric)} ${num(sr.value)} ${munit(sr.device, sr.metric)}`,
+            el("small", { class: "muted" }, ` ${t("trigger")}`)) : null,
           el("span", { class: "muted" }, `${sr.rule ? ruleName(sr.rule) + " · " : ""}${t("since2")} ${when(w.since)}（${ago(w.since)}）`),
           w.acknowledged_at ? el("span", { class: "call-state", "data-state": "acknowledged" }, `${t("call_acknowledged")} ${w.acknowledged_by ?? ""} ${when(w.acknowledged_at)}`) : null,
           w.answer_due ? countdown(w.answer_due, "answerIn") : null,
@@ -598,8 +604,8 @@ function renderOverview() {
   const devs = [...S.devices.values()];
   const faulty = new Set(open.filter((x) => x.kind === "device_fault").map((x) => x.device));
   put($("#health"), 
-    el("div", { class: "tile", "data-ok": "1" }, el("b", {}, devs.filter((d) => d.online).length), el("span", {}, t("online"))),
-    el("div", { class: "tile", "data-ok": "0" }, el("b", {}, devs.filter((d) => !d.online).length), el("span", {}, t("offline"))),
+    el("div", { class: "tile", "data-ok": "1" }, el("b", {}, devs.filter(isOnline).length), el("span", {}, t("online"))),
+    el("div", { class: "tile", "data-ok": "0" }, el("b", {}, devs.filter((d) => !isOnline(d)).length), el("span", {}, t("offline"))),
     el("div", { class: "tile", "data-ok": "0" }, el("b", {}, faulty.size), el("span", {}, t("faulty"))));
   put($("#ov-tickets"), ticketTable(open.sort(byLevel).slice(0, 8)));
 }
@@ -663,8 +669,8 @@ function renderScreen() {
   $("#scr-duty").textContent = S.onDuty ? S.onDuty.name : t("nobody");
   const devs = [...S.devices.values()];
   put($("#scr-devices"),
-    el("div", { class: "tile", "data-ok": "1" }, el("b", {}, devs.filter((d) => d.online).length), el("span", {}, t("online"))),
-    el("div", { class: "tile", "data-ok": "0" }, el("b", {}, devs.filter((d) => !d.online).length), el("span", {}, t("offline"))));
+    el("div", { class: "tile", "data-ok": "1" }, el("b", {}, devs.filter(isOnline).length), el("span", {}, t("online"))),
+    el("div", { class: "tile", "data-ok": "0" }, el("b", {}, devs.filter((d) => !isOnline(d)).length), el("span", {}, t("offline"))));
   const rows = [...(S.rainRank ?? [])].sort((a, b) => b.sums[0] - a.sums[0] || b.sums[2] - a.sums[2]).slice(0, 10);
   put($("#scr-rain"), rows.length ? table(["device", "h1", "h3", "d1"], rows.map((r) => el("tr", { "data-device": r.device },
     el("td", {}, devName(r.device)), r.sums.map((v) => el("td", { class: "num" }, num(+v.toFixed(1))))))) : el("p", { class: "muted" }, t("noData")));
@@ -766,9 +772,9 @@ async function renderMap() {
     const n = $(`.dev-marker[data-device="${d.id}"]`, $("#map-box"));
     if (!n) continue;
     const lv = deviceLevel(d.id), dv = S.devices.get(d.id);
-    n.dataset.level = lv ?? "none"; n.dataset.online = dv?.online ? "1" : "0";
+    n.dataset.level = lv ?? "none"; n.dataset.online = isOnline(dv) ? "1" : "0";
     n.dataset.blink = lv && openTickets().some((x) => x.kind === "warning" && x.point === d.point && !x.acknowledged_at) ? "1" : "0";
-    n.title = `${d.name}${dv && !dv.online ? " · " + t("offline") : ""}`;
+    n.title = `${d.name}${dv && !isOnline(dv) ? " · " + t("offline") : ""}`;
   }
   renderMapDetail();
 }
@@ -1066,7 +1072,7 @@ function renderDevices() {
       const h = d.health || {}, e = h.errors || {};
       return el("tr", { "data-device": d.id },
         el("td", {}, d.name), el("td", {}, pointName(d.point)),
-        el("td", {}, el("span", { class: "dot", "data-ok": d.online ? "1" : "0" }, d.online ? t("online") : t("offline"))),
+        el("td", {}, el("span", { class: "dot", "data-ok": isOnline(d) ? "1" : "0" }, isOnline(d) ? t("online") : t("offline"))),
         el("td", {}, d.last_seen ? `${when(d.last_seen)} (${ago(d.last_seen)})` : "—"),
         el("td", {}, batteryText(d, h)),
         el("td", {}, h.signal != null ? signalText(h.signal) : "—"),
@@ -1193,8 +1199,14 @@ async function loadDuty() {
       el("tr", {}, el("td", {}, when(h.at)), el("td", {}, h.from ?? h.from_person), el("td", {}, h.to ?? h.to_person),
         el("td", {}, h.note ?? ""), el("td", {}, String((h.open ?? h.open_items ?? []).length)),
         el("td", {}, el("a", { href: `/api/reports/handovers/${h.id}?format=pdf`, target: "_blank" }, "PDF"))))));
-    const m = $("#monthly").month;
-    if (!m.value) m.value = new Date().toISOString().slice(0, 7); // this month so far
+    const m = $("#monthly").month; // the last 12 months, this one first (no browser-locale picker)
+    if (!m.options.length) {
+      const d = new Date();
+      for (let i = 0; i < 12; i++) {
+        const x = new Date(d.getFullYear(), d.getMonth() - i, 1), v = `${x.getFullYear()}-${String(x.getMonth() + 1).padStart(2, "0")}`;
+        m.append(el("option", { value: v }, v));
+      }
+    }
   } catch (e) { notice(e); }
 }
 function openMonthly(ev) {
