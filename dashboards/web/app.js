@@ -66,7 +66,7 @@ const I18N = {
     err_500: "网关内部错误", err_503: "服务暂不可用", err_net: "无法连接网关",
     batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
     err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
-    pickHandTo: "选择接班人", trigger: "（触发值）", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
+    pickHandTo: "选择接班人", atLine: "第 {n} 行：", trigger: "（触发值）", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
   },
   en: {
     overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
@@ -138,7 +138,7 @@ const I18N = {
     err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
     batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
     err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
-    pickHandTo: "Choose who takes over", trigger: "(value that triggered it)", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
+    pickHandTo: "Choose who takes over", atLine: "line {n}: ", trigger: "(value that triggered it)", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
   },
 };
 const LEVELS = ["red", "orange", "yellow", "blue"];
@@ -569,7 +569,7 @@ function renderBoard(box, compact) {
         el("div", { class: "board-head" },
           list.length > 1 ? levelTag(w.level) : null, sr.device ? el("b", {}, `${devName(sr.device)} ${mname(sr.device, sr.metric)} ${num(sr.value)} ${munit(sr.device, sr.metric)}`,
             el("small", { class: "muted" }, ` ${t("trigger")}`)) : null,
-          el("span", { class: "muted" }, `${sr.rule ? ruleName(sr.rule) + " · " : ""}${t("since2")} ${when(w.since)}（${ago(w.since)}）`),
+          el("span", { class: "muted" }, `${sr.rule ? ruleName(sr.rule) + " · " : ""}${t("since2")} ${when(w.since)} ${S.lang === "zh" ? `（${ago(w.since)}）` : `(${ago(w.since)})`}`),
           w.acknowledged_at ? el("span", { class: "call-state", "data-state": "acknowledged" }, `${t("call_acknowledged")} ${w.acknowledged_by ?? ""} ${when(w.acknowledged_at)}`) : null,
           w.answer_due ? countdown(w.answer_due, "answerIn") : null,
           w.escalate_at ? countdown(w.escalate_at, "escalateIn") : null,
@@ -1147,9 +1147,29 @@ function pickFile() {
   $("#rule-text").value = f ? f.text : "";
   put($("#rule-errors"), );
 }
+// a problem at its line: TOML's "line N", or the line of the rule a key path names
+function problemLine(p, text) {
+  const m = /line (\d+)/.exec(p);
+  if (m) return Number(m[1]);
+  const r = /rules\[(\d+)\]/.exec(p);
+  if (!r) return null;
+  let n = -1, i = 0;
+  for (const line of text.split("\n")) { i++; if (/^\s*\[\[rules\]\]/.test(line) && ++n === Number(r[1])) return i; }
+  return null;
+}
+function gotoLine(n) {
+  const ta = $("#rule-text"), lines = ta.value.split("\n");
+  const start = lines.slice(0, n - 1).reduce((a, l) => a + l.length + 1, 0);
+  ta.focus(); ta.setSelectionRange(start, start + (lines[n - 1] ?? "").length);
+  ta.scrollTop = Math.max(0, (n - 3) * parseFloat(getComputedStyle(ta).lineHeight || "18"));
+}
 function showRuleErrors(list, okText) {
   $("#rule-errors").dataset.ok = list.length ? "0" : "1";
-  put($("#rule-errors"), ...(list.length ? list : [okText]).map((p) => el("li", {}, p)));
+  const text = $("#rule-text").value;
+  put($("#rule-errors"), ...(list.length ? list : [okText]).map((p) => {
+    const n = list.length ? problemLine(p, text) : null;
+    return el("li", { "data-line": n }, n ? el("a", { href: "#rules", onclick: (e) => { e.preventDefault(); gotoLine(n); } }, t("atLine", { n })) : null, p);
+  }));
 }
 async function checkRules() {
   const r = await api("POST", "/api/rules/check", { text: $("#rule-text").value });

@@ -287,6 +287,15 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     tech.click("#rule-check")
     tech.locator("#rule-errors[data-ok='0'] li").first.wait_for()
     assert "name" in tech.locator("#rule-errors").inner_text()
+    # at its line: the rule's [[rules]] header is line 1 of the edited text
+    assert tech.locator('#rule-errors li[data-line="1"]').first.inner_text().startswith("第 1 行")
+    tech.fill(
+        "#rule-text",
+        '[[rules]]\nid = "x"\nname = "水位"\nkind = "threshold"\nmetric = "level_m"\nabove = { blue = 1.0 }\n',
+    )
+    tech.click("#rule-check")
+    # a rule on a metric no device reports is refused, at its line
+    tech.locator('#rule-errors[data-ok="0"] li[data-line="1"]', has_text="level_m").wait_for()
     tech.screenshot(path=str(shots / "tech-rules-invalid.png"), full_page=True)
     tech.select_option("#rule-file", index=0)  # back to the file as it is
     tech.click("#replay-run")

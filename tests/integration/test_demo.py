@@ -53,8 +53,8 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out
     # the field links show a reading each within the demo's 25 s
-    assert re.search(r"first reading via 4G DTU: 下溪村4G雨量站 rain_total_mm = [\d.]+ mm", out)
-    assert re.search(r"first reading via Modbus TCP: 上坪泵站PLC sump_level_m = [\d.]+ m", out)
+    assert re.search(r"first reading via 4G DTU: 下溪村4G雨量站 累计雨量 = [\d.]+ mm", out)
+    assert re.search(r"first reading via Modbus TCP: 上坪泵站PLC 集水井水位 = [\d.]+ m", out)
     assert re.search(r"first reading via HJ 212: 工业园废气在线监测仪 \w+ = [\d.]+ mg/m3", out)
     assert re.search(r"rg-dtu +下溪村4G雨量站: [1-9]\d* readings", out)
     # the demo makes its users and prints how to log in; no fixed passwords
