@@ -33,7 +33,7 @@ const I18N = {
     discovered: "发现", confirmed: "已确认", controlled: "管控中", rectified: "已整改",
     closed: "已核销", dismissed: "已撤销", issued: "预警中", lifted: "已解除",
     hazard: "隐患", device_fault: "设备故障", warning: "预警", calls: "呼叫",
-    chRobot: "群机器人", chThrottled: "限流中，消息排队合并发送", chFailing: "发送失败：",
+    chRobot: "群机器人", chThrottled: "限流中，消息排队合并发送", chFailing: "发送失败",
     deliveries: "推送", failed: "失败：{msg}", saved: "已保存", valid: "校验通过：{n} 条规则",
     rule: "规则", ruleState: "当前状态（未关闭）", metric: "指标", levels: "阈值", fileErrors: "文件错误", transitions: "变化",
     noTransitions: "该时段内无预警变化", nobody: "无人值班", open: "未关闭事项", from: "交班",
@@ -102,7 +102,7 @@ const I18N = {
     confirmed: "Confirmed", controlled: "Controlled", rectified: "Rectified",
     closed: "Closed", dismissed: "Dismissed", issued: "In force", lifted: "Lifted",
     hazard: "Hazard", device_fault: "Device fault", warning: "Warning", calls: "Calls",
-    chRobot: "Group robot", chThrottled: "rate-limited, messages queued and merged", chFailing: "failing:",
+    chRobot: "Group robot", chThrottled: "rate-limited, messages queued and merged", chFailing: "failing",
     deliveries: "Deliveries", failed: "Failed: {msg}", saved: "Saved",
     valid: "Valid: {n} rules", rule: "Rule", ruleState: "Now (open)", metric: "Metric", levels: "Thresholds",
     fileErrors: "File errors", transitions: "Transitions",
@@ -304,15 +304,19 @@ function showChannels(force) {
   if (!force && Date.now() - channelsAt < 5000) return;
   channelsAt = Date.now();
   api("GET", "/api/deliveries?limit=1").then((d) => {
-    const out = [];
+    const out = [], raw = [];
     for (const [name, c] of Object.entries(d.channels || {})) {
       for (const r of Object.values(c.robots || {})) {
         if (r.throttled) out.push(`${t("chRobot")} ${r.name}：${t("chThrottled")}（${r.queued}）`);
-        else if (r.last_error) out.push(`${t("chRobot")} ${r.name}：${t("chFailing")} ${r.last_error}`);
+        else if (r.last_error) { out.push(`${t("chRobot")} ${r.name}：${t("chFailing")}`); raw.push(`${r.name}: ${r.last_error}`); }
       }
-      if (name !== "robot" && c.last_error) out.push(`${CH_ZH[name] || name}：${t("chFailing")} ${c.last_error}`);
+      // a call no longer needed (answered meanwhile) is not a failure
+      if (name !== "robot" && c.last_error && !/not needed any more|cancelled/.test(c.last_error)) {
+        out.push(`${t("ch_" + name)}：${t("chFailing")}`); raw.push(`${name}: ${c.last_error}`);
+      }
     }
     const el = $("#channels-down");
+    el.title = raw.join("\n"); // the gateway's own words, for the technician
     el.textContent = out.join("；");
     el.hidden = out.length === 0;
   }).catch(() => {});
@@ -375,7 +379,7 @@ function connect() {
     trendLive(list);
     if (S.page === "screen" && S.rainRank) for (const r of list) {
       const row = S.rainRank.find((x) => x.device === r.device && x.metric === r.metric);
-      if (row && r.value) row.sums = row.sums.map((v) => v + r.value);
+      if (row && r.value && !row.counter) row.sums = row.sums.map((v) => v + r.value);
     }
   });
   on("ticket", (tk) => {
@@ -656,7 +660,15 @@ async function loadScreen() {
     const q = new URLSearchParams({ device, metric, from: now - 864e5, to: now + 1, limit: 100000 });
     try {
       const r = await api("GET", `/api/readings?${q}`);
-      return { device, metric, sums: RAIN_WINDOWS.map(([, ms]) => r.points.filter((p) => p.ts > now - ms).reduce((a, p) => a + (p.value ?? 0), 0)) };
+      // a cumulative counter (rain_total_mm) rises: the window's rain is its rise
+      const counter = /total|cum/.test(metric);
+      return { device, metric, counter, sums: RAIN_WINDOWS.map(([, ms]) => {
+        const w = r.points.filter((p) => p.ts > now - ms && p.value != null);
+        if (!counter) return w.reduce((a, p) => a + p.value, 0);
+        let rise = 0;
+        for (let i = 1; i < w.length; i++) rise += Math.max(0, w[i].value - w[i - 1].value);
+        return rise;
+      }) };
     } catch (_) { return { device, metric, sums: [0, 0, 0] }; }
   }));
   schedule();
@@ -717,7 +729,8 @@ async function buildMap() {
       if (ly.color) st.color = ly.color;
       const layer = L.geoJSON(gj, { style: () => st,
         pointToLayer: (f, ll) => L.circleMarker(ll, { radius: 7, color: "#000", weight: 1, fillColor: st.color, fillOpacity: 0.9 }),
-        onEachFeature: (f, l) => { if (f.properties?.name) l.bindTooltip(f.properties.name, { direction: "top" }); } });
+        onEachFeature: (f, l) => { if (f.properties?.name) l.bindTooltip(f.properties.name, ly.kind === "boundary"
+          ? { permanent: true, direction: "center", className: "map-label" } : { direction: "top" }); } });
       layer.options.kind = ly.kind;
       over[`${ly.name}`] = layer;
       if (ly.visible) layer.addTo(m);
