@@ -15,12 +15,11 @@ from gateway.reports import documents
 from gateway.tickets.store import StationStore
 
 
-def _options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-c",
         "--config",
         type=Path,
-        required=False,
         help="the station file (names, grid, time zone, intervals, rules); default: the "
         "one the gateway stored in the database",
     )
@@ -114,13 +113,13 @@ def add_parser(sub: Any) -> None:
     m = rsub.add_parser("monthly", help="the monthly safety situation report (月度安全形势分析)")
     m.add_argument("--month", required=True, metavar="YYYY-MM", help="station-time month")
     m.add_argument("--format", choices=["html", "pdf"], default="pdf")
-    _options(m, config_required=True)
+    _options(m)
     m.set_defaults(func=cmd_monthly)
 
     h = rsub.add_parser("handover", help="a shift handover record (交接班记录)")
     h.add_argument("--id", type=int, help="the handover's id (default: the latest)")
     h.add_argument("--format", choices=["html", "pdf"], default="pdf")
-    _options(h, config_required=True)
+    _options(h)
     h.set_defaults(func=cmd_handover)
 
     led = rsub.add_parser("ledger", help="the hazard ledger (隐患台账) for a date range")
@@ -129,5 +128,5 @@ def add_parser(sub: Any) -> None:
     )
     led.add_argument("--to", required=True, metavar="DATE", help="opened before")
     led.add_argument("--format", choices=["csv", "xlsx", "html", "pdf"], default="pdf")
-    _options(led, config_required=False)
+    _options(led)
     led.set_defaults(func=cmd_ledger)
