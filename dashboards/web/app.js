@@ -1139,7 +1139,7 @@ async function loadRules() {
     const errs = Object.entries(st.errors || {});
     put($("#rule-table"), 
       table(["rule", "kind", "metric", "levels", "ruleState"], st.rules.map((r) => el("tr", { "data-rule": r.id },
-        el("td", {}, r.name, el("small", {}, ` ${r.id}`)), el("td", {}, t("kind_" + r.kind)), el("td", {}, r.metric ? mname(null, r.metric) : "—"),
+        el("td", {}, r.name, el("small", {}, ` ${r.id}`)), el("td", {}, I18N[S.lang]["kind_" + r.kind] ? t("kind_" + r.kind) : r.kind), el("td", {}, r.metric ? mname(null, r.metric) : "—"),
         el("td", {}, r.levels ? Object.entries(r.levels).map(([lv, v]) => el("span", { class: "lv", "data-level": lv }, `${v}`))
           : r.windows ? Object.entries(r.windows).map(([win, lv]) => `${win}: ${Object.values(lv).join("/")}`).join("; ") : "—"),
         // the series this rule holds at a level now: its open tickets
