@@ -66,7 +66,7 @@ const I18N = {
     err_500: "网关内部错误", err_503: "服务暂不可用", err_net: "无法连接网关",
     batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
     err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
-    pickHandTo: "选择接班人", kind_threshold: "阈值", kind_accumulation: "累计", kind_rate: "变化速率", kind_no_data: "无数据", kind_fault: "设备故障", atLine: "第 {n} 行：", trigger: "（触发值）", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
+    pickHandTo: "选择接班人", kind_threshold: "阈值", kind_accumulation: "累计", kind_rate: "变化速率", kind_no_data: "无数据", kind_compound: "组合", kind_fault: "设备故障", atLine: "第 {n} 行：", trigger: "（触发值）", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
   },
   en: {
     overview: "Overview", map: "Risk map", tickets: "Tickets", trends: "Trends",
@@ -138,7 +138,7 @@ const I18N = {
     err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
     batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
     err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
-    pickHandTo: "Choose who takes over", kind_threshold: "threshold", kind_accumulation: "accumulation", kind_rate: "rate", kind_no_data: "no data", kind_fault: "device fault", atLine: "line {n}: ", trigger: "(value that triggered it)", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
+    pickHandTo: "Choose who takes over", kind_threshold: "threshold", kind_accumulation: "accumulation", kind_rate: "rate", kind_no_data: "no data", kind_compound: "compound", kind_fault: "device fault", atLine: "line {n}: ", trigger: "(value that triggered it)", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
   },
 };
 const LEVELS = ["red", "orange", "yellow", "blue"];
