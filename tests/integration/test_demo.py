@@ -53,8 +53,8 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out
     # the field links show a reading each within the demo's 25 s
-    assert re.search(r"first reading via 4G DTU: 下溪村4G雨量站 rain_total_mm = [\d.]+ mm", out)
-    assert re.search(r"first reading via Modbus TCP: 上坪泵站PLC sump_level_m = [\d.]+ m", out)
+    assert re.search(r"first reading via 4G DTU: 下溪村4G雨量站 累计雨量 = [\d.]+ mm", out)
+    assert re.search(r"first reading via Modbus TCP: 上坪泵站PLC 集水井水位 = [\d.]+ m", out)
     assert re.search(r"first reading via HJ 212: 工业园废气在线监测仪 \w+ = [\d.]+ mg/m3", out)
     assert re.search(r"rg-dtu +下溪村4G雨量站: [1-9]\d* readings", out)
     # the demo makes its users and prints how to log in; no fixed passwords
@@ -63,8 +63,8 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
             r"^    (\w+)\s+(\S+)\s+(?:duty_officer|technician|leader|viewer|admin)$", out, re.M
         )
     )
-    assert sorted(logins) == ["admin", "duty", "leader", "screen", "tech"]
-    assert len(set(logins.values())) == 5
+    assert sorted(logins) == ["admin", "duty", "leader", "leader2", "screen", "tech"]
+    assert len(set(logins.values())) == 6
     tickets = json.loads(
         subprocess.run(
             stationgw("tickets", "list", "--data", str(tmp_path), "--json"),
@@ -77,6 +77,27 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
     rain = [t for t in tickets if t["rule"] == "rain-burst" and t["device"] == "rg-01"]
     assert len(rain) == 1, tickets
     assert rain[0]["level"] in ("blue", "yellow")
+    # the database describes itself: the monthly report from --data alone (no -c)
+    month = time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))  # Asia/Shanghai
+    report = subprocess.run(
+        stationgw(
+            "report",
+            "monthly",
+            "--month",
+            month,
+            "--data",
+            str(tmp_path),
+            "--format",
+            "html",
+            "--out",
+            "-",
+        ),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "清水镇应急管理站" in report.stdout and "月度安全形势分析报告" in report.stdout
 
 
 def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
