@@ -13,6 +13,7 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.config.station import Config
 
@@ -24,14 +25,44 @@ TABLE = """CREATE TABLE IF NOT EXISTS station_file (
 )"""
 
 
+SECRET_KEYS = frozenset({"password", "secret", "token"})
+
+
+def redacted(data: Any) -> Any:
+    """The configuration without its secrets: passwords, signing secrets and tokens
+    become null, and a URL keeps only its scheme and host (robot and webhook URLs carry
+    their access keys in the path or the query). What the commands read from the
+    database (names, grid, people, rules, display names) needs none of them, and a
+    backup or an export of the database must not hand them out."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            if k in SECRET_KEYS and isinstance(v, str):
+                out[k] = None
+            elif k == "url" and isinstance(v, str):
+                u = urlsplit(v)
+                out[k] = urlunsplit((u.scheme, u.hostname or "", "/", "", "")) if u.scheme else v
+            else:
+                out[k] = redacted(v)
+        return out
+    if isinstance(data, list):
+        return [redacted(v) for v in data]
+    return data
+
+
 def save(conn: sqlite3.Connection, cfg: Config, rules: dict[str, str], now: int) -> None:
-    """Store the station file the gateway runs with (one row, replaced)."""
+    """Store the station file the gateway runs with (one row, replaced), without its
+    secrets (`redacted`)."""
     conn.execute(TABLE)
     conn.execute(
         "INSERT INTO station_file (id, saved_at, config, rules) VALUES (1, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET saved_at = excluded.saved_at, "
         "config = excluded.config, rules = excluded.rules",
-        (now, cfg.model_dump_json(), json.dumps(rules, ensure_ascii=False)),
+        (
+            now,
+            json.dumps(redacted(cfg.model_dump(mode="json")), ensure_ascii=False),
+            json.dumps(rules, ensure_ascii=False),
+        ),
     )
     if conn.in_transaction:
         conn.commit()
