@@ -75,6 +75,7 @@ def test_no_secret_of_the_station_file_reaches_the_database(tmp_path: Path) -> N
     finally:
         store.close()
     raw = (tmp_path / "station.db").read_bytes()
+    assert "县应急群".encode() in raw  # the stored file is in these bytes (not only the WAL)
     for secret in (b"TOKEN-4711", b"SEC-0815", b"access_token"):
         assert secret not in raw
     found = stored.load(tmp_path / "station.db")
