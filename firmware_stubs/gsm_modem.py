@@ -161,7 +161,7 @@ class GsmModemStub:
     def _voice(self, cmd: str) -> bool:
         """Voice commands; False: not one."""
         up = cmd.upper()
-        tts = {"quectel": r'AT\+QTTS=2,"([0-9A-F]*)"', "simcom": r'AT\+CTTS=1,"([0-9A-F]*)"'}
+        tts = {"quectel": r'AT\+QTTS=1,"([0-9A-F]*)"', "simcom": r'AT\+CTTS=1,"([0-9A-F]*)"'}
         dtmf = {"quectel": "AT+QTONEDET=1", "simcom": "AT+DDET=1"}
         if m := re.fullmatch(r"ATD([+0-9]+);", up):
             self._dial(m.group(1))

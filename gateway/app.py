@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from drivers.link.mqtt_client import MqttSource
+from gateway.config import stored as stored_station
 from gateway.config.station import Config
 from gateway.events import Hub
 from gateway.http import limits as http_limits
@@ -30,7 +31,7 @@ from gateway.ingest.health import HealthMonitor, HealthRecorder
 from gateway.ingest.host import GatewayHost
 from gateway.ingest.pipeline import Pipeline, wall_ms
 from gateway.ingest.registry import Registry
-from gateway.ingest.rules_loader import RulesLoader
+from gateway.ingest.rules_loader import RulesLoader, rule_files
 from gateway.ingest.rules_service import RulesService
 from gateway.metrics import Metrics
 from gateway.notify.setup import build_dispatcher
@@ -125,6 +126,18 @@ async def run_gateway(
     pipeline.on_tickets = dispatcher.wake  # deliveries go out right after their commit
     metrics.watch(source.depth, hub.subscribers)
     rules_service = RulesService(loader, ingestor, writer, pipeline)
+
+    def keep_station_file() -> None:
+        """The database describes itself: the station file and rule texts it runs with."""
+        texts = {}
+        if cfg.rules.path is not None:
+            for p in rule_files(cfg.rules.path):
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    texts[p.name] = p.read_text(encoding="utf-8")
+        stored_station.save(store.conn, cfg, texts, wall_ms())
+
+    await loop.run_in_executor(writer, keep_station_file)
+    rules_service.on_reload = keep_station_file
     recorder = HealthRecorder()
 
     async def write(fn: Callable[[StationStore], Any]) -> Any:

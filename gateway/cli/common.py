@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gateway.config import stored
 from gateway.config.station import Config, load_config
 
 DEFAULT_DATA = Path("station-data")
@@ -21,13 +22,23 @@ def db_options(p: argparse.ArgumentParser) -> None:
 
 
 def database_path(args: argparse.Namespace) -> tuple[Path, Config | None]:
-    """Every command finds a station's database the same way: --db, --data or -c."""
-    if getattr(args, "db", None):
-        return args.db, None
+    """Every command finds a station's database the same way: --db, --data or -c; the
+    station file is -c's, else the one the gateway stored in the database."""
     if getattr(args, "config", None):
         cfg = load_config(args.config)
         return cfg.database.path, cfg
-    return (getattr(args, "data", None) or DEFAULT_DATA) / DB_NAME, None
+    db = (
+        args.db
+        if getattr(args, "db", None)
+        else (getattr(args, "data", None) or DEFAULT_DATA) / DB_NAME
+    )
+    return db, stored_config(db)
+
+
+def stored_config(db: Path) -> Config | None:
+    """The station file the gateway stored in its database, if it did."""
+    found = stored.load(db)
+    return found[0] if found else None
 
 
 def station_time(text: str, tz: str) -> int:

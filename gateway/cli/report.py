@@ -9,19 +9,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import DB_NAME, DEFAULT_DATA, station_time
+from gateway.cli.common import DB_NAME, DEFAULT_DATA, station_time, stored_config
 from gateway.config.station import Config, load_config
 from gateway.reports import documents
 from gateway.tickets.store import StationStore
 
 
-def _options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
+def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-c",
         "--config",
         type=Path,
-        required=config_required,
-        help="the station file (names, grid, time zone, intervals, rules)",
+        help="the station file (names, grid, time zone, intervals, rules); default: the "
+        "one the gateway stored in the database",
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--data", type=Path, help="data folder holding station.db")
@@ -29,6 +29,18 @@ def _options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
     p.add_argument(
         "--out", type=Path, metavar="PATH", help="file to write (default: a name in ./; - stdout)"
     )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """-c's station file, else the one stored in the database (--data / --db)."""
+    if args.config:
+        return load_config(args.config)
+    cfg = stored_config(_db(args, None))
+    if cfg is None:
+        raise ValueError(
+            f"{_db(args, None)} holds no station file (a gateway before issue 17 ran it): give -c"
+        )
+    return cfg
 
 
 def _db(args: argparse.Namespace, cfg: Config | None) -> Path:
@@ -58,7 +70,7 @@ def now_ms() -> int:
 
 
 def cmd_monthly(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _config(args)
     conn = documents.open_db(_db(args, cfg))
     try:
         doc = documents.monthly_document(conn, cfg, args.month, args.format, now_ms())
@@ -68,7 +80,7 @@ def cmd_monthly(args: argparse.Namespace) -> int:
 
 
 def cmd_handover(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _config(args)
     conn = documents.open_db(_db(args, cfg))
     try:
         doc = documents.handover_document(conn, cfg, args.id, args.format)
@@ -79,7 +91,7 @@ def cmd_handover(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
 
-    cfg = load_config(args.config) if args.config else None
+    cfg = load_config(args.config) if args.config else stored_config(_db(args, None))
     tz = cfg.station.timezone if cfg else "Asia/Shanghai"
     start, end = station_time(args.from_, tz), station_time(args.to, tz)
     if end <= start:
@@ -101,13 +113,13 @@ def add_parser(sub: Any) -> None:
     m = rsub.add_parser("monthly", help="the monthly safety situation report (月度安全形势分析)")
     m.add_argument("--month", required=True, metavar="YYYY-MM", help="station-time month")
     m.add_argument("--format", choices=["html", "pdf"], default="pdf")
-    _options(m, config_required=True)
+    _options(m)
     m.set_defaults(func=cmd_monthly)
 
     h = rsub.add_parser("handover", help="a shift handover record (交接班记录)")
     h.add_argument("--id", type=int, help="the handover's id (default: the latest)")
     h.add_argument("--format", choices=["html", "pdf"], default="pdf")
-    _options(h, config_required=True)
+    _options(h)
     h.set_defaults(func=cmd_handover)
 
     led = rsub.add_parser("ledger", help="the hazard ledger (隐患台账) for a date range")
@@ -116,5 +128,5 @@ def add_parser(sub: Any) -> None:
     )
     led.add_argument("--to", required=True, metavar="DATE", help="opened before")
     led.add_argument("--format", choices=["csv", "xlsx", "html", "pdf"], default="pdf")
-    _options(led, config_required=False)
+    _options(led)
     led.set_defaults(func=cmd_ledger)

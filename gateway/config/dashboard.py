@@ -8,6 +8,7 @@ longitudes and latitudes of its left, bottom, right and top edges, so that a poi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,7 +24,23 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# what a GeoJSON layer shows: the page styles each kind (and the legend names it)
+LayerKind = Literal["boundary", "river", "road", "hazard", "shelter", "route", "other"]
+
+
+class MapLayer(_Model):
+    """A GeoJSON layer of the offline basemap, served by the gateway: village boundaries,
+    rivers, roads, hazard points (隐患点), shelters (避险点), evacuation routes (转移路线)."""
+
+    name: str = Field(min_length=1, max_length=40)  # shown in the legend and layer switch
+    file: Path  # .geojson / .json; relative paths are read from the station file's folder
+    kind: LayerKind = "other"
+    color: str | None = Field(default=None, pattern=r"^#[0-9A-Fa-f]{6}$")
+    visible: bool = True  # switched on when the page opens
+
+
 class MapSection(_Model):
+    layers: list[MapLayer] = []
     background: Path | None = None  # relative paths are read from the station file's folder
     # west, south, east, north: lon/lat of the background's edges
     bounds: tuple[float, float, float, float] | None = None

@@ -287,6 +287,16 @@ def parse_config(data: dict[str, object], path: Path) -> Config:
         dashboard = dashboard.model_copy(
             update={"map": dashboard.map.model_copy(update={"background": bg})}
         )
+    if dashboard.map.layers:
+        layers = []
+        for i, layer in enumerate(dashboard.map.layers):
+            f = _resolve(base, layer.file)
+            if not f.is_file():
+                raise ConfigError(str(path), [f"dashboard.map.layers[{i}].file: no file {f}"])
+            layers.append(layer.model_copy(update={"file": f}))
+        dashboard = dashboard.model_copy(
+            update={"map": dashboard.map.model_copy(update={"layers": layers})}
+        )
     return cfg.model_copy(
         update={
             "database": db,

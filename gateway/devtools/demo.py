@@ -37,6 +37,7 @@ DEMO_USERS = (
     ("duty", "duty_officer", "zhao-zb"),
     ("tech", "technician", "sun-js"),
     ("leader", "leader", "wang-zz"),
+    ("leader2", "leader", "chen-cz"),  # a second person, so 核销 (write-off) can be walked
     ("screen", "viewer", None),
     ("admin", "admin", None),
 )

@@ -152,6 +152,10 @@ def create_app(ctx: Context) -> FastAPI:
                     "transport": d.transport.kind,
                     "status_at": state.status_at if state else None,
                     "interval_s": (ms / 1000) if (ms := interval_ms(d)) else None,
+                    # a value older than this is stale on the page (greyed with its age)
+                    "stale_after_ms": (
+                        int(ms * ctx.config.health.stale_factor) if (ms := interval_ms(d)) else None
+                    ),
                     "health": healths.get(d.id, EMPTY).to_json(),
                 }
             )
@@ -249,6 +253,7 @@ def create_app(ctx: Context) -> FastAPI:
         access.record(request, "rules.reload", None, {"errors": out.get("errors")})
         return out
 
+    from gateway.http import board as http_board
     from gateway.http import dashboard as http_dashboard
     from gateway.http import faults as http_faults
     from gateway.http.storage import add_routes as add_storage_routes  # readings, storage
@@ -258,6 +263,7 @@ def create_app(ctx: Context) -> FastAPI:
     # every route below sits behind access.guard (the app's dependency): sessions and CSRF
     add_routes(app, ctx, reader, access)
     http_dashboard.add_routes(app, ctx, reader, access)
+    http_board.add_routes(app, ctx, reader, access)
     app.include_router(reports_router(ctx))
     add_uplink_routes(app, ctx, reader)
     add_storage_routes(app, ctx, reader)
@@ -273,6 +279,11 @@ def create_app(ctx: Context) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
+        return FileResponse(WEB / "index.html")
+
+    @app.get("/screen", include_in_schema=False)
+    def screen() -> FileResponse:
+        """The wall screen: the same page in its 1920×1080 no-scroll layout (kiosk)."""
         return FileResponse(WEB / "index.html")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")

@@ -90,6 +90,16 @@ def add_routes(
             "map": {
                 "background": "/api/map/background" if m.background else None,
                 "bounds": list(m.bounds) if m.bounds else None,
+                "layers": [
+                    {
+                        "name": x.name,
+                        "kind": x.kind,
+                        "color": x.color,
+                        "visible": x.visible,
+                        "url": f"/api/map/layers/{i}",
+                    }
+                    for i, x in enumerate(m.layers)
+                ],
             },
             "villages": {v.id: v.name for v in cfg.villages},
             "points": [
@@ -115,6 +125,14 @@ def add_routes(
         if bg is None:
             raise HTTPException(404, "no map background configured ([dashboard.map])")
         return FileResponse(bg, media_type=MAP_TYPES[bg.suffix.lower()])
+
+    @app.get("/api/map/layers/{index}")
+    def layer(index: int) -> FileResponse:
+        """One GeoJSON layer of the offline basemap (nothing comes from the internet)."""
+        layers = cfg.dashboard.map.layers
+        if not 0 <= index < len(layers):
+            raise HTTPException(404, f"no map layer {index}")
+        return FileResponse(layers[index].file, media_type="application/geo+json")
 
     @app.get("/api/alarms/muted")
     def muted() -> dict[str, Any]:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -48,6 +49,7 @@ class RulesService:
         self.pipeline = pipeline
         self.loaded_at = time.time()
         self._lock = asyncio.Lock()
+        self.on_reload: Callable[[], Any] | None = None  # e.g. store the station file again
 
     def status(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,8 @@ class RulesService:
                 )
                 self.loaded_at = time.time()
                 log.info("rules reloaded (%s): %s", why, ", ".join(changed))
+                if self.on_reload is not None:
+                    await loop.run_in_executor(self.writer, self.on_reload)
             elif not self.loader.errors:
                 log.info("rules reload (%s): nothing changed", why)
             return {"changed": changed, **self.status()}

@@ -5,12 +5,17 @@ interleave their commands (an SMS waits for a call in progress, and the other wa
 A call: DTMF detection on (Quectel `AT+QTONEDET=1`, SIMCom `AT+DDET=1`), `ATD<number>;`,
 `AT+CLCC` every half second until the call is active (stat 0) or the network says `BUSY`,
 `NO ANSWER` or `NO CARRIER`, or `ring_s` passes; then the warning is spoken `repeat`
-times with the module's text-to-speech (Quectel `AT+QTTS=2,"<UCS2>"`, ends with
+times with the module's text-to-speech (Quectel `AT+QTTS=1,"<UCS2>"`, ends with
 `+QTTS: 0`; SIMCom `AT+CTTS=1,"<UCS2>"`, ends with `+CTTS: 0`), and a key press is
 awaited (Quectel `+QTONEDET: <ASCII code>`, SIMCom `+RXDTMF: <key>` / `+DTMF: <key>`),
 also while it speaks; `ATH`. Key 1 = confirmed (应答): acknowledged like an SMS reply.
 Any other key, none, or a hang-up = answered without confirming. A call that is not
 confirmed fails the attempt, and the policy's redial comes `redial_every` later.
+
+Text-to-speech mode 1 is "the text is UCS2" on SIMCom's `AT+CTTS` (its AT manual: 1 UCS2,
+2 ASCII/GBK) and on Quectel's LTE modules (EC200U, EC800M drivers in public code send
+`AT+QTTS=1,…`); Quectel's older GSM M-series take GBK text with mode 2 and are not
+supported. Check the command against the module's own manual before a station goes live.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ class Dialect:
 
 DIALECTS = {
     "quectel": Dialect(
-        "AT+QTONEDET=1", 'AT+QTTS=2,"{hex}"', "+QTTS: 0", re.compile(r"^\+QTONEDET:\s*(\d+)"), True
+        "AT+QTONEDET=1", 'AT+QTTS=1,"{hex}"', "+QTTS: 0", re.compile(r"^\+QTONEDET:\s*(\d+)"), True
     ),
     "simcom": Dialect(
         "AT+DDET=1",

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from functools import cache
+from typing import Any
 
 import matplotlib
 from matplotlib import font_manager
@@ -68,6 +69,13 @@ def _style() -> Iterator[None]:
         yield
 
 
+def _legend(fig: Figure, **kw: Any) -> None:
+    """The figure's legend, when something in it has a label (an empty month has none,
+    and matplotlib warns about a legend with nothing in it)."""
+    if any(ax.get_legend_handles_labels()[0] for ax in fig.axes):
+        fig.legend(**kw)
+
+
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
@@ -93,7 +101,7 @@ def warnings_by_level(by_type: dict[str, dict[Level, int]]) -> str:
         ax.invert_yaxis()
         ax.set_xlabel("预警次数")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        fig.legend(ncols=4, loc="outside upper right", frameon=False, fontsize=8)
+        _legend(fig, ncols=4, loc="outside upper right", frameon=False, fontsize=8)
         return _svg(fig)
 
 
@@ -121,7 +129,7 @@ def rainfall(gauges: Sequence[RainGauge], days: Sequence[date], storm_mm: float)
         ax.set_xlabel("日")
         ax.set_ylabel("日雨量 (mm)")
         if gauges:
-            fig.legend(ncols=len(gauges), loc="outside upper right", frameon=False, fontsize=8)
+            _legend(fig, ncols=len(gauges), loc="outside upper right", frameon=False, fontsize=8)
         return _svg(fig)
 
 
@@ -158,7 +166,7 @@ def water_levels(gauges: Sequence[WaterGauge], days: Sequence[date]) -> str:
         ax.set_xlabel("日")
         ax.set_ylabel("水位 (m)")
         if gauges:
-            fig.legend(ncols=len(gauges), loc="outside upper right", frameon=False, fontsize=8)
+            _legend(fig, ncols=len(gauges), loc="outside upper right", frameon=False, fontsize=8)
         return _svg(fig)
 
 
@@ -181,7 +189,7 @@ def cracks(meters: Sequence[CrackMeter], days: Sequence[date]) -> str:
         ax.set_xlabel("日")
         ax.set_ylabel("累计位移 (mm)")
         if meters:
-            fig.legend(ncols=len(meters), loc="outside upper right", frameon=False, fontsize=8)
+            _legend(fig, ncols=len(meters), loc="outside upper right", frameon=False, fontsize=8)
         return _svg(fig)
 
 
@@ -200,7 +208,7 @@ def availability(devices: Sequence[Availability]) -> str:
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
         ax.set_xlabel("%")
-        fig.legend(ncols=2, loc="outside upper right", frameon=False, fontsize=8)
+        _legend(fig, ncols=2, loc="outside upper right", frameon=False, fontsize=8)
         return _svg(fig)
 
 
@@ -217,5 +225,5 @@ def ack_times(by: dict[str, Stats], title: str) -> str:
         ax.set_xticks(list(xs), names)
         ax.set_ylabel("分钟")
         ax.set_title(title, fontsize=9, loc="left")
-        fig.legend(ncols=2, loc="outside upper right", frameon=False, fontsize=7)
+        _legend(fig, ncols=2, loc="outside upper right", frameon=False, fontsize=7)
         return _svg(fig)

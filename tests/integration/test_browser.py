@@ -169,12 +169,23 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
     assert marker.get_attribute("data-level") == "yellow"
     assert marker.get_attribute("data-blink") == "1"
     assert marker.evaluate("m => getComputedStyle(m).backgroundColor") == YELLOW
-    page.locator("#map-bg[data-loaded='1']").wait_for()
-    box, dot = page.locator("#map-bg").bounding_box(), marker.bounding_box()
-    assert abs(box["width"] / box["height"] - 2) < 0.02  # the picture as drawn: 800×400
+    # on the Leaflet map, over the configured background: the marker sits at p1's lon/lat
+    page.locator("#map-box img.map-bg").wait_for()
+    box, dot = page.locator("#map-box").bounding_box(), marker.bounding_box()
+    at = page.evaluate(
+        f"(() => {{ const p = window.stationMap.latLngToContainerPoint([{P1[1]}, {P1[0]}]); return [p.x, p.y]; }})()"
+    )
     cx, cy = dot["x"] + dot["width"] / 2, dot["y"] + dot["height"] / 2
-    assert abs(cx - (box["x"] + 0.25 * box["width"])) <= 2
-    assert abs(cy - (box["y"] + 0.25 * box["height"])) <= 2
+    assert abs(cx - (box["x"] + at[0])) <= 2 and abs(cy - (box["y"] + at[1])) <= 2
+    # and inside the background's picture, 25 % from its left and top edges
+    img = page.locator("#map-box img.map-bg").bounding_box()
+    assert abs(cx - (img["x"] + 0.25 * img["width"])) <= 3
+    assert abs(cy - (img["y"] + 0.25 * img["height"])) <= 3
+    # every device is drawn beside its point, in its series' level colour
+    dev = page.locator('.dev-marker[data-device="rg-01"]')
+    assert dev.get_attribute("data-level") == "yellow"
+    assert dev.evaluate("m => getComputedStyle(m).backgroundColor") == YELLOW
+    assert page.locator('.dev-marker[data-device="rg-02"]').get_attribute("data-level") == "none"
     marker.click()
     assert "一号点" in page.locator("#map-detail h2").inner_text()
     page.screenshot(path=str(shots / "duty-map-detail.png"))
@@ -227,7 +238,7 @@ def test_duty_officer_sees_live_data_hears_the_alarm_and_acknowledges(
         visit(page, name, shots, "duty")
     page.evaluate("location.hash = '#trends'")
     page.get_by_role("button", name="1小时").click()
-    page.locator("#chart svg").wait_for()
+    page.locator("#chart canvas").first.wait_for()
     page.screenshot(path=str(shots / "duty-trends.png"))
     page.click("#lang")
     visit(page, "overview", shots, "duty-en")
@@ -270,11 +281,21 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
     visit(tech, "rules", shots, "tech")
     tech.locator("#rule-file option").first.wait_for(state="attached")
     # the rule holds rg-01 at orange now: its state beside it
-    assert "rg-01/rain_mm" in tech.locator("tr[data-rule=rain-burst]").inner_text()
+    assert tech.locator('tr[data-rule=rain-burst] [data-series="rg-01/rain_mm"]').count() == 1
+    assert "雨量计" in tech.locator("tr[data-rule=rain-burst]").inner_text()
     tech.fill("#rule-text", '[[rules]]\nid = "x"\nkind = "threshold"\n')
     tech.click("#rule-check")
     tech.locator("#rule-errors[data-ok='0'] li").first.wait_for()
     assert "name" in tech.locator("#rule-errors").inner_text()
+    # at its line: the rule's [[rules]] header is line 1 of the edited text
+    assert tech.locator('#rule-errors li[data-line="1"]').first.inner_text().startswith("第 1 行")
+    tech.fill(
+        "#rule-text",
+        '[[rules]]\nid = "x"\nname = "水位"\nkind = "threshold"\nmetric = "level_m"\nabove = { blue = 1.0 }\n',
+    )
+    tech.click("#rule-check")
+    # a rule on a metric no device reports is refused, at its line
+    tech.locator('#rule-errors[data-ok="0"] li[data-line="1"]', has_text="level_m").wait_for()
     tech.screenshot(path=str(shots / "tech-rules-invalid.png"), full_page=True)
     tech.select_option("#rule-file", index=0)  # back to the file as it is
     tech.click("#replay-run")

@@ -53,19 +53,25 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out
     # the field links show a reading each within the demo's 25 s
-    assert re.search(r"first reading via 4G DTU: 下溪村4G雨量站 rain_total_mm = [\d.]+ mm", out)
-    assert re.search(r"first reading via Modbus TCP: 上坪泵站PLC sump_level_m = [\d.]+ m", out)
+    assert re.search(r"first reading via 4G DTU: 下溪村4G雨量站 累计雨量 = [\d.]+ mm", out)
+    assert re.search(r"first reading via Modbus TCP: 上坪泵站PLC 集水井水位 = [\d.]+ m", out)
     assert re.search(r"first reading via HJ 212: 工业园废气在线监测仪 \w+ = [\d.]+ mg/m3", out)
-    assert re.search(r"first reading via SL651 HEX: 上坪河水文站 \w+ = [\d.]+ m", out)
-    assert re.search(r"first reading via SL651 ASCII: 下溪村雨量水位站 \w+ = [\d.]+ m", out)
     assert re.search(
-        r"first reading via Modbus RTU \(pseudo-terminal\): 上坪河RS-485水位计 rtu_level_m = 12.36 m",
+        r"first reading via SL651 HEX: 上坪河水文站 (当前雨量|累计雨量|河道水位|电源电压) = [\d.]+ (mm|m|V)",
+        out,
+    )
+    assert re.search(
+        r"first reading via SL651 ASCII: 下溪村雨量水位站 (当前雨量|累计雨量|河道水位|电源电压) = [\d.]+ (mm|m|V)",
+        out,
+    )
+    assert re.search(
+        r"first reading via Modbus RTU \(pseudo-terminal\): 上坪河RS-485水位计 RS-485水位 = 12.36 m",
         out,
     )  # 1236 cm in register 0 of unit 5, scale 0.01
     assert (
         "handheld dock: 李明的巡查记录仪 uploaded 2 patrol records, gateway answered 'OK 2'" in out
     )
-    assert re.search(r"first reading via CIGEM: 下溪村普适型裂缝计 geo_crack_mm = [\d.]+ mm", out)
+    assert re.search(r"first reading via CIGEM: 下溪村普适型裂缝计 裂缝宽度 = [\d.]+ mm", out)
     assert (
         "first frame via GB/T 26875.3: 镇政府大楼火灾报警控制器 系统状态 正常运行, confirmed" in out
     )
@@ -82,8 +88,8 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
             r"^    (\w+)\s+(\S+)\s+(?:duty_officer|technician|leader|viewer|admin)$", out, re.M
         )
     )
-    assert sorted(logins) == ["admin", "duty", "leader", "screen", "tech"]
-    assert len(set(logins.values())) == 5
+    assert sorted(logins) == ["admin", "duty", "leader", "leader2", "screen", "tech"]
+    assert len(set(logins.values())) == 6
     tickets = json.loads(
         subprocess.run(
             stationgw("tickets", "list", "--data", str(tmp_path), "--json"),
@@ -96,6 +102,27 @@ def test_demo_opens_a_ticket_and_stops_by_itself(tmp_path: Path) -> None:
     rain = [t for t in tickets if t["rule"] == "rain-burst" and t["device"] == "rg-01"]
     assert len(rain) == 1, tickets
     assert rain[0]["level"] in ("blue", "yellow")
+    # the database describes itself: the monthly report from --data alone (no -c)
+    month = time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))  # Asia/Shanghai
+    report = subprocess.run(
+        stationgw(
+            "report",
+            "monthly",
+            "--month",
+            month,
+            "--data",
+            str(tmp_path),
+            "--format",
+            "html",
+            "--out",
+            "-",
+        ),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "清水镇应急管理站" in report.stdout and "月度安全形势分析报告" in report.stdout
 
 
 def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_the_far_end_answers_ignores_rejects_and_confirms(
         assert (r.outcome, r.detail) == (outcome, detail)
         [c] = stub.calls
         assert c["phone"] == "13800000001"
-        tts = "AT+QTTS=2," if model == "quectel" else "AT+CTTS=1,"
+        tts = "AT+QTTS=1," if model == "quectel" else "AT+CTTS=1,"
         if outcome in ("busy", "no_answer"):
             assert c["spoken"] == [] and not any(x.startswith(tts) for x in stub.commands)
         else:

@@ -35,3 +35,16 @@ def test_bad_map_settings_are_named(tmp_path: Path, section: str, problem: str) 
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, GOOD + f"[dashboard.map]\n{section}\n"))
     assert problem in str(e.value)
+
+
+def test_map_layers_are_read_from_the_station_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "rivers.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    layers = (
+        '[dashboard.map]\nlayers = [{ name = "河流", file = "rivers.geojson", kind = "river" }]\n'
+    )
+    cfg = load_config(write(tmp_path, GOOD + layers))
+    [layer] = cfg.dashboard.map.layers
+    assert (layer.name, layer.kind, layer.file) == ("河流", "river", tmp_path / "rivers.geojson")
+    missing = layers.replace("rivers.geojson", "roads.geojson")
+    with pytest.raises(ConfigError, match=r"dashboard.map.layers\[0\].file: no file"):
+        load_config(write(tmp_path, GOOD + missing))
