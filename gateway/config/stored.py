@@ -4,8 +4,8 @@ the texts of its rule files at start and on every rules reload, so that a comman
 only `--data DIR` or `--db PATH` (the monthly report, a handover record, ticket
 summaries, exports) reads the station as it was; `-c` still overrides.
 
-Plain sqlite3 on the database's own connection: the table is created when first written
-(`CREATE TABLE IF NOT EXISTS`), so an older database gains it without a migration."""
+Plain sqlite3 on the database's own connection; the table is migration 13
+(gateway/storage/migrations.py)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from gateway.config.station import Config
-
-TABLE = """CREATE TABLE IF NOT EXISTS station_file (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    saved_at INTEGER NOT NULL,      -- UTC ms
-    config TEXT NOT NULL,           -- the validated station file, as JSON
-    rules TEXT NOT NULL             -- {file name: text} of the rule files
-)"""
-
 
 SECRET_KEYS = frozenset({"password", "secret", "token"})
 
@@ -53,7 +45,6 @@ def redacted(data: Any) -> Any:
 def save(conn: sqlite3.Connection, cfg: Config, rules: dict[str, str], now: int) -> None:
     """Store the station file the gateway runs with (one row, replaced), without its
     secrets (`redacted`)."""
-    conn.execute(TABLE)
     conn.execute(
         "INSERT INTO station_file (id, saved_at, config, rules) VALUES (1, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET saved_at = excluded.saved_at, "
@@ -77,7 +68,7 @@ def load(db: Path) -> tuple[Config, dict[str, str], int] | None:
         row = conn.execute(
             "SELECT config, rules, saved_at FROM station_file WHERE id = 1"
         ).fetchone()
-    except sqlite3.OperationalError:  # no such table: a database from before issue 17
+    except sqlite3.OperationalError:  # no such table: a database before migration 13
         return None
     finally:
         conn.close()

@@ -478,6 +478,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX device_commands_open ON device_commands (device, state, id);
     """,
+    # 13: the station file the gateway runs with, without its secrets
+    # (gateway/config/stored.py), so that a command given only the database reads the
+    # station's names, grid, people and rules as they were
+    """
+    CREATE TABLE IF NOT EXISTS station_file (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        saved_at INTEGER NOT NULL,      -- UTC ms
+        config TEXT NOT NULL,           -- the validated station file, as JSON, no secrets
+        rules TEXT NOT NULL             -- {file name: text} of the rule files
+    );
+    """,
 )
 
 
