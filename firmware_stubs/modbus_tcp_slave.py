@@ -67,7 +67,7 @@ class TcpSlave:
                     writer.write(out)
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
+            return  # the master hung up: a slave just waits for the next connection
         finally:
             self._writers.discard(writer)
             writer.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from datetime import datetime, tzinfo
@@ -17,6 +18,7 @@ from drivers.link.framing import Stream
 from drivers.sl651 import ascii as sl651_ascii
 from drivers.sl651 import codec as sl651
 
+log = logging.getLogger("firmware_stubs.sl651_demo")
 VERSION = "SLDEMO-2.1"
 
 
@@ -107,7 +109,7 @@ class DemoStation:
             try:
                 await self._session(r, w, stop, interval_s)
             except (OSError, asyncio.IncompleteReadError):
-                pass
+                log.debug("SL651 demo station: connection lost; dialling again")
             finally:
                 w.close()
             await _sleep(stop, 1.0)

@@ -451,7 +451,9 @@ function mname(device, metric) {
   const g = Object.entries(GUESS).find(([k]) => metric?.includes(k));
   return g ? (S.lang === "zh" ? g[1] : metric) : (metric ?? "—");
 }
-const munit = (device, metric) => devOf(device)?.metrics[metric]?.unit ?? "";
+// "1" is the station file's unit of a count or a state: nothing to print beside the number
+const shownUnit = (unit) => (unit && unit !== "1" ? unit : "");
+const munit = (device, metric) => shownUnit(devOf(device)?.metrics[metric]?.unit);
 const ruleName = (id) => S.dash.rules.find((r) => r.id === id)?.name ?? id ?? "—";
 // a reason in the page's language: the gateway writes "中文 / English" or two lines
 function reasonText(r, device) {
@@ -601,7 +603,7 @@ function renderOverview() {
         return el("div", { class: r?.fresh ? "fresh" : "", "data-series": `${d.id}/${m}`,
           "data-level": lv ?? "none", "data-stale": stale ? "1" : "0" },
           el("dt", {}, `${mname(d.id, m)} · ${d.name}`),
-          el("dd", {}, el("b", {}, r ? num(r.value) : "—"), ` ${spec.unit}`,
+          el("dd", {}, el("b", {}, r ? num(r.value) : "—"), r ? ` ${shownUnit(spec.unit)}` : "",
             el("small", {}, r ? (stale ? t("stale", { age: ago(r.ts) }) : when(r.ts)) : "")));
       })))));
   put($("#latest"), ...blocks);
@@ -684,8 +686,10 @@ function renderScreen() {
     el("div", { class: "tile", "data-ok": "1" }, el("b", {}, devs.filter(isOnline).length), el("span", {}, t("online"))),
     el("div", { class: "tile", "data-ok": "0" }, el("b", {}, devs.filter((d) => !isOnline(d)).length), el("span", {}, t("offline"))));
   const rows = [...(S.rainRank ?? [])].sort((a, b) => b.sums[0] - a.sums[0] || b.sums[2] - a.sums[2]).slice(0, 10);
+  // a station with two rain series (SL651's PT total and PJ current rain): each row says which
+  const several = (d) => (S.rainRank ?? []).filter((x) => x.device === d).length > 1;
   put($("#scr-rain"), rows.length ? table(["device", "h1", "h3", "d1"], rows.map((r) => el("tr", { "data-device": r.device },
-    el("td", {}, devName(r.device)), r.sums.map((v) => el("td", { class: "num" }, num(+v.toFixed(1))))))) : el("p", { class: "muted" }, t("noData")));
+    el("td", {}, several(r.device) ? `${devName(r.device)} · ${mname(r.device, r.metric)}` : devName(r.device)), r.sums.map((v) => el("td", { class: "num" }, num(+v.toFixed(1))))))) : el("p", { class: "muted" }, t("noData")));
   renderMap();
 }
 
@@ -719,6 +723,8 @@ async function buildMap() {
   if (S.map) return S.map;
   const m = L.map(box, { zoomSnap: 0.25, attributionControl: false, preferCanvas: false });
   S.map = m; box.leaflet = m; window.stationMap = m; // read by the browser tests
+  // village names lie under the markers: a warning's marker is never hidden by a label
+  m.createPane("labels").style.zIndex = 450;
   const over = {}, b = S.dash.map.bounds;
   if (S.dash.map.background && b) {
     over[t("mapBackground")] = L.imageOverlay(S.dash.map.background, [[b[1], b[0]], [b[3], b[2]]], { className: "map-bg", opacity: 0.85 }).addTo(m);
@@ -730,7 +736,7 @@ async function buildMap() {
       const layer = L.geoJSON(gj, { style: () => st,
         pointToLayer: (f, ll) => L.circleMarker(ll, { radius: 7, color: "#000", weight: 1, fillColor: st.color, fillOpacity: 0.9 }),
         onEachFeature: (f, l) => { if (f.properties?.name) l.bindTooltip(f.properties.name, ly.kind === "boundary"
-          ? { permanent: true, direction: "center", className: "map-label" } : { direction: "top" }); } });
+          ? { permanent: true, direction: "center", className: "map-label", pane: "labels" } : { direction: "top" }); } });
       layer.options.kind = ly.kind;
       over[`${ly.name}`] = layer;
       if (ly.visible) layer.addTo(m);
@@ -974,6 +980,13 @@ function loadEcharts() {
 }
 const LEVEL_COLOR = { blue: "#3d8bfd", yellow: "#ffd23f", orange: "#ff8c1a", red: "#ff3b30" };
 const ACC_COLOR = ["#5fb4ff", "#c792ea", "#3ccf7a", "#f78c6c"];
+// a rule's window ("1m", "3h", "1d") as people say it: 1分钟 / 1 min
+const winName = (w) => {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(w ?? "");
+  if (!m) return w;
+  const units = S.lang === "zh" ? { s: "秒", m: "分钟", h: "小时", d: "天" } : { s: " s", m: " min", h: " h", d: " d" };
+  return m[1] + units[m[2]];
+};
 const winMs = (w) => { const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(w); return m ? m[1] * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]] : 0; };
 // the accumulation windows rules use on this series: [{win, ms, levels}]
 function windowsOf(device, metric) {
@@ -1029,12 +1042,12 @@ async function plot(box, device, metric, from, to, o = {}) {
   // per-report lines labelled on the left, each window's on the right with its window's name
   const markLines = (levels, win) => ({ symbol: "none", silent: true, data: levels.map((l) => ({ yAxis: l.value, name: t(l.level),
     lineStyle: { color: LEVEL_COLOR[l.level], type: win ? "solid" : "dashed", width: win ? 1 : 1.5, opacity: 0.9 },
-    label: { formatter: `${win ? win + " " : ""}${t(l.level)} ${l.value}`, color: LEVEL_COLOR[l.level], position: win ? "insideEndTop" : "insideStartTop" } })) });
+    label: { formatter: `${win ? winName(win) + " " : ""}${t(l.level)} ${l.value}`, color: LEVEL_COLOR[l.level], position: win ? "insideEndTop" : "insideStartTop" } })) });
   const series = [];
   if (rain) {
     series.push({ name: `${name}（${raw ? t("perReport") : t("perBucket")}）`, type: "bar", barMaxWidth: 14,
       itemStyle: { color: "#5fb4ff" }, data: shown.map((p) => [p.ts, p.sum]), markLine: markLines(thr), yAxisIndex: 0 });
-    wins.forEach((w, i) => series.push({ name: `${t("accum", { w: w.win })}`, type: "line", step: "end", showSymbol: false,
+    wins.forEach((w, i) => series.push({ name: `${t("accum", { w: winName(w.win) })}`, type: "line", step: "end", showSymbol: false,
       yAxisIndex: 1, lineStyle: { width: 2.5, color: ACC_COLOR[i % ACC_COLOR.length] }, itemStyle: { color: ACC_COLOR[i % ACC_COLOR.length] },
       data: rolling(pts, w.ms).filter(([ts]) => ts >= from),
       markLine: markLines(Object.entries(w.levels).map(([level, value]) => ({ level, value })), w.win) }));
@@ -1095,7 +1108,7 @@ function renderDevices() {
         el("td", {}, h.firmware ?? "—"),
         el("td", {}, Object.entries(d.metrics).map(([m, v]) => {
           const r = S.latest.get(`${d.id}/${m}`);
-          return el("div", {}, `${mname(d.id, m)}：${r ? num(r.value) : "—"} ${v.unit}`);
+          return el("div", {}, `${mname(d.id, m)}：${r ? `${num(r.value)} ${shownUnit(v.unit)}` : "—"}`);
         })),
         el("td", {}, faults.filter((x) => x.device === d.id).map((x) =>
           el("a", { href: `#tickets/${x.id}`, class: "flag" }, ticketTitle(x)))),
@@ -1143,7 +1156,7 @@ async function loadDtus() {
   put($("#dtu-table"), el("h3", {}, t("dtus")), table(
     ["device", "link", "since", "silent", "dtuCounts"],
     rows.map((d) => el("tr", { "data-dtu": d.id ?? d.name },
-      el("td", {}, d.id ? d.name : t("dtuPort", { port: d.port }), el("small", {}, d.id ? ` ${d.id}` : "")),
+      el("td", {}, d.id ? d.name : t("dtuPort", { port: d.port })),
       el("td", {}, d.id ? el("span", { class: "dot", "data-ok": d.connected ? "1" : "0" },
         d.connected ? `${t("online")} ${d.peer}` : t("offline")) : "—"),
       el("td", {}, d.since ? `${when(d.since)} (${ago(d.since)})` : "—"),
@@ -1162,7 +1175,7 @@ async function loadRules() {
       table(["rule", "kind", "metric", "levels", "ruleState"], st.rules.map((r) => el("tr", { "data-rule": r.id },
         el("td", {}, r.name, el("small", {}, ` ${r.id}`)), el("td", {}, I18N[S.lang]["kind_" + r.kind] ? t("kind_" + r.kind) : r.kind), el("td", {}, r.metric ? mname(null, r.metric) : "—"),
         el("td", {}, r.levels ? Object.entries(r.levels).map(([lv, v]) => el("span", { class: "lv", "data-level": lv }, `${v}`))
-          : r.windows ? Object.entries(r.windows).map(([win, lv]) => `${win}: ${Object.values(lv).join("/")}`).join("; ") : "—"),
+          : r.windows ? Object.entries(r.windows).map(([win, lv]) => `${winName(win)}: ${Object.values(lv).join("/")}`).join("; ") : "—"),
         // the series this rule holds at a level now: its open tickets
         el("td", {}, openTickets().filter((x) => x.rule === r.id).map((x) =>
           el("a", { href: `#tickets/${x.id}`, class: "state", "data-series": x.device ? `${x.device}/${x.metric}` : null },

@@ -68,7 +68,7 @@ class CallResult:
 
 
 class _Stopped(Exception):
-    pass
+    """The call was stopped (the warning lifted or lowered, the gateway stopping)."""
 
 
 def call(

@@ -146,7 +146,7 @@ async def closed_by_gateway(reader: asyncio.StreamReader) -> bool:
     """Read (and drop: polls for a dead instrument) until the gateway closes."""
     async with asyncio.timeout(10):
         while await reader.read(4096):
-            pass
+            continue
     return True
 
 
