@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pymodbus.client import AsyncModbusSerialClient
+from pymodbus.client import AsyncModbusSerialClient, ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
 from drivers.host import BatchBuilder, DeviceRef, FieldSetup, Host, once
@@ -42,6 +42,25 @@ def register_value(registers: Sequence[int], reg: Register) -> float:
     )
     assert isinstance(raw, int | float)
     return float(raw) * reg.scale + reg.offset
+
+
+async def read_register(
+    client: ModbusBaseClient, reg: Register, unit: int, timeout_s: float
+) -> float:
+    """One register-map entry read from a unit, over RTU or TCP (pymodbus's clients share
+    this API); a silent unit, an exception answer or a short answer is a PollFailed."""
+    call = client.read_holding_registers if reg.function == 3 else client.read_input_registers
+    try:
+        rr = await asyncio.wait_for(call(reg.address, count=reg.count, device_id=unit), timeout_s)
+    except TimeoutError:
+        raise PollFailed(f"no answer within {timeout_s:g} s", True) from None
+    except ModbusException as e:
+        raise PollFailed(f"{e}", True) from e
+    if rr.isError():
+        raise PollFailed(f"exception response {rr}", False)
+    if len(rr.registers) != reg.count:
+        raise PollFailed(f"{len(rr.registers)} registers for {reg.count} asked", False)
+    return register_value(rr.registers, reg)
 
 
 class PollFailed(Exception):
@@ -105,25 +124,7 @@ class ModbusBus:
         return False
 
     async def _read(self, s: Slave, reg: Register) -> float:
-        t = s.t
-        call = (
-            self.client.read_holding_registers
-            if reg.function == 3
-            else self.client.read_input_registers
-        )
-        try:
-            rr = await asyncio.wait_for(
-                call(reg.address, count=reg.count, device_id=t.unit), t.timeout_s
-            )
-        except TimeoutError:
-            raise PollFailed(f"no answer within {t.timeout_s:g} s", True) from None
-        except ModbusException as e:
-            raise PollFailed(f"{e}", True) from e
-        if rr.isError():
-            raise PollFailed(f"exception response {rr}", False)
-        if len(rr.registers) != reg.count:
-            raise PollFailed(f"{len(rr.registers)} registers for {reg.count} asked", False)
-        return register_value(rr.registers, reg)
+        return await read_register(self.client, reg, s.t.unit, s.t.timeout_s)
 
     async def poll(self, s: Slave, b: BatchBuilder) -> None:
         values: list[tuple[str, int, float]] = []

@@ -22,7 +22,7 @@ from pymodbus.exceptions import ModbusException
 
 from drivers.host import BatchBuilder, FieldSetup, Host, once
 from drivers.modbus.config import ModbusTcpTransport, Register
-from drivers.modbus.master import PollFailed, register_value
+from drivers.modbus.master import PollFailed, read_register
 
 log = logging.getLogger("stationgw.modbus_tcp")
 
@@ -80,24 +80,7 @@ class ModbusTcpEndpoint:
         return False
 
     async def _read(self, s: TcpSlave, reg: Register) -> float:
-        call = (
-            self.client.read_holding_registers
-            if reg.function == 3
-            else self.client.read_input_registers
-        )
-        try:
-            rr = await asyncio.wait_for(
-                call(reg.address, count=reg.count, device_id=s.t.unit), s.t.timeout_s
-            )
-        except TimeoutError:
-            raise PollFailed(f"no answer within {s.t.timeout_s:g} s", True) from None
-        except ModbusException as e:
-            raise PollFailed(f"{e}", True) from e
-        if rr.isError():
-            raise PollFailed(f"exception response {rr}", False)
-        if len(rr.registers) != reg.count:
-            raise PollFailed(f"{len(rr.registers)} registers for {reg.count} asked", False)
-        return register_value(rr.registers, reg)
+        return await read_register(self.client, reg, s.t.unit, s.t.timeout_s)
 
     def _failed(self, s: TcpSlave, b: BatchBuilder, reason: str, timeout: bool) -> None:
         s.failures += 1
