@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -146,7 +146,7 @@ def test_packets_confirmed_gaps_asked_for_arrays_timed_per_station(
             await until(lambda: len(series(cfg.database.path, "hs-end", "level_m")) == 12, "stored")
             # a variant (F1 28 for F1 F1) is stored and counted for its station in /metrics
             w2 = (await asyncio.open_connection("127.0.0.1", port))[1]
-            obs = bcd(hour.replace(hour=(hour.hour + 1) % 24), 5)
+            obs = bcd(hour + timedelta(hours=1), 5)  # the next hour, also across midnight
             w2.write(
                 sl651.encode(
                     centre=1,
