@@ -1,0 +1,77 @@
+"""county.toml: the county service's file (pydantic; errors name the key path).
+
+Sections and who reads them:
+- `[county]` name, time zone; `[[stations]]` the stations the county knows (a message from
+  any other is refused and counted); `[nats]` the cluster; `[postgres]` the store;
+  `[http]` the county page — the bus and the store (`consumer`, `store`, `http`).
+- `[escalation]`, `[[people]]`, `[[duty]]`, `[notify]` — who the county calls when a
+  township has not answered a warning in time (`escalation`); people, roster and
+  channels are the station's own models, so a county file reads like a station's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.config.loop import NotifySection, Person, Shift
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CountySection(_Model):
+    name: str = Field(min_length=1)  # 某某县应急管理局
+    timezone: str = "Asia/Shanghai"
+
+
+class KnownStation(_Model):
+    id: Ident
+    name: str = Field(min_length=1)
+    group: Ident | None = None  # plans can target a group of stations
+
+
+class NatsSection(_Model):
+    servers: list[str] = Field(min_length=1)  # nats://host:4222 of every node
+    user: str | None = None
+    password: str | None = None
+    creds_file: Path | None = None
+    ca_file: Path | None = None
+    stream: Ident = "COUNTY"
+    consumer: Ident = "county"  # the durable consumer every instance shares
+    max_deliver: int = Field(default=5, ge=1, le=100)  # then the message is dead-lettered
+
+
+class PostgresSection(_Model):
+    dsn: str = Field(min_length=1)  # postgresql://user@host/db
+
+
+class CountyHttp(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=1, le=65535)
+
+
+class EscalationSection(_Model):
+    """A township warning not answered within its level's deadline opens a county ticket."""
+
+    red_s: int = Field(default=600, ge=30)
+    orange_s: int = Field(default=1200, ge=30)
+    yellow_s: int = Field(default=3600, ge=30)
+    blue_s: int | None = None  # None: blue warnings stay with the township
+
+
+class CountyConfig(_Model):
+    county: CountySection
+    stations: list[KnownStation] = []
+    nats: NatsSection
+    postgres: PostgresSection
+    http: CountyHttp = CountyHttp()
+    escalation: EscalationSection = EscalationSection()
+    people: list[Person] = []
+    duty: list[Shift] = []
+    notify: NotifySection = NotifySection()
