@@ -165,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     add_rules_parser(sub)
+    from gateway.cli.county import add_parser as add_county_parser
+
+    add_county_parser(sub)
     from gateway.cli.command import add_parser as add_command_parser
 
     add_command_parser(sub)

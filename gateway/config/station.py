@@ -36,7 +36,7 @@ from gateway.config.loop import (
 )
 from gateway.config.reports import ReportsSection
 from gateway.config.storage import StorageSection
-from gateway.config.uplinks import UplinksSection, uplink_problems
+from gateway.config.uplinks import UplinksSection, nats_problems, uplink_problems
 from gateway.core.errors import ConfigError
 from gateway.core.validation import problems
 from rules.durations import parse_duration
@@ -244,6 +244,7 @@ def _cross_check(cfg: Config) -> list[str]:
     grid = [(p.id, p.village, p.group) for p in cfg.points]
     out += calling_problems(cfg.people, cfg.duty, cfg.tickets, cfg.notify, grid, villages)
     out += uplink_problems(cfg.uplinks, cfg.broker.host, cfg.broker.port, cfg.broker.client_id)
+    out += nats_problems(cfg.uplinks, cfg.station.id)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Configuration of the uplinks to the county: the outbox budget, MQTT, InfluxDB."""
+"""Configuration of the uplinks to the county: the outbox budget, MQTT, InfluxDB, NATS."""
 
 from __future__ import annotations
 
@@ -74,29 +74,71 @@ class InfluxUplinkSection(_Model):
         return self
 
 
+class NatsUplinkSection(_Model):
+    """The county's NATS JetStream cluster (the county bus, gateway/county/__init__.py)."""
+
+    servers: list[Annotated[str, Field(pattern=r"^(nats|tls)://[^\s]+$")]] = Field(min_length=1)
+    user: str | None = None
+    password: str | None = None
+    creds_file: Path | None = None  # a .creds file (JWT and NKey seed) instead of user/password
+    tls: Tls | None = None  # present: connect with TLS
+    station: Ident | None = None  # the id in county.<station>.…; default [station] id
+    batch: int = Field(default=500, ge=1, le=10_000)  # readings per message
+    inflight: int = Field(default=64, ge=1, le=4000)  # messages awaiting JetStream's ack
+    max_rate: float = Field(default=2000, gt=0)  # items a second at most (a backlog drains so)
+    ack_timeout_s: float = Field(default=5, gt=0, le=300)  # no ack by then: send again
+    state_interval_s: float = Field(default=60, ge=1, le=3600)  # county.<st>.state every …
+
+    @model_validator(mode="after")
+    def _auth(self) -> NatsUplinkSection:
+        if self.creds_file is not None and self.user is not None:
+            raise ValueError("creds_file and user/password exclude each other")
+        if (self.user is None) != (self.password is None):
+            raise ValueError("user and password go together")
+        return self
+
+
+def _absolute(tls: Tls, base: Path) -> Tls:
+    files = {
+        k: p if p is None or p.is_absolute() else (base / p).resolve()
+        for k, p in (
+            ("ca_file", tls.ca_file),
+            ("cert_file", tls.cert_file),
+            ("key_file", tls.key_file),
+        )
+    }
+    return tls.model_copy(update=files)
+
+
 class UplinksSection(_Model):
     outbox: OutboxSection = OutboxSection()
     mqtt: MqttUplinkSection | None = None
     influx: InfluxUplinkSection | None = None
+    nats: NatsUplinkSection | None = None
 
     def names(self) -> list[str]:
-        return [n for n, s in (("influx", self.influx), ("mqtt", self.mqtt)) if s is not None]
+        return [
+            n
+            for n, s in (("influx", self.influx), ("mqtt", self.mqtt), ("nats", self.nats))
+            if s is not None
+        ]
 
     def resolved(self, base: Path) -> UplinksSection:
-        """TLS file paths relative to the station file's folder made absolute."""
-        if self.mqtt is None or self.mqtt.tls is None:
-            return self
-        tls = self.mqtt.tls
-        files = {
-            k: p if p is None or p.is_absolute() else (base / p).resolve()
-            for k, p in (
-                ("ca_file", tls.ca_file),
-                ("cert_file", tls.cert_file),
-                ("key_file", tls.key_file),
-            )
-        }
-        mqtt = self.mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
-        return self.model_copy(update={"mqtt": mqtt})
+        """TLS and credential file paths relative to the station file's folder made
+        absolute."""
+        out = self
+        if self.mqtt is not None and self.mqtt.tls is not None:
+            mqtt = self.mqtt.model_copy(update={"tls": _absolute(self.mqtt.tls, base)})
+            out = out.model_copy(update={"mqtt": mqtt})
+        if self.nats is not None:
+            n = self.nats
+            update: dict[str, object] = {}
+            if n.tls is not None:
+                update["tls"] = _absolute(n.tls, base)
+            if n.creds_file is not None and not n.creds_file.is_absolute():
+                update["creds_file"] = (base / n.creds_file).resolve()
+            out = out.model_copy(update={"nats": n.model_copy(update=update)})
+        return out
 
 
 def uplink_problems(
@@ -104,7 +146,16 @@ def uplink_problems(
 ) -> list[str]:
     """What the models alone cannot see: an uplink that would kick the gateway's own
     MQTT session off (same broker, same client id)."""
+    out: list[str] = []
     m = up.mqtt
-    if m is None or m.client_id != client or (m.host, m.port) != (broker_host, broker_port):
+    if m is not None and m.client_id == client and (m.host, m.port) == (broker_host, broker_port):
+        out.append("uplinks.mqtt.client_id: the same as [broker] client_id on the same broker")
+    return out
+
+
+def nats_problems(up: UplinksSection, station: str) -> list[str]:
+    """A station id that cannot be one token of a NATS subject (county.<st>.readings)."""
+    if up.nats is None or "." not in (up.nats.station or station):
         return []
-    return ["uplinks.mqtt.client_id: the same as [broker] client_id on the same broker"]
+    where = "uplinks.nats.station" if up.nats.station else "station.id"
+    return [f"{where}: a NATS uplink needs a station id without '.' (one subject token)"]

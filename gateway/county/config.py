@@ -75,3 +75,40 @@ class CountyConfig(_Model):
     people: list[Person] = []
     duty: list[Shift] = []
     notify: NotifySection = NotifySection()
+
+
+def county_problems(cfg: CountyConfig) -> list[str]:
+    """What the models alone cannot see."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, s in enumerate(cfg.stations):
+        if s.id in seen:
+            out.append(f"stations[{i}].id: {s.id!r} is listed twice")
+        if "." in s.id:
+            out.append(f"stations[{i}].id: {s.id!r} has a '.' (one token of county.<st>.…)")
+        seen.add(s.id)
+    return out
+
+
+def load_county_config(path: Path) -> CountyConfig:
+    """county.toml, validated; ConfigError naming the file and every key path."""
+    from pydantic import ValidationError
+
+    from gateway.config.station import read_toml
+    from gateway.core.errors import ConfigError
+    from gateway.core.validation import problems
+
+    data = read_toml(path)
+    try:
+        cfg = CountyConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(str(path), problems(e)) from None
+    found = county_problems(cfg)
+    if found:
+        raise ConfigError(str(path), found)
+    n = cfg.nats
+    files = {
+        k: p if p is None or p.is_absolute() else (path.parent / p).resolve()
+        for k, p in (("creds_file", n.creds_file), ("ca_file", n.ca_file))
+    }
+    return cfg.model_copy(update={"nats": n.model_copy(update=files)})

@@ -46,6 +46,18 @@ class Feed:
             self._reader_thread, lambda: outbox.fetch(self._conn().conn, after, limit)
         )
 
+    async def events_after(self, after: int, limit: int) -> list[Row]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._reader_thread, lambda: outbox.events_after(self._conn().conn, after, limit)
+        )
+
+    async def newest(self) -> int:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._reader_thread, lambda: outbox.newest(self._conn().conn)
+        )
+
     async def confirm(self, seq: int) -> None:
         if seq <= self.confirmed:
             return

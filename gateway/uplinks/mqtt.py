@@ -47,11 +47,14 @@ class Message:
     topic: str
     payload: bytes
     last: int  # highest seq it carries
+    first: int = 0  # lowest seq it carries (the NATS uplink's de-duplication id)
 
 
-def messages(rows: Sequence[Row], prefix: str, station: str, batch: int) -> Iterator[Message]:
+def messages(
+    rows: Sequence[Row], prefix: str, station: str, batch: int, sep: str = "/"
+) -> Iterator[Message]:
     """Rows (in seq order) -> messages: runs of consecutive readings batched, the rest one
-    each. Pure."""
+    each; topics `<prefix><sep>readings` etc. (NATS subjects: sep "."). Pure."""
     i, n = 0, len(rows)
     while i < n:
         r = rows[i]
@@ -66,17 +69,17 @@ def messages(rows: Sequence[Row], prefix: str, station: str, batch: int) -> Iter
                 j += 1
             items = [[x.device, x.metric, x.ts, x.value, x.flags] for x in rows[i:j]]
             body = {"station": station, "seq": r.seq, "last": rows[j - 1].seq, "readings": items}
-            yield Message(f"{prefix}/readings", _dump(body), rows[j - 1].seq)
+            yield Message(f"{prefix}{sep}readings", _dump(body), rows[j - 1].seq, r.seq)
             i = j
             continue
         if r.kind == EVENT:
             body = {"station": station, "seq": r.seq, "last": r.seq, **r.json()}
-            yield Message(f"{prefix}/tickets", _dump(body), r.seq)
+            yield Message(f"{prefix}{sep}tickets", _dump(body), r.seq, r.seq)
         elif r.kind == HEALTH:
             body = {"station": station, "seq": r.seq, "last": r.seq, "health": r.json()}
-            yield Message(f"{prefix}/health", _dump(body), r.seq)
+            yield Message(f"{prefix}{sep}health", _dump(body), r.seq, r.seq)
         else:  # a kind this gateway does not know (a newer one wrote it): skip in order
-            yield Message("", b"", r.seq)
+            yield Message("", b"", r.seq, r.seq)
         i += 1
 
 

@@ -206,6 +206,18 @@ def fetch(conn: sqlite3.Connection, after: int, limit: int) -> list[Row]:
     return out[:limit]
 
 
+def events_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Row]:
+    """Up to `limit` ticket events and health changes with seq > `after`, in seq order: what
+    a draining uplink sends ahead of older readings."""
+    return [
+        Row(int(seq), str(kind), None, None, None, None, None, body)
+        for seq, kind, body in conn.execute(
+            "SELECT seq, kind, body FROM outbox WHERE seq > ? AND kind != 'r' ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+    ]
+
+
 def prune(conn: sqlite3.Connection, chunk: int = 200) -> int:
     """Delete up to `chunk` rows whose items every uplink confirmed; return how many."""
     row = conn.execute("SELECT MIN(confirmed) FROM uplink_cursors").fetchone()

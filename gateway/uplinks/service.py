@@ -19,6 +19,7 @@ from gateway.uplinks.feed import Feed
 from gateway.uplinks.influx import InfluxLink, make_writer
 from gateway.uplinks.line_protocol import LineEncoder, Place
 from gateway.uplinks.mqtt import MqttLink
+from gateway.uplinks.nats import NatsLink
 
 log = logging.getLogger("stationgw.uplink")
 
@@ -46,6 +47,8 @@ def build_links(cfg: Config) -> list[Link]:
         links.append(InfluxLink(up.influx, enc, make_writer(up.influx)))
     if up.mqtt is not None:
         links.append(MqttLink(up.mqtt, cfg.station.id))
+    if up.nats is not None:
+        links.append(NatsLink(up.nats, cfg))
     return links
 
 
