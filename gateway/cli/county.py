@@ -25,6 +25,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.config is None:
         raise ConfigError("", ["stationgw county: -c county.toml is needed"])
     cfg = load_county_config(args.config)
+    if args.http_port is not None:  # a second instance on the same machine
+        cfg = cfg.model_copy(update={"http": cfg.http.model_copy(update={"port": args.http_port})})
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -78,6 +80,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "service; run two or more for availability.",
     )
     county.add_argument("-c", "--config", type=Path, help="the county file (county.toml)")
+    county.add_argument(
+        "--http-port", type=int, metavar="PORT", help="the page's port instead of [http] port"
+    )
     csub = county.add_subparsers(dest="county_command")
     check = csub.add_parser("check", help="validate a county file")
     check.add_argument("-c", "--config", type=Path, required=True)

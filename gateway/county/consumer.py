@@ -219,8 +219,14 @@ def accept(
     return True
 
 
+async def _quiet(e: Exception) -> None:
+    """nats-py's own error callback logs every reconnect try with a traceback."""
+    log.debug("nats: %s: %s", type(e).__name__, e)
+
+
 def connect_options(cfg: NatsSection, name: str) -> dict[str, Any]:
     opts: dict[str, Any] = {
+        "error_cb": _quiet,
         "servers": list(cfg.servers),
         "name": name,
         "allow_reconnect": True,

@@ -18,6 +18,7 @@ from collections.abc import Generator
 import psycopg
 import uvicorn
 
+from gateway.core.errors import GatewayError
 from gateway.county import escalation
 from gateway.county.config import CountyConfig
 from gateway.county.consumer import Consumer
@@ -72,6 +73,11 @@ async def run(cfg: CountyConfig, stop: asyncio.Event | None = None) -> None:
     try:
         done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for t in done:
+            if t is tasks[1]:  # uvicorn ends by itself only when it cannot listen
+                raise GatewayError(
+                    f"county page: cannot listen on {cfg.http.host}:{cfg.http.port} "
+                    "(in use? two instances on one machine need their own [http] port)"
+                )
             if t in tasks and not t.cancelled() and t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
     finally:

@@ -62,4 +62,3 @@ async def run_county_demo(data: Path, http_port: int, stations: int, stop: async
             await asyncio.to_thread(sim.stop)
         cluster.stop()
         await asyncio.to_thread(pg.remove)
-

@@ -272,7 +272,12 @@ class SimStation:
         )
         log.close()
         self.procs.append(self.gateway)
-        time.sleep(0.5)
+        log_file = self.folder / "gateway.log"
+        deadline = time.monotonic() + 120
+        while b"connected to broker" not in log_file.read_bytes():  # it subscribed: go
+            if self.gateway.poll() is not None or time.monotonic() > deadline:
+                raise GatewayError(f"station {self.station} did not start: see {log_file}")
+            time.sleep(0.1)
         self.devices.start()
 
     def stop(self) -> None:
@@ -288,6 +293,10 @@ class SimStation:
                 p.kill()
                 p.wait()
         self.procs = []
+
+
+async def _quiet(e: Exception) -> None:
+    """The generator's connection errors are expected (nodes killed, the outage)."""
 
 
 @dataclass
@@ -307,6 +316,7 @@ class _LoadStation:
     due: float = 0.0
     outbox: deque[_Pending] = field(default_factory=deque)
     acked: int = 0  # readings JetStream acknowledged
+    retry_at: float = 0.0
 
 
 class LoadStations:
@@ -375,17 +385,21 @@ class LoadStations:
             reconnect_time_wait=0.5,
             pending_size=64 * 1024 * 1024,
             name="county-bench-load",
+            error_cb=_quiet,
         )
         js = nc.jetstream(publish_async_max_pending=20_000)
-        last = time.monotonic()
+        start = time.monotonic()
+        # each station commits once a second, the stations spread over the second
+        made = [start - i / len(self.stations) for i in range(len(self.stations))]
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if self.generating:
-                    now_ms = time.time_ns() // 1_000_000
-                    for s in self.stations:
-                        self._generate(s, now - last, now_ms)
-                last = now
+                now_ms = time.time_ns() // 1_000_000
+                for i, s in enumerate(self.stations):
+                    if now - made[i] >= 1.0:
+                        if self.generating:
+                            self._generate(s, now - made[i], now_ms)
+                        made[i] = now
                 for s in self.stations:
                     await self._send(js, nc, s, now)
                 await asyncio.sleep(0.05)
@@ -398,8 +412,9 @@ class LoadStations:
             p = s.outbox[0]
             assert p.future is not None
             if p.future.cancelled() or p.future.exception() is not None:
-                p.future = None  # sent again below
+                p.future = None  # sent again below, after a pause
                 self.resends += 1
+                s.retry_at = now + 0.5
                 break
             s.outbox.popleft()
             s.acked += p.last - p.first + 1
@@ -417,9 +432,10 @@ class LoadStations:
                 if p.future.cancelled() or p.future.exception() is not None:
                     p.future = None
                     self.resends += 1
+                    s.retry_at = now + 0.5  # as the uplink: a pause, then again
                 else:
                     continue
-            if flying >= self.inflight or not nc.is_connected:
+            if flying >= self.inflight or not nc.is_connected or now < s.retry_at:
                 break
             try:
                 p.future = await js.publish_async(

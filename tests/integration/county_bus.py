@@ -6,11 +6,13 @@ read back from PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,8 @@ STATIONGW = str(Path(sys.executable).parent / "stationgw")
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     c = NatsCluster(tmp_path / "nats", 3, mqtt=True)
-    c.start()
     try:
+        c.start()
         yield c
     finally:
         c.stop()
@@ -39,9 +41,9 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
 @pytest.fixture
 def pg(tmp_path: Path) -> Iterator[ThrowawayPostgres]:
     p = ThrowawayPostgres(tmp_path / "pg")
-    p.init()
-    p.start()
     try:
+        p.init()
+        p.start()
         yield p
     finally:
         p.remove()
@@ -67,12 +69,13 @@ class CountyProcess:
     def __init__(self, config: Path, log: Path) -> None:
         self.config = config
         self.log = log
+        self.http_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [STATIONGW, "county", "-c", str(self.config)],
+                [STATIONGW, "county", "-c", str(self.config), "--http-port", str(self.http_port)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -90,6 +93,21 @@ class CountyProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def health(self) -> dict[str, Any] | None:
+        """GET /api/health of this instance (None while it does not answer)."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.http_port}/api/health", timeout=2
+            ) as r:
+                out: dict[str, Any] = json.load(r)
+                return out
+        except OSError:
+            return None
+
+    def consuming(self) -> bool:
+        h = self.health()
+        return bool(h and h["consumer"] and h["consumer"]["nats_connected"])
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

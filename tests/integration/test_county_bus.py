@@ -147,6 +147,7 @@ def test_two_county_instances_one_killed_the_other_carries_on(
     b = CountyProcess(config, tmp_path / "county-b.log")
     a.start()
     b.start()
+    until(lambda: a.consuming() and b.consuming(), 120, "both instances consuming")
     cfg = _nats_station(tmp_path, cluster)
 
     async def run() -> int:
@@ -173,10 +174,13 @@ def test_two_county_instances_one_killed_the_other_carries_on(
     try:
         n = asyncio.run(run())
         assert b.alive() and not a.alive()
+        health = b.health()
     finally:
         a.stop()
         b.stop()
     assert lost_and_duplicates(pg.dsn, "test", n) == (0, 0)
+    assert health is not None and health["consumer"]["readings_stored"] > 0
+    assert health["fleet"]["stations"] == 2
 
 
 def test_bad_messages_are_quarantined_with_their_reason_and_the_consumer_goes_on(
