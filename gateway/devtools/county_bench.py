@@ -55,6 +55,20 @@ from gateway.devtools.pg import ThrowawayPostgres
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+KEYS = (  # the keys; the JSON has a few more for context
+    "county.steady_readings_per_s",
+    "county.latency_ms_p50",
+    "county.latency_ms_p99",
+    "county.storm_latency_ms_p99",
+    "county.lost",
+    "county.duplicates",
+    "county.failover_s",
+    "county.backlog_drain_s",
+    "county.drain_live_latency_ms_p99",
+    "county.cpu_percent_per_1000_rps",
+    "county.rss_mb",
+)
+
 
 @dataclass(frozen=True)
 class Plan:
