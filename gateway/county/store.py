@@ -153,21 +153,23 @@ class CountyStore:
         self.ensure_partitions(conn, {month_of(r[4]) for r in batch.readings})
         with conn.transaction():
             stored = self._readings(conn, batch.readings)
+            # every station row this batch touches, locked first and in one order: two
+            # instances writing batches of the same stations never deadlock
+            for station, at in sorted(batch.seen.items()):
+                conn.execute(
+                    "UPDATE stations SET last_seen = GREATEST(last_seen, %s) WHERE id = %s",
+                    (_ts(at), station),
+                )
             for station, seq, ticket, event in batch.tickets:
                 self._ticket(conn, station, seq, ticket, event)
             for station, seq, health in batch.health:
                 self._health(conn, station, seq, health)
-            for station, body, received in batch.states:
+            for station, body, received in sorted(batch.states, key=lambda x: x[0]):
                 self._state(conn, station, body, received)
             refused = list(batch.refused)
             for station, body in batch.plans:
                 if (r := self._plan(conn, station, body)) is not None:
                     refused.append(r)
-            for station, at in batch.seen.items():
-                conn.execute(
-                    "UPDATE stations SET last_seen = GREATEST(last_seen, %s) WHERE id = %s",
-                    (_ts(at), station),
-                )
             self.refuse(conn, refused)
         return Written(stored, len(batch.readings) - stored, len(refused))
 

@@ -114,6 +114,11 @@ class _Sent:
     future: asyncio.Future[Any] | None  # None: nothing to send (a kind this gateway skips)
     last: int
     at: float  # loop time it was sent
+    first: int = 0
+
+
+def nc_connected(js: JetStreamContext) -> bool:
+    return bool(js._nc.is_connected)
 
 
 class RateLimit:
@@ -159,6 +164,7 @@ class NatsLink:
         self.resends = 0
         self.connections = 0
         self.state_sent = 0
+        self.false_duplicates = 0  # duplicate acks for messages the stream did not hold
         self.last_error: str | None = None
         self._feed: Feed | None = None
 
@@ -171,6 +177,7 @@ class NatsLink:
             "windows_resent": self.resends,
             "connections": self.connections,
             "state_messages": self.state_sent,
+            "false_duplicates": self.false_duplicates,
             "last_error": self.last_error,
         }
 
@@ -208,6 +215,9 @@ class NatsLink:
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.5,
             "connect_timeout": 2,
+            # no reconnect buffer: what is published while disconnected fails at once and
+            # is sent again from the cursor, instead of stale copies flushed on reconnect
+            "pending_size": 0,
             "error_cb": on_error,
             "disconnected_cb": on_disconnected,
             "reconnected_cb": on_reconnected,
@@ -298,6 +308,8 @@ class NatsLink:
                     ):
                         why = "cancelled" if head.future.cancelled() else head.future.exception()
                         raise _Resend(f"publish failed: {why}")
+                    if head.future is not None and head.future.result().duplicate:
+                        await self._held(js, head)
                     window.popleft()
                     self.confirmed = head.last
                 if self.confirmed > feed.confirmed and (not window or now - saved_at > 0.25):
@@ -320,8 +332,12 @@ class NatsLink:
                             if r.seq not in early:
                                 (m,) = messages([r], self.prefix, self.station, 1, ".")
                                 if m.topic:
-                                    early[r.seq] = _Sent(await self._publish(js, m), m.last, now)
+                                    early[r.seq] = _Sent(
+                                        await self._publish(js, m), m.last, now, m.first
+                                    )
                     buffered.extend(messages(rows, self.prefix, self.station, cfg.batch, "."))
+                if not nc_connected(js):
+                    raise _Resend("not connected")
                 while buffered and len(window) < cfg.inflight:
                     m = buffered.popleft()
                     sent = m.last
@@ -334,7 +350,7 @@ class NatsLink:
                         continue
                     if (pause := limit.delay(m.last - m.first + 1)) > 0:
                         await asyncio.sleep(pause)
-                    window.append(_Sent(await self._publish(js, m), m.last, loop.time()))
+                    window.append(_Sent(await self._publish(js, m), m.last, loop.time(), m.first))
         except (nats.errors.Error, OSError) as e:
             raise _Resend(f"{type(e).__name__}: {e}") from None
         finally:
@@ -345,6 +361,26 @@ class NatsLink:
                     s.future.cancel()
                 elif not s.future.cancelled():
                     s.future.exception()  # retrieved: it is the reason we send again
+
+    async def _held(self, js: JetStreamContext, sent: _Sent) -> None:
+        """A duplicate ack names the stream seq of the first copy: check that the stream
+        holds our message there. (A copy whose proposal was lost while the stream was
+        electing a leader must not make its resend look stored.)"""
+        ack = sent.future.result() if sent.future is not None else None
+        if ack is None:
+            return
+        try:
+            msg = await js.get_msg(ack.stream, seq=ack.seq)
+        except nats.js.errors.NotFoundError:
+            msg = None
+        want = f"{self.station}:{sent.first}"
+        got = (msg.headers or {}).get("Nats-Msg-Id") if msg is not None else None
+        if got != want:
+            self.false_duplicates += 1
+            raise _Resend(
+                f"JetStream called {want} a duplicate of stream seq {ack.seq}, which holds "
+                f"{got or 'nothing'}"
+            )
 
     async def _wait(self, head: _Sent) -> None:
         """Until the head of the window is acked (or a while passed)."""

@@ -336,3 +336,51 @@ def test_a_station_on_mqtt_reaches_the_stream_through_the_mqtt_listener(
     assert lost_and_duplicates(pg.dsn, "mq", n) == (0, 0)
     subjects = query(pg.dsn, "SELECT count(*) FROM quarantine")
     assert subjects == [(0,)]
+
+
+def test_the_whole_cluster_down_and_back_the_station_buffers_and_loses_nothing(
+    tmp_path: Path, cluster: NatsCluster, pg: ThrowawayPostgres
+) -> None:
+    """The county side's outage: every node stopped while the station commits, then all
+    started again (the stream elects its leader while the station's resends arrive)."""
+    county = CountyProcess(_county(tmp_path, cluster, pg), tmp_path / "county.log")
+    county.start()
+    cfg = _nats_station(tmp_path, cluster)
+
+    async def run() -> tuple[int, dict[str, Any]]:
+        st = Station(cfg)
+        await st.uplinks.start()
+        link = st.uplinks.links[0]
+        try:
+            n = 0
+            for _ in range(5):
+                await st.ingest(reading_batch(n, 500))
+                n += 500
+            await asyncio.to_thread(until, lambda: readings_of(pg.dsn, "test") > 0, 120, "first")
+            await asyncio.to_thread(cluster.stop)
+            for _ in range(10):
+                await st.ingest(reading_batch(n, 500))
+                n += 500
+                await asyncio.sleep(0.3)
+            tid = await _open_ticket(st)
+            await asyncio.to_thread(cluster.start)
+            for _ in range(5):
+                await st.ingest(reading_batch(n, 500))
+                n += 500
+            newest = await st.newest()
+            await st.until(lambda: st.uplinks.feeds["nats"].confirmed >= newest, 180)
+            await asyncio.to_thread(
+                until, lambda: readings_of(pg.dsn, "test") >= n, 180, "all readings"
+            )
+            assert tid
+            return n, link.status()
+        finally:
+            await st.close()
+
+    try:
+        n, status = asyncio.run(run())
+        until(lambda: scalar(pg.dsn, "SELECT count(*) FROM ticket_events") >= 1, 60, "event")
+    finally:
+        county.stop()
+    assert lost_and_duplicates(pg.dsn, "test", n) == (0, 0)
+    assert status["windows_resent"] > 0  # it did send again
