@@ -41,6 +41,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(host: str, count: int) -> list[int]:
+    """`count` distinct free ports (held open together while they are picked)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def wait_port(host: str, port: int, limit_s: float = 20) -> None:
     deadline = time.monotonic() + limit_s
     while True:
@@ -85,19 +99,27 @@ class NatsCluster:
     ) -> None:
         self.folder = folder
         self.binary = nats_server_binary()
-        hosts = hosts or ["127.0.0.1"] * size
+        self.hosts = hosts or ["127.0.0.1"] * size
+        self.size = size
+        self.mqtt = mqtt
         self.user, self.password = user, password
+        self.nodes: list[Node] = []
+        self._place()
+
+    def _place(self) -> None:
+        """Ports for every node (distinct, free when picked) and their files."""
+        ports = free_ports(self.hosts[0], 4 * self.size)
         self.nodes = [
             Node(
                 f"n{i + 1}",
-                hosts[i],
-                free_port(hosts[i]),
-                free_port(hosts[i]),
-                free_port(hosts[i]),
-                free_port(hosts[i]) if mqtt else None,
-                folder / f"n{i + 1}",
+                self.hosts[i],
+                ports[4 * i],
+                ports[4 * i + 1],
+                ports[4 * i + 2],
+                ports[4 * i + 3] if self.mqtt else None,
+                self.folder / f"n{i + 1}",
             )
-            for i in range(size)
+            for i in range(self.size)
         ]
         for node in self.nodes:
             node.folder.mkdir(parents=True, exist_ok=True)
@@ -139,7 +161,20 @@ class NatsCluster:
         return "\n".join(lines) + "\n"
 
     def start(self, i: int | None = None) -> None:
-        """Start node i (None: every node not running) and wait for its client port."""
+        """Start node i (None: every node not running) and wait for its client port. The
+        first start of the whole cluster picks new ports when one was taken meanwhile."""
+        fresh = i is None and all(n.proc is None for n in self.nodes)
+        for attempt in range(3):
+            try:
+                self._start(i)
+                return
+            except GatewayError:
+                if not fresh or attempt == 2:
+                    raise
+                self.stop()
+                self._place()
+
+    def _start(self, i: int | None) -> None:
         for j, node in enumerate(self.nodes):
             if (i is None or i == j) and (node.proc is None or node.proc.poll() is not None):
                 log = (node.folder / "server.log").open("ab")
@@ -153,6 +188,12 @@ class NatsCluster:
         for j, node in enumerate(self.nodes):
             if i is None or i == j:
                 wait_port(node.host, node.port)
+        time.sleep(0.2)
+        for j, node in enumerate(self.nodes):  # a port taken by another process: it exits
+            if (i is None or i == j) and node.proc is not None and node.proc.poll() is not None:
+                raise GatewayError(
+                    f"nats-server {node.name} exited: see {node.folder / 'server.log'}"
+                )
 
     def kill(self, i: int) -> None:
         """kill -9 of node i."""
