@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gateway.core.validation import problems
 from gateway.county.config import CountyConfig, NatsSection
-from gateway.county.store import Batch, Conn, CountyStore, Refused, Written
+from gateway.county.store import Batch, Conn, CountyStore, Refused, Written, month_of
 
 log = logging.getLogger("stationgw.county.consumer")
 
@@ -330,6 +330,7 @@ class Consumer:
         conn = self.store.connect()
         try:
             self.store.sync_stations(conn, self.cfg.stations)
+            self.store.ensure_partitions(conn, [month_of(time.time_ns() // 1_000_000)])
         finally:
             conn.close()
 

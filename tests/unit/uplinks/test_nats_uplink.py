@@ -96,3 +96,38 @@ def test_the_rate_limit_spreads_a_backlog() -> None:
     assert limit.delay(50) == pytest.approx(0.5)
     now[0] = 1.0  # a second later: 100 tokens back, 50 of them owed
     assert limit.delay(100) == pytest.approx(0.5)
+
+
+def test_a_duplicate_ack_counts_only_when_the_stream_holds_the_message() -> None:
+    """JetStream answers a resend "duplicate" with the stream seq of the first copy; the
+    uplink checks that seq holds this very message before it moves its cursor."""
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any
+
+    from gateway.uplinks.nats import NatsLink, _Resend, _Sent
+
+    cfg = _cfg({"servers": ["nats://a:4222"]})
+    link = NatsLink(cfg.uplinks.nats, cfg)  # type: ignore[attr-defined]
+
+    class FakeJs:
+        def __init__(self, held: str | None) -> None:
+            self.held = held
+
+        async def get_msg(self, stream: str, seq: int) -> Any:
+            return SimpleNamespace(headers={"Nats-Msg-Id": self.held} if self.held else None)
+
+    async def check(held: str | None) -> bool:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.set_result(SimpleNamespace(stream="COUNTY", seq=41, duplicate=True))
+        try:
+            await link._held(FakeJs(held), _Sent(fut, 12, 0.0, 10))  # type: ignore[arg-type]
+        except _Resend as e:
+            assert "qs:10" in str(e) and "stream seq 41" in str(e)
+            return False
+        return True
+
+    assert asyncio.run(check("qs:10"))
+    assert not asyncio.run(check("qs:7"))
+    assert not asyncio.run(check(None))
+    assert link.false_duplicates == 2
