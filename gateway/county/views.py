@@ -402,8 +402,8 @@ def station_detail(conn: Any, cfg: CountyConfig, station: str, now: int) -> dict
     n = names_of(cfg, station, row[0] if row else None, row[1] if row else None)
     health = next((s for s in fleet(conn, cfg, now) if s["id"] == station), None)
     tickets = []
-    for i, kind, level, state, title, device, metric, point, value, opened, updated in conn.execute(
-        "SELECT id, kind, level, state, title, device, metric, point, value, opened_at, "
+    for i, kind, level, state, device, metric, point, value, opened, updated in conn.execute(
+        "SELECT id, kind, level, state, device, metric, point, value, opened_at, "
         "updated_at FROM tickets WHERE station = %s ORDER BY opened_at DESC LIMIT 300",
         (station,),
     ).fetchall():
