@@ -16,6 +16,22 @@ from typing import Any
 from gateway.county.config import CountyConfig
 from gateway.county.escalation import LEVELS, TownshipWarning, due, load_warnings
 
+METRIC_ZH = {
+    "rain_mm": "雨量",
+    "rain_now_mm": "当前雨量",
+    "rain_total_mm": "累计雨量",
+    "level_m": "水位",
+    "river_level_m": "河道水位",
+    "water_level_m": "水位",
+    "crack_mm": "裂缝位移",
+    "geo_crack_mm": "裂缝宽度",
+    "displacement_mm": "位移",
+    "tilt_deg": "倾角",
+    "battery_v": "电池电压",
+    "supply_v": "电源电压",
+    "co_mg": "一氧化碳",
+}
+UNITS = (("_mm", "mm"), ("_m", "m"), ("_v", "V"), ("_deg", "°"))
 ONLINE_S = 180  # a station heard from within this is online (state every 60 s by default)
 FINAL = ("closed", "dismissed", "lifted")
 
@@ -49,6 +65,25 @@ class Names:
     def device(self, did: str | None) -> str | None:
         d = self.devices.get(did or "")
         return str(d["name"]) if d and d.get("name") else None
+
+    def metric(self, did: str | None, metric: str | None) -> str | None:
+        """A metric's name: the station's own (its state message's device metrics), else
+        the usual names of the common metrics, else None (the page says 数据)."""
+        if not metric:
+            return None
+        d = self.devices.get(did or "") or {}
+        spec = (d.get("metrics") or {}).get(metric)
+        if isinstance(spec, dict) and spec.get("name"):
+            return str(spec["name"])
+        return METRIC_ZH.get(metric)
+
+    def unit(self, did: str | None, metric: str | None) -> str | None:
+        d = self.devices.get(did or "") or {}
+        spec = (d.get("metrics") or {}).get(metric or "")
+        unit = spec.get("unit") if isinstance(spec, dict) else None
+        if unit is None and metric:
+            unit = next((u for suffix, u in UNITS if metric.endswith(suffix)), None)
+        return str(unit) if unit and unit != "1" else None
 
     def person(self, who: str | None) -> str | None:
         if not who:
@@ -260,7 +295,8 @@ def _warning(
         "point": n.point(point),
         "village": n.village_of(point),
         "device": n.device(device),
-        "metric": metric,
+        "metric_name": n.metric(device, metric),
+        "unit": n.unit(device, metric),
         "value": value,
         "opened_at": opened,
         "since": since,
@@ -416,7 +452,8 @@ def station_detail(conn: Any, cfg: CountyConfig, station: str, now: int) -> dict
                 "point": n.point(point),
                 "village": n.village_of(point),
                 "device": n.device(device),
-                "metric": metric,
+                "metric_name": n.metric(device, metric),
+                "unit": n.unit(device, metric),
                 "value": value,
                 "opened_at": ms(opened),
                 "updated_at": ms(updated),
@@ -438,7 +475,13 @@ def station_detail(conn: Any, cfg: CountyConfig, station: str, now: int) -> dict
     for t in tickets:
         t["events"] = events.get(t["id"], [])
     series = [
-        {"device": d, "device_name": n.device(d) or "", "metric": m}
+        {
+            "device": d,
+            "metric": m,
+            "device_name": n.device(d) or "",
+            "metric_name": n.metric(d, m),
+            "unit": n.unit(d, m),
+        }
         for d, m in conn.execute(
             "SELECT DISTINCT device, metric FROM readings WHERE station = %s "
             "AND ts > now() - interval '35 days' ORDER BY device, metric",

@@ -70,7 +70,12 @@ CASES = [
         T0 + 39 * MIN,
         False,
     ),
-    ("blue stays with the township", w("blue", Step(T0, "warning_issued", "blue")), T0 + 10**9, False),
+    (
+        "blue stays with the township",
+        w("blue", Step(T0, "warning_issued", "blue")),
+        T0 + 10**9,
+        False,
+    ),
     ("no events yet: the ticket's opening counts", w("orange"), T0 + 20 * MIN, True),
     ("no events yet, orange before 20 min", w("orange"), T0 + 19 * MIN, False),
 ]
@@ -103,7 +108,14 @@ def test_a_lifted_warning_closes_its_county_ticket() -> None:
 
 PEOPLE = [
     Person(id="wang", name="王值班", phone="13900000001", roles=["duty_officer"]),
-    Person(id="zhou", name="周值班", phone="13900000002", roles=["duty_officer"], absent=True, deputy="wang"),
+    Person(
+        id="zhou",
+        name="周值班",
+        phone="13900000002",
+        roles=["duty_officer"],
+        absent=True,
+        deputy="wang",
+    ),
     Person(id="liu", name="刘局长", phone="13900000003", roles=["leader"], grid="county"),
     Person(id="xiang", name="乡领导", phone="13900000004", roles=["leader"], grid="township"),
 ]
@@ -121,7 +133,9 @@ def test_the_officer_on_duty_in_county_time(local_hour: int, who: str) -> None:
     # T0 is 2026-05-28 20:26:40 UTC; Shanghai is UTC+8
     from datetime import UTC, datetime
 
-    base = datetime(2026, 12, 4, local_hour - 8 if local_hour >= 8 else local_hour + 16, 0, tzinfo=UTC)
+    base = datetime(
+        2026, 12, 4, local_hour - 8 if local_hour >= 8 else local_hour + 16, 0, tzinfo=UTC
+    )
     p = on_duty(PEOPLE, DUTY, "Asia/Shanghai", int(base.timestamp() * 1000))
     assert p is not None and p.id == who
 
@@ -138,7 +152,9 @@ def test_calls_the_duty_officer_and_the_county_leader_not_the_township_leader() 
         voice=VoiceSection(),
         robots=[Robot(id="r1", kind="dingtalk", url="https://x.invalid/", levels=["red"])],
     )
-    calls = plan_calls("red", PEOPLE, DUTY[:1] * 1, notify, "UTC", T0 - T0 % 86_400_000 + 9 * 3_600_000)
+    calls = plan_calls(
+        "red", PEOPLE, DUTY[:1] * 1, notify, "UTC", T0 - T0 % 86_400_000 + 9 * 3_600_000
+    )
     got = {(c.person, c.role, c.channel, c.target) for c in calls}
     assert got == {
         ("wang", "duty", "sms", "13900000001"),
@@ -147,11 +163,16 @@ def test_calls_the_duty_officer_and_the_county_leader_not_the_township_leader() 
         ("liu", "leader", "voice", "13900000003"),
         ("wang", "duty", "robot", "r1"),
     }
-    yellow = plan_calls("yellow", PEOPLE, DUTY[:1], notify, "UTC", T0 - T0 % 86_400_000 + 9 * 3_600_000)
+    yellow = plan_calls(
+        "yellow", PEOPLE, DUTY[:1], notify, "UTC", T0 - T0 % 86_400_000 + 9 * 3_600_000
+    )
     assert {c.channel for c in yellow} == {"sms"}  # no voice, the robot serves red only
     assert plan_calls("red", PEOPLE, DUTY, NotifySection(), "UTC", T0) == []  # no channels
 
 
 def test_the_message_names_township_place_level_minutes_and_the_reply_code() -> None:
     text = message("某县应急管理局", "溪口镇", "后山滑坡点", "red", 10, "X0003")
-    assert text == "【某县应急管理局】溪口镇后山滑坡点红色预警，乡镇10分钟内未应答，请县值班员立即督导处置。回复X0003确认"
+    assert (
+        text
+        == "【某县应急管理局】溪口镇后山滑坡点红色预警，乡镇10分钟内未应答，请县值班员立即督导处置。回复X0003确认"
+    )
