@@ -485,6 +485,7 @@ function applyLang() {
   $("#lang").textContent = S.lang === "zh" ? "English" : "中文";
   $("#lang").lang = S.lang === "zh" ? "en" : "zh-CN";
   whoText();
+  $("#notice").hidden = true; // a notice in the other language would stay for its 6 s
   if (S.map) { S.map.remove(); S.map = null; }
   if (S.ov) route();
 }

@@ -9,9 +9,11 @@ the station's (gateway/http/auth.py). Reads use one connection per worker thread
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import threading
 import time
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -72,6 +74,8 @@ def permissions(role: Role) -> dict[str, object]:
 
 def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
     local = threading.local()
+    opened: list[Any] = []  # every thread's connection, closed when the app stops
+    lock = threading.Lock()
 
     def db() -> Any:
         conn = getattr(local, "conn", None)
@@ -79,7 +83,18 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
             conn = store.connect()
             conn.autocommit = True  # reads see the newest; changes in explicit transactions
             local.conn = conn
+            with lock:
+                opened.append(conn)
         return conn
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        with lock:
+            for c in opened:
+                with contextlib.suppress(Exception):
+                    c.close()
+            opened.clear()
 
     by_address: dict[str, Attempts] = {}
     by_pair: dict[tuple[str, str], Attempts] = {}
@@ -123,6 +138,7 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(guard)],
+        lifespan=lifespan,
     )
     from gateway.http import limits as http_limits
 
