@@ -16,7 +16,7 @@ const I18N = {
     unansweredN: "未应答", offlineN: "站点离线", countyOpenN: "待县级签收",
     noWarnings: "各乡镇暂无生效预警", noCountyTickets: "暂无县级督导工单",
     st_answered: "已应答", st_calling: "呼叫中，未应答", st_waiting: "待呼叫", st_not_reached: "未接通",
-    answeredBy: "{by} 于 {at} 应答", via: "（{ch}）", since: "自 {at}（{ago}）",
+    answeredBy: "：{by}，{at}", via: "（{ch}）", since: "自 {at}（{ago}）",
     countyIn: "县级督导倒计时", countyOverdue: "已超过县级时限 {d}",
     escalatedCounty: "已督导到县", countyAcked: "县级已签收：{by}", called: "已呼叫：",
     nobodyCalled: "尚未呼叫任何人", trigger: "{dev} {metric} {value}",
@@ -51,7 +51,7 @@ const I18N = {
     err_net: "无法连接县级服务", lost: "与县级服务的连接已断开，画面数据已停止更新（{age}）",
     failed: "失败：{msg}", saved: "已签收", role_viewer: "只读", role_duty_officer: "值班员",
     role_technician: "技术员", role_admin: "管理员", ms: "{n} 毫秒", sec: "{n} 秒", minutes: "{n} 分钟",
-    mb: "{n} MB", normal: "正常", stationLevel: "站点最高预警", unanswered: "有未应答预警",
+    mb: "{n} MB", items: "{n} 条", clockHint: "站点时钟减县级时钟：正数为站点时钟偏快", normal: "正常", stationLevel: "站点最高预警", unanswered: "有未应答预警",
   },
   en: {
     overview: "Overview", map: "Map", fleet: "Stations", report: "Monthly report",
@@ -64,7 +64,7 @@ const I18N = {
     orange: "Orange", red: "Red", unansweredN: "Unanswered", offlineN: "Stations offline",
     countyOpenN: "Waiting for the county", noWarnings: "No warnings in force anywhere",
     noCountyTickets: "No county escalations", st_answered: "Answered", st_calling: "Calling, no answer yet",
-    st_waiting: "Not called yet", st_not_reached: "Not reached", answeredBy: "by {by} at {at}",
+    st_waiting: "Not called yet", st_not_reached: "Not reached", answeredBy: ": {by}, {at}",
     via: " ({ch})", since: "since {at} ({ago})", countyIn: "County deadline in",
     countyOverdue: "County deadline passed {d} ago", escalatedCounty: "Escalated to the county",
     countyAcked: "Taken by the county: {by}", called: "Called: ", nobodyCalled: "Nobody called yet",
@@ -101,7 +101,7 @@ const I18N = {
     err_net: "Cannot reach the county service", lost: "Connection to the county service lost: nothing on this screen is updating ({age})",
     failed: "Failed: {msg}", saved: "Taken", role_viewer: "viewer", role_duty_officer: "duty officer",
     role_technician: "technician", role_admin: "admin", ms: "{n} ms", sec: "{n} s", minutes: "{n} min",
-    mb: "{n} MB", normal: "normal", stationLevel: "highest warning at the station", unanswered: "unanswered warning",
+    mb: "{n} MB", items: "{n}", clockHint: "station clock minus county clock: positive when the station is ahead", normal: "normal", stationLevel: "highest warning at the station", unanswered: "unanswered warning",
   },
 };
 I18N.zh.role_leader = "领导"; I18N.en.role_leader = "leader";
@@ -289,7 +289,7 @@ function renderWarnings(box, compact) {
         w.village ? el("span", { class: "where" }, w.village) : null),
       el("div", { class: "warn-line" },
         el("span", { class: "answer", "data-state": w.state }, t("st_" + w.state),
-          w.answered ? ` ${t("answeredBy", { by: w.answered.by ?? "—", at: when(w.answered.at) })}${w.answered.channel ? t("via", { ch: t("ch_" + w.answered.channel) }) : ""}` : ""),
+          w.answered ? `${t("answeredBy", { by: w.answered.by ?? "—", at: when(w.answered.at) })}${w.answered.channel ? t("via", { ch: t("ch_" + w.answered.channel) }) : ""}` : ""),
         el("span", { class: "muted" }, t("since", { at: when(w.since), ago: ago(w.since) })),
         ct ? el("span", { class: "county-flag", "data-state": ct.state }, ct.state === "acked" ? t("countyAcked", { by: ct.acked_by ?? "" }) : t("escalatedCounty"))
           : w.county_due_at ? el("span", { class: "countdown", "data-due": w.county_due_at, "data-label": "countyIn" }, "") : null,
@@ -344,10 +344,10 @@ function fleetTable(list, brief) {
       lastSeen: el("td", {}, s.last_seen ? `${when(s.last_seen)}（${ago(s.last_seen)}）` : el("span", { class: "muted" }, t("neverSeen"))),
       warnings: el("td", {}, LEVELS.filter((lv) => s.warnings[lv]).map((lv) => el("span", { class: "lv", "data-level": lv }, s.warnings[lv]))),
       devices: el("td", { class: "num" }, s.devices.total ? `${s.devices.online}/${s.devices.total}` : "—"),
-      backlog: el("td", { class: "num" + ((s.backlog ?? 0) > 1000 ? " warnish" : "") }, s.backlog == null ? "—" : String(s.backlog)),
+      backlog: el("td", { class: "num" + ((s.backlog ?? 0) > 1000 ? " warnish" : "") }, s.backlog == null ? "—" : t("items", { n: s.backlog })),
       disk: el("td", { class: "num" + (s.disk_free_mb != null && s.disk_free_mb < 500 ? " bad" : "") }, s.disk_free_mb == null ? "—" : t("mb", { n: Math.round(s.disk_free_mb) })),
       version: el("td", {}, s.version ?? "—"),
-      clock: el("td", { class: "num" + (offBad ? " bad" : "") }, off == null ? "—" : Math.abs(off) >= 1000 ? t("sec", { n: (off / 1000).toFixed(1) }) : t("ms", { n: off }), s.clock_sane === false ? ` ${t("clockBad")}` : ""),
+      clock: el("td", { class: "num" + (offBad ? " bad" : ""), title: t("clockHint") }, off == null ? "—" : (off > 0 ? "+" : "") + (Math.abs(off) >= 1000 ? t("sec", { n: (off / 1000).toFixed(1) }) : t("ms", { n: off })), s.clock_sane === false ? ` ${t("clockBad")}` : ""),
       plan: el("td", {}, planCell),
     };
     return el("tr", { "data-station": s.id, "data-online": s.online ? "1" : "0", onclick: () => { location.hash = `#station/${encodeURIComponent(s.id)}`; } }, heads.map((h) => cells[h]));

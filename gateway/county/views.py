@@ -234,8 +234,14 @@ def warnings(conn: Any, cfg: CountyConfig, now: int) -> list[dict[str, Any]]:
         events.setdefault((str(s), int(tid)), []).append(
             (ms(at) or 0, str(kind), actor, note, channel)
         )
+    people = {p.id: p.name for p in cfg.people}
     county = {
-        (str(s), int(t)): {"id": int(i), "state": st, "acked_by": by, "acked_at": ms(aa)}
+        (str(s), int(t)): {
+            "id": int(i),
+            "state": st,
+            "acked_by": people.get(by, by) if by else None,
+            "acked_at": ms(aa),
+        }
         for i, s, t, st, by, aa in conn.execute(
             "SELECT id, station, station_ticket, state, acked_by, acked_at FROM county_tickets "
             "WHERE state <> 'closed'"

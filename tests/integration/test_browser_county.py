@@ -245,9 +245,12 @@ def test_county_duty_officer_sees_every_township_and_takes_the_escalation(
     page.locator('#county-tickets tr[data-state="acked"]').wait_for()
     assert "王值班" in page.locator('#county-tickets tr[data-state="acked"]').inner_text()
     assert page.locator("#banner").is_hidden()
-    page.locator(
+    flag = page.locator(
         '#warnings .warn-card[data-station="xikou"] .county-flag[data-state="acked"]'
-    ).wait_for()
+    )
+    flag.wait_for()
+    assert flag.inner_text() == "县级已签收：王值班"  # the person's name, not the user's id
+    assert audit(page, "zh") == []
 
     for name in ("fleet", "map", "station/xikou", "report"):
         visit(page, name, shots, "1920")
