@@ -354,8 +354,9 @@ def apply(
 
 
 def code(county_ticket: int) -> str:
-    """The reply code of a county ticket (an SMS answer names it)."""
-    return f"X{county_ticket:04d}"
+    """The reply code of a county ticket: 4 to 6 digits, what the SMS channel finds in a
+    reply (gateway.notify.gsm.find_code); the county's modem serves county tickets only."""
+    return f"{county_ticket:04d}"
 
 
 def ack(conn: Any, ticket_id: int, by: str, now: int) -> dict[str, Any] | None:
@@ -479,12 +480,14 @@ async def run(
     is down is waited for; nothing is decided twice (see the module's note)."""
     loop = asyncio.get_running_loop()
 
-    def on_ack(a: AckIn) -> None:  # an SMS answer "X0012" takes county ticket 12
-        if a.code is None or not a.code.upper().startswith("X"):
+    people = {p.phone: p.id for p in cfg.people if p.phone}
+
+    def on_ack(a: AckIn) -> None:  # an SMS answer "0012 收到" takes county ticket 12
+        if a.code is None or not a.code.isdigit():
             return
-        with contextlib.suppress(ValueError):
-            tid = int(a.code[1:])
-            loop.run_in_executor(None, _ack_by_reply, store, tid, a, clock())
+        by = people.get(a.by) or people.get(a.by.removeprefix("+86")) or a.by
+        reply = AckIn(by, a.via, None, a.code, a.note, a.done)
+        loop.run_in_executor(None, _ack_by_reply, store, int(a.code), reply, clock())
 
     chans = dict(channels) if channels is not None else build_channels(cfg, on_ack)
     for ch in chans.values():

@@ -171,8 +171,8 @@ def test_calls_the_duty_officer_and_the_county_leader_not_the_township_leader() 
 
 
 def test_the_message_names_township_place_level_minutes_and_the_reply_code() -> None:
-    text = message("某县应急管理局", "溪口镇", "后山滑坡点", "red", 10, "X0003")
+    text = message("某县应急管理局", "溪口镇", "后山滑坡点", "red", 10, "0003")
     assert (
         text
-        == "【某县应急管理局】溪口镇后山滑坡点红色预警，乡镇10分钟内未应答，请县值班员立即督导处置。回复X0003确认"
+        == "【某县应急管理局】溪口镇后山滑坡点红色预警，乡镇10分钟内未应答，请县值班员立即督导处置。回复0003确认"
     )

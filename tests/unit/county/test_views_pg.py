@@ -198,3 +198,55 @@ def test_the_monthly_report_per_township(conn: Any) -> None:
     assert (rows["山尾乡"]["hazards"], rows["山尾乡"]["hazards_closed"]) == (1, 1)
     assert rows["河口街道"]["faults"] == 1
     assert r["total"]["warnings"]["orange"] == 1
+
+
+def test_the_loop_escalates_calls_and_carries_on_after_the_database_went_away(dsn: str) -> None:
+    """`run` as the service runs it: a red at 山尾乡 unanswered for 30 minutes is
+    escalated and called; the loop's connection killed under it is made again."""
+    cfg = config()
+    with psycopg.connect(dsn, autocommit=True) as c:
+        at = datetime.fromtimestamp((NOW - 30 * MIN) / 1000, UTC)
+        c.execute(
+            "INSERT INTO tickets (station, id, kind, level, state, point, opened_at, seq) "
+            "VALUES ('shanwei', 50, 'warning', 'red', 'issued', 'tan', %s, 900)",
+            (at,),
+        )
+
+    class Source:
+        def connect(self) -> Any:
+            return psycopg.connect(dsn)
+
+    modem = Modem()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(
+            escalation.run(
+                cfg, Source(), interval_s=0.05, channels={"sms": modem}, clock=lambda: NOW
+            )
+        )
+        try:
+            while not any("山尾乡潭下河段红色预警" in d.body["text"] for d in modem.sent):
+                await asyncio.sleep(0.05)
+            with psycopg.connect(dsn, autocommit=True) as c:  # PostgreSQL drops the loop's session
+                c.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND datname = 'county' AND state = 'idle'"
+                )
+                c.execute(
+                    "INSERT INTO tickets (station, id, kind, level, state, point, opened_at, seq) "
+                    "VALUES ('dongling', 51, 'warning', 'orange', 'issued', 'lingtou', %s, 901)",
+                    (at,),
+                )
+            while not any("东岭镇岭头沟橙色预警" in d.body["text"] for d in modem.sent):
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+    with psycopg.connect(dsn) as c:
+        n = c.execute(
+            "SELECT count(*) FROM county_tickets WHERE station_ticket IN (50, 51)"
+        ).fetchone()
+    assert n == (2,)
