@@ -264,6 +264,31 @@ def fill(conn: Any, now: int) -> None:
                 "VALUES (%s, %s, %s, %s, %s, 1)",
                 (sid, d["id"], online, dt(now - 5 * MIN), Jsonb({"online": online})),
             )
+    for version, target, digest, age_h in (
+        ("2026.11-3", "group.north", "41aa", 30 * 24),
+        ("2026.12-1", "all", "9f2c", 5),
+    ):
+        conn.execute(
+            "INSERT INTO plans (version, target, hash, body, created_by, created_at) "
+            "VALUES (%s, %s, %s, %s, 'tech', %s)",
+            (version, target, digest, Jsonb({"rules": "..."}), dt(now - age_h * 3600_000)),
+        )
+    for station, reason, n in (
+        ("hekou", "readings[3]: not a number", 3),
+        (None, "unknown station 'x9'", 1),
+    ):
+        for i in range(n):
+            conn.execute(
+                "INSERT INTO quarantine (at, subject, station, reason, payload) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (
+                    dt(now - (i + 1) * 7 * MIN),
+                    f"county.{station or 'x9'}.readings",
+                    station,
+                    reason,
+                    b"{}",
+                ),
+            )
     seq = [100]
 
     def ticket(

@@ -30,7 +30,7 @@ const I18N = {
     grid_county: "县", grid_duty: "值班室",
     station: "乡镇站点", online: "在线", offline: "离线", lastSeen: "最后上报", backlog: "待上传",
     disk: "磁盘剩余", version: "网关版本", clock: "时钟偏差", plan: "规则方案", warnings: "生效预警",
-    devices: "设备在线", planErrors: "方案校验失败", noPlan: "未下发", clockBad: "时钟异常",
+    devices: "设备在线", planErrors: "新方案被拒收", noPlan: "未报告", clockBad: "时钟异常",
     neverSeen: "从未上报", unknownStation: "未登记站点",
     kind: "类别", level: "级别", state: "状态", point: "监测点", device: "设备", value: "数值",
     time: "时间", opened: "发生", hazard: "隐患", device_fault: "设备故障", warning: "预警",
@@ -51,6 +51,9 @@ const I18N = {
     err_net: "无法连接县级服务", lost: "与县级服务的连接已断开，画面数据已停止更新（{age}）",
     failed: "失败：{msg}", saved: "已签收", role_viewer: "只读", role_duty_officer: "值班员",
     role_technician: "技术员", role_admin: "管理员", ms: "{n} 毫秒", sec: "{n} 秒", minutes: "{n} 分钟",
+    plansTitle: "县级规则方案下发情况", refusedTitle: "拒收的消息（24小时）", allStations: "全部站点",
+    planVersion: "方案版本", planTarget: "下发范围", planAt: "下发时间", planRunning: "运行站点",
+    noPlans: "尚未下发规则方案", refusedCount: "条数", refusedLast: "最近一次", noRefused: "无拒收消息",
     mb: "{n} MB", items: "{n} 条", clockHint: "站点时钟减县级时钟：正数为站点时钟偏快", normal: "正常", stationLevel: "站点最高预警", unanswered: "有未应答预警",
   },
   en: {
@@ -78,7 +81,7 @@ const I18N = {
     grid_county: "county", grid_duty: "duty room", station: "Station", online: "Online",
     offline: "Offline", lastSeen: "Last seen", backlog: "Backlog", disk: "Disk free",
     version: "Gateway version", clock: "Clock offset", plan: "Rules plan", warnings: "Warnings",
-    devices: "Devices online", planErrors: "plan rejected", noPlan: "none", clockBad: "clock wrong",
+    devices: "Devices online", planErrors: "new plan refused", noPlan: "not reported", clockBad: "clock wrong",
     neverSeen: "never seen", unknownStation: "not registered", kind: "Kind", level: "Level",
     state: "State", point: "Point", device: "Device", value: "Value", time: "Time", opened: "Opened",
     hazard: "Hazard", device_fault: "Device fault", warning: "Warning", discovered: "Discovered",
@@ -101,6 +104,9 @@ const I18N = {
     err_net: "Cannot reach the county service", lost: "Connection to the county service lost: nothing on this screen is updating ({age})",
     failed: "Failed: {msg}", saved: "Taken", role_viewer: "viewer", role_duty_officer: "duty officer",
     role_technician: "technician", role_admin: "admin", ms: "{n} ms", sec: "{n} s", minutes: "{n} min",
+    plansTitle: "Rule plans pushed by the county", refusedTitle: "Messages refused (24 h)", allStations: "all stations",
+    planVersion: "Version", planTarget: "Sent to", planAt: "Pushed", planRunning: "Stations running it",
+    noPlans: "No plan pushed yet", refusedCount: "Count", refusedLast: "Last", noRefused: "Nothing refused",
     mb: "{n} MB", items: "{n}", clockHint: "station clock minus county clock: positive when the station is ahead", normal: "normal", stationLevel: "highest warning at the station", unanswered: "unanswered warning",
   },
 };
@@ -237,6 +243,7 @@ function route() {
   if (S.page === "map" || S.page === "screen") loadMap();
   if (S.page === "station" && arg) loadStation(decodeURIComponent(arg));
   if (S.page === "report") loadReport();
+  if (S.page === "fleet") loadPlans();
   render();
 }
 function render() {
@@ -337,8 +344,8 @@ function fleetTable(list, brief) {
   const heads = brief ? ["station", "lastSeen", "backlog", "plan"] : ["station", "lastSeen", "warnings", "devices", "backlog", "disk", "version", "clock", "plan"];
   return table(heads.map((h) => el("th", { class: ["backlog", "disk", "clock", "devices"].includes(h) ? "num" : null }, t(h))), list.map((s) => {
     const off = s.clock_offset_ms, offBad = s.clock_sane === false || (off != null && Math.abs(off) > 60000);
-    const planCell = s.plan.errors.length ? el("span", { class: "bad", title: s.plan.errors.join("\n") }, `${s.plan.version ?? ""} ${t("planErrors")}`)
-      : s.plan.version ? el("span", {}, s.plan.version) : el("span", { class: "muted" }, t("noPlan"));
+    const planCell = el("span", {}, s.plan.version ? s.plan.version : el("span", { class: "muted" }, t("noPlan")),
+      s.plan.errors.length ? el("span", { class: "bad", title: s.plan.errors.join("\n") }, ` · ${t("planErrors")}`) : null);
     const cells = {
       station: el("td", {}, el("span", { class: "dot", "data-ok": s.online ? "1" : "0" }), s.name, " ", el("small", {}, s.online ? t("online") : t("offline")), s.known ? null : el("small", { class: "bad" }, ` ${t("unknownStation")}`)),
       lastSeen: el("td", {}, s.last_seen ? `${when(s.last_seen)}（${ago(s.last_seen)}）` : el("span", { class: "muted" }, t("neverSeen"))),
@@ -352,6 +359,26 @@ function fleetTable(list, brief) {
     };
     return el("tr", { "data-station": s.id, "data-online": s.online ? "1" : "0", onclick: () => { location.hash = `#station/${encodeURIComponent(s.id)}`; } }, heads.map((h) => cells[h]));
   }), "fleet");
+}
+
+// the rule plans pushed and who runs them; what the county refused lately
+function targetText(target) {
+  if (target === "all") return t("allStations");
+  const [kind, id] = [target.split(".")[0], target.slice(target.indexOf(".") + 1)];
+  const names = S.ov.fleet.filter((s) => (kind === "group" ? s.group === id : s.id === id)).map((s) => s.name);
+  return names.join("、") || "—";
+}
+async function loadPlans() {
+  try {
+    const d = await api("GET", "/api/plans");
+    const total = S.ov?.fleet.length ?? 0;
+    put($("#plans"), d.plans.length ? table(["planVersion", "planTarget", "planAt", "planRunning"], d.plans.map((p) => el("tr", { "data-plan": p.version, title: p.hash },
+      el("td", {}, p.version), el("td", {}, targetText(p.target)), el("td", {}, when(p.at)), el("td", { class: "num" }, `${p.stations}/${total}`))))
+      : el("p", { class: "muted" }, t("noPlans")));
+    put($("#refused"), d.refused.length ? table(["station", "refusedCount", "refusedLast"], d.refused.map((r) => el("tr", { title: r.reason },
+      el("td", {}, r.name ?? t("unknownStation")), el("td", { class: "num" }, r.count), el("td", {}, when(r.last)))))
+      : el("p", { class: "muted" }, t("noRefused")));
+  } catch (e) { notice(e); }
 }
 
 // ---- the county map: vendored Leaflet, stations and their points in level colour ------

@@ -182,3 +182,25 @@ def audit(
             source,
         ),
     )
+
+
+def read_audit(conn: Conn, limit: int) -> list[dict[str, Any]]:
+    """The county's audit log, newest first."""
+    rows = conn.execute(
+        'SELECT at, "user", role, action, target, detail, ok, source FROM county_audit '
+        "ORDER BY id DESC LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [
+        {
+            "at": int(at.timestamp() * 1000),
+            "user": u,
+            "role": r,
+            "action": a,
+            "target": t,
+            "detail": d,
+            "ok": bool(ok),
+            "source": src,
+        }
+        for at, u, r, a, t, d, ok, src in rows
+    ]

@@ -609,3 +609,25 @@ def monthly(conn: Any, cfg: CountyConfig, year: int, month: int) -> dict[str, An
         "townships": townships,
         "total": total,
     }
+
+
+def refused(conn: Any, cfg: CountyConfig, hours: int = 24) -> list[dict[str, Any]]:
+    """What the consumer refused or dead-lettered lately, counted per station and
+    reason (the reason is the consumer's own words: the page keeps it as a tooltip)."""
+    names = {s.id: s.name for s in cfg.stations}
+    rows = conn.execute(
+        "SELECT station, reason, count(*), max(at) FROM quarantine "
+        "WHERE at > now() - make_interval(hours => %s) GROUP BY station, reason "
+        "ORDER BY max(at) DESC LIMIT 100",
+        (hours,),
+    ).fetchall()
+    return [
+        {
+            "station": st,
+            "name": names.get(st) if st else None,
+            "reason": reason,
+            "count": int(n),
+            "last": ms(last),
+        }
+        for st, reason, n, last in rows
+    ]

@@ -232,7 +232,7 @@ def test_county_duty_officer_sees_every_township_and_takes_the_escalation(
     # fleet: the offline station with its backlog, clock and rejected plan
     fleet = page.locator('#fleet-brief tr[data-station="hekou"]')
     assert fleet.get_attribute("data-online") == "0"
-    assert "方案校验失败" in fleet.inner_text()
+    assert "2026.11-3 · 新方案被拒收" in fleet.inner_text()
     assert (
         page.locator('#fleet-brief tr[data-station="beishan"]').inner_text().count("从未上报") == 1
     )
@@ -255,6 +255,18 @@ def test_county_duty_officer_sees_every_township_and_takes_the_escalation(
     for name in ("fleet", "map", "station/xikou", "report"):
         visit(page, name, shots, "1920")
         assert audit(page, "zh") == [], name
+    # which station runs which plan; what the consumer refused
+    visit(page, "fleet", shots, "1920")
+    page.locator('#plans tr[data-plan="2026.12-1"]').wait_for()
+    assert page.locator('#plans tr[data-plan="2026.12-1"]').inner_text().split("\t")[1:2] == [
+        "全部站点"
+    ]
+    north = page.locator('#plans tr[data-plan="2026.11-3"]').inner_text()
+    assert set(north.split("\t")[1].split("、")) == {"东岭镇", "河口街道", "北山乡"}
+    assert north.split("\t")[3] == "2/5"
+    refused = page.locator("#refused tbody tr")
+    assert refused.count() == 2 and "河口街道" in refused.first.inner_text()
+    assert audit(page, "zh") == []
     # the map: stations in level colour, blinking while unanswered, offline greyed
     visit(page, "map", shots, "1920")
     marker = page.locator('.st-marker[data-station="xikou"]')

@@ -35,7 +35,7 @@ from gateway.auth.policy import (
     after_failure,
     wait_ms,
 )
-from gateway.county import escalation, users, views
+from gateway.county import escalation, plans, users, views
 from gateway.county.config import CountyConfig
 from gateway.http.params import RowId
 
@@ -303,20 +303,14 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
     ) -> list[dict[str, Any]]:
         if user(request).role not in AUDIT_ROLES:
             raise HTTPException(403, {"why": "role", "message": "may not read the audit log"})
-        rows = (
-            db()
-            .execute(
-                'SELECT at, "user", role, action, target, detail, ok, source FROM county_audit '
-                "ORDER BY id DESC LIMIT %s",
-                (limit,),
-            )
-            .fetchall()
-        )
-        keys = ("at", "user", "role", "action", "target", "detail", "ok", "source")
-        return [
-            {k: (views.ms(v) if k == "at" else v) for k, v in zip(keys, r, strict=True)}
-            for r in rows
-        ]
+        return users.read_audit(db(), limit)
+
+    @app.get("/api/plans")
+    def plans_pushed() -> dict[str, Any]:
+        """The rule plans pushed, with how many stations run each, and what the consumer
+        refused lately (counted per station and reason)."""
+        conn = db()
+        return {"plans": plans.plans_running(conn), "refused": views.refused(conn, cfg)}
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
