@@ -51,6 +51,7 @@ const I18N = {
     err_net: "无法连接县级服务", lost: "与县级服务的连接已断开，画面数据已停止更新（{age}）",
     failed: "失败：{msg}", saved: "已签收", role_viewer: "只读", role_duty_officer: "值班员",
     role_technician: "技术员", role_admin: "管理员", ms: "{n} 毫秒", sec: "{n} 秒", minutes: "{n} 分钟",
+    legendStation: "乡镇站点", legendPoint: "监测点",
     plansTitle: "县级规则方案下发情况", refusedTitle: "拒收的消息（24小时）", allStations: "全部站点",
     planVersion: "方案版本", planTarget: "下发范围", planAt: "下发时间", planRunning: "运行站点",
     noPlans: "尚未下发规则方案", refusedCount: "条数", refusedLast: "最近一次", noRefused: "无拒收消息",
@@ -104,6 +105,7 @@ const I18N = {
     err_net: "Cannot reach the county service", lost: "Connection to the county service lost: nothing on this screen is updating ({age})",
     failed: "Failed: {msg}", saved: "Taken", role_viewer: "viewer", role_duty_officer: "duty officer",
     role_technician: "technician", role_admin: "admin", ms: "{n} ms", sec: "{n} s", minutes: "{n} min",
+    legendStation: "station", legendPoint: "monitoring point",
     plansTitle: "Rule plans pushed by the county", refusedTitle: "Messages refused (24 h)", allStations: "all stations",
     planVersion: "Version", planTarget: "Sent to", planAt: "Pushed", planRunning: "Stations running it",
     noPlans: "No plan pushed yet", refusedCount: "Count", refusedLast: "Last", noRefused: "Nothing refused",
@@ -403,7 +405,8 @@ async function loadMap() {
       L.control.scale({ imperial: false }).addTo(m);
       const legend = L.control({ position: "bottomleft" });
       legend.onAdd = () => el("div", { class: "map-legend" }, LEVELS.map((lv) => el("div", {}, el("i", { class: "sw", "data-level": lv }), t(lv))),
-        el("div", {}, el("i", { class: "sw", "data-level": "none" }), t("normal")), el("div", {}, el("i", { class: "sw", style: "background:#6b7a88" }), t("offline")));
+        el("div", {}, el("i", { class: "sw", "data-level": "none" }), t("normal")), el("div", {}, el("i", { class: "sw", style: "background:#6b7a88" }), t("offline")),
+        el("div", {}, el("i", { class: "sw", style: "border-radius:2px" }), t("legendStation")), el("div", {}, el("i", { class: "sw", style: "width:0.6rem;height:0.6rem" }), t("legendPoint")));
       legend.addTo(m);
       const all = [...data.stations, ...data.points].map((p) => [p.lat, p.lon]);
       if (all.length) m.fitBounds(all, { padding: [50, 50], maxZoom: 13 }); else m.setView([30, 114], 8);
@@ -411,7 +414,8 @@ async function loadMap() {
     S.layer.clearLayers();
     for (const p of data.points) {
       L.marker([p.lat, p.lon], { keyboard: false, icon: L.divIcon({ className: "", iconSize: null, html: `<span class="pt-marker" data-level="${p.level ?? "none"}"></span>` }) })
-        .bindTooltip(`${p.station_name} · ${p.name}`, { direction: "top" })
+        .bindTooltip(p.level ? p.name : `${p.station_name} · ${p.name}`, p.level
+          ? { permanent: true, direction: "top", className: "map-label", offset: [0, -8] } : { direction: "top" })
         .on("click", () => mapDetail(p.station)).addTo(S.layer);
     }
     for (const s of data.stations) {
@@ -423,9 +427,11 @@ async function loadMap() {
       if (b) { b.dataset.station = s.id; b.setAttribute("aria-label", s.name); }
     }
     S.map.invalidateSize();
+    if (S.page === "map" && !S.mapPicked && S.ov?.warnings.length) mapDetail(S.ov.warnings[0].station, false);
   } catch (e) { if (!(e instanceof ApiError)) notice(e); }
 }
-function mapDetail(id) {
+function mapDetail(id, picked = true) {
+  if (picked) S.mapPicked = id;
   const s = S.ov.fleet.find((x) => x.id === id);
   const ws = S.ov.warnings.filter((w) => w.station === id);
   put($("#map-detail"), el("h2", {}, el("a", { href: `#station/${encodeURIComponent(id)}` }, s?.name ?? "")),
