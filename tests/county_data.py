@@ -78,6 +78,15 @@ def _state(
     }
 
 
+def last_month(now: int) -> int:
+    """10:00 on the 15th of the month before `now`'s, county time (UTC ms)."""
+    from zoneinfo import ZoneInfo
+
+    local = datetime.fromtimestamp(now / 1000, ZoneInfo("Asia/Shanghai"))
+    y, m = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
+    return int(datetime(y, m, 15, 10, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
+
+
 def dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -395,7 +404,7 @@ def fill(conn: Any, now: int) -> None:
     event("dongling", 5, t2, "warning_issued", "rules", level="yellow")
     event("dongling", 5, t2, "called", "desk", level="yellow", note="point:lingtou 陈网格 (issued)")
     # last month: two warnings at 溪口镇 (one answered), a hazard written off at 山尾乡
-    lm = now - 32 * 86_400_000
+    lm = last_month(now)
     ticket("xikou", 2, "warning", "yellow", "lifted", "rg-01", "rain_mm", "houshan", 22.0, lm)
     event("xikou", 2, lm + 4 * MIN, "acknowledged", "李网格", channel="voice")
     ticket(

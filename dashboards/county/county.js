@@ -52,6 +52,8 @@ const I18N = {
     failed: "失败：{msg}", saved: "已签收", role_viewer: "只读", role_duty_officer: "值班员",
     role_technician: "技术员", role_admin: "管理员", ms: "{n} 毫秒", sec: "{n} 秒", minutes: "{n} 分钟",
     legendStation: "乡镇站点", legendPoint: "监测点",
+    reportHead: "本月各乡镇共发布预警 {n} 次（红色 {red} 次、橙色 {orange} 次），乡镇应答 {answered} 次，督导到县 {escalated} 次；发现隐患 {hazards} 处、核销 {closed} 处；设备故障 {faults} 次。",
+    reportPrev: "上月预警 {n} 次、督导到县 {escalated} 次。", reportWorst: "有预警督导到县的乡镇：{names}。",
     plansTitle: "县级规则方案下发情况", refusedTitle: "拒收的消息（24小时）", allStations: "全部站点",
     planVersion: "方案版本", planTarget: "下发范围", planAt: "下发时间", planRunning: "运行站点",
     noPlans: "尚未下发规则方案", refusedCount: "条数", refusedLast: "最近一次", noRefused: "无拒收消息",
@@ -106,6 +108,8 @@ const I18N = {
     failed: "Failed: {msg}", saved: "Taken", role_viewer: "viewer", role_duty_officer: "duty officer",
     role_technician: "technician", role_admin: "admin", ms: "{n} ms", sec: "{n} s", minutes: "{n} min",
     legendStation: "station", legendPoint: "monitoring point",
+    reportHead: "This month the townships issued {n} warnings ({red} red, {orange} orange); {answered} were answered by the township and {escalated} escalated to the county; {hazards} hazards found, {closed} written off; {faults} device faults. ",
+    reportPrev: "Last month: {n} warnings, {escalated} escalated. ", reportWorst: "Townships with warnings escalated to the county: {names}.",
     plansTitle: "Rule plans pushed by the county", refusedTitle: "Messages refused (24 h)", allStations: "all stations",
     planVersion: "Version", planTarget: "Sent to", planAt: "Pushed", planRunning: "Stations running it",
     noPlans: "No plan pushed yet", refusedCount: "Count", refusedLast: "Last", noRefused: "Nothing refused",
@@ -506,7 +510,13 @@ async function loadReport() {
     const heads = ["township", "rWarnings", "rAnswered", "rMedian", "rEscalated", "rHazards", "rClosed", "rFaults", "rReadings"];
     const tbl = table(heads.map((h, i) => el("th", { class: i ? "num" : null }, t(h))), r.townships.map((x) => el("tr", { "data-station": x.station }, row(x.name, x))), "report");
     tbl.append(el("tfoot", {}, el("tr", {}, row(t("total"), { ...r.total, answer_median_s: null }))));
-    put($("#report-body"), el("h2", {}, t("reportTitle", { county: r.county, month: r.month })), tbl);
+    const sum = (x) => LEVELS.reduce((a, lv) => a + x.warnings[lv], 0), tot = r.total, prev = r.previous;
+    const head = t("reportHead", { n: sum(tot), red: tot.warnings.red, orange: tot.warnings.orange, answered: tot.answered,
+      escalated: tot.escalated, hazards: tot.hazards, closed: tot.hazards_closed, faults: tot.faults });
+    const cmp = prev ? t("reportPrev", { n: sum(prev), escalated: prev.escalated }) : "";
+    const worst = r.townships.filter((x) => x.escalated).map((x) => x.name);
+    put($("#report-body"), el("h2", {}, t("reportTitle", { county: r.county, month: r.month })),
+      el("p", { class: "report-head" }, head, cmp, worst.length ? t("reportWorst", { names: worst.join("、") }) : ""), tbl);
   } catch (e) { notice(e); }
 }
 

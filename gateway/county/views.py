@@ -526,7 +526,9 @@ def readings(
 # --- the county monthly report -------------------------------------------------------
 
 
-def monthly(conn: Any, cfg: CountyConfig, year: int, month: int) -> dict[str, Any]:
+def monthly(
+    conn: Any, cfg: CountyConfig, year: int, month: int, *, previous: bool = True
+) -> dict[str, Any]:
     """Figures per township for one month (county time): warnings by level, how many
     were answered and how fast, how many went up to the county, hazards found and written
     off, device faults, readings received."""
@@ -603,12 +605,16 @@ def monthly(conn: Any, cfg: CountyConfig, year: int, month: int) -> dict[str, An
         "faults": sum(r["faults"] for r in townships),
         "readings": sum(r["readings"] for r in townships),
     }
-    return {
+    out: dict[str, Any] = {
         "county": cfg.county.name,
         "month": f"{year:04d}-{month:02d}",
         "townships": townships,
         "total": total,
     }
+    if previous:
+        py, pm = (year - 1, 12) if month == 1 else (year, month - 1)
+        out["previous"] = monthly(conn, cfg, py, pm, previous=False)["total"]
+    return out
 
 
 def refused(conn: Any, cfg: CountyConfig, hours: int = 24) -> list[dict[str, Any]]:

@@ -121,7 +121,7 @@ def county(tmp_path: Path) -> Iterator[str]:
     now = int(time.time() * 1000)
     with postgres() as dsn:
         at = datetime.fromtimestamp(now / 1000, UTC)
-        migrate(dsn, tuple(at - timedelta(days=d) for d in (0, 31, 62)))
+        migrate(dsn, tuple(at - timedelta(days=d) for d in range(0, 70, 5)))
         cfg = config()
         with psycopg.connect(dsn, autocommit=True) as conn:
             fill(conn, now)
@@ -284,6 +284,11 @@ def test_county_duty_officer_sees_every_township_and_takes_the_escalation(
     # the monthly report: a row per township
     visit(page, "report", shots, "1920")
     assert page.locator("#report-body tbody tr").count() == 5
+    head = page.locator("#report-body .report-head").inner_text()
+    assert head.startswith(
+        "本月各乡镇共发布预警 3 次（红色 1 次、橙色 1 次），乡镇应答 1 次，督导到县 1 次"
+    )
+    assert "上月预警 2 次" in head and "有预警督导到县的乡镇：溪口镇" in head
 
     # English: the same screens with no Chinese but the names
     page.locator("#lang").click()

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.county import escalation, views
 from gateway.notify.base import Delivery, DeliveryError
-from tests.county_data import MIN, config, fill
+from tests.county_data import MIN, config, fill, last_month
 from tests.county_pg import migrate, postgres
 
 NOW = int(time.time() * 1000) // 1000 * 1000
@@ -24,7 +24,7 @@ NOW = int(time.time() * 1000) // 1000 * 1000
 def dsn() -> Iterator[str]:
     with postgres() as conninfo:
         now = datetime.fromtimestamp(NOW / 1000, UTC)
-        months = tuple(now - timedelta(days=d) for d in (0, 31, 62))
+        months = tuple(now - timedelta(days=d) for d in range(0, 70, 5))
         migrate(conninfo, months)
         with psycopg.connect(conninfo) as conn:
             fill(conn, NOW)
@@ -188,7 +188,7 @@ def test_one_station_its_ledger_and_trend(conn: Any) -> None:
 def test_the_monthly_report_per_township(conn: Any) -> None:
     from zoneinfo import ZoneInfo
 
-    last = datetime.fromtimestamp((NOW - 32 * 86_400_000) / 1000, ZoneInfo("Asia/Shanghai"))
+    last = datetime.fromtimestamp(last_month(NOW) / 1000, ZoneInfo("Asia/Shanghai"))
     r = views.monthly(conn, config(), last.year, last.month)
     rows = {x["name"]: x for x in r["townships"]}
     assert set(rows) == {"溪口镇", "山尾乡", "东岭镇", "河口街道", "北山乡"}
