@@ -92,6 +92,16 @@ class Modem:
     def __init__(self, fail: bool = False) -> None:
         self.sent: list[Delivery] = []
         self.fail = fail
+        self.changed: asyncio.Event | None = None
+
+    async def until_sent(self, words: str) -> None:
+        """Wait for a message with these words (the test's own time limit bounds it)."""
+        self.changed = self.changed or asyncio.Event()
+        while True:
+            self.changed.clear()
+            if any(words in d.body["text"] for d in self.sent):
+                return
+            await self.changed.wait()
 
     async def start(self) -> None: ...
 
@@ -101,6 +111,8 @@ class Modem:
         if self.fail:
             raise DeliveryError("modem: no network")
         self.sent.append(d)
+        if self.changed is not None:
+            self.changed.set()
 
 
 def test_an_unanswered_red_opens_one_county_ticket_and_calls_duty_and_leader(
@@ -225,8 +237,7 @@ def test_the_loop_escalates_calls_and_carries_on_after_the_database_went_away(ds
             )
         )
         try:
-            while not any("山尾乡潭下河段红色预警" in d.body["text"] for d in modem.sent):
-                await asyncio.sleep(0.05)
+            await modem.until_sent("山尾乡潭下河段红色预警")
             with psycopg.connect(dsn, autocommit=True) as c:  # PostgreSQL drops the loop's session
                 c.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -237,8 +248,7 @@ def test_the_loop_escalates_calls_and_carries_on_after_the_database_went_away(ds
                     "VALUES ('dongling', 51, 'warning', 'orange', 'issued', 'lingtou', %s, 901)",
                     (at,),
                 )
-            while not any("东岭镇岭头沟橙色预警" in d.body["text"] for d in modem.sent):
-                await asyncio.sleep(0.05)
+            await modem.until_sent("东岭镇岭头沟橙色预警")
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
