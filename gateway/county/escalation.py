@@ -436,9 +436,10 @@ async def send_calls(
             if channel == "robot":
                 body["mentions"] = [p.phone] if p.phone else []
             try:
-                result = await asyncio.wait_for(
-                    ch.send(Delivery(cid, tid, channel, target, body)), timeout_s
-                )
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancellation
+                # that comes as the send finishes, and the loop would not stop
+                async with asyncio.timeout(timeout_s):
+                    result = await ch.send(Delivery(cid, tid, channel, target, body))
                 outcome = "answered" if result == "confirmed" else "sent"
                 detail = text
                 sent += 1
