@@ -204,3 +204,33 @@ def read_audit(conn: Conn, limit: int) -> list[dict[str, Any]]:
         }
         for at, u, r, a, t, d, ok, src in rows
     ]
+
+
+def cmd_users_add(
+    conninfo: str,
+    name: str,
+    role: str,
+    person: str | None,
+    people: set[str],
+    password: str | None = None,
+) -> int:
+    """`stationgw county users add NAME --role ROLE [--person ID] -c county.toml`: the
+    password asked twice on the console (or given, e.g. from --password-stdin); `people`
+    the ids of county.toml's [[people]] (`--person` must be one of them)."""
+    import getpass
+
+    from gateway.auth.policy import PasswordTooWeak
+    from gateway.core.errors import GatewayError
+
+    if person is not None and person not in people:
+        raise GatewayError(f"--person {person}: not in county.toml's [[people]]")
+    if password is None:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise GatewayError("the two passwords differ")
+    try:
+        u = add_user_cli(conninfo, name, role, password, person)
+    except PasswordTooWeak as e:
+        raise GatewayError(str(e)) from None
+    print(f"user {u.name} added, role {u.role}" + (f", acts as {u.person}" if u.person else ""))
+    return 0

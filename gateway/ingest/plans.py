@@ -54,6 +54,11 @@ class PlanResult:
         }
 
 
+def plan_path(cfg: Config) -> Path:
+    """Where the plan running is kept: beside the station database."""
+    return cfg.database.path.parent / "county_plan.json"
+
+
 def plan_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.county import escalation, views
+from gateway.county import escalation, users, views
 from gateway.notify.base import Delivery, DeliveryError
 from tests.county_data import MIN, config, fill, last_month
 from tests.county_pg import migrate, postgres
@@ -260,3 +260,33 @@ def test_the_loop_escalates_calls_and_carries_on_after_the_database_went_away(ds
             "SELECT count(*) FROM county_tickets WHERE station_ticket IN (50, 51)"
         ).fetchone()
     assert n == (2,)
+
+
+def test_county_users_the_station_roles_hashes_and_throttle(dsn: str, conn: Any) -> None:
+    from gateway.core.errors import GatewayError
+
+    people = {"wang", "liu"}
+    assert users.cmd_users_add(dsn, "duty1", "duty_officer", "wang", people, "long-enough-pw") == 0
+    with pytest.raises(GatewayError):
+        users.cmd_users_add(dsn, "duty2", "duty_officer", "nobody", people, "long-enough-pw")
+    with pytest.raises(GatewayError):
+        users.cmd_users_add(dsn, "duty3", "duty_officer", None, people, "short")
+    with pytest.raises(users.UserError):
+        users.add_user(conn, "duty1", "viewer", "long-enough-pw", None, NOW)
+    with pytest.raises(users.UserError):
+        users.add_user(conn, "x", "mayor", "long-enough-pw", None, NOW)
+    (stored,) = conn.execute("SELECT password FROM county_users WHERE name = 'duty1'").fetchone()
+    assert stored.startswith("scrypt$") and "long-enough-pw" not in stored
+    wrong = users.login(conn, "duty1", "not-the-password", None, NOW)
+    assert (wrong.session, wrong.why) == (None, "wrong")
+    ok = users.login(conn, "duty1", "long-enough-pw", None, NOW)
+    assert ok.session is not None and ok.token is not None
+    s = users.session(conn, ok.token, NOW + 1000)
+    assert s is not None and (s.user.name, str(s.user.role), s.user.person) == (
+        "duty1",
+        "duty_officer",
+        "wang",
+    )
+    users.logout(conn, ok.token)
+    assert users.session(conn, ok.token, NOW + 2000) is None
+    assert [a["action"] for a in users.read_audit(conn, 5)][:1] == ["user.add"]
