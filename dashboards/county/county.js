@@ -7,7 +7,7 @@
 const I18N = {
   zh: {
     overview: "总览", map: "一张图", fleet: "各乡镇站点", report: "月度报告",
-    connecting: "连接中", live: "实时", reconnecting: "重连中", logout: "退出", login: "登录",
+    connecting: "连接中", live: "实时", enableSound: "启用声音", soundOn: "声音已启用", reconnecting: "重连中", logout: "退出", login: "登录",
     user: "用户名", password: "密码", wrongLogin: "用户名或密码错误", locked: "尝试过多，请 {s} 秒后再试",
     warningsTitle: "各乡镇生效预警与叫应情况", countyTickets: "县级督导工单", fleetTitle: "站点运行状态",
     onDuty: "当前值班", nobody: "无人值班", pickStation: "点击站点或监测点查看详情",
@@ -61,7 +61,7 @@ const I18N = {
   },
   en: {
     overview: "Overview", map: "Map", fleet: "Stations", report: "Monthly report",
-    connecting: "Connecting", live: "Live", reconnecting: "Reconnecting", logout: "Log out", login: "Log in",
+    connecting: "Connecting", live: "Live", enableSound: "Enable sound", soundOn: "Sound on", reconnecting: "Reconnecting", logout: "Log out", login: "Log in",
     user: "User", password: "Password", wrongLogin: "Wrong name or password", locked: "Too many tries; wait {s} s",
     warningsTitle: "Warnings in force and their call state", countyTickets: "County escalations",
     fleetTitle: "Station health", onDuty: "On duty now", nobody: "Nobody on duty",
@@ -119,6 +119,7 @@ const I18N = {
 I18N.zh.role_leader = "领导"; I18N.en.role_leader = "leader";
 const LEVELS = ["red", "orange", "yellow", "blue"];
 const RANGES = [["h1", 3600e3], ["h6", 6 * 3600e3], ["d1", 864e5], ["d7", 7 * 864e5], ["d30", 30 * 864e5]];
+window.countyAlarm = { plays: 0, playing: false }; // read by the browser tests
 const S = { lang: "zh", me: null, ov: null, page: "overview", skew: 0, range: 864e5, station: null, ticket: null };
 const $ = (s, r = document) => r.querySelector(s);
 const $$ = (s, r = document) => [...r.querySelectorAll(s)];
@@ -273,7 +274,8 @@ function counts() {
 function renderOverview() {
   put($("#counts"), counts());
   renderWarnings($("#warnings"), false);
-  put($("#county-tickets"), countyTable(S.ov.county_tickets));
+  const box = $("#county-tickets"), sig = JSON.stringify([S.lang, S.ov.county_tickets]);
+  if (box.dataset.sig !== sig) { box.dataset.sig = sig; put(box, countyTable(S.ov.county_tickets)); }
   const bad = S.ov.fleet.filter((s) => !s.online || s.plan.errors.length || s.clock_sane === false || Math.abs(s.clock_offset_ms ?? 0) > 60000 || (s.backlog ?? 0) > 1000);
   put($("#fleet-brief"), fleetTable(bad.length ? bad : S.ov.fleet.slice(0, 12), true));
 }
@@ -318,6 +320,42 @@ function tickCountdowns() {
   }
 }
 
+// the alarm: a county ticket not yet taken sounds until someone takes it (Web Audio,
+// unlocked by one click, as on the station's page)
+function enableSound() {
+  const AC = window.AudioContext || window.webkitAudioContext;
+  if (!AC) return;
+  S.audio = S.audio || new AC();
+  S.audio.resume().then(() => {
+    try { sessionStorage.setItem("sound", "1"); } catch (_) { /* no storage */ }
+    document.body.dataset.audio = "ready";
+    $("#sound").textContent = t("soundOn"); $("#sound").setAttribute("aria-pressed", "true");
+    render();
+  });
+}
+function beep() {
+  const a = S.audio, now = a.currentTime;
+  for (const [i, f] of [[0, 988], [1, 740], [2, 988], [3, 740]]) {
+    const o = a.createOscillator(), g = a.createGain();
+    o.type = "square"; o.frequency.value = f;
+    g.gain.setValueAtTime(0.0001, now + i * 0.25);
+    g.gain.exponentialRampToValueAtTime(0.25, now + i * 0.25 + 0.02);
+    g.gain.exponentialRampToValueAtTime(0.0001, now + i * 0.25 + 0.23);
+    o.connect(g).connect(a.destination); o.start(now + i * 0.25); o.stop(now + i * 0.25 + 0.25);
+  }
+  Object.assign(window.countyAlarm, { plays: window.countyAlarm.plays + 1, playing: true });
+  document.body.dataset.audio = "playing";
+}
+function alarmLoop(on) {
+  const ready = S.audio && S.audio.state === "running";
+  if (on && ready && !S.alarmTimer) { beep(); S.alarmTimer = setInterval(beep, 4000); }
+  else if ((!on || !ready) && S.alarmTimer) { clearInterval(S.alarmTimer); S.alarmTimer = null; }
+  if (!on) {
+    window.countyAlarm.playing = false;
+    if (S.audio) document.body.dataset.audio = S.audio.state === "running" ? "ready" : "locked";
+  }
+}
+
 // the county's own tickets: who the county called, and the duty officer's 签收
 function countyTable(list, compact) {
   if (!list.length) return el("p", { class: "muted" }, t("noCountyTickets"));
@@ -334,10 +372,15 @@ async function ackCounty(id) {
 }
 function renderBanner() {
   const open = S.ov.county_tickets.filter((c) => c.state === "open");
+  alarmLoop(open.length > 0);
   const b = $("#banner");
   b.hidden = !open.length;
   b.dataset.level = open.some((c) => c.level === "red") ? "red" : "";
   const may = S.me?.may?.ack;
+  // the same tickets: leave the buttons alone (a click must not land on a replaced node)
+  const sig = JSON.stringify([S.lang, may, open.map((c) => [c.id, c.level, c.station_name, c.point, c.unanswered_min])]);
+  if (b.dataset.sig === sig) return;
+  b.dataset.sig = sig;
   put($("ul", b), open.map((c) => el("li", { "data-county-ticket": c.id }, levelTag(c.level),
     el("b", {}, `${c.station_name}${c.point ? " · " + c.point : ""}`),
     el("span", {}, c.unanswered_min ? t("countyReason", { m: c.unanswered_min }) : ""),
@@ -527,6 +570,7 @@ function applyLang() {
   $("#conn-state").textContent = t($("#conn-state").dataset.state);
   $("#lang").textContent = S.lang === "zh" ? "English" : "中文";
   $("#lang").lang = S.lang === "zh" ? "en" : "zh-CN";
+  if (S.audio?.state === "running") $("#sound").textContent = t("soundOn");
   whoText();
   $("#notice").hidden = true; // a notice in the other language would stay for its 6 s
   if (S.map) { S.map.remove(); S.map = null; }
@@ -548,6 +592,7 @@ document.addEventListener("DOMContentLoaded", () => {
     try { localStorage.setItem("lang", S.lang); } catch (_) { /* no storage */ }
     applyLang();
   });
+  $("#sound").addEventListener("click", enableSound);
   $("#logout").addEventListener("click", async () => { try { await api("POST", "/api/logout"); } finally { location.hash = ""; location.reload(); } });
   $("#st-series").addEventListener("change", () => drawTrend().catch((e) => notice(e)));
   $("#report-month").addEventListener("change", loadReport);
@@ -555,4 +600,7 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("hashchange", route);
   tick(); setInterval(tick, 1000);
   start().catch((e) => notice(e));
+  let want = false;
+  try { want = sessionStorage.getItem("sound") === "1"; } catch (_) { /* no storage */ }
+  if (want) enableSound();
 });

@@ -240,8 +240,11 @@ def test_county_duty_officer_sees_every_township_and_takes_the_escalation(
     assert audit(page, "zh") == []
     page.screenshot(path=str(shots / "county-1920-overview.png"), full_page=True)
 
-    # 签收 from the banner
+    # the open county ticket sounds the alarm once sound is on; 签收 from the banner stops it
+    page.click("#sound")
+    page.wait_for_function("window.countyAlarm.plays >= 1 && window.countyAlarm.playing")
     page.locator("#banner button.ack").click()
+    page.wait_for_function("!window.countyAlarm.playing")
     page.locator('#county-tickets tr[data-state="acked"]').wait_for()
     assert "王值班" in page.locator('#county-tickets tr[data-state="acked"]').inner_text()
     assert page.locator("#banner").is_hidden()
