@@ -216,14 +216,14 @@ async function poll() {
     const ov = await api("GET", "/api/overview");
     S.skew = ov.now - Date.now();
     if (!S.ov) { setZone(ov.county.timezone); }
-    S.ov = ov; S.lostAt = null;
+    S.ov = ov; S.lostAt = null; S.okAt = Date.now();
     conn.dataset.state = "live"; conn.textContent = t("live");
     $("#county-name").textContent = ov.county.name; document.title = ov.county.name;
     if (S.page === "map" || S.page === "screen") loadMap();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;
     conn.dataset.state = "reconnecting"; conn.textContent = t("reconnecting");
-    if (!S.lostAt) S.lostAt = Date.now();
+    if (!S.lostAt) S.lostAt = S.okAt ?? Date.now(); // what is on screen is as old as the last answer
   }
   lostBanner();
   render();

@@ -115,8 +115,14 @@ class Modem:
         return None
 
 
+class County(str):
+    """The county app's URL; `stop()` stops the app (the page must say it is cut off)."""
+
+    stop: Any
+
+
 @pytest.fixture
-def county(tmp_path: Path) -> Iterator[str]:
+def county(tmp_path: Path) -> Iterator[County]:
     """The county app on a free port over a storm; yields its URL."""
     now = int(time.time() * 1000)
     with postgres() as dsn:
@@ -147,8 +153,15 @@ def county(tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.05)
         else:
             pytest.fail("the county app did not start")
+        out = County(url)
+
+        def stop() -> None:
+            server.should_exit = True
+            thread.join(30)
+
+        out.stop = stop
         try:
-            yield url
+            yield out
         finally:
             server.should_exit = True
             thread.join(30)
@@ -303,7 +316,7 @@ def test_county_duty_officer_sees_every_township_and_takes_the_escalation(
 
 
 def test_a_viewer_on_the_wall_screen_sees_everything_and_can_take_nothing(
-    county: str,
+    county: County,
     browser: Any,  # noqa: F811
     shots: Path,  # noqa: F811
 ) -> None:
@@ -333,3 +346,10 @@ def test_a_viewer_on_the_wall_screen_sees_everything_and_can_take_nothing(
     small.locator("#warnings .warn-card").first.wait_for()
     small.screenshot(path=str(shots / "county-1366-overview.png"), full_page=True)
     assert page.errors == [] and small.errors == []
+    # the county service gone: one full-width banner, the screen greyed
+    county.stop()
+    lost = page.locator("#stream-lost")
+    lost.wait_for()
+    assert lost.inner_text().startswith("与县级服务的连接已断开")
+    assert page.locator("body[data-lost='1']").count() == 1
+    page.screenshot(path=str(shots / "county-wall-lost.png"))
