@@ -151,6 +151,8 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
             store_ok, error = True, None
         except Exception as e:  # the probe says what is wrong instead of failing
             store_ok, error = False, type(e).__name__
+            with contextlib.suppress(Exception):
+                local.conn.close()
             local.conn = None
         return {
             "status": "ok" if store_ok else "degraded",
