@@ -527,3 +527,36 @@ def _ack_by_reply(store: ConnectionSource, tid: int, a: AckIn, now: int) -> None
             a.done()
     finally:
         conn.close()
+
+
+def problems(cfg: CountyConfig) -> list[str]:
+    """What `stationgw county check` says about the escalation sections, with key paths:
+    a roster naming nobody known, a county that could call nobody, channels missing."""
+    out: list[str] = []
+    ids: set[str] = set()
+    for i, p in enumerate(cfg.people):
+        if p.id in ids:
+            out.append(f"people[{i}].id: duplicate id {p.id!r}")
+        ids.add(p.id)
+    for i, p in enumerate(cfg.people):
+        if p.deputy is not None and (p.deputy not in ids or p.deputy == p.id):
+            out.append(f"people[{i}].deputy: unknown person {p.deputy!r}")
+    for i, s in enumerate(cfg.duty):
+        if s.officer not in ids:
+            out.append(f"duty[{i}].officer: unknown person {s.officer!r}")
+    n = cfg.notify
+    if n.voice is not None and n.sms is None:
+        out.append("notify.voice: a voice call needs the modem of [notify.sms]")
+    for i, r in enumerate(n.robots):
+        if r.villages:
+            out.append(f"notify.robots[{i}].villages: a county robot serves every township")
+    if not cfg.duty and not any("leader" in p.roles for p in cfg.people):
+        out.append("duty: nobody to call — no [[duty]] roster and no leader in [[people]]")
+    elif n.sms is None and not n.robots:
+        out.append("notify: no channel to call the county by — set [notify.sms] or robots")
+    elif n.sms is not None:
+        for i, p in enumerate(cfg.people):
+            on_roster = any(s.officer == p.id for s in cfg.duty) or "leader" in p.roles
+            if on_roster and not p.phone:
+                out.append(f"people[{i}].phone: {p.id} is called by SMS and has no phone")
+    return out

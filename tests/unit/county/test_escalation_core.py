@@ -176,3 +176,45 @@ def test_the_message_names_township_place_level_minutes_and_the_reply_code() -> 
         text
         == "【某县应急管理局】溪口镇后山滑坡点红色预警，乡镇10分钟内未应答，请县值班员立即督导处置。回复0003确认"
     )
+
+
+def test_county_check_says_what_is_wrong_with_its_key_path() -> None:
+    from gateway.county.config import CountyConfig
+    from gateway.county.escalation import problems
+    from tests.county_data import COUNTY
+
+    assert problems(CountyConfig.model_validate(COUNTY)) == []
+    bad = CountyConfig.model_validate(
+        {
+            **COUNTY,
+            "people": [
+                {"id": "wang", "name": "王值班", "roles": ["duty_officer"], "deputy": "ghost"},
+                {"id": "wang", "name": "又一个", "roles": ["leader"], "phone": "13900000009"},
+            ],
+            "duty": [{"officer": "zhou", "start": "08:00", "end": "20:00"}],
+            "notify": {"mqtt": {"enabled": False}, "sms": {"port": "/dev/null"}, "voice": {}},
+        }
+    )
+    assert problems(bad) == [
+        "people[1].id: duplicate id 'wang'",
+        "people[0].deputy: unknown person 'ghost'",
+        "duty[0].officer: unknown person 'zhou'",
+    ]
+    silent = CountyConfig.model_validate({**COUNTY, "notify": {"mqtt": {"enabled": False}}})
+    assert problems(silent) == [
+        "notify: no channel to call the county by — set [notify.sms] or robots"
+    ]
+    nobody = CountyConfig.model_validate({**COUNTY, "people": [], "duty": []})
+    assert problems(nobody) == [
+        "duty: nobody to call — no [[duty]] roster and no leader in [[people]]"
+    ]
+    no_phone = CountyConfig.model_validate(
+        {
+            **COUNTY,
+            "people": [
+                {"id": "wang", "name": "王值班", "roles": ["duty_officer"]},
+                COUNTY["people"][1],
+            ],
+        }
+    )
+    assert problems(no_phone) == ["people[0].phone: wang is called by SMS and has no phone"]
