@@ -51,7 +51,7 @@ const I18N = {
     err_net: "无法连接县级服务", lost: "与县级服务的连接已断开，画面数据已停止更新（{age}）",
     failed: "失败：{msg}", saved: "已签收", role_viewer: "只读", role_duty_officer: "值班员",
     role_technician: "技术员", role_admin: "管理员", ms: "{n} 毫秒", sec: "{n} 秒", minutes: "{n} 分钟",
-    legendStation: "乡镇站点", legendPoint: "监测点",
+    legendStation: "乡镇站点", legendPoint: "监测点", moreWarnings: "另有 {n} 条预警（级别较低或已应答）未显示，见总览",
     reportHead: "本月各乡镇共发布预警 {n} 次（红色 {red} 次、橙色 {orange} 次），乡镇应答 {answered} 次，督导到县 {escalated} 次；发现隐患 {hazards} 处、核销 {closed} 处；设备故障 {faults} 次。",
     reportPrev: "上月预警 {n} 次、督导到县 {escalated} 次。", reportWorst: "有预警督导到县的乡镇：{names}。",
     plansTitle: "县级规则方案下发情况", refusedTitle: "拒收的消息（24小时）", allStations: "全部站点",
@@ -107,7 +107,7 @@ const I18N = {
     err_net: "Cannot reach the county service", lost: "Connection to the county service lost: nothing on this screen is updating ({age})",
     failed: "Failed: {msg}", saved: "Taken", role_viewer: "viewer", role_duty_officer: "duty officer",
     role_technician: "technician", role_admin: "admin", ms: "{n} ms", sec: "{n} s", minutes: "{n} min",
-    legendStation: "station", legendPoint: "monitoring point",
+    legendStation: "station", legendPoint: "monitoring point", moreWarnings: "{n} more warnings (lower or answered) not shown: see the overview",
     reportHead: "This month the townships issued {n} warnings ({red} red, {orange} orange); {answered} were answered by the township and {escalated} escalated to the county; {hazards} hazards found, {closed} written off; {faults} device faults. ",
     reportPrev: "Last month: {n} warnings, {escalated} escalated. ", reportWorst: "Townships with warnings escalated to the county: {names}.",
     plansTitle: "Rule plans pushed by the county", refusedTitle: "Messages refused (24 h)", allStations: "all stations",
@@ -296,7 +296,8 @@ function calleeText(c) {
 function renderWarnings(box, compact) {
   const ws = S.ov.warnings;
   if (!ws.length) return put(box, el("p", { class: "muted big" }, t("noWarnings")));
-  put(box, ws.map((w) => {
+  const more = compact ? el("p", { class: "more", hidden: true }) : null;
+  put(box, more, ws.map((w) => {
     const ct = w.county;
     const called = [...new Map(w.called.map((c) => [c.name, c])).values()];
     return el("article", { class: "warn-card", "data-level": w.level, "data-station": w.station, "data-ticket": w.ticket, "data-state": w.state, "data-county": ct ? "1" : "0" },
@@ -311,6 +312,18 @@ function renderWarnings(box, compact) {
         w.device && !compact ? el("span", { class: "muted" }, t("trigger", { dev: w.device, metric: w.metric_name ?? t("data"), value: `${num(w.value)}${w.unit ? " " + w.unit : ""}` })) : null),
       el("div", { class: "called" }, called.length ? [t("called"), ...called.flatMap((c, i) => (i ? ["、", calleeText(c)] : [calleeText(c)]))] : t("nobodyCalled")));
   }));
+  if (compact) fitWall(box, more);
+}
+// the wall screen does not scroll: the cards that do not fit whole are hidden and counted
+function fitWall(box, more) {
+  const cards = $$(".warn-card", box);
+  const fits = () => { const bottom = box.getBoundingClientRect().bottom;
+    return cards.filter((c) => !c.hidden).every((c) => c.getBoundingClientRect().bottom <= bottom + 1); };
+  let hidden = 0;
+  for (let i = cards.length - 1; i > 0 && !fits(); i--) {
+    cards[i].hidden = true; hidden++;
+    more.hidden = false; more.textContent = t("moreWarnings", { n: hidden });
+  }
 }
 function tickCountdowns() {
   for (const n of $$("[data-due]")) {
@@ -523,7 +536,9 @@ async function drawTrend() {
   if (!x) { if (S.chart) { S.chart.dispose(); S.chart = null; } return put(box, el("p", { class: "muted" }, t("noData"))); }
   const to = serverNow(), from = to - S.range;
   const [ec, r] = await Promise.all([loadEcharts(), api("GET", `/api/stations/${encodeURIComponent(d.id)}/readings?device=${encodeURIComponent(x.device)}&metric=${encodeURIComponent(x.metric)}&from=${Math.round(from)}&to=${Math.round(to)}`)]);
+  if (S.page !== "station") return; // left meanwhile: drawn when the page is shown again
   if (!S.chart || S.chart.getDom() !== box) { put(box); S.chart = ec.init(box, null, { renderer: "svg" }); }
+  S.chart.resize(); // the box may have been hidden (another page) since the chart was made
   S.chart.setOption({
     animation: false, grid: { left: 60, right: 20, top: 20, bottom: 40 }, textStyle: { color: "#9fb0c0" },
     xAxis: { type: "time", min: from, max: to, axisLabel: { color: "#9fb0c0", formatter: (v) => when(v) } },

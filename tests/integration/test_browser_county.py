@@ -119,6 +119,7 @@ class County(str):
     """The county app's URL; `stop()` stops the app (the page must say it is cut off)."""
 
     stop: Any
+    dsn: str
 
 
 @pytest.fixture
@@ -160,6 +161,7 @@ def county(tmp_path: Path) -> Iterator[County]:
             thread.join(30)
 
         out.stop = stop
+        out.dsn = dsn
         try:
             yield out
         finally:
@@ -320,9 +322,35 @@ def test_a_viewer_on_the_wall_screen_sees_everything_and_can_take_nothing(
     browser: Any,  # noqa: F811
     shots: Path,  # noqa: F811
 ) -> None:
+    # a storm: six more yellow warnings at 东岭镇, answered; the wall shows the 7 most urgent
+    with psycopg.connect(county.dsn, autocommit=True) as conn:
+        for i in range(6):
+            opened = datetime.now(UTC) - timedelta(minutes=30 + i)
+            conn.execute(
+                "INSERT INTO tickets (station, id, kind, level, state, point, opened_at, seq) "
+                "VALUES ('dongling', %s, 'warning', 'yellow', 'issued', 'lingtou', %s, %s)",
+                (60 + i, opened, 9000 + i),
+            )
+            conn.execute(
+                "INSERT INTO ticket_events (station, id, ticket_id, seq, at, kind, actor, channel, "
+                "body) VALUES ('dongling', %s, %s, %s, %s, 'acknowledged', '陈网格', 'voice', '{}')",
+                (9100 + i, 60 + i, 9200 + i, opened + timedelta(minutes=2)),
+            )
     page = log_in(browser, county, "screen", (1920, 1080), "/screen")
     page.locator("body[data-page=screen]").wait_for()
     page.locator("#scr-warnings .warn-card").first.wait_for()
+    shown = page.locator("#scr-warnings .warn-card:visible")
+    more = page.locator("#scr-warnings .more").inner_text()
+    m = re.fullmatch(r"另有 (\d+) 条预警（级别较低或已应答）未显示，见总览", more)
+    assert m is not None, more
+    assert shown.count() >= 3 and shown.count() + int(m[1]) == 9
+    assert shown.first.get_attribute("data-level") == "red"
+    # every card shown is whole: nothing cut at the bottom of the column
+    assert page.evaluate(
+        """() => { const b = document.querySelector('#scr-warnings').getBoundingClientRect().bottom;
+           return [...document.querySelectorAll('#scr-warnings .warn-card')]
+             .filter((c) => !c.hidden).every((c) => c.getBoundingClientRect().bottom <= b + 1); }"""
+    )
     page.locator('.st-marker[data-station="xikou"]').wait_for()
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(shots / "county-wall-1920.png"))
