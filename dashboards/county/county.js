@@ -559,6 +559,8 @@ async function loadReport() {
       sel.append(el("option", { value: v }, v));
     }
   }
+  $("#report-pdf").href = `/api/report?month=${sel.value}&format=pdf`;
+  $("#report-html").href = `/api/report?month=${sel.value}&format=html`;
   try {
     const r = await api("GET", `/api/report?month=${sel.value}`);
     const med = (s) => (s == null ? "—" : s < 90 ? t("sec", { n: s }) : t("minutes", { n: Math.round(s / 60) }));

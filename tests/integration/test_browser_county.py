@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "storm-night-2026"
 HAN = re.compile(r"[\u4e00-\u9fff]")
-ALLOWED = {"mm", "m", "km", "MB", "English", "s", "min", "h"}
+ALLOWED = {"mm", "m", "km", "MB", "English", "s", "min", "h", "PDF", "HTML"}
 # ids a person must never read (stations, points, villages, devices, people, metrics)
 IDS = (
     "xikou",

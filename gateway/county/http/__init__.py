@@ -16,11 +16,11 @@ import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -291,13 +291,34 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
             raise HTTPException(422, "from must come before to, within 400 days")
         return {"points": views.readings(db(), station, device, metric, frm, to)}
 
-    @app.get("/api/report")
+    @app.get("/api/report", response_model=None)
     def report(
         month: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
-    ) -> dict[str, Any]:
-        """The county monthly report: figures per township (JSON; the page draws it)."""
+        format: Literal["json", "html", "pdf"] = "json",
+    ) -> dict[str, Any] | Response:
+        """The county monthly report: figures per township (JSON, the page draws it), or
+        the document, as the station's monthly report (HTML, PDF)."""
         y, m = (int(x) for x in month.split("-"))
-        return views.monthly(db(), cfg, y, m)
+        data = views.monthly(db(), cfg, y, m)
+        if format == "json":
+            return data
+        from gateway.county.report import report_html
+
+        html = report_html(cfg, data, now_ms())
+        if format == "html":
+            return HTMLResponse(html)
+        from gateway.reports.pdf import PdfError, html_to_pdf
+
+        try:
+            pdf = html_to_pdf(html)
+        except PdfError as e:
+            raise HTTPException(503, str(e)) from None
+        name = f"county-report-{month}.pdf"
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
+        )
 
     @app.get("/api/audit")
     def audit_log(

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -119,3 +120,19 @@ def test_parameters_are_checked(client: httpx.Client) -> None:
     assert client.get(base + "&from=10&to=5").status_code == 422
     pts = client.get(base).json()["points"]
     assert len(pts) > 200
+
+
+def test_the_monthly_report_as_a_document(client: httpx.Client) -> None:
+    client.cookies.clear()
+    log_in(client, "wang")
+    month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    html = client.get(f"/api/report?month={month}&format=html")
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    text = html.text
+    assert "各乡镇安全形势分析报告" in text and "<svg" in text  # the station's chart
+    for name in ("溪口镇", "山尾乡", "东岭镇", "河口街道", "北山乡"):
+        assert name in text
+    assert "督导到县 1 次" in text and "有预警督导到县的乡镇：溪口镇" in text
+    assert "None" not in text and "NaN" not in text
+    pdf = client.get(f"/api/report?month={month}&format=pdf", timeout=180)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
