@@ -83,6 +83,9 @@ async def run_gateway(
     `freeze_heap`: the process is this gateway's own (`_freeze_startup_heap`)."""
     loader = RulesLoader(cfg)
     loader.load()
+    from gateway.ingest.plans import load_saved, plan_path
+
+    load_saved(plan_path(cfg), loader)  # the county's plan it ran before (#19 item 4)
     ruleset = loader.ruleset()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
     loop = asyncio.get_running_loop()

@@ -120,7 +120,8 @@ MIGRATIONS: list[str] = [
         person text NOT NULL,           -- county.toml [[people]] id
         role text NOT NULL,             -- duty, leader
         channel text NOT NULL,          -- sms, voice, robot …
-        outcome text,                   -- sent, answered, failed
+        target text,                    -- phone or robot id (migration 2 is the county room's)
+        outcome text,                   -- pending, sending, sent, answered, failed, stopped
         detail text
     );
     CREATE TABLE plans (
@@ -131,5 +132,39 @@ MIGRATIONS: list[str] = [
         created_by text NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
     );
+    CREATE INDEX county_tickets_open ON county_tickets (state, opened_at);
+    CREATE INDEX county_calls_by_ticket ON county_calls (ticket_id, at);
+    -- the county page's users, sessions and audit log (gateway.county.users): the roles
+    -- and password hashes of the station's (gateway.auth.policy)
+    CREATE TABLE county_users (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        role text NOT NULL,             -- viewer, duty_officer, technician, leader, admin
+        password text NOT NULL,         -- scrypt$n$r$p$salt$digest
+        person text,                    -- county.toml [[people]] id this user acts as
+        failures integer NOT NULL DEFAULT 0,
+        last_failure bigint NOT NULL DEFAULT 0,   -- UTC ms
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE county_sessions (
+        id text PRIMARY KEY,            -- sha256 of the token (the token is never stored)
+        user_id bigint NOT NULL REFERENCES county_users(id) ON DELETE CASCADE,
+        csrf text NOT NULL,
+        created_at bigint NOT NULL,     -- UTC ms
+        expires_at bigint NOT NULL
+    );
+    CREATE TABLE county_audit (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        "user" text,
+        role text,
+        action text NOT NULL,
+        target text,
+        detail jsonb,
+        ok boolean NOT NULL DEFAULT true,
+        source text NOT NULL
+    );
+    -- the key-value revision the plan was published as (gateway.county.plans)
+    ALTER TABLE plans ADD COLUMN kv_revision bigint;
     """,
 ]

@@ -55,15 +55,35 @@ def rule_files(path: Path) -> list[Path]:
     return [path]
 
 
+@dataclass(frozen=True, slots=True)
+class PlanRules:
+    """A rules plan the county pushed down, validated (gateway.ingest.plans): its rules
+    replace the local rules of the same ids; local rules it does not name stay."""
+
+    version: str
+    hash: str
+    key: str  # the key-value key it came from: all, group.<g>, station.<st>
+    text: str
+    rules: tuple[Rule, ...]
+
+
 @dataclass
 class RulesLoader:
     config: Config
     good: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
     _seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    plan: PlanRules | None = None
+
+    def local_without(self, ids: set[str]) -> dict[str, tuple[Rule, ...]]:
+        """The local files' rules, less those a plan names."""
+        return {k: tuple(r for r in v if r.id not in ids) for k, v in self.good.items()}
 
     def ruleset(self) -> RuleSet:
-        rules = [r for name in sorted(self.good) for r in self.good[name]]
+        named = {r.id for r in self.plan.rules} if self.plan else set()
+        rules = [r for name in sorted(self.good) for r in self.good[name] if r.id not in named]
+        if self.plan is not None:
+            rules += self.plan.rules
         return RuleSet(
             rules,
             device_context(self.config),

@@ -8,7 +8,8 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gateway.core import clock
 from gateway.core.errors import StoreError
@@ -17,6 +18,9 @@ from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.rules_loader import RulesLoader
 from rules.durations import format_duration
 from rules.model import Rule
+
+if TYPE_CHECKING:
+    from gateway.ingest.plans import PlanResult
 
 log = logging.getLogger("stationgw.rules")
 
@@ -52,12 +56,47 @@ class RulesService:
         self.on_reload: Callable[[], Any] | None = None  # e.g. store the station file again
 
     def status(self) -> dict[str, Any]:
+        plan = self.loader.plan
         return {
             "rules": [describe(r) for r in self.ingestor.ruleset.rules],
             "files": sorted(self.loader.good),
             "errors": self.loader.errors,
             "loaded_at": int(self.loaded_at * 1000),
+            "plan": (
+                {"version": plan.version, "hash": plan.hash, "key": plan.key}
+                if plan is not None
+                else None
+            ),
         }
+
+    async def apply_plan(self, body: Any, key: str, keep: Path | None = None) -> PlanResult:
+        """A rules plan from the county (gateway.ingest.plans): checked like `rules check`,
+        applied like a reload; a refused plan leaves the running rules as they are."""
+        from gateway.ingest.plans import PlanResult, check_plan, save
+
+        async with self._lock:
+            checked = check_plan(body, key, self.loader)
+            if isinstance(checked, PlanResult):
+                for problem in checked.errors:
+                    log.error("county plan %s refused: %s", checked.version, problem)
+                return checked
+            loop = asyncio.get_running_loop()
+            old = self.loader.plan
+            self.loader.plan = checked
+            try:
+                await loop.run_in_executor(
+                    self.writer, self.ingestor.replace_rules, self.loader.ruleset()
+                )
+            except Exception:
+                self.loader.plan = old
+                raise
+            if keep is not None:
+                await loop.run_in_executor(None, save, keep, checked)
+            self.loaded_at = time.time()
+            log.info(
+                "county plan %s (%s) applied: %d rules", checked.version, key, len(checked.rules)
+            )
+            return PlanResult(checked.version, checked.hash, True, [], key)
 
     async def reload(self, why: str) -> dict[str, Any]:
         async with self._lock:
