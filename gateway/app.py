@@ -130,6 +130,14 @@ async def run_gateway(
     metrics.watch(source.depth, hub.subscribers)
     rules_service = RulesService(loader, ingestor, writer, pipeline)
 
+    def running_plan() -> dict[str, object]:
+        plan = loader.plan
+        return {"version": plan and plan.version, "hash": plan and plan.hash, "errors": []}
+
+    uplinks.plans(  # the county's rule plans, over the nats uplink
+        lambda body, key: rules_service.apply_plan(body, key, plan_path(cfg)), running_plan
+    )
+
     def keep_station_file() -> None:
         """The database describes itself: the station file and rule texts it runs with."""
         texts = {}

@@ -7,6 +7,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+from gateway.auth.policy import Role
 from gateway.core.errors import ConfigError
 from gateway.county.config import load_county_config
 
@@ -38,7 +39,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.county.escalation import problems
+
     cfg = load_county_config(args.config)
+    if found := problems(cfg):
+        raise ConfigError(str(args.config), found)
     groups = sorted({s.group for s in cfg.stations if s.group})
     print(
         f"{args.config}: ok — county {cfg.county.name}, {len(cfg.stations)} stations "
@@ -67,8 +72,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from gateway.cli.users import read_password
+    from gateway.county.users import cmd_users_add
+
+    cfg = load_county_config(args.config)
+    people = {p.id for p in cfg.people}
+    password = read_password(args) if args.password_stdin else None
+    return cmd_users_add(cfg.postgres.dsn, args.name, args.role, args.person, people, password)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from gateway.county.plans import cmd_plan_push
+
+    cfg = load_county_config(args.config)
+    return cmd_plan_push(cfg, args.file, args.target, args.version)
+
+
 def cmd_county(args: argparse.Namespace) -> int:
-    commands = {None: cmd_run, "check": cmd_check, "bench": cmd_bench, "demo": cmd_demo}
+    commands = {
+        None: cmd_run,
+        "check": cmd_check,
+        "bench": cmd_bench,
+        "demo": cmd_demo,
+        "users": cmd_users,
+        "plan": cmd_plan,
+    }
     return commands[args.county_command](args)
 
 
@@ -101,4 +130,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     demo.add_argument(
         "--data", type=Path, default=Path("county-demo"), metavar="DIR", help="where it all lives"
     )
+    users = csub.add_parser("users", help="the county page's users")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    add = usub.add_parser("add", help="add a user (asks for the password twice)")
+    add.add_argument("name")
+    add.add_argument("-c", "--config", type=Path, required=True)
+    add.add_argument("--role", required=True, choices=[str(r) for r in Role])
+    add.add_argument("--person", help="the county's [[people]] id the user acts as")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    plan = csub.add_parser("plan", help="rule plans for the stations")
+    psub = plan.add_subparsers(dest="plan_command", required=True)
+    push = psub.add_parser(
+        "push", help="check a rules file like `rules check` and publish it to stations"
+    )
+    push.add_argument("file", type=Path, help="the rules file (TOML)")
+    push.add_argument("-c", "--config", type=Path, required=True)
+    push.add_argument(
+        "--target", default="all", help="all, group.<group> or station.<station> (default all)"
+    )
+    push.add_argument("--version", help="the plan's version (default: the date and a number)")
     county.set_defaults(func=cmd_county)

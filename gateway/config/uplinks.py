@@ -83,6 +83,7 @@ class NatsUplinkSection(_Model):
     creds_file: Path | None = None  # a .creds file (JWT and NKey seed) instead of user/password
     tls: Tls | None = None  # present: connect with TLS
     station: Ident | None = None  # the id in county.<station>.…; default [station] id
+    group: Ident | None = None  # the county's group of stations (plans for `group.<group>`)
     batch: int = Field(default=500, ge=1, le=10_000)  # readings per message
     inflight: int = Field(default=64, ge=1, le=4000)  # messages awaiting JetStream's ack
     max_rate: float = Field(default=2000, gt=0)  # items a second at most (a backlog drains so)

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gateway.core.validation import problems
 from gateway.county.config import CountyConfig, NatsSection
+from gateway.county.plans import apply_plan_report
 from gateway.county.store import Batch, Conn, CountyStore, Refused, Written, month_of
 
 log = logging.getLogger("stationgw.county.consumer")
@@ -298,11 +299,15 @@ class Consumer:
         }
         self.nats_connected = False
         self.postgres_ok = False
+
         self.last_error: str | None = None
         self.last_batch_at: float | None = None
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="county-pg")
         self._conn: Conn | None = None
         self._nc: NatsClient | None = None
+
+    def _plan_report(self, conn: Conn, body: dict[str, Any]) -> str | None:
+        return apply_plan_report(conn, self.cfg, body)
 
     def status(self) -> dict[str, object]:
         return {
@@ -319,7 +324,7 @@ class Consumer:
         if self._conn is None or self._conn.closed:
             self._conn = self.store.connect()
         try:
-            return self.store.write(self._conn, batch)
+            return self.store.write(self._conn, batch, self._plan_report)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             with contextlib.suppress(Exception):
                 self._conn.close()

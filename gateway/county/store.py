@@ -12,7 +12,7 @@ forward (a newer seq or time wins), so a message written twice is written once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,8 @@ from gateway.county.config import KnownStation
 from gateway.county.schema import MIGRATIONS
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+# a station's report on a pushed plan stored, or why it is refused (plans.apply_plan_report)
+PlanReport = Callable[[Conn, dict[str, Any]], "str | None"]
 
 MIGRATE_LOCK = 190_001  # pg_advisory_xact_lock keys
 PARTITION_LOCK = 190_002
@@ -148,8 +150,9 @@ class CountyStore:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def write(self, conn: Conn, batch: Batch) -> Written:
-        """One transaction: everything of the batch, refused messages included."""
+    def write(self, conn: Conn, batch: Batch, plan_report: PlanReport) -> Written:
+        """One transaction: everything of the batch, refused messages included.
+        `plan_report` stores a station's report on a pushed plan, or says why not."""
         self.ensure_partitions(conn, {month_of(r[4]) for r in batch.readings})
         with conn.transaction():
             stored = self._readings(conn, batch.readings)
@@ -168,8 +171,9 @@ class CountyStore:
                 self._state(conn, station, body, received)
             refused = list(batch.refused)
             for station, body in batch.plans:
-                if (r := self._plan(conn, station, body)) is not None:
-                    refused.append(r)
+                if (why := plan_report(conn, body)) is not None:
+                    raw = json.dumps(body, ensure_ascii=False).encode()
+                    refused.append(Refused(f"county.{station}.plan", station, why, 1, raw))
             self.refuse(conn, refused)
         return Written(stored, len(batch.readings) - stored, len(refused))
 
@@ -300,29 +304,6 @@ class CountyStore:
                 _ts(b["at"]),
             ),
         )
-
-    @staticmethod
-    def _plan(conn: Conn, station: str, b: dict[str, Any]) -> Refused | None:
-        version = b.get("version")
-        if version is not None:
-            known = conn.execute("SELECT 1 FROM plans WHERE version = %s", (version,)).fetchone()
-            if known is None:
-                raw = json.dumps(b, ensure_ascii=False).encode()
-                why = f"version: the county never sent plan {version!r}"
-                return Refused(f"county.{station}.plan", station, why, 1, raw)
-        conn.execute(
-            "UPDATE stations SET plan_version = %s, plan_hash = %s, plan_errors = %s, "
-            "plan_at = %s WHERE id = %s AND (plan_at IS NULL OR plan_at <= %s)",
-            (
-                version,
-                b.get("hash"),
-                Jsonb(b.get("errors") or []),
-                _ts(b["at"]),
-                station,
-                _ts(b["at"]),
-            ),
-        )
-        return None
 
     # -- reads (health, tests, bench) ------------------------------------------------------
 

@@ -44,6 +44,7 @@ from gateway.config.uplinks import NatsUplinkSection
 from gateway.core.clock import SANE_MS
 from gateway.uplinks.feed import Feed
 from gateway.uplinks.mqtt import Message, messages
+from gateway.uplinks.plans import Apply, PlanWatcher
 
 log = logging.getLogger("stationgw.uplink.nats")
 
@@ -167,6 +168,8 @@ class NatsLink:
         self.false_duplicates = 0  # duplicate acks for messages the stream did not hold
         self.last_error: str | None = None
         self._feed: Feed | None = None
+        # the county's rule plans: watched while connected, once `plans()` wired them
+        self.watcher: PlanWatcher | None = None
 
     def status(self) -> dict[str, object]:
         return {
@@ -179,7 +182,24 @@ class NatsLink:
             "state_messages": self.state_sent,
             "false_duplicates": self.false_duplicates,
             "last_error": self.last_error,
+            **({"plans": self.watcher.status()} if self.watcher else {}),
         }
+
+    def plans(self, apply: Apply, running: Callable[[], dict[str, object]]) -> None:
+        """Watch the county's rule plans for this station (`[uplinks.nats] group`), hand
+        each new one to `apply` and report it; `running` says the plan the rules run, for
+        the state message. Wired by the composition root (the rules are not this room's)."""
+        self.watcher = PlanWatcher(None, self.station, self.cfg.group, apply)
+        watcher = self.watcher
+
+        def status() -> dict[str, object]:
+            out = running()
+            last = watcher.last
+            if last is not None and not last.get("ok"):  # refused: said beside the running
+                out = {**out, "errors": list(last.get("errors") or [])}
+            return out
+
+        self.plan = status
 
     def _tls(self) -> ssl.SSLContext | None:
         t = self.cfg.tls
@@ -255,6 +275,10 @@ class NatsLink:
             )
             js = nc.jetstream(timeout=self.cfg.ack_timeout_s)
             state = asyncio.create_task(self._states(js, feed), name="uplink-nats-state")
+            plans: asyncio.Task[None] | None = None
+            if self.watcher is not None:
+                self.watcher.js = js
+                plans = asyncio.create_task(self.watcher.run(), name="uplink-nats-plans")
             try:
                 while True:
                     try:
@@ -268,9 +292,11 @@ class NatsLink:
                         await feed.confirm(self.confirmed)
                         await asyncio.sleep(0.2)
             finally:
-                state.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await state
+                for task in (state, plans):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                 self.connected = False
                 with contextlib.suppress(Exception):
                     await feed.confirm(self.confirmed)

@@ -24,8 +24,11 @@ BUCKET = "county_plans"
 
 
 class Result(Protocol):
-    ok: bool
-    errors: list[str]
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def errors(self) -> list[str]: ...
 
     def to_json(self, station: str, at: int) -> dict[str, Any]: ...
 
@@ -52,7 +55,7 @@ def choose(values: dict[str, bytes], keys: list[str]) -> tuple[str, bytes] | Non
 class PlanWatcher:
     def __init__(
         self,
-        js: Any,  # nats.js.JetStreamContext of the station's nats uplink
+        js: Any,  # nats.js.JetStreamContext of the station's nats uplink (set on connect)
         station: str,
         group: str | None,
         apply: Apply,

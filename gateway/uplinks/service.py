@@ -20,6 +20,7 @@ from gateway.uplinks.influx import InfluxLink, make_writer
 from gateway.uplinks.line_protocol import LineEncoder, Place
 from gateway.uplinks.mqtt import MqttLink
 from gateway.uplinks.nats import NatsLink
+from gateway.uplinks.plans import Apply
 
 log = logging.getLogger("stationgw.uplink")
 
@@ -84,6 +85,12 @@ class Uplinks:
                 return fn(store)
 
         return await asyncio.get_running_loop().run_in_executor(self.writer, tx)
+
+    def plans(self, apply: Apply, running: Callable[[], dict[str, object]]) -> None:
+        """The county's rule plans, through the links that carry them (nats)."""
+        for link in self.links:
+            if isinstance(link, NatsLink):
+                link.plans(apply, running)
 
     async def start(self) -> None:
         names = [link.name for link in self.links]

@@ -145,19 +145,30 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
     http_limits.install(app)  # body size, 422 without echo (as the station's)
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
+    def health(request: Request) -> dict[str, Any]:
+        """For probes and the instances' operators: the store, this instance's consumer
+        (service.run sets `app.state.consumer`) and the fleet's counts."""
+        fleet: dict[str, int] | None = None
         try:
-            db().execute("SELECT 1").fetchone()
+            row = db().execute(
+                "SELECT count(*), count(*) FILTER (WHERE last_seen > now() - interval "
+                "'5 minutes'), (SELECT count(*) FROM quarantine) FROM stations"
+            ).fetchone()
+            fleet = {"stations": int(row[0]), "online": int(row[1]), "quarantined": int(row[2])}
             store_ok, error = True, None
         except Exception as e:  # the probe says what is wrong instead of failing
             store_ok, error = False, type(e).__name__
             with contextlib.suppress(Exception):
                 local.conn.close()
             local.conn = None
+        consumer = getattr(request.app.state, "consumer", None)
         return {
             "status": "ok" if store_ok else "degraded",
             "county": {"name": cfg.county.name, "timezone": cfg.county.timezone},
             "store": {"ok": store_ok, "error": error},
+            "postgres": "ok" if store_ok else error,
+            "fleet": fleet,
+            "consumer": consumer.status() if consumer is not None else None,
         }
 
     def me(s: users.Session) -> dict[str, Any]:

@@ -22,6 +22,23 @@ name = "河山镇"
 servers = ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222", "nats://10.0.0.3:4222"]
 [postgres]
 dsn = "postgresql://county@db/county"
+[[people]]
+id = "wang"
+name = "王值班"
+phone = "13900000001"
+roles = ["duty_officer"]
+[[people]]
+id = "liu"
+name = "刘局长"
+phone = "13900000003"
+roles = ["leader"]
+grid = "county"
+[[duty]]
+officer = "wang"
+start = "08:00"
+end = "08:00"
+[notify.sms]
+port = "/dev/ttyUSB2"
 """
 
 
@@ -32,6 +49,15 @@ def test_a_good_file_is_summed_up(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "ok — county 清水县应急管理局, 2 stations (1 groups)" in out
     assert "stream COUNTY, consumer county" in out
+
+
+def test_a_county_that_could_call_nobody_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "county.toml"
+    f.write_text(GOOD.split("[[people]]")[0])
+    assert main(["county", "check", "-c", str(f)]) == 2
+    assert f"{f}: duty: nobody to call" in capsys.readouterr().err
 
 
 def test_problems_name_the_file_and_key_path(
