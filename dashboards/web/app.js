@@ -67,7 +67,7 @@ const I18N = {
     batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
     err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
     variants: "非标准帧", conformant: "符合标准", variantCount: "{n} 帧", pictures: "图片",
-    showPictures: "查看 {n} 张", picturesOf: "{name} 的图片", observedAt: "观测时间 {t}",
+    showPictures: "查看 {n} 张", picturesOf: "{name}的图片", observedAt: "观测时间 {t}",
     picSize: "{kb} 千字节", closePictures: "关闭", noPictures: "暂无图片",
     pickHandTo: "选择接班人", kind_threshold: "阈值", kind_accumulation: "累计", kind_rate: "变化速率", kind_no_data: "无数据", kind_compound: "组合", kind_fault: "设备故障", atLine: "第 {n} 行：", trigger: "（触发值）", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
   },
@@ -141,7 +141,7 @@ const I18N = {
     err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
     batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
     err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
-    variants: "Non-standard frames", conformant: "conformant", variantCount: "{n} frames", pictures: "Pictures",
+    variants: "Non-standard frames", conformant: "conformant", variantCount: "{n} frame(s)", pictures: "Pictures",
     showPictures: "Show {n}", picturesOf: "Pictures of {name}", observedAt: "observed {t}",
     picSize: "{kb} KB", closePictures: "Close", noPictures: "No pictures yet",
     pickHandTo: "Choose who takes over", kind_threshold: "threshold", kind_accumulation: "accumulation", kind_rate: "rate", kind_no_data: "no data", kind_compound: "compound", kind_fault: "device fault", atLine: "line {n}: ", trigger: "(value that triggered it)", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
@@ -1330,6 +1330,7 @@ async function submitHandover(ev) {
 
 function applyLang() {
   document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
+  $("#notice").hidden = true;  // a message in the other language
   $$("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
   $("#conn-state").textContent = t($("#conn-state").dataset.state);
   $("#lang").textContent = S.lang === "zh" ? "English" : "中文";
