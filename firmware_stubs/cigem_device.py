@@ -5,7 +5,9 @@ Type-2 payloads (timestamped JSON): a crack meter `L1_LF_1`, a tilt sensor `L1_Q
 late, several timestamps in one payload. Faults: `garbage` (bytes that are no CIGEM
 payload), `bad_length` (a length field that lies), `truncated` (the payload cut short),
 `unknown` (a device id nobody knows), `repeat` (the same payload twice, as after a lost
-PUBACK), `silence` (nothing sent: the no-data rule's case).
+PUBACK), `silence` (nothing sent: the no-data rule's case). Field variants (`variant()`:
+bare JSON, a type byte without the length) and type-3 files (`file_payload()`, a camera
+picture) as some vendors' devices send them.
 """
 
 from __future__ import annotations
@@ -61,6 +63,31 @@ def payload(dev_id: str, batch: list[Sample], battery: float = 87.0) -> bytes:
         }
     }
     return cigem.encode(2, doc)
+
+
+VARIANTS = ("bare", "type_byte")
+
+
+def variant(form: str, dev_id: str, batch: list[Sample]) -> bytes:
+    """The payload as some vendors' firmware sends it: `bare` JSON (no type byte, no
+    length) or a `type_byte` and the JSON at once (no length)."""
+    good = payload(dev_id, batch)
+    if form == "bare":
+        return good[3:]
+    if form == "type_byte":
+        return good[:1] + good[3:]
+    raise ValueError(f"unknown variant {form!r}; one of {', '.join(VARIANTS)}")
+
+
+def file_payload(dev_id: str, name: str, at_ms: int | None, data: bytes) -> bytes:
+    """Type 3, a file (a camera picture): type · descriptor length (2) · JSON descriptor
+    `{devId: {"ds_id": name, "at": time}}` · file length (4, big-endian) · the file (the
+    `$dp` binary layout, drivers/cigem/codec.py)."""
+    desc: dict[str, str] = {"ds_id": name}
+    if at_ms is not None:
+        desc["at"] = iso(at_ms)
+    head = cigem.encode(3, {dev_id: desc})
+    return head + len(data).to_bytes(4, "big") + data
 
 
 def faulty(fault: str, dev_id: str, batch: list[Sample]) -> list[bytes]:

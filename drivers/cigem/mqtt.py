@@ -1,5 +1,9 @@
 """CIGEM universal geohazard devices over MQTT (`$dp`), committed before acknowledged.
 
+Payloads as bare JSON or behind a single type byte are accepted and counted per device as
+variants (drivers/cigem/codec.py); type 3 files that are JPEG pictures are kept like SL651
+pictures (the data folder's pictures/, served on the Devices page).
+
 A second paho client of the gateway (client id `<broker.client_id>-cigem`, its own
 persistent session) subscribes to the CIGEM topic; each burst of messages is decoded
 (drivers/cigem/codec.py), committed through the pipeline, and only then acknowledged. Sensor
@@ -33,6 +37,7 @@ class CigemDriver:
         self.source = MqttSource(broker, [self.topic], capacity=host.queue_max)
         self.once = once("cigem")
         self.messages = 0
+        self.pictures: list[tuple[str, int, bytes]] = []  # this burst's: device, time, JPEG
 
     def _message(self, b: BatchBuilder, msg: Message) -> None:
         source = f"mqtt {msg.topic}"
@@ -56,6 +61,11 @@ class CigemDriver:
         device, t = known
         self.messages += 1
         self.host.counter("messages", "cigem")
+        if m.variant is not None:
+            b.variant(device.id, m.variant)
+        if m.file is not None:
+            self._file(b, source, device.id, m.file, msg)
+            return
         values: list[tuple[str, int, float]] = []
         status: dict[str, float | str] = {}
         for v in m.values:
@@ -85,6 +95,21 @@ class CigemDriver:
         b.readings(device.id, values)
         b.seen(device.id)
 
+    def _file(self, b: BatchBuilder, source: str, device: str, f: cigem.File, msg: Message) -> None:
+        """Type 3: a JPEG is kept as the device's picture (after the batch's commit, before
+        the acknowledgement); any other file is quarantined, saying what it is."""
+        b.seen(device)
+        if not f.data.startswith(b"\xff\xd8"):
+            b.quarantine(
+                source,
+                "malformed",
+                f"{device}: CIGEM type 3 file {f.name!r} of {len(f.data)} bytes is not a JPEG "
+                f"picture (starts {f.data[:2].hex(' ').upper() or 'empty'}); not kept",
+                msg.payload,
+            )
+            return
+        self.pictures.append((device, f.at if f.at is not None else msg.received_ms, f.data))
+
     async def run(self) -> None:
         if self._runs:  # restarted after a crash: a stopped client does not start again
             self.source = MqttSource(self._broker, [self.topic], capacity=self._capacity)
@@ -94,10 +119,14 @@ class CigemDriver:
             while True:
                 msgs = await self.source.batch(self.host.batch_max)
                 b = BatchBuilder(self.host, "cigem", self.once)
+                self.pictures = []
                 for msg in msgs:
                     self._message(b, msg)
                 if not b.empty:
                     await self.host.submit(b.batch)
+                for device, at, jpeg in self.pictures:  # kept before the PUBACK
+                    if await self.host.store_picture(device, at, jpeg):
+                        log.info("%s: picture of %d bytes kept", device, len(jpeg))
                 self.host.counter("acks", n=self.source.ack(msgs))
         finally:
             await self.source.stop()

@@ -8,8 +8,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from drivers.cigem import codec as cigem
 from firmware_stubs import cigem_device as stub
 from tests.conftest import Mosquitto, api
 from tests.integration.field import config, gateway, rows, series, until
@@ -109,3 +111,59 @@ def test_late_batches_stored_once_faults_quarantined_status_to_health(
         "firmware": "CG-2.1.7",
     }
     assert dev["transport"] == "cigem" and dev["online"] is True
+
+
+def test_variants_counted_and_a_type_3_picture_kept(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Bare JSON and a type byte without the length are stored and counted for the
+    device; a type 3 JPEG is kept as its picture (bytes as sent), a type 3 file that is no
+    JPEG is quarantined saying so."""
+    from tests.integration.test_sl651_pictures import a_jpeg
+
+    cfg = config(tmp_path, STATION.format(broker=mosquitto.port))
+    db = cfg.database.path
+    s = stub.samples(4, int(time.time() * 1000) - 3_600_000)
+    jpeg = a_jpeg()
+    at = 1_775_377_390_000  # 2026-04-05 08:23:10 UTC
+    payloads = [
+        stub.variant("bare", "53000012", s[0:2]),
+        stub.variant("type_byte", "53000012", s[2:4]),
+        stub.file_payload("53000012", "image", at, jpeg),
+        stub.file_payload("53000012", "log", None, b"not a picture"),
+    ]
+
+    async def main() -> None:
+        async with gateway(cfg) as running:
+            assert running.field is not None
+            driver = running.field.drivers["cigem"]
+            await until(lambda: driver.source.connected, "cigem subscribed")
+            await asyncio.to_thread(stub.publish, "127.0.0.1", mosquitto.port, "geo-01", payloads)
+            await until(lambda: len(series(db, "geo-01", "crack_mm")) == 4, "4 stored")
+            await until(lambda: rows(db, "SELECT 1 FROM pictures"), "picture kept")
+            await until(
+                lambda: (
+                    rows(db, "SELECT variants FROM device_health WHERE device='geo-01'") == [(2,)]
+                ),
+                "2 variants counted",
+            )
+            text = await asyncio.to_thread(
+                lambda: httpx.get(f"http://127.0.0.1:{running.http_port}/metrics").text
+            )
+            for v in (cigem.BARE_JSON, cigem.TYPE_BYTE_ONLY):
+                assert (
+                    f'stationgw_frame_variants_total{{device="geo-01",variant="{v}"}} 1.0' in text
+                )
+
+    asyncio.run(main())
+    assert series(db, "geo-01", "crack_mm") == [(x.ts, x.crack_mm) for x in s]
+    assert rows(db, "SELECT device, observed_at, file, bytes FROM pictures") == [
+        ("geo-01", at, "geo-01/20260405T082310Z.jpg", len(jpeg))
+    ]
+    assert (tmp_path / "pictures" / "geo-01" / "20260405T082310Z.jpg").read_bytes() == jpeg
+    assert rows(db, "SELECT last_variant FROM device_health WHERE device='geo-01'") == [
+        (cigem.TYPE_BYTE_ONLY,)
+    ]
+    assert rows(db, "SELECT reason FROM quarantine") == [
+        (
+            "geo-01: CIGEM type 3 file 'log' of 13 bytes is not a JPEG picture (starts 6E 6F); not kept",
+        )
+    ]
