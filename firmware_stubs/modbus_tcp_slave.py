@@ -23,8 +23,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def answer(holding: dict[int, list[int]], adu: bytes) -> bytes | None:
-    """The response ADU to one request ADU (MBAP header + PDU), or None: silence."""
+def answer(
+    holding: dict[int, list[int]], adu: bytes, answer_unit: int | None = None
+) -> bytes | None:
+    """The response ADU to one request ADU (MBAP header + PDU), or None: silence. With
+    `answer_unit`, the answer carries that unit id instead of the request's (what some
+    serial-to-Ethernet gateways do: 255, or the RTU device's own address)."""
     tid, unit, pdu = adu[0:2], adu[6], adu[7:]
     regs = holding.get(unit)
     if regs is None or len(pdu) < 5:
@@ -40,7 +44,8 @@ def answer(holding: dict[int, list[int]], adu: bytes) -> bytes | None:
         else:
             data = b"".join(v.to_bytes(2, "big") for v in regs[address : address + count])
             body = bytes([function, len(data)]) + data
-    return tid + b"\x00\x00" + (len(body) + 1).to_bytes(2, "big") + bytes([unit]) + body
+    out_unit = unit if answer_unit is None else answer_unit
+    return tid + b"\x00\x00" + (len(body) + 1).to_bytes(2, "big") + bytes([out_unit]) + body
 
 
 @dataclass
@@ -50,6 +55,7 @@ class TcpSlave:
     port: int = 0
     answered: int = 0
     connections: int = 0
+    answer_unit: int | None = None  # answer with this unit id (a gateway's habit)
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -61,7 +67,7 @@ class TcpSlave:
                 head = await reader.readexactly(6)
                 length = int.from_bytes(head[4:6], "big")
                 rest = await reader.readexactly(length)
-                out = answer(self.holding, head + rest)
+                out = answer(self.holding, head + rest, self.answer_unit)
                 if out is not None:
                     self.answered += 1
                     writer.write(out)
