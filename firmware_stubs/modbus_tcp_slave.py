@@ -1,11 +1,12 @@
 """A simulated Modbus TCP slave (a PLC, or a serial-to-Ethernet converter with units
 behind it): MBAP framing over a real TCP socket, holding and input registers per unit.
 
-Functions 3 and 4 are answered; an address outside the bank gets exception 2 (illegal
-data address); a unit not configured stays silent, as a converter whose RS-485 side
-times out. `set()` changes a register while it runs; `stop()` and `start()` again
-simulate the device going away and returning on the same port. The gateway's client is
-pymodbus, so this framing is checked against an independent implementation.
+Functions 3 and 4 are answered, and the writes 6 and 16 (recorded in `writes`, the
+registers changed); an address outside the bank gets exception 2 (illegal data
+address); a unit not configured stays silent, as a converter whose RS-485 side times
+out. `set()` changes a register while it runs; `stop()` and `start()` again simulate the
+device going away and returning on the same port. The gateway's client is pymodbus, so
+this framing is checked against an independent implementation.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def answer(
     if regs is None or len(pdu) < 5:
         return None
     function = pdu[0]
-    if function not in (3, 4):
+    if function in (6, 16):
+        body = _write(regs, pdu)
+    elif function not in (3, 4):
         body = bytes([function | 0x80, 1])
     else:
         address = int.from_bytes(pdu[1:3], "big")
@@ -48,6 +51,26 @@ def answer(
     return tid + b"\x00\x00" + (len(body) + 1).to_bytes(2, "big") + bytes([out_unit]) + body
 
 
+def _write(regs: list[int], pdu: bytes) -> bytes:
+    """Function 6 (one register: the answer echoes the request) or 16 (several: the
+    answer is function, address, count); an address outside the bank or a malformed
+    request is exception 2 or 3."""
+    function, address = pdu[0], int.from_bytes(pdu[1:3], "big")
+    if function == 6:
+        if address >= len(regs):
+            return bytes([0x86, 2])
+        regs[address] = int.from_bytes(pdu[3:5], "big")
+        return pdu[:5]
+    count = int.from_bytes(pdu[3:5], "big")
+    if len(pdu) < 6 or pdu[5] != 2 * count or len(pdu) != 6 + 2 * count or not 1 <= count <= 123:
+        return bytes([0x90, 3])
+    if address + count > len(regs):
+        return bytes([0x90, 2])
+    for k in range(count):
+        regs[address + k] = int.from_bytes(pdu[6 + 2 * k : 8 + 2 * k], "big")
+    return pdu[:5]
+
+
 @dataclass
 class TcpSlave:
     holding: dict[int, list[int]]  # unit -> registers from address 0 (functions 3 and 4)
@@ -56,6 +79,7 @@ class TcpSlave:
     answered: int = 0
     connections: int = 0
     answer_unit: int | None = None  # answer with this unit id (a gateway's habit)
+    writes: list[bytes] = field(default_factory=list)  # the PDUs of write requests (6, 16)
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -67,6 +91,8 @@ class TcpSlave:
                 head = await reader.readexactly(6)
                 length = int.from_bytes(head[4:6], "big")
                 rest = await reader.readexactly(length)
+                if rest[1:2] in (b"\x06", b"\x10"):
+                    self.writes.append(rest[1:])
                 out = answer(self.holding, head + rest, self.answer_unit)
                 if out is not None:
                     self.answered += 1

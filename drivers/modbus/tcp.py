@@ -27,7 +27,7 @@ from pymodbus.pdu import DecodePDU, ModbusPDU
 
 from drivers.host import BatchBuilder, FieldSetup, Host, once
 from drivers.modbus.config import ModbusTcpTransport, Register
-from drivers.modbus.master import PollFailed, read_register
+from drivers.modbus.master import PollFailed, read_register, run_commands
 
 log = logging.getLogger("stationgw.modbus_tcp")
 UNIT_ANY = 255  # Modbus TCP's "unit id not significant" (Messaging on TCP/IP guide, 4.4.2)
@@ -67,6 +67,7 @@ class TcpSlave:
     due: float = 0.0
     polls: int = 0
     failures: int = 0
+    commands_due: bool = False  # polled well: its queued writes go out after the commit
 
 
 def endpoints(gw: Host) -> dict[tuple[str, int], list[TcpSlave]]:
@@ -149,6 +150,7 @@ class ModbusTcpEndpoint:
         self.framer.swapped.clear()
         b.readings(s.device, values)
         b.seen(s.device)
+        s.commands_due = True
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -172,6 +174,10 @@ class ModbusTcpEndpoint:
                         up = False  # the peer went away: the others fail fast this round
                 if not b.empty:
                     await self.gw.submit(b.batch)
+                for s in due:  # after the commit: the device answered, the line is free
+                    if s.commands_due:
+                        s.commands_due = False
+                        await run_commands(self.gw, s.device, self.client, s.t.unit, s.t, self.once)
         finally:
             self.client.close()
 
