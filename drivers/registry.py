@@ -79,7 +79,7 @@ PROTOCOLS: Final[dict[str, Protocol]] = {p.kind: p for p in (
     Protocol("modbus_rtu", modbus.ModbusRtuTransport, "drivers.modbus.master:start", modbus.problems, Decoder("modbus-rtu", modbus_describe.describe), "drivers.modbus.commands"),  # noqa: E501
     Protocol("modbus_tcp", modbus.ModbusTcpTransport, "drivers.modbus.tcp:start", modbus.problems, commands="drivers.modbus.commands"),  # noqa: E501
     Protocol("cigem", cigem.CigemTransport, "drivers.cigem.mqtt:start", cigem.problems, Decoder("cigem", cigem_describe.describe)),  # noqa: E501
-    Protocol("gb26875", gb26875.Gb26875Transport, "drivers.gb26875.server:start", decode=Decoder("gb26875", gb26875_describe.describe)),  # noqa: E501
+    Protocol("gb26875", gb26875.Gb26875Transport, "drivers.gb26875.server:start", decode=Decoder("gb26875", gb26875_describe.describe), commands="drivers.gb26875.commands"),  # noqa: E501
     Protocol("handheld", handheld.HandheldTransport, "drivers.handheld.io:start"),
     Protocol("hj212", hj212.Hj212Transport, "drivers.hj212.server:start", hj212.problems, Decoder("hj212", hj212_describe.describe, text=True)),  # noqa: E501
     # a link, not a device kind: [[dtu]] sections carry sl651 or modbus_rtu devices; after
