@@ -78,7 +78,7 @@ PROTOCOLS: Final[dict[str, Protocol]] = {p.kind: p for p in (
     Protocol("sl651", sl651.Sl651Transport, "drivers.sl651.server:start", sl651.problems, Decoder("sl651", sl651_describe.describe), "drivers.sl651.commands"),  # noqa: E501
     Protocol("modbus_rtu", modbus.ModbusRtuTransport, "drivers.modbus.master:start", modbus.problems, Decoder("modbus-rtu", modbus_describe.describe), "drivers.modbus.commands"),  # noqa: E501
     Protocol("modbus_tcp", modbus.ModbusTcpTransport, "drivers.modbus.tcp:start", modbus.problems, commands="drivers.modbus.commands"),  # noqa: E501
-    Protocol("cigem", cigem.CigemTransport, "drivers.cigem.mqtt:start", cigem.problems, Decoder("cigem", cigem_describe.describe)),  # noqa: E501
+    Protocol("cigem", cigem.CigemTransport, "drivers.cigem.mqtt:start", cigem.problems, Decoder("cigem", cigem_describe.describe), "drivers.cigem.commands"),  # noqa: E501
     Protocol("gb26875", gb26875.Gb26875Transport, "drivers.gb26875.server:start", decode=Decoder("gb26875", gb26875_describe.describe), commands="drivers.gb26875.commands"),  # noqa: E501
     Protocol("handheld", handheld.HandheldTransport, "drivers.handheld.io:start"),
     Protocol("hj212", hj212.Hj212Transport, "drivers.hj212.server:start", hj212.problems, Decoder("hj212", hj212_describe.describe, text=True)),  # noqa: E501

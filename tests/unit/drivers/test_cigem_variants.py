@@ -90,3 +90,36 @@ def test_a_type_3_file_with_its_descriptor() -> None:
         cigem.decode(bytes.fromhex("03003A") + DESC[:20])
     with pytest.raises(cigem.CigemError, match=r"payload type 4 \(firmware\) carries no"):
         cigem.decode(bytes.fromhex("040002") + b"{}")
+
+
+# --- $cmd downlinks and their answers (drivers/cigem/commands.py) -------------------------
+# spelled as the public firmware's comments and sprintf formats spell them (testdata README)
+
+
+def test_cmd_answers_as_the_firmware_sends_them() -> None:
+    from drivers.cigem import commands
+
+    assert commands.answer(b"$cmd=settime&result=succ") == ("clock.set", True, "成功 (succ)")
+    assert commands.answer(b"$cmd=reboot&result=fail") == (
+        "reboot",
+        False,
+        "设备回复失败 (result=fail)",
+    )
+    # one firmware writes " & " around its separators
+    assert commands.answer(b"$cmd=setsensortime & result=succ & msgid=B6ZmaDbzA") == (
+        "interval.set",
+        True,
+        "成功 (succ)",
+    )
+    assert commands.answer(b"$cmd=reqtime&time=2026-04-05 08:23:10") == (
+        "clock.read",
+        True,
+        "设备时钟: 2026-04-05 08:23:10",
+    )
+    assert commands.answer(b'$cmd=getstatus&state={"temp":42.00}') == (
+        "status",
+        True,
+        '设备状态: {"temp":42.00}',
+    )
+    assert commands.answer(b"$cmd=upgrade&md5=x") is None  # not a command of ours
+    assert commands.answer(b"\xff\xfe") is None
