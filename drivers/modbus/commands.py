@@ -109,6 +109,11 @@ def plan(name: str, args: dict[str, str], transport: TransportModel) -> Write:
         raise unknown("Modbus", name, COMMANDS)
     if not isinstance(transport, ModbusRtuTransport | ModbusTcpTransport):
         raise CommandError(f"{name}: not a Modbus device")
+    if isinstance(transport, ModbusRtuTransport) and transport.dtu is not None:
+        raise CommandError(
+            f"{name}: writes to a Modbus device behind a 4G DTU ({transport.dtu}) are not "
+            "sent; only devices on a serial port or Modbus TCP take them"
+        )
     only(name, args, {"metric", "address", "value", "function"})
     reg = _entry(args, transport)
     raw = args.get("value")

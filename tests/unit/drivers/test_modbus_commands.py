@@ -67,3 +67,18 @@ def test_only_holding_registers_can_be_writable() -> None:
         Register(metric="x", address=0, function=4, writable=True)
     with pytest.raises(ValidationError, match="set writable = true"):
         Register(metric="x", address=0, max=3)
+
+
+def test_a_device_behind_a_dtu_takes_no_writes() -> None:
+    from drivers.modbus.config import ModbusRtuTransport
+
+    t = ModbusRtuTransport.model_validate(
+        {
+            "kind": "modbus_rtu",
+            "dtu": "dtu-1",
+            "unit": 1,
+            "registers": [{"metric": "x", "address": 0, "writable": True}],
+        }
+    )
+    with pytest.raises(commands.CommandError, match=r"behind a 4G DTU \(dtu-1\) are not sent"):
+        commands.plan("register.write", {"metric": "x", "value": "1"}, t)
