@@ -9,6 +9,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from drivers.link.commands import CommandError
 from drivers.registry import PROTOCOLS
 from gateway.config.station import load_config
 
@@ -35,7 +36,10 @@ def cmd_command(args: argparse.Namespace) -> int:
             f"({', '.join(k for k, p in PROTOCOLS.items() if p.commands)} do)"
         )
     params = parse_args(args.params)
-    commands.check(args.name, params, device.transport, int(time.time() * 1000))  # exit 2
+    try:
+        commands.check(args.name, params, device.transport, int(time.time() * 1000))
+    except CommandError as e:  # exit 2, nothing queued
+        raise ValueError(f"{device.name}: {e}") from None
     host = "127.0.0.1" if cfg.http.host in ("0.0.0.0", "::") else cfg.http.host
     from gateway.cli.users import login, read_password
 

@@ -161,7 +161,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     db, _ = database_path(args)
     pages = backup(db, args.path)
     n, size = backup_pictures(db, args.path)
-    kept = f"; {n} pictures, {size} bytes in {picture_folder(args.path)}" if n else ""
+    word = "picture" if n == 1 else "pictures"
+    kept = f"; {n} {word}, {size} bytes in {picture_folder(args.path)}" if n else ""
     print(f"{args.path}: backup of {db} ({pages} pages, {args.path.stat().st_size} bytes{kept})")
     return 0
 

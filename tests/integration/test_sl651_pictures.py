@@ -150,7 +150,7 @@ def test_a_picture_is_joined_kept_served_and_backed_up(
     out = tmp_path / "backup" / "b.db"
     out.parent.mkdir()
     said = cli("backup", str(out), "--db", str(db))
-    assert f"1 pictures, {len(jpeg)} bytes in {out}.pictures" in said, said
+    assert f"1 picture, {len(jpeg)} bytes in {out}.pictures" in said, said
     assert (out.parent / "b.db.pictures" / "hs-pic" / "20260630T223000Z.jpg").read_bytes() == jpeg
     other = tmp_path / "other" / "station.db"
     cli("restore", str(out), "--db", str(other))
