@@ -24,6 +24,7 @@ from drivers.host import BatchBuilder, DeviceRef, FieldSetup, Host, once
 from drivers.link.mqtt_client import Message, MqttSource
 
 log = logging.getLogger("stationgw.cigem")
+AWAITING_MAX = 256  # commands of one kind sent and awaiting their answer, at most
 
 
 class CigemDriver:
@@ -144,6 +145,7 @@ class CigemDriver:
             await self.host.command_sent(command_id)
             waiting = self.awaiting.setdefault(commands.CMD[name], [])
             waiting[:] = [w for w in waiting if w[1] != command_id] + [(device_id, command_id)]
+            del waiting[:-AWAITING_MAX]  # the oldest were never answered: the queue retries
 
     async def _answer(self, msg: Message) -> None:
         """A device's `$dr` answer: to the one device waiting for that command (named by

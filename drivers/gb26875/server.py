@@ -28,6 +28,7 @@ from gateway.core.model import Level
 log = logging.getLogger("stationgw.gb26875")
 
 Item = gb26875.Frame | Reject
+PENDING_MAX = 1024  # commands sent and awaiting their answer, remembered at most
 
 
 class Gb26875Driver:
@@ -142,6 +143,8 @@ class Gb26875Driver:
                 continue
             self.serial = self.serial % 0xFFFF + 1
             self.pending[(device_id, self.serial)] = (command_id, name)
+            while len(self.pending) > PENDING_MAX:  # never answered: the queue retries them
+                del self.pending[next(iter(self.pending))]
             await self.host.command_sent(command_id)
             out.append(
                 gb26875.encode(
