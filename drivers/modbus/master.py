@@ -29,6 +29,9 @@ from drivers.modbus.config import ModbusRtuTransport, ModbusTcpTransport, Regist
 from gateway.core.logs import Once
 
 Transport = ModbusRtuTransport | ModbusTcpTransport
+# a device polled every fraction of a second asks the command queue (a writer transaction)
+# at most this often; a write waits that much longer at worst
+COMMAND_CHECK_S = 2.0
 
 log = logging.getLogger("stationgw.modbus")
 
@@ -135,6 +138,7 @@ class Slave:
     polls: int = 0
     failures: int = 0
     commands_due: bool = False  # polled well: its queued writes go out after the commit
+    commands_at: float = 0.0  # loop time of the next look into the queue (COMMAND_CHECK_S)
 
 
 class ModbusBus:
@@ -234,8 +238,9 @@ class ModbusBus:
                 if not b.empty:
                     await self.host.submit(b.batch)
                 for s in due:  # after the commit: the device answered, the bus is free
-                    if s.commands_due:
+                    if s.commands_due and loop.time() >= s.commands_at:
                         s.commands_due = False
+                        s.commands_at = loop.time() + COMMAND_CHECK_S
                         await run_commands(
                             self.host, s.device.id, self.client, s.t.unit, s.t, self.once
                         )

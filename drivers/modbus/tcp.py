@@ -27,7 +27,7 @@ from pymodbus.pdu import DecodePDU, ModbusPDU
 
 from drivers.host import BatchBuilder, FieldSetup, Host, once
 from drivers.modbus.config import ModbusTcpTransport, Register
-from drivers.modbus.master import PollFailed, read_register, run_commands
+from drivers.modbus.master import COMMAND_CHECK_S, PollFailed, read_register, run_commands
 
 log = logging.getLogger("stationgw.modbus_tcp")
 UNIT_ANY = 255  # Modbus TCP's "unit id not significant" (Messaging on TCP/IP guide, 4.4.2)
@@ -68,6 +68,7 @@ class TcpSlave:
     polls: int = 0
     failures: int = 0
     commands_due: bool = False  # polled well: its queued writes go out after the commit
+    commands_at: float = 0.0  # loop time of the next look into the queue (COMMAND_CHECK_S)
 
 
 def endpoints(gw: Host) -> dict[tuple[str, int], list[TcpSlave]]:
@@ -175,8 +176,9 @@ class ModbusTcpEndpoint:
                 if not b.empty:
                     await self.gw.submit(b.batch)
                 for s in due:  # after the commit: the device answered, the line is free
-                    if s.commands_due:
+                    if s.commands_due and loop.time() >= s.commands_at:
                         s.commands_due = False
+                        s.commands_at = loop.time() + COMMAND_CHECK_S
                         await run_commands(self.gw, s.device, self.client, s.t.unit, s.t, self.once)
         finally:
             self.client.close()
