@@ -22,7 +22,7 @@ from gateway.core.batch import Batch, Quarantined
 from gateway.core.logs import Once
 from gateway.core.model import FLAG_INSTRUMENT, Level, Reading
 
-HealthCounter = Literal["crc_errors", "timeouts", "malformed"]
+HealthCounter = Literal["crc_errors", "timeouts", "malformed", "variants"]
 DriverCounter = Literal[
     "messages", "acks", "quarantined", "readings_in", "out_of_range", "dtu_events", "variants"
 ]
@@ -92,6 +92,10 @@ class Host(Protocol):
         self, device: str, records: list[Record], received: int
     ) -> list[PatrolOutcome]:
         """Patrol records and their hazard tickets, in one transaction."""
+        ...
+
+    async def store_picture(self, device: str, observed_at: int, jpeg: bytes) -> bool:
+        """Keep a picture the device sent (a file and its row); False if already kept."""
         ...
 
     async def commands_due(self, device: str) -> list[DueCommand]:
@@ -192,6 +196,21 @@ class BatchBuilder:
                 r.value,
             )
         return len(mapped.readings)
+
+    def variant(self, device: str, variant: str) -> None:
+        """A frame of `device` accepted with a departure from its standard (stored, flagged
+        by this count): counted per device and variant in /metrics, per device on the
+        Devices page (with the last one), and logged once per device and variant."""
+        self.host.counter("variants", (device, variant.split(" (")[0]))
+        self.host.count(device, "variants", self.now)
+        self.host.note(device, self.now, last_variant=variant)
+        self.once.warning(
+            f"variant:{device}:{variant}",
+            "%s: %s frame accepted with a departure from the standard: %s",
+            device,
+            self.protocol,
+            variant,
+        )
 
     def seen(self, device: str, online: bool = True) -> None:
         self.batch.seen[device] = (self.now, None)

@@ -23,6 +23,7 @@ from drivers.gb26875 import describe as gb26875_describe
 from drivers.handheld import config as handheld
 from drivers.hj212 import config as hj212
 from drivers.hj212 import describe as hj212_describe
+from drivers.link.commands import CommandSet
 from drivers.link.config import TransportModel
 from drivers.modbus import config as modbus
 from drivers.modbus import describe as modbus_describe
@@ -54,6 +55,14 @@ class Protocol:
     start: str | None = None  # "module:function" that starts its field driver, if any
     problems: Problems = _none  # cross-checks against the device's metrics and serial ports
     decode: Decoder | None = None
+    commands: str | None = None  # module of its command set (drivers/link/commands.py)
+
+    def command_set(self) -> CommandSet | None:
+        """The commands devices of this protocol take (`stationgw command`, the API)."""
+        if self.commands is None:
+            return None
+        module: CommandSet = importlib.import_module(self.commands)
+        return module
 
     def starter(self) -> Callable[..., Any]:
         if self.start is None:
@@ -66,11 +75,11 @@ class Protocol:
 # fmt: off
 PROTOCOLS: Final[dict[str, Protocol]] = {p.kind: p for p in (
     Protocol("mqtt_json", mqtt_json.MqttJsonTransport),  # the spine: gateway/ingest/pipeline.py
-    Protocol("sl651", sl651.Sl651Transport, "drivers.sl651.server:start", sl651.problems, Decoder("sl651", sl651_describe.describe)),  # noqa: E501
-    Protocol("modbus_rtu", modbus.ModbusRtuTransport, "drivers.modbus.master:start", modbus.problems, Decoder("modbus-rtu", modbus_describe.describe)),  # noqa: E501
-    Protocol("modbus_tcp", modbus.ModbusTcpTransport, "drivers.modbus.tcp:start", modbus.problems),
-    Protocol("cigem", cigem.CigemTransport, "drivers.cigem.mqtt:start", cigem.problems, Decoder("cigem", cigem_describe.describe)),  # noqa: E501
-    Protocol("gb26875", gb26875.Gb26875Transport, "drivers.gb26875.server:start", decode=Decoder("gb26875", gb26875_describe.describe)),  # noqa: E501
+    Protocol("sl651", sl651.Sl651Transport, "drivers.sl651.server:start", sl651.problems, Decoder("sl651", sl651_describe.describe), "drivers.sl651.commands"),  # noqa: E501
+    Protocol("modbus_rtu", modbus.ModbusRtuTransport, "drivers.modbus.master:start", modbus.problems, Decoder("modbus-rtu", modbus_describe.describe), "drivers.modbus.commands"),  # noqa: E501
+    Protocol("modbus_tcp", modbus.ModbusTcpTransport, "drivers.modbus.tcp:start", modbus.problems, commands="drivers.modbus.commands"),  # noqa: E501
+    Protocol("cigem", cigem.CigemTransport, "drivers.cigem.mqtt:start", cigem.problems, Decoder("cigem", cigem_describe.describe), "drivers.cigem.commands"),  # noqa: E501
+    Protocol("gb26875", gb26875.Gb26875Transport, "drivers.gb26875.server:start", decode=Decoder("gb26875", gb26875_describe.describe), commands="drivers.gb26875.commands"),  # noqa: E501
     Protocol("handheld", handheld.HandheldTransport, "drivers.handheld.io:start"),
     Protocol("hj212", hj212.Hj212Transport, "drivers.hj212.server:start", hj212.problems, Decoder("hj212", hj212_describe.describe, text=True)),  # noqa: E501
     # a link, not a device kind: [[dtu]] sections carry sl651 or modbus_rtu devices; after

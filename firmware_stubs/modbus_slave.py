@@ -3,7 +3,8 @@
 Several units share one bus, as on an RS-485 line. Faults are applied to the responses
 of one unit: `silence` (no answer: a dead slave), `garbage` (bytes before the answer),
 `truncated` (the answer cut short), `bad_crc` (the last CRC byte flipped). A fault lasts
-for the given number of responses (or for ever with -1).
+for the given number of responses (or for ever with -1). Writes (functions 6 and 16)
+are answered by pymodbus's server; every request frame read is kept in `received`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SlaveBus:
     faults: dict[int, Fault] = field(default_factory=dict)
     answered: int = 0
     _server: ModbusSerialServer | None = None
+    received: list[bytes] = field(default_factory=list)  # request frames, as read
     _task: asyncio.Task[None] | None = None
 
     def _context(self) -> ModbusServerContext:
@@ -54,6 +56,8 @@ class SlaveBus:
         return ModbusServerContext(devices=devices, single=False)
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending and data:
+            self.received.append(bytes(data))
         if not sending or not data:
             return data
         unit = data[0]

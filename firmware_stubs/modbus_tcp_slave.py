@@ -1,11 +1,12 @@
 """A simulated Modbus TCP slave (a PLC, or a serial-to-Ethernet converter with units
 behind it): MBAP framing over a real TCP socket, holding and input registers per unit.
 
-Functions 3 and 4 are answered; an address outside the bank gets exception 2 (illegal
-data address); a unit not configured stays silent, as a converter whose RS-485 side
-times out. `set()` changes a register while it runs; `stop()` and `start()` again
-simulate the device going away and returning on the same port. The gateway's client is
-pymodbus, so this framing is checked against an independent implementation.
+Functions 3 and 4 are answered, and the writes 6 and 16 (recorded in `writes`, the
+registers changed); an address outside the bank gets exception 2 (illegal data
+address); a unit not configured stays silent, as a converter whose RS-485 side times
+out. `set()` changes a register while it runs; `stop()` and `start()` again simulate the
+device going away and returning on the same port. The gateway's client is pymodbus, so
+this framing is checked against an independent implementation.
 """
 
 from __future__ import annotations
@@ -23,14 +24,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def answer(holding: dict[int, list[int]], adu: bytes) -> bytes | None:
-    """The response ADU to one request ADU (MBAP header + PDU), or None: silence."""
+def answer(
+    holding: dict[int, list[int]], adu: bytes, answer_unit: int | None = None
+) -> bytes | None:
+    """The response ADU to one request ADU (MBAP header + PDU), or None: silence. With
+    `answer_unit`, the answer carries that unit id instead of the request's (what some
+    serial-to-Ethernet gateways do: 255, or the RTU device's own address)."""
     tid, unit, pdu = adu[0:2], adu[6], adu[7:]
     regs = holding.get(unit)
     if regs is None or len(pdu) < 5:
         return None
     function = pdu[0]
-    if function not in (3, 4):
+    if function in (6, 16):
+        body = _write(regs, pdu)
+    elif function not in (3, 4):
         body = bytes([function | 0x80, 1])
     else:
         address = int.from_bytes(pdu[1:3], "big")
@@ -40,7 +47,28 @@ def answer(holding: dict[int, list[int]], adu: bytes) -> bytes | None:
         else:
             data = b"".join(v.to_bytes(2, "big") for v in regs[address : address + count])
             body = bytes([function, len(data)]) + data
-    return tid + b"\x00\x00" + (len(body) + 1).to_bytes(2, "big") + bytes([unit]) + body
+    out_unit = unit if answer_unit is None else answer_unit
+    return tid + b"\x00\x00" + (len(body) + 1).to_bytes(2, "big") + bytes([out_unit]) + body
+
+
+def _write(regs: list[int], pdu: bytes) -> bytes:
+    """Function 6 (one register: the answer echoes the request) or 16 (several: the
+    answer is function, address, count); an address outside the bank or a malformed
+    request is exception 2 or 3."""
+    function, address = pdu[0], int.from_bytes(pdu[1:3], "big")
+    if function == 6:
+        if address >= len(regs):
+            return bytes([0x86, 2])
+        regs[address] = int.from_bytes(pdu[3:5], "big")
+        return pdu[:5]
+    count = int.from_bytes(pdu[3:5], "big")
+    if len(pdu) < 6 or pdu[5] != 2 * count or len(pdu) != 6 + 2 * count or not 1 <= count <= 123:
+        return bytes([0x90, 3])
+    if address + count > len(regs):
+        return bytes([0x90, 2])
+    for k in range(count):
+        regs[address + k] = int.from_bytes(pdu[6 + 2 * k : 8 + 2 * k], "big")
+    return pdu[:5]
 
 
 @dataclass
@@ -50,6 +78,8 @@ class TcpSlave:
     port: int = 0
     answered: int = 0
     connections: int = 0
+    answer_unit: int | None = None  # answer with this unit id (a gateway's habit)
+    writes: list[bytes] = field(default_factory=list)  # the PDUs of write requests (6, 16)
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -61,7 +91,9 @@ class TcpSlave:
                 head = await reader.readexactly(6)
                 length = int.from_bytes(head[4:6], "big")
                 rest = await reader.readexactly(length)
-                out = answer(self.holding, head + rest)
+                if rest[1:2] in (b"\x06", b"\x10"):
+                    self.writes.append(rest[1:])
+                out = answer(self.holding, head + rest, self.answer_unit)
                 if out is not None:
                     self.answered += 1
                     writer.write(out)

@@ -172,3 +172,76 @@ async def run_tcp(
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
     return confirmed
+
+
+# --- pictures (function 36, always multi-packet) ---------------------------------------
+
+
+def picture_packets(
+    station: str,
+    serial: int,
+    obs_ms: int,
+    sent_ms: int,
+    jpeg: bytes,
+    *,
+    packet_bytes: int = 1024,
+    tz: tzinfo = sl651.BEIJING,
+) -> list[bytes]:
+    """SL 651-2014 table 40 (serial · send time · F1F1 station · type 48 · F0F0 obs time ·
+    F3F3 · the JPEG) cut into `packet_bytes` pieces, each a SYN packet (total, sequence),
+    ETB on all but the last, ETX on the last (table 19)."""
+    body = (
+        serial.to_bytes(2, "big")
+        + sl651.bcd_time(sent_ms, tz)
+        + b"\xf1\xf1"
+        + bytes.fromhex(station)
+        + b"\x48"
+        + b"\xf0\xf0"
+        + sl651.bcd_time(obs_ms, tz, 5)
+        + b"\xf3\xf3"
+        + jpeg
+    )
+    parts = [body[k : k + packet_bytes] for k in range(0, len(body), packet_bytes)]
+    n = len(parts)
+    return [
+        sl651.encode(
+            centre=1,
+            station=station,
+            password="1234",
+            function=0x36,
+            body=part,
+            packet=(n, k + 1),
+            end=sl651.ETB if k < n - 1 else sl651.ETX,
+        )
+        for k, part in enumerate(parts)
+    ]
+
+
+async def send_picture(
+    host: str, port: int, packets: list[bytes], *, skip: int | None = None, wait_s: float = 10.0
+) -> list[sl651.Frame]:
+    """Send a picture's packets over one TCP connection (leaving out packet `skip`, then
+    resending what the centre asks for with NAK) until the centre answers EOT; return the
+    centre's answers in order."""
+    reader, writer = await asyncio.open_connection(host, port)
+    stream: Stream[sl651.Frame] = Stream(sl651.take)
+    answers: list[sl651.Frame] = []
+    try:
+        for k, p in enumerate(packets, 1):
+            if k != skip:
+                writer.write(p)
+        await writer.drain()
+        while True:
+            reply = await _confirmation(reader, stream, wait_s)
+            if reply is None:
+                return answers
+            answers.append(reply)
+            if reply.header.end == sl651.EOT:
+                return answers
+            if reply.header.end == sl651.NAK and reply.header.packet is not None:
+                writer.write(packets[reply.header.packet[1] - 1])
+                await writer.drain()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()

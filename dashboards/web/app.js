@@ -66,6 +66,9 @@ const I18N = {
     err_500: "网关内部错误", err_503: "服务暂不可用", err_net: "无法连接网关",
     batt: "电池 {v}", sig: "信号 {v}", sig_good: "好", sig_fair: "一般", sig_poor: "差",
     err_counts: "校验错误 {c} 次，超时 {o} 次，格式错误 {m} 次", no_errors: "无错误",
+    variants: "非标准帧", conformant: "符合标准", variantCount: "{n} 帧", pictures: "图片",
+    showPictures: "查看 {n} 张", picturesOf: "{name}的图片", observedAt: "观测时间 {t}",
+    picSize: "{kb} 千字节", closePictures: "关闭", noPictures: "暂无图片",
     pickHandTo: "选择接班人", kind_threshold: "阈值", kind_accumulation: "累计", kind_rate: "变化速率", kind_no_data: "无数据", kind_compound: "组合", kind_fault: "设备故障", atLine: "第 {n} 行：", trigger: "（触发值）", rainRank: "雨量排行（毫米）", h3: "3小时", mapBackground: "底图", pointsDevices: "监测点与设备", normal: "正常", responsible: "责任人", perReport: "每次上报", perBucket: "时段合计", accum: "{w}累计",
   },
   en: {
@@ -138,6 +141,9 @@ const I18N = {
     err_500: "Gateway error", err_503: "Service unavailable", err_net: "Cannot reach the gateway",
     batt: "battery {v}", sig: "signal {v}", sig_good: "good", sig_fair: "fair", sig_poor: "poor",
     err_counts: "{c} checksum errors, {o} timeouts, {m} malformed", no_errors: "no errors",
+    variants: "Non-standard frames", conformant: "conformant", variantCount: "{n} frame(s)", pictures: "Pictures",
+    showPictures: "Show {n}", picturesOf: "Pictures of {name}", observedAt: "observed {t}",
+    picSize: "{kb} KB", closePictures: "Close", noPictures: "No pictures yet",
     pickHandTo: "Choose who takes over", kind_threshold: "threshold", kind_accumulation: "accumulation", kind_rate: "rate", kind_no_data: "no data", kind_compound: "compound", kind_fault: "device fault", atLine: "line {n}: ", trigger: "(value that triggered it)", rainRank: "Rainfall ranking (mm)", h3: "3 h", mapBackground: "Base map", pointsDevices: "Points and devices", normal: "normal", responsible: "Responsible people", perReport: "per report", perBucket: "per period", accum: "{w} total",
   },
 };
@@ -390,6 +396,11 @@ function connect() {
   on("device", (d) => {
     const old = S.devices.get(d.id);
     if (old) S.devices.set(d.id, { ...old, ...d, metrics: old.metrics, health: d.health ?? old.health });
+  });
+  on("picture", (p) => {  // a station's new picture: its count, and the open list
+    const dv = S.devices.get(p.device);
+    if (dv) dv.pictures = (dv.pictures ?? 0) + 1;
+    if (S.pictures?.id === p.device) showPictures(S.pictures);
   });
   on("mute", (m) => S.muted.set(m.ticket, m));
   on("alarm", () => {});
@@ -1094,7 +1105,7 @@ function renderDevices() {
   const faults = openTickets().filter((x) => x.kind === "device_fault");
   const cmds = S.me?.may.rules;  // technicians and admins send commands to devices
   put($("#device-table"), table(
-    ["device", "point", "online", "lastSeen", "battery", "signal", "errors", "firmware", "latest", "faults", ...(cmds ? [CMD_HEAD()] : [])],
+    ["device", "point", "online", "lastSeen", "battery", "signal", "errors", "variants", "firmware", "latest", "pictures", "faults", ...(cmds ? [CMD_HEAD()] : [])],
     [...S.devices.values()].map((d) => {
       const h = d.health || {}, e = h.errors || {};
       return el("tr", { "data-device": d.id },
@@ -1105,15 +1116,39 @@ function renderDevices() {
         el("td", {}, h.signal != null ? signalText(h.signal) : "—"),
         el("td", {}, (e.crc || e.timeouts || e.malformed)
           ? t("err_counts", { c: e.crc ?? 0, o: e.timeouts ?? 0, m: e.malformed ?? 0 }) : t("no_errors")),
+        // frames accepted with a departure from the protocol's standard (the last one on hover)
+        el("td", { class: "variants", "data-variants": h.variants ?? 0, title: h.last_variant ?? null },
+          h.variants ? el("span", { class: "flag" }, t("variantCount", { n: h.variants })) : t("conformant")),
         el("td", {}, h.firmware ?? "—"),
         el("td", {}, Object.entries(d.metrics).map(([m, v]) => {
           const r = S.latest.get(`${d.id}/${m}`);
           return el("div", {}, `${mname(d.id, m)}：${r ? `${num(r.value)} ${shownUnit(v.unit)}` : "—"}`);
         })),
+        el("td", { class: "pictures" }, d.pictures
+          ? el("button", { type: "button", "data-pictures": d.id, onclick: () => showPictures(d) },
+            t("showPictures", { n: d.pictures }))
+          : "—"),
         el("td", {}, faults.filter((x) => x.device === d.id).map((x) =>
           el("a", { href: `#tickets/${x.id}`, class: "flag" }, ticketTitle(x)))),
         cmds ? el("td", { class: "commands" }, commandButtons(d)) : null);
     })));
+}
+
+// a station's pictures (SL651 function 36), newest first, at the station's time
+async function showPictures(d) {
+  let list;
+  try { list = await api("GET", `/api/devices/${encodeURIComponent(d.id)}/pictures`); }
+  catch (e) { return notice(e); }
+  S.pictures = d;
+  put($("#picture-panel"),
+    el("h3", {}, t("picturesOf", { name: d.name }),
+      el("button", { type: "button", class: "close-pictures", onclick: () => { S.pictures = null; put($("#picture-panel")); } }, t("closePictures"))),
+    list.length ? el("div", { class: "pictures" }, list.map((p) => el("figure", { "data-picture": p.id },
+      el("a", { href: p.url, target: "_blank", rel: "noopener" },
+        el("img", { src: p.url, alt: t("observedAt", { t: S.clock.format(new Date(p.observed_at)) }), loading: "lazy" })),
+      el("figcaption", {}, t("observedAt", { t: S.clock.format(new Date(p.observed_at)) }),
+        el("br", {}), t("picSize", { kb: num(p.bytes / 1024) })))))
+      : el("p", {}, t("noPictures")));
 }
 
 // battery in words: the health's percent or supply, else the battery metric's latest value
@@ -1295,6 +1330,7 @@ async function submitHandover(ev) {
 
 function applyLang() {
   document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
+  $("#notice").hidden = true;  // a message in the other language
   $$("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
   $("#conn-state").textContent = t($("#conn-state").dataset.state);
   $("#lang").textContent = S.lang === "zh" ? "English" : "中文";
@@ -1302,6 +1338,7 @@ function applyLang() {
   if (S.audio?.state === "running") $("#sound").textContent = t("soundOn");
   if (S.map) { S.map.remove(); S.map = null; } // its legend and switches are words too
   if (S.dash) { fillSeries(); if (S.me) $("#who").textContent = `${S.me.user.name} · ${t("role_" + S.me.user.role)}`; route(); }
+  if (S.pictures) showPictures(S.pictures);
 }
 function tick() {
   if (S.clock) $("#clock").textContent = S.clock.format(new Date());

@@ -20,6 +20,10 @@ class CigemTransport(TransportModel):
 
 class CigemSection(Model):
     topic: str = "$dp"
+    # commands: published to this topic ({dev_id}, {id}: the queue's command id); the
+    # device's answers come on `answer_topic`, or on `answer_topic/<devId>`
+    command_topic: str = Field(default="$creq/{dev_id}/{id}", min_length=1)
+    answer_topic: str = Field(default="$dr", min_length=1)
 
 
 def problems(

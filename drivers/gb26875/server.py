@@ -3,7 +3,9 @@
 The transmission device sends `send data` (2) frames with system states and component
 statuses. A fire alarm opens a hazard ticket directly (red, the panel as the actor; the
 alarm's own key makes a resent frame open none). The confirm (3) goes back only after the
-ticket and the batch are committed.
+ticket and the batch are committed. Queued commands (drivers/gb26875/commands.py) go out
+after a frame of the device, numbered by the centre; the response (5), confirm (3) or
+deny (6) carrying that number answers them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from drivers.gb26875 import codec as gb26875
+from drivers.gb26875 import commands
 from drivers.gb26875.config import Gb26875Section, Gb26875Transport
 from drivers.host import BatchBuilder, DeviceRef, FieldSetup, Host, once
 from drivers.link.config import SerialPort
@@ -25,6 +28,7 @@ from gateway.core.model import Level
 log = logging.getLogger("stationgw.gb26875")
 
 Item = gb26875.Frame | Reject
+PENDING_MAX = 1024  # commands sent and awaiting their answer, remembered at most
 
 
 class Gb26875Driver:
@@ -44,6 +48,9 @@ class Gb26875Driver:
         self._writers: set[asyncio.StreamWriter] = set()
         self.lines: dict[str, SerialLine] = {}
         self.server: asyncio.Server | None = None
+        self.serial = 0  # the centre's own frames (commands) are numbered here
+        # (device, serial of our command) -> (queue id, command name), until answered
+        self.pending: dict[tuple[str, int], tuple[int, str]] = {}
 
     def _stream(self) -> Stream[gb26875.Frame]:
         return Stream(functools.partial(gb26875.take, tz=self.tz))
@@ -52,6 +59,8 @@ class Gb26875Driver:
         b = BatchBuilder(self.host, "gb26875", self.once)
         replies: list[bytes] = []
         alarms: list[tuple[DeviceRef, gb26875.Status]] = []
+        reported: dict[str, gb26875.Frame] = {}  # device -> its last frame
+        outcomes: list[tuple[str, tuple[int, str], gb26875.Frame]] = []
         for item in items:
             if isinstance(item, Reject):
                 addr = item.raw[12:18].hex().upper() if len(item.raw) >= 18 else None
@@ -76,8 +85,14 @@ class Gb26875Driver:
             self.frames += 1
             self.host.counter("messages", "gb26875")
             b.seen(device.id)
+            reported[device.id] = item
+            if item.command in (3, 5, 6):  # about a frame of ours: a command's answer?
+                pending = self.pending.pop((device.id, item.serial), None)
+                if pending is not None:
+                    outcomes.append((device.id, pending, item))
+                continue
             if item.command != 2:
-                continue  # confirms and responses to us need no answer
+                continue
             for s in item.statuses:
                 if s.fire_alarm:
                     alarms.append((device, s))
@@ -93,6 +108,13 @@ class Gb26875Driver:
                 replies.append(gb26875.confirm(item, self.host.clock(), self.tz))
         if not b.empty:
             await self.host.submit(b.batch)
+        for device_id, (command_id, name), answer in outcomes:
+            if answer.command == 6:
+                await self.host.command_failed(command_id, "设备否认 (deny, command 6)")
+            else:
+                await self.host.command_answered(device_id, name, commands.answer_text(answer))
+        for device_id, frame in reported.items():  # it is connected: its queued commands
+            replies.extend(await self._commands(device_id, frame))
         for device, s in alarms:
             what = s.description or s.name
             _, new = await self.host.open_hazard(
@@ -108,6 +130,35 @@ class Gb26875Driver:
                 self.alarms += 1
                 log.warning("%s: fire alarm at %s — hazard ticket opened", device.id, what)
         return replies
+
+    async def _commands(self, device_id: str, frame: gb26875.Frame) -> list[bytes]:
+        """Queued commands go out after the device's frame was committed (it is there)."""
+        out = []
+        for command_id, name, args in await self.host.commands_due(device_id):
+            now = self.host.clock()
+            try:
+                data = commands.application_data(name, args, now, self.tz)
+            except commands.CommandError as e:
+                await self.host.command_failed(command_id, str(e))
+                continue
+            self.serial = self.serial % 0xFFFF + 1
+            self.pending[(device_id, self.serial)] = (command_id, name)
+            while len(self.pending) > PENDING_MAX:  # never answered: the queue retries them
+                del self.pending[next(iter(self.pending))]
+            await self.host.command_sent(command_id)
+            out.append(
+                gb26875.encode(
+                    serial=self.serial,
+                    sent_at=now,
+                    source=frame.destination,
+                    destination=frame.source,
+                    command=commands.COMMAND_OF[name],
+                    data=data,
+                    version=frame.version,
+                    tz=self.tz,
+                )
+            )
+        return out
 
     async def serve(self) -> asyncio.Server:
         listen = self.section.listen

@@ -20,10 +20,27 @@ class Register(Model):
     word_order: Literal["big", "little"] = "big"  # 32-bit values: high word first or last
     scale: float = 1.0
     offset: float = 0.0
+    # `stationgw command DEVICE register.write metric=… value=…` may write it (function 6,
+    # or 16 for 32-bit values), within min…max in the metric's unit when given
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
 
     @property
     def count(self) -> int:
         return 1 if self.type in ("int16", "uint16") else 2
+
+    @model_validator(mode="after")
+    def _writable(self) -> Register:
+        if self.writable and self.function != 3:
+            raise ValueError("only holding registers (function 3) can be writable")
+        if (self.min is not None or self.max is not None) and not self.writable:
+            raise ValueError("min/max bound the values written: set writable = true")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
+        return self
 
 
 class ModbusRtuTransport(TransportModel):

@@ -22,7 +22,16 @@ from pymodbus.exceptions import ModbusException
 
 from drivers.host import BatchBuilder, DeviceRef, FieldSetup, Host, once
 from drivers.link.config import SerialPort
-from drivers.modbus.config import ModbusRtuTransport, Register
+from drivers.modbus import commands
+from drivers.modbus.codec import EXCEPTIONS
+from drivers.modbus.commands import Write
+from drivers.modbus.config import ModbusRtuTransport, ModbusTcpTransport, Register
+from gateway.core.logs import Once
+
+Transport = ModbusRtuTransport | ModbusTcpTransport
+# a device polled every fraction of a second asks the command queue (a writer transaction)
+# at most this often; a write waits that much longer at worst
+COMMAND_CHECK_S = 2.0
 
 log = logging.getLogger("stationgw.modbus")
 
@@ -63,6 +72,57 @@ async def read_register(
     return register_value(rr.registers, reg)
 
 
+async def write(client: ModbusBaseClient, w: Write, unit: int, timeout_s: float) -> str:
+    """One planned write (drivers/modbus/commands.py) to a unit, over RTU or TCP; the
+    answer in words for the audit. A silent unit is a PollFailed with `timeout`; an
+    exception answer, or an echo that is not what was written, one without."""
+    try:
+        if w.function == 6:
+            call = client.write_register(w.address, w.words[0], device_id=unit)
+        else:
+            call = client.write_registers(w.address, list(w.words), device_id=unit)
+        rr = await asyncio.wait_for(call, timeout_s)
+    except TimeoutError:
+        raise PollFailed(f"no answer within {timeout_s:g} s", True) from None
+    except ModbusException as e:
+        raise PollFailed(f"{e}", True) from e
+    if rr.isError():
+        code = getattr(rr, "exception_code", None)
+        raise PollFailed(f"exception response {code} ({EXCEPTIONS.get(code or 0, '?')})", False)
+    if rr.address != w.address or (w.function == 6 and list(rr.registers) != [w.words[0]]):
+        raise PollFailed(
+            f"the answer echoes {rr.address}/{list(rr.registers)}, not the write", False
+        )
+    if w.function == 16 and getattr(rr, "count", len(w.words)) != len(w.words):
+        raise PollFailed(f"the answer says {rr.count} registers written, not {len(w.words)}", False)
+    words = " ".join(f"{x:04X}" for x in w.words)
+    return (
+        f"已写入 {w.register.metric} = {w.value:g} (寄存器 {w.address}, 功能码 {w.function}, "
+        f"{words})"
+    )
+
+
+async def run_commands(
+    host: Host, device: str, client: ModbusBaseClient, unit: int, t: Transport, once: Once
+) -> None:
+    """The device's queued writes, after its poll (the line is free then)."""
+    for command_id, name, args in await host.commands_due(device):
+        try:
+            w = commands.plan(name, args, t)
+        except commands.CommandError as e:
+            await host.command_failed(command_id, str(e))
+            continue
+        await host.command_sent(command_id)
+        try:
+            answer = await write(client, w, unit, t.timeout_s)
+        except PollFailed as e:
+            once.warning(f"write:{device}", "modbus %s: %s %s: %s", device, name, args, e.reason)
+            if not e.timeout:  # the device refused it: a definite answer
+                await host.command_failed(command_id, e.reason)
+            continue  # no answer: sent again after the queue's timeout, at a later poll
+        await host.command_answered(device, name, answer)
+
+
 class PollFailed(Exception):
     def __init__(self, reason: str, timeout: bool) -> None:
         self.reason = reason
@@ -77,6 +137,8 @@ class Slave:
     due: float = 0.0
     polls: int = 0
     failures: int = 0
+    commands_due: bool = False  # polled well: its queued writes go out after the commit
+    commands_at: float = 0.0  # loop time of the next look into the queue (COMMAND_CHECK_S)
 
 
 class ModbusBus:
@@ -152,6 +214,7 @@ class ModbusBus:
         s.polls += 1
         b.readings(s.device.id, values)
         b.seen(s.device.id)
+        s.commands_due = True
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -174,6 +237,13 @@ class ModbusBus:
                         break  # the adapter went away: reopen before the next slave
                 if not b.empty:
                     await self.host.submit(b.batch)
+                for s in due:  # after the commit: the device answered, the bus is free
+                    if s.commands_due and loop.time() >= s.commands_at:
+                        s.commands_due = False
+                        s.commands_at = loop.time() + COMMAND_CHECK_S
+                        await run_commands(
+                            self.host, s.device.id, self.client, s.t.unit, s.t, self.once
+                        )
         finally:
             self.client.close()
 

@@ -12,23 +12,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from drivers.link.commands import Command, CommandError
+from drivers.link.config import TransportModel
 from drivers.sl651 import elements as tables
 from drivers.sl651.codec import BEIJING, ENQ, Frame, bcd_time, encode
 
-
-class CommandError(ValueError):
-    """A command that cannot be sent: unknown, or a parameter missing or out of range."""
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    name: str
-    function: int
-    title: str  # Chinese, for the page and the audit
-    params: str  # what key=value it takes, for the help text
+__all__ = ["COMMANDS", "Command", "CommandError", "answer_text", "answers", "body", "check"]
 
 
 COMMANDS: dict[str, Command] = {
@@ -257,6 +248,11 @@ def body(name: str, args: dict[str, str], now_ms: int, tz: tzinfo = BEIJING) -> 
         if key not in allowed:
             raise CommandError(f"{name}: unknown parameter {key!r}")
     return head + extra
+
+
+def check(name: str, args: dict[str, str], transport: TransportModel, now_ms: int) -> None:
+    """The registry's check (drivers/link/commands.py): CommandError, or the command is good."""
+    body(name, args, now_ms)
 
 
 def frame(

@@ -76,6 +76,7 @@ class Sl651Driver:
         reported: dict[str, Frame] = {}  # device -> its last whole uplink frame
         answers: list[tuple[str, str, str]] = []  # device, command, answer
         drifting: list[tuple[str, int]] = []  # device, clock lead (ms)
+        pictures: list[tuple[str, int, bytes]] = []  # device, observation time, JPEG
         for item in items:
             if isinstance(item, Reject):
                 self._reject(b, item, source)
@@ -120,6 +121,19 @@ class Sl651Driver:
             if whole is None:
                 continue  # more packets to come
             whole = restamp(whole, transport.array_time)
+            if whole.picture is not None:
+                if not whole.picture.startswith(b"\xff\xd8"):
+                    self.host.count(device.id, "malformed", b.now)
+                    b.quarantine(
+                        source,
+                        "malformed",
+                        f"{device.id}: picture (function 36) data does not start with the "
+                        f"JPEG marker FF D8 (byte 0 of its {len(whole.picture)} bytes)",
+                        whole.raw,
+                    )
+                else:
+                    obs = whole.observed_at or whole.sent_at or b.now
+                    pictures.append((device.id, obs, whole.picture))
             self._readings(b, device, transport, whole)
             reported[device.id] = whole
             drift = self._drift(whole)
@@ -129,13 +143,7 @@ class Sl651Driver:
             if name is not None:
                 answers.append((device.id, name, commands.answer_text(whole)))
             for variant in whole.variants:
-                self.host.counter("variants", (device.id, variant.split(" (")[0]))
-                self.once.warning(
-                    f"variant:{device.id}:{variant}",
-                    "%s: SL651 frame accepted with a departure from the standard: %s",
-                    device.id,
-                    variant,
-                )
+                b.variant(device.id, variant)
             if transport.reply and h.packet is not None:
                 replies.extend(packet_replies)
             elif transport.reply and h.function in self.reply_functions:
@@ -144,6 +152,9 @@ class Sl651Driver:
             self._incomplete(b, left, source)
         if not b.empty:
             await self.host.submit(b.batch)
+        for device_id, observed_at, jpeg in pictures:  # kept before the station is answered
+            if await self.host.store_picture(device_id, observed_at, jpeg):
+                log.info("%s: picture of %d bytes kept", device_id, len(jpeg))
         for device_id, name, answer in answers:
             await self.host.command_answered(device_id, name, answer)
         for device_id, lead in drifting:

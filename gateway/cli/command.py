@@ -9,8 +9,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from drivers.sl651 import commands as sl651_commands
-from drivers.sl651.config import Sl651Transport
+from drivers.link.commands import CommandError
+from drivers.registry import PROTOCOLS
 from gateway.config.station import load_config
 
 
@@ -29,20 +29,24 @@ def cmd_command(args: argparse.Namespace) -> int:
     device = next((d for d in cfg.devices if d.id == args.device), None)
     if device is None:
         raise ValueError(f"device {args.device!r} is not in {args.config}")
-    if not isinstance(device.transport, Sl651Transport):
+    commands = PROTOCOLS[device.transport.kind].command_set()
+    if commands is None:
         raise ValueError(
-            f"{device.name}: commands are sent to SL651 stations only so far "
-            f"(this one is {device.transport.kind})"
+            f"{device.name}: devices speaking {device.transport.kind} take no commands "
+            f"({', '.join(k for k, p in PROTOCOLS.items() if p.commands)} do)"
         )
     params = parse_args(args.params)
-    sl651_commands.body(args.name, params, int(time.time() * 1000))  # CommandError: exit 2
+    try:
+        commands.check(args.name, params, device.transport, int(time.time() * 1000))
+    except CommandError as e:  # exit 2, nothing queued
+        raise ValueError(f"{device.name}: {e}") from None
     host = "127.0.0.1" if cfg.http.host in ("0.0.0.0", "::") else cfg.http.host
     from gateway.cli.users import login, read_password
 
     call = login(f"http://{host}:{cfg.http.port}", args.user, read_password(args))
     path = f"/api/devices/{urllib.parse.quote(args.device, safe='')}/commands"
     answer = call("POST", path, {"name": args.name, "args": params})
-    title = sl651_commands.COMMANDS[args.name].title
+    title = commands.COMMANDS[args.name].title
     print(
         f"{device.name}: {title} ({args.name}) 已排队, 编号 {answer['id']}; "
         "设备下次上报后发送 (queued; sent after the device's next report)"
@@ -52,9 +56,18 @@ def cmd_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names() -> str:
+    out = []
+    for kind, protocol in PROTOCOLS.items():
+        commands = protocol.command_set()
+        if commands is not None:
+            out.append(f"{kind}: " + ", ".join(commands.COMMANDS))
+    return "; ".join(out)
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    names = ", ".join(f"{c.name} ({c.title})" for c in sl651_commands.COMMANDS.values())
-    p = sub.add_parser("command", help="queue a command for a device (SL651: " + names + ")")
+    names = _names()
+    p = sub.add_parser("command", help=f"queue a command for a device ({names})")
     p.add_argument("device", help="the device id of the station file")
     p.add_argument("name", help=names)
     p.add_argument("params", nargs="*", help="key=value parameters of the command")

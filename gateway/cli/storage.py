@@ -1,5 +1,5 @@
-"""`stationgw backup|restore|export`: the station database's copy, its return, a series
-as CSV."""
+"""`stationgw backup|restore|export`: the station database's copy (with the pictures its
+rows name, in `PATH.pictures/`), its return, a series as CSV."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import csv
 import fcntl
 import os
+import shutil
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.cli.common import database_path, station_time
 from gateway.core.errors import GatewayError
+from gateway.storage import pictures
 from gateway.storage.migrations import MIGRATIONS
 from gateway.storage.store import Store
 
@@ -48,6 +50,30 @@ def backup(db: Path, out: Path) -> int:
         src.close()
     os.replace(tmp, out)
     return int(pages)
+
+
+def picture_folder(backup_path: Path) -> Path:
+    """Where a backup's pictures go: `PATH.pictures/`, beside the backup file."""
+    return backup_path.with_name(backup_path.name + ".pictures")
+
+
+def backup_pictures(db: Path, out: Path) -> tuple[int, int]:
+    """Copy the pictures the backup `out` lists (its snapshot's rows; every row's file was
+    written before the row) into `out.pictures/`; (files, bytes)."""
+    dst = picture_folder(out)
+    tmp = dst.with_name(dst.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        n, size = pictures.copy_files(out, pictures.folder(db), tmp)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GatewayError(f"backup of the pictures of {db} failed: {e}") from e
+    shutil.rmtree(dst, ignore_errors=True)
+    if n:
+        os.replace(tmp, dst)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return n, size
 
 
 def check_backup(path: Path) -> int:
@@ -97,6 +123,12 @@ def restore(backup_path: Path, db: Path) -> int:
         finally:
             dst.close()
             src.close()
+        saved = picture_folder(backup_path)
+        if saved.is_dir():  # the pictures the backup lists, back into the data folder
+            try:
+                pictures.copy_files(backup_path, saved, pictures.folder(db))
+            except OSError as e:
+                raise GatewayError(f"restore of the pictures from {saved} failed: {e}") from e
     finally:
         os.close(fd)
     return version
@@ -128,7 +160,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     db, _ = database_path(args)
     pages = backup(db, args.path)
-    print(f"{args.path}: backup of {db} ({pages} pages, {args.path.stat().st_size} bytes)")
+    n, size = backup_pictures(db, args.path)
+    word = "picture" if n == 1 else "pictures"
+    kept = f"; {n} {word}, {size} bytes in {picture_folder(args.path)}" if n else ""
+    print(f"{args.path}: backup of {db} ({pages} pages, {args.path.stat().st_size} bytes{kept})")
     return 0
 
 

@@ -31,6 +31,7 @@ from gateway.http.reports import router as reports_router
 from gateway.ingest.health import EMPTY, interval_ms, load_health
 from gateway.ingest.rules_service import RulesService
 from gateway.metrics import Metrics
+from gateway.storage.pictures import counts as picture_counts
 from gateway.tickets.store import StationStore, Ticket
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ def create_app(ctx: Context) -> FastAPI:
         states = {d.id: d for d in store.devices()}
         latest = store.latest()
         healths = load_health(store)
+        kept = picture_counts(store)
         out = []
         for d in ctx.config.devices:
             state = states.get(d.id)
@@ -157,6 +159,7 @@ def create_app(ctx: Context) -> FastAPI:
                         int(ms * ctx.config.health.stale_factor) if (ms := interval_ms(d)) else None
                     ),
                     "health": healths.get(d.id, EMPTY).to_json(),
+                    "pictures": kept.get(d.id, 0),
                 }
             )
         return out
@@ -271,6 +274,9 @@ def create_app(ctx: Context) -> FastAPI:
     from gateway.http import commands as http_commands
 
     http_commands.add_routes(app, ctx, reader, access)
+    from gateway.http import pictures as http_pictures
+
+    http_pictures.add_routes(app, ctx, reader)
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.sl651 import commands as sl651_commands
-from drivers.sl651.config import Sl651Transport
+from drivers.link.commands import CommandError
+from drivers.registry import PROTOCOLS
 from gateway.auth.policy import RULES_ROLES
 from gateway.core import clock
 from gateway.storage import commands as queue
@@ -54,15 +54,16 @@ def check(ctx: Context, device_id: str, body: CommandBody, now: int) -> None:
     device = next((d for d in ctx.config.devices if d.id == device_id), None)
     if device is None:
         raise HTTPException(404, f"设备 {device_id} 不存在 (device {device_id} does not exist)")
-    if not isinstance(device.transport, Sl651Transport):
+    commands = PROTOCOLS[device.transport.kind].command_set()
+    if commands is None:
         raise HTTPException(
             400,
-            f"{device.name}: 该设备的协议 ({device.transport.kind}) 暂不支持下发命令 "
-            "(commands are sent to SL651 stations only so far)",
+            f"{device.name}: 该设备的协议 ({device.transport.kind}) 不支持下发命令 "
+            f"(devices speaking {device.transport.kind} take no commands)",
         )
     try:
-        sl651_commands.body(body.name, body.args, now)
-    except sl651_commands.CommandError as e:
+        commands.check(body.name, body.args, device.transport, now)
+    except CommandError as e:
         raise HTTPException(400, f"{device.name}: {e}") from None
 
 

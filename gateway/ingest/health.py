@@ -1,6 +1,7 @@
 """Device health: what drivers learn about a device besides its readings.
 
-Drivers note supply, signal, firmware and error counts (CRC, timeouts, malformed frames)
+Drivers note supply, signal, firmware and error counts (CRC, timeouts, malformed frames;
+frames accepted with a field variant, and the last such variant)
 in a `HealthRecorder` (in memory, event-loop side). The `HealthMonitor` writes them to
 the `device_health` table on the writer thread every few seconds, and marks a device
 offline when it has been silent for longer than `stale_factor` × its reporting interval
@@ -26,7 +27,7 @@ from gateway.storage.store import DeviceState, Store
 
 log = logging.getLogger("stationgw.health")
 
-Counter = Literal["crc_errors", "timeouts", "malformed"]
+Counter = Literal["crc_errors", "timeouts", "malformed", "variants"]
 VALUE_FIELDS = ("battery", "supply_v", "solar_v", "signal", "temperature")
 
 
@@ -51,6 +52,8 @@ class Health:
     malformed: int
     offline_reason: str | None
     updated_at: int | None
+    variants: int = 0  # frames accepted with a departure from the protocol's standard
+    last_variant: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -65,6 +68,8 @@ class Health:
                 "timeouts": self.timeouts,
                 "malformed": self.malformed,
             },
+            "variants": self.variants,
+            "last_variant": self.last_variant,
             "offline_reason": self.offline_reason,
             "updated_at": self.updated_at,
         }
@@ -87,7 +92,7 @@ class HealthRecorder:
     def note(self, device: str, at: int, **values: float | str | None) -> None:
         d = self._pending.setdefault(device, Delta())
         for k, v in values.items():
-            if k not in (*VALUE_FIELDS, "firmware"):
+            if k not in (*VALUE_FIELDS, "firmware", "last_variant"):
                 raise ValueError(f"unknown health field {k!r}")
             if v is not None:
                 d.values[k] = v
@@ -185,7 +190,8 @@ def _reason(conn: sqlite3.Connection, device: str, reason: str | None, now: int)
 def load_health(store: Store) -> dict[str, Health]:
     rows = store.conn.execute(
         "SELECT device, battery, supply_v, solar_v, signal, temperature, firmware, "
-        "crc_errors, timeouts, malformed, offline_reason, updated_at FROM device_health"
+        "crc_errors, timeouts, malformed, offline_reason, updated_at, variants, last_variant "
+        "FROM device_health"
     ).fetchall()
     return {r[0]: Health(*r) for r in rows}
 

@@ -22,7 +22,7 @@ from gateway.events import Hub
 from gateway.ingest.health import HealthRecorder
 from gateway.ingest.registry import Registry
 from gateway.metrics import Metrics
-from gateway.storage import commands
+from gateway.storage import commands, pictures
 from gateway.tickets.patrols import flags, store_record
 from gateway.tickets.store import StationStore, Ticket
 
@@ -87,6 +87,18 @@ class GatewayHost:
         if self._write is None:
             raise RuntimeError("this driver host cannot write to the store")
         return await self._write(fn)
+
+    async def store_picture(self, device: str, observed_at: int, jpeg: bytes) -> bool:
+        root = pictures.folder(self.config.database.path)
+        now = self.clock()
+
+        def tx(store: StationStore) -> tuple[pictures.Picture, bool]:
+            return pictures.save(store, root, device, observed_at, now, jpeg)
+
+        picture, new = await self.write(tx)
+        if new and self.hub is not None:
+            self.hub.publish("picture", picture.to_json())
+        return bool(new)
 
     async def commands_due(self, device: str) -> list[tuple[int, str, dict[str, str]]]:
         if self._write is None:

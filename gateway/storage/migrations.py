@@ -489,6 +489,24 @@ MIGRATIONS: tuple[str, ...] = (
         rules TEXT NOT NULL             -- {file name: text} of the rule files
     );
     """,
+    # 14: pictures stations sent (SL651 function 36), kept as files under the data folder's
+    # pictures/ (gateway/storage/pictures.py); and the frames each device sent that were
+    # accepted with a departure from its protocol's standard (a field variant)
+    """
+    CREATE TABLE pictures (
+        id INTEGER PRIMARY KEY,
+        device TEXT NOT NULL,
+        observed_at INTEGER NOT NULL,   -- the station's observation time, UTC ms
+        received_at INTEGER NOT NULL,   -- when the gateway had it whole, UTC ms
+        file TEXT NOT NULL,             -- relative to the pictures folder: <device>/<time>.jpg
+        bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        UNIQUE (device, observed_at)
+    );
+    CREATE INDEX pictures_by_device ON pictures (device, observed_at);
+    ALTER TABLE device_health ADD COLUMN variants INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE device_health ADD COLUMN last_variant TEXT;
+    """,
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ import pytest
 
 from drivers.link.framing import Stream
 from drivers.sl651 import codec as sl651
-from tests.conftest import Mosquitto
+from tests.conftest import Mosquitto, api
 from tests.integration.field import config, gateway, rows, series, until
 
 pytestmark = pytest.mark.integration
@@ -110,6 +111,26 @@ async def read_frames(reader: asyncio.StreamReader, n: int) -> list[sl651.Frame]
     return out
 
 
+async def running_health_flushed(http_port: int, db: Path) -> None:
+    """The per-station variant count reaches device_health (flushed every check_s) and
+    /api/devices: hs-end 1 (its F1 28 frame), hs-std 0."""
+    await until(
+        lambda: rows(db, "SELECT variants FROM device_health WHERE device = 'hs-end'") == [(1,)],
+        "variant counted for hs-end",
+    )
+
+    def get() -> dict[str, dict[str, object]]:
+        with closing(api(f"http://127.0.0.1:{http_port}", db, "viewer")) as c:
+            return {d["id"]: d["health"] for d in c.get("/api/devices").json()}
+
+    health = await asyncio.to_thread(get)
+    assert (health["hs-end"]["variants"], health["hs-end"]["last_variant"]) == (
+        1,
+        "F1 28 in place of F1 F1 (station address identifier)",
+    )
+    assert health["hs-std"]["variants"] == 0
+
+
 def test_packets_confirmed_gaps_asked_for_arrays_timed_per_station(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -168,6 +189,8 @@ def test_packets_confirmed_gaps_asked_for_arrays_timed_per_station(
                 'stationgw_frame_variants_total{device="hs-end",variant="F1 28 in place of F1 F1"} 1.0'
                 in text
             ), text
+            # and per station where the technician looks (the Devices page's data)
+            await running_health_flushed(running.http_port, cfg.database.path)
             return nak, eot
 
     nak, eot = asyncio.run(main())
