@@ -54,14 +54,17 @@ def county_file(
     http_port: int,
     *,
     max_deliver: int = 5,
+    duty: str = "",
 ) -> str:
+    """`duty`: the escalation sections ([escalation], [[people]], [[duty]], [notify]) as
+    TOML, placed after the rest."""
     out = [f'[county]\nname = "{name}"\n']
     out += [f'[[stations]]\nid = "{i}"\nname = "{n}"\n' for i, n in stations]
     out.append(f"[nats]\nservers = [{', '.join(repr(s) for s in servers)}]\n")
     out.append(f"max_deliver = {max_deliver}\n")
     out.append(f'[postgres]\ndsn = "{dsn}"\n')
     out.append(f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n')
-    return "".join(out).replace("'", '"')
+    return "".join(out).replace("'", '"') + duty
 
 
 def station_file(
@@ -74,7 +77,9 @@ def station_file(
     servers: list[str],
     *,
     max_rate: float = 2000,
+    rules: Path | None = None,
 ) -> str:
+    """`rules`: a rules file for the station (none: it only forwards readings)."""
     points = max(1, devices // 20)
     out = [
         f'[station]\nid = "{station}"\nname = "{name}"\n',
@@ -95,6 +100,8 @@ def station_file(
     out.append(f'[broker]\nport = {broker_port}\nclient_id = "stationgw-{station}"\n')
     out.append(f'[database]\npath = "{db}"\n')
     out.append(f"[http]\nport = {http_port}\n")
+    if rules is not None:
+        out.append(f'[rules]\npath = "{rules}"\n')
     urls = ", ".join(f'"{s}"' for s in servers)
     out.append(
         f"[uplinks.nats]\nservers = [{urls}]\nmax_rate = {max_rate}\nstate_interval_s = 10\n"
@@ -230,6 +237,7 @@ class SimStation:
         host: str = "127.0.0.1",
         interval_s: float = 60,
         max_rate: float = 2000,
+        rules: Path | None = None,
     ) -> None:
         self.folder = folder
         self.station = station
@@ -249,6 +257,7 @@ class SimStation:
                 folder / "data" / "station.db",
                 servers,
                 max_rate=max_rate,
+                rules=rules,
             )
         )
         self.procs: list[subprocess.Popen[bytes]] = []

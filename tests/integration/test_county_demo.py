@@ -27,6 +27,56 @@ def _health(url: str) -> dict[str, Any] | None:
         return None
 
 
+def _logs_in(url: str, text: str) -> None:
+    """The printed login works on the county page."""
+    found = re.search(r"^\s+duty\s+(\S+)\s+\(duty_officer\)$", text, re.M)
+    assert found is not None, text
+    body = json.dumps({"name": "duty", "password": found.group(1)}).encode()
+    req = urllib.request.Request(
+        f"{url}api/login", body, {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert json.load(r)["user"]["role"] == "duty_officer"
+
+
+PLAN = """
+[[rules]]
+id = "county-rain"
+name = "县级方案：短时强降雨"
+kind = "threshold"
+metric = "rain_mm"
+above = { red = 4.99 }
+clear = 0.5
+"""
+
+
+def _plan_reaches_every_station(tmp_path: Path, text: str) -> None:
+    """`county plan push` → the demo stations (real `stationgw run`) apply it and report
+    the version, which the county stores."""
+    import psycopg
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN, encoding="utf-8")
+    county = tmp_path / "demo" / "county.toml"
+    pushed = subprocess.run(
+        [str(Path(sys.executable).parent / "stationgw"), "county", "plan", "push", "-c",
+         str(county), str(plan), "--target", "all", "--version", "2026.12-1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert "plan 2026.12-1" in pushed.stdout
+    dsn = re.search(r"PostgreSQL:\s+(\S+)", text)
+    assert dsn is not None
+    deadline = time.monotonic() + 60
+    while True:
+        with psycopg.connect(dsn.group(1)) as conn:
+            rows = conn.execute("SELECT id, plan_version FROM stations ORDER BY id").fetchall()
+        if rows == [("town01", "2026.12-1"), ("town02", "2026.12-1")]:
+            break
+        assert time.monotonic() < deadline, rows  # only stops a hung test
+        time.sleep(0.5)
+
+
 def test_county_demo_brings_up_a_county_and_stops_clean(tmp_path: Path) -> None:
     from gateway.devtools.cluster import free_port
 
@@ -57,9 +107,13 @@ def test_county_demo_brings_up_a_county_and_stops_clean(tmp_path: Path) -> None:
             time.sleep(0.5)
             health = _health(url.group(1))
         assert health["fleet"]["stations"] == 2
+        _logs_in(url.group(1), text)
+        _plan_reaches_every_station(tmp_path, text)
     finally:
         proc.terminate()
         proc.wait(60)
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert proc.returncode == 0
     leftovers = subprocess.run(
         ["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True
