@@ -60,6 +60,8 @@ def test_county_demo_brings_up_a_county_and_stops_clean(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(60)
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert proc.returncode == 0
     leftovers = subprocess.run(
         ["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True
