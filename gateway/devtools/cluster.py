@@ -104,6 +104,7 @@ class NatsCluster:
         self.mqtt = mqtt
         self.user, self.password = user, password
         self.nodes: list[Node] = []
+        self._started = False  # once started, the ports stay (clients know them)
         self._place()
 
     def _place(self) -> None:
@@ -163,7 +164,8 @@ class NatsCluster:
     def start(self, i: int | None = None) -> None:
         """Start node i (None: every node not running) and wait for its client port. The
         first start of the whole cluster picks new ports when one was taken meanwhile."""
-        fresh = i is None and all(n.proc is None for n in self.nodes)
+        fresh = i is None and not self._started
+        self._started = True
         for attempt in range(3):
             try:
                 self._start(i)

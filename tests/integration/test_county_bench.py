@@ -9,6 +9,7 @@ No figure is checked against a goal: the machines are shared and noisy.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,11 @@ import pytest
 
 from gateway.devtools.county_bench import KEYS
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the bench makes network namespaces: root"),
+]
 
 
 def _namespaces() -> set[str]:

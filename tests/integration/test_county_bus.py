@@ -385,7 +385,31 @@ def test_the_whole_cluster_down_and_back_the_station_buffers_and_loses_nothing(
     try:
         n, status = asyncio.run(run())
         until(lambda: scalar(pg.dsn, "SELECT count(*) FROM ticket_events") >= 1, 60, "event")
+        order = asyncio.run(_stream_order(cluster.urls, "test"))
     finally:
         county.stop()
     assert lost_and_duplicates(pg.dsn, "test", n) == (0, 0)
     assert status["windows_resent"] > 0  # it did send again
+    # the warning went ahead of the older readings the station had buffered
+    (ticket,) = [(pos, seq) for pos, kind, seq in order if kind == "tickets"]
+    older_after = [seq for pos, kind, seq in order if kind == "readings" and pos > ticket[0]]
+    assert any(seq < ticket[1] for seq in older_after), order[:5]
+
+
+async def _stream_order(urls: list[str], station: str) -> list[tuple[int, str, int]]:
+    """(stream seq, kind, first outbox seq) of the station's outbox messages, in stream
+    order."""
+    nc = await nats.connect(servers=urls)
+    try:
+        sub = await nc.jetstream().subscribe(f"county.{station}.>", ordered_consumer=True)
+        out = []
+        while True:
+            try:
+                m = await sub.next_msg(timeout=2)
+            except nats.errors.TimeoutError:
+                return out
+            kind = m.subject.rsplit(".", 1)[1]
+            if kind != "state":
+                out.append((m.metadata.sequence.stream, kind, json.loads(m.data)["seq"]))
+    finally:
+        await nc.close()
