@@ -7,6 +7,11 @@ MQTT alert channel, and the duty-room page open with its event stream. Nothing i
 compressed: the bench's paho client publishes every report at its own second of the
 minute, stamped with the wall clock.
 
+The database first holds the last `PREFILL_H` hours of every series at one reading a
+minute (as on a box that has been running): each series' newest rows then sit in a leaf
+page of their own, as they do after days, and a commit touches one leaf per series it
+stores (a fresh database packs many young series into one page and flatters the bytes).
+
 After a warm-up, a window is measured on the gateway's process (all threads):
 - `cpu_percent`: user + system time / wall time, % of one core (/proc/<pid>/stat);
 - `wakeups_per_s`: voluntary context switches of every thread (each is a sleep that ended
@@ -32,6 +37,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.core.model import Reading
 from gateway.devtools.bench.latency import AlertClient, TicketEvents, percentile
 from gateway.devtools.bench.procs import (
     BenchError,
@@ -43,10 +49,12 @@ from gateway.devtools.bench.procs import (
     rss_mb,
 )
 from gateway.devtools.bench.workload import METRICS, Station, device_id, write_station
+from gateway.storage.store import Store
 
 SLOW = 500  # devices reporting once a minute
 FAST = 20  # devices reporting every 10 s
 RULES = 200
+PREFILL_H = 6
 STORM_MM = 40.0  # one report's rain in the storm: over every rain rule's blue line (30 mm
 # in 1 h), within the gauge's physical range (50 mm)
 
@@ -96,6 +104,26 @@ def write_township(folder: Path, tag: str, broker_port: int, extra: str = "") ->
     )
     Path(folder / "rules.toml").write_text(township_rules())
     return station
+
+
+def prefill(db: Path, hours: int = PREFILL_H) -> int:
+    """Every series' last `hours` at one reading a minute, stored as ingest stores them
+    (rows and hourly rollups), before the gateway starts; return the readings."""
+    now = int(time.time() * 1000) // 60_000 * 60_000
+    store = Store(db)
+    try:
+        store.register_devices(device_id(d) for d in range(SLOW + FAST))
+        with store.transaction():
+            readings = [
+                Reading(device_id(d), m.name, now - k * 60_000, value)
+                for d in range(SLOW + FAST)
+                for m, value in zip(METRICS, (3.0, 0.0, 10.0, 3.9), strict=True)
+                for k in range(hours * 60, 0, -1)
+            ]
+            store.record_rollups(store.insert_readings(readings))
+    finally:
+        store.close()
+    return len(readings)
 
 
 def report(device: int, seq: int, ts: int, rain: float = 0.0) -> bytes:
@@ -218,6 +246,7 @@ def measure(
     broker: Broker, folder: Path, *, warmup_s: float, window_s: float, storage: str = ""
 ) -> dict[str, float | int]:
     station = write_township(folder / "township", "town", broker.port, storage)
+    before = prefill(station.db)
     gw = GatewayProc(station.config, station.db, station.http_port, station.folder / "gateway.log")
     gw.start()
     events = TicketEvents(station.http_port, gw.login())  # the duty-room page is open
@@ -231,7 +260,7 @@ def measure(
         b = sample(gw.pid, db)
         rss = rss_mb(gw.pid)
         load.close()
-        stored = wait_stored(db, load.sent_readings, 30)
+        stored = wait_stored(db, before + load.sent_readings, 30) - before
     finally:
         load.close()
         events.close()
