@@ -121,6 +121,7 @@ async def run_gateway(
         hub,
         metrics,
         batch_max=cfg.pipeline.batch_max,
+        commit_wait_s=cfg.storage.commit_wait_ms / 1000,
         commit_delay_s=float(os.environ.get("STATIONGW_TEST_COMMIT_DELAY_S", "0")),
         crash_after_commits=int(os.environ.get("STATIONGW_TEST_CRASH_AFTER_COMMITS", "0")),
         dead_letters=DeadLetters(Path(f"{cfg.database.path}.inflight")),

@@ -55,13 +55,22 @@ class Hub:
             yield b": connected\n\n"
             while True:
                 try:
-                    event = await asyncio.wait_for(q.get(), keepalive_s)
+                    async with asyncio.timeout(keepalive_s):  # no task per event
+                        event = await q.get()
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue
+                # what one commit published goes out as one write
+                out = []
+                while event is not _CLOSE:
+                    out.append(event.sse())
+                    if q.empty():
+                        break
+                    event = q.get_nowait()
+                if out:
+                    yield b"".join(out)
                 if event is _CLOSE:
                     return
-                yield event.sse()
         finally:
             self._subs.discard(q)
 

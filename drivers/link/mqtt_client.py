@@ -344,6 +344,17 @@ class MqttSource:
             await self._ready.wait()
         return self.take(max_items)
 
+    async def more(self, max_items: int, timeout_s: float) -> list[Message]:
+        """Wait up to `timeout_s` for `max_items` to be buffered; return what is buffered
+        then, up to `max_items` (a group commit gathering a small batch)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):  # one timer, no task per arrival
+                while len(self._buffer) < max_items:
+                    self._ready.clear()
+                    await self._ready.wait()
+        return self.take(max_items)
+
     def take(self, max_items: int) -> list[Message]:
         """Up to max_items of what is buffered now, without waiting."""
         buf = self._buffer

@@ -35,6 +35,11 @@ class StorageSection(BaseModel):
     retention: Retention = Retention()
     min_free_mb: float = Field(default=256, ge=0)  # the disk guard's floor on the data folder
     guard_keep_raw: str = "7d"  # the guard never drops raw readings newer than this
+    # group commit: a small batch waits for more up to this long after its oldest message
+    # arrived, so a township's trickle commits (and writes flash pages) a few times a second
+    # instead of once per message; an acknowledgement is sent at most this long after
+    # arrival plus the commit itself. 0: commit each gathered read at once.
+    commit_wait_ms: int = Field(default=200, ge=0, le=5000)
 
     @field_validator("hot", "every", "guard_keep_raw")
     @classmethod

@@ -47,6 +47,13 @@ class DeviceState:
         }
 
 
+# WAL frames before the writer copies them into the database file (SQLite's default is
+# 1,000). A checkpoint writes each page once however often the WAL holds it; a series' newest
+# leaf, its hourly rollup row, the device and sequence rows are rewritten every minute, so
+# a longer WAL writes them to flash fewer times: at a township's load (`stationgw bench`,
+# township) 11,110 → 8,144 bytes per reading. 40 MB of WAL at most (it is reused, not grown).
+WAL_AUTOCHECKPOINT = 10_000
+
 _INSERT_READING = "INSERT OR IGNORE INTO readings (series_id, ts, value, flags) VALUES (?, ?, ?, ?)"
 
 
@@ -84,6 +91,7 @@ class Store:
                 self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
+                self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
                 migrate(self.conn)  # before foreign keys: migrations may rebuild tables
                 self.conn.execute("PRAGMA foreign_keys = ON")
         except BaseException as e:

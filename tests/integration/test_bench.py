@@ -36,7 +36,7 @@ def test_quick_bench_runs_and_loses_nothing(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -59,3 +59,10 @@ def test_quick_bench_runs_and_loses_nothing(tmp_path: Path) -> None:
     assert lat["answered"] + lat["missed"] == lat["probes"], lat
     assert "ingest" in done.stdout and "latency" in done.stdout  # the table was printed
     assert results["storage"]["bytes_per_point"] < results["storage"]["row_table_bytes_per_point"]
+    # issue 20: the township in real time, a quarter of a core under a storm, restarts
+    assert results["township"]["lost"] == 0
+    assert results["township"]["disk_write_bytes_per_reading"] > 0  # /proc/<pid>/io counted
+    storm = results["quarter_core"]
+    assert (storm["lost"], storm["alerts_missed"]) == (0, 0), storm
+    assert storm["limit"]  # how the CPU was limited, or why it could not be
+    assert results["restart"]["rule_state_keys"] > 0  # the rules' state was there to restore

@@ -308,6 +308,11 @@ class GatewayProc:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> None:
+        self.start_only()
+        self.wait_up(timeout)
+
+    def start_only(self) -> None:
+        """Start the process; return at once."""
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "run", "-c", str(self.config)],
@@ -315,6 +320,10 @@ class GatewayProc:
                 stderr=log,
                 stdin=subprocess.DEVNULL,
             )
+
+    def wait_up(self, timeout: float = 60.0) -> None:
+        """Until the gateway answers with its broker and alert links connected."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -12,7 +12,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.devtools.bench import cpu, ingest, latency, memory, rules_cost, storage, uplink
+from gateway.devtools.bench import (
+    cpu,
+    ingest,
+    latency,
+    memory,
+    restart,
+    rules_cost,
+    storage,
+    township,
+    uplink,
+)
 from gateway.devtools.bench.ingest import IngestSizes, Peer
 from gateway.devtools.bench.procs import Broker
 from gateway.devtools.bench.report import clean, machine, missing_keys, table, write_json
@@ -35,6 +45,11 @@ class Sizes:
     rules_readings: int
     uplink_backlog: int = 3_600_000  # readings waiting in the outbox (1 h at 1,000/s)
     uplink_ingest: int = 1_000_000  # readings committed with the outbox on and off
+    township_warmup_s: float = 30
+    township_window_s: float = 600  # a township's real load, in real time
+    storm_background_s: float = 30
+    storm_s: float = 60  # every rain gauge over its lines within this
+    restart_days: int = 365
 
     def scaled(self, f: float) -> Sizes:
         if f == 1:
@@ -53,6 +68,11 @@ class Sizes:
             rules_readings=max(2000, int(self.rules_readings * f)),
             uplink_backlog=max(20_000, int(self.uplink_backlog * f)),
             uplink_ingest=max(20_000, int(self.uplink_ingest * f)),
+            township_warmup_s=max(3.0, self.township_warmup_s * f),
+            township_window_s=max(8.0, self.township_window_s * f),
+            storm_background_s=max(3.0, self.storm_background_s * f),
+            storm_s=max(5.0, self.storm_s * f),
+            restart_days=max(7, int(self.restart_days * f)),
         )
 
 
@@ -72,6 +92,11 @@ QUICK = Sizes(
     rules_readings=10_000,
     uplink_backlog=300_000,
     uplink_ingest=200_000,
+    township_warmup_s=5,
+    township_window_s=30,
+    storm_background_s=5,
+    storm_s=10,
+    restart_days=60,
 )
 FULL = Sizes(
     ingest_messages=200_000,
@@ -83,8 +108,8 @@ FULL = Sizes(
     probes=200,
     mem_devices=5000,
     mem_interval_min=5,
-    overload_s=60,
-    storage_series=1000,
+    overload_s=30,
+    storage_series=400,
     storage_days=30,
     rules_readings=100_000,
 )
@@ -169,6 +194,30 @@ def run_bench(
                 references=False,
             ),
         )
+        results["township"] = step(
+            "township: 520 devices, 200 rules, the page open, in real time",
+            lambda: township.measure(
+                broker,
+                folder,
+                warmup_s=sizes.township_warmup_s,
+                window_s=sizes.township_window_s,
+            ),
+        )
+        results["quarter_core"] = step(
+            "quarter of a core: the township under a storm",
+            lambda: township.storm(
+                broker,
+                folder,
+                background_s=sizes.storm_background_s,
+                storm_s=sizes.storm_s,
+            ),
+        )
+        if "limit" in results["quarter_core"]:
+            notes.append(f"quarter_core limit: {results['quarter_core']['limit']}")
+        results["restart"] = step(
+            "restart with a year of data: clean stop, kill -9",
+            lambda: restart.measure(broker, folder, days=sizes.restart_days),
+        )
         max_rate = float(results["ingest"].get("gateway_readings_per_s") or 1000)
         results["cpu"] = step(
             "CPU at 1,000 readings/s",
@@ -182,6 +231,8 @@ def run_bench(
                 window_s=sizes.cpu_window_s,
             ),
         )
+        if "own_us_per_reading" in results["cpu"]:
+            results["ingest"]["gateway_own_us_per_reading"] = results["cpu"]["own_us_per_reading"]
         lat: dict[str, Any] = {"endpoint": latency.ENDPOINT}
         for pct in (10, 50):
             lat[f"at_{pct}pct"] = step(
@@ -218,6 +269,10 @@ def run_bench(
             ),
         )
         results["rules"] = step("rules evaluator", lambda: rules_cost.measure(sizes.rules_readings))
+        if results["rules"].get("us_per_reading_1"):
+            results["rules"]["ratio_2000_to_1"] = round(
+                results["rules"]["us_per_reading_2000"] / results["rules"]["us_per_reading_1"], 2
+            )
         results["uplink"] = step(
             "uplinks: outbox cost on ingest, backlog drain (MQTT, InfluxDB)",
             lambda: uplink.measure(

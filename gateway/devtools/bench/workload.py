@@ -54,8 +54,10 @@ def station_toml(
     rules: Path,
     *,
     alerts: bool = False,
+    storage: str | None = None,
 ) -> str:
-    """A station file; with `alerts`, one township responder is called over MQTT."""
+    """A station file; with `alerts`, one township responder is called over MQTT;
+    `storage` in place of the bench's `[storage]` section (None: keep every reading hot)."""
     # with alerts every device has a point of its own: a warning is per point, so a
     # crossing on each device issues a new warning and a new call
     points = devices if alerts else max(1, devices // 100)
@@ -81,7 +83,10 @@ def station_toml(
     out.append(f'[rules]\npath = "{rules}"\n')
     # the streams are dated from T0_MS, months back: the storage jobs leave them alone
     # (the storage bench compacts its own data by itself)
-    out.append('[storage]\nhot = "3650d"\n\n[storage.retention]\nraw = "forever"\n')
+    if storage is None:
+        out.append('[storage]\nhot = "3650d"\n\n[storage.retention]\nraw = "forever"\n')
+    else:
+        out.append(storage)
     if alerts:
         out.append(
             '[[people]]\nid = "bench-responder"\nname = "响应人"\nroles = ["leader"]\n'
@@ -140,6 +145,7 @@ def write_station(
     http_port: int,
     *,
     alerts: bool = False,
+    storage: str | None = None,
 ) -> Station:
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "data" / "station.db"
@@ -147,7 +153,9 @@ def write_station(
     rules_file.write_text(rules_toml(rules, devices))
     config = folder / "station.toml"
     config.write_text(
-        station_toml(station, devices, broker_port, http_port, db, rules_file, alerts=alerts)
+        station_toml(
+            station, devices, broker_port, http_port, db, rules_file, alerts=alerts, storage=storage
+        )
     )
     return Station(folder, config, db, http_port, station)
 
