@@ -92,7 +92,13 @@ def state_body(
             for p in cfg.points
         ],
         "devices": [
-            {"id": d.id, "name": d.name, "point": d.point, "protocol": d.transport.kind}
+            {
+                "id": d.id,
+                "name": d.name,
+                "point": d.point,
+                "protocol": d.transport.kind,
+                "metrics": {k: {"name": m.name, "unit": m.unit} for k, m in d.metrics.items()},
+            }
             for d in cfg.devices
         ],
         "people": [

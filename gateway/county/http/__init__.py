@@ -150,10 +150,14 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
         (service.run sets `app.state.consumer`) and the fleet's counts."""
         fleet: dict[str, int] | None = None
         try:
-            row = db().execute(
-                "SELECT count(*), count(*) FILTER (WHERE last_seen > now() - interval "
-                "'5 minutes'), (SELECT count(*) FROM quarantine) FROM stations"
-            ).fetchone()
+            row = (
+                db()
+                .execute(
+                    "SELECT count(*), count(*) FILTER (WHERE last_seen > now() - interval "
+                    "'5 minutes'), (SELECT count(*) FROM quarantine) FROM stations"
+                )
+                .fetchone()
+            )
             fleet = {"stations": int(row[0]), "online": int(row[1]), "quarantined": int(row[2])}
             store_ok, error = True, None
         except Exception as e:  # the probe says what is wrong instead of failing

@@ -82,7 +82,13 @@ def test_the_state_message_has_the_contract_keys() -> None:
         {"id": "p1", "name": "一号点", "village": "v1", "lon": 110.1, "lat": 30.2, "kind": None}
     ]
     assert body["devices"] == [
-        {"id": "rg-01", "name": "雨量计", "point": "p1", "protocol": "mqtt_json"}
+        {
+            "id": "rg-01",
+            "name": "雨量计",
+            "point": "p1",
+            "protocol": "mqtt_json",
+            "metrics": {"rain_mm": {"name": None, "unit": "mm"}},  # the county names metrics
+        }
     ]
     assert body["clock"] == {"sane": True, "ms": 1_780_000_000_000}
     unset = state_body(cfg, "qs", 5, backlog=0, disk_free_mb=None, plan=no_plan())  # type: ignore[arg-type]
