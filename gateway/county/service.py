@@ -47,8 +47,28 @@ async def _migrate(store: CountyStore) -> int:
             delay = min(delay * 2, 5)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The page's listening socket, taken before anything starts: a port in use is said
+    plainly instead of uvicorn exiting from inside the service."""
+    try:
+        return socket.create_server((host, port))
+    except OSError as e:
+        raise GatewayError(
+            f"county page: cannot listen on {host}:{port}: {e.strerror or e} (a second "
+            "instance on this machine needs its own [http] port or --http-port)"
+        ) from None
+
+
 async def run(cfg: CountyConfig, stop: asyncio.Event | None = None) -> None:
     """Until `stop` is set (or forever)."""
+    sock = listen(cfg.http.host, cfg.http.port)
+    try:
+        await _serve(cfg, stop, sock)
+    finally:
+        sock.close()
+
+
+async def _serve(cfg: CountyConfig, stop: asyncio.Event | None, sock: socket.socket) -> None:
     store = CountyStore(cfg.postgres.dsn)
     version = await _migrate(store)
     name = f"{socket.gethostname()}-{os.getpid()}"
@@ -63,7 +83,7 @@ async def run(cfg: CountyConfig, stop: asyncio.Event | None = None) -> None:
     )
     tasks = [
         asyncio.create_task(consumer.run(), name="county-consumer"),
-        asyncio.create_task(server.serve(), name="county-http"),
+        asyncio.create_task(server.serve(sockets=[sock]), name="county-http"),
         asyncio.create_task(escalation.run(cfg, store), name="county-escalation"),
     ]
     log.info("county page on http://%s:%d/", cfg.http.host, cfg.http.port)

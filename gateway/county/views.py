@@ -221,8 +221,14 @@ def warnings(conn: Any, cfg: CountyConfig, now: int) -> list[dict[str, Any]]:
     tickets = {
         (str(s), int(i)): (device, metric, point, value, ms(opened), ms(updated))
         for s, i, device, metric, point, value, opened, updated in conn.execute(
-            "SELECT station, id, device, metric, point, value, opened_at, updated_at "
-            "FROM tickets WHERE kind = 'warning' AND state = 'issued'"
+            # a warning names its point; the reading behind it is the newest hazard's
+            # there (the station's desk issues the point's warning from it)
+            "SELECT t.station, t.id, COALESCE(t.device, h.device), COALESCE(t.metric, "
+            "h.metric), t.point, t.value, t.opened_at, t.updated_at FROM tickets t "
+            "LEFT JOIN LATERAL (SELECT device, metric FROM tickets h WHERE h.station = "
+            "t.station AND h.point = t.point AND h.kind = 'hazard' AND h.device IS NOT NULL "
+            "ORDER BY h.updated_at DESC LIMIT 1) h ON true "
+            "WHERE t.kind = 'warning' AND t.state = 'issued'"
         ).fetchall()
     }
     events: dict[tuple[str, int], list[tuple[int, str, str | None, str | None, str | None]]] = {}

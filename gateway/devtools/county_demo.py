@@ -32,7 +32,7 @@ name = "短时强降雨"
 kind = "threshold"
 metric = "rain_mm"
 devices = ["rg-000"]
-above = { yellow = 4.5, orange = 4.95 }
+above = { yellow = 4.0, orange = 4.9 }
 clear = 0.5
 """
 
@@ -98,6 +98,9 @@ async def run_county_demo(data: Path, http_port: int, stations: int, stop: async
         rules = data / "rules.toml"
         rules.write_text(DEMO_RULES, encoding="utf-8")
         service = asyncio.create_task(run(cfg, stop), name="county")
+        await asyncio.sleep(0.2)  # the page's port taken first: a port in use ends it here
+        if service.done():
+            await service
         for sid, name in ids:
             sim = SimStation(data / sid, sid, name, 20, cluster.urls, interval_s=10, rules=rules)
             await asyncio.to_thread(sim.start)

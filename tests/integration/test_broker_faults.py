@@ -98,15 +98,27 @@ def feed(pub: Publisher, first: int, count: int, stop: threading.Event) -> threa
 def test_broker_restart_during_ingest(gw: Gateway, broker: Broker, sig: int) -> None:
     n = 1200
     if sig == signal.SIGKILL:
-        # the gateway keeps up with this stream, so the broker would hold next to nothing
-        # for it at the kill: slowed commits leave it reports to lose
+        # the gateway keeps up with this stream, and takes up to 10,000 reports in flight,
+        # so the broker would hold next to nothing for it at the kill: slowed commits and
+        # 20 in flight leave the broker reports to lose
         gw.stop()
         gw.env = {"STATIONGW_TEST_COMMIT_DELAY_S": "0.3"}
+        gw.config.write_text(
+            gw.config.read_text().replace(
+                'client_id = "gw-under-test"',
+                'receive_maximum = 20\nclient_id = "gw-under-test"',
+            )
+        )
         gw.start()
     pub = Publisher(broker.port)
     stop = threading.Event()
     sender = feed(pub, 0, n, stop)
     wait_for(lambda: len(seqs_stored(gw.db)) > 200, "ingest under way")
+    if sig == signal.SIGKILL:
+        wait_for(
+            lambda: len(pub.acked) - len(seqs_stored(gw.db)) > 100,
+            "the broker holds reports it acknowledged and the gateway has not taken",
+        )
     before = set(seqs_stored(gw.db))  # acknowledged by the gateway before the restart
     broker.stop(sig)
     time.sleep(1.5)
