@@ -1167,20 +1167,32 @@ function signalText(v) {
 
 // ---- commands to devices (issue 16): queued, sent after the device's next report ----
 const CMD_LABELS = {
-  zh: { head: "命令", "clock.set": "校时", "report.now": "立即上报", version: "软件版本", status: "状态报警", queued: "{device}：{cmd} 已排队，设备下次上报后发送" },
-  en: { head: "Commands", "clock.set": "Set clock", "report.now": "Report now", version: "Version", status: "Status", queued: "{device}: {cmd} queued; sent after its next report" },
+  zh: { head: "命令", "clock.set": "校时", "report.now": "立即上报", version: "软件版本", status: "状态报警", "cigem.status": "查询状态", "clock.read": "查询时钟", reboot: "重启设备", queued: "{device}：{cmd} 已排队，设备下次上报后发送", sure: "确定要{cmd}“{device}”吗？设备重启期间不上报数据。" },
+  en: { head: "Commands", "clock.set": "Set clock", "report.now": "Report now", version: "Version", status: "Status", "cigem.status": "Status", "clock.read": "Read clock", reboot: "Reboot", queued: "{device}: {cmd} queued; sent after its next report", sure: "{cmd} “{device}”? It reports nothing while it restarts." },
 };
+// the commands a page button sends without parameters, per transport; the others (a
+// register write, a report interval, a component query) go by `stationgw command` or the API
+const PAGE_COMMANDS = {
+  sl651: ["clock.set", "report.now", "version", "status"],
+  cigem: ["clock.read", "cigem.status", "reboot"],
+  gb26875: ["clock.set"],
+};
+const ASK_FIRST = new Set(["reboot"]);
 const cmdT = (k, v = {}) => (CMD_LABELS[S.lang]?.[k] ?? CMD_LABELS.zh[k] ?? k).replace(/\{(\w+)\}/g, (_, x) => v[x] ?? "");
 const CMD_HEAD = () => cmdT("head");
 function commandButtons(d) {
-  if (d.transport !== "sl651") return "—";
-  return ["clock.set", "report.now", "version", "status"].map((name) =>
-    el("button", { type: "button", "data-command": name, onclick: async () => {
+  const names = PAGE_COMMANDS[d.transport];
+  if (!names) return "—";
+  return names.map((key) => {
+    const name = key.replace(/^[a-z0-9_]+\./, (p) => (PAGE_COMMANDS[p.slice(0, -1)] ? "" : p));
+    return el("button", { type: "button", "data-command": name, onclick: async () => {
+      if (ASK_FIRST.has(name) && !confirm(cmdT("sure", { device: d.name, cmd: cmdT(key) }))) return;
       try {
         await api("POST", `/api/devices/${encodeURIComponent(d.id)}/commands`, { name, args: {} });
-        notice(cmdT("queued", { device: d.name, cmd: cmdT(name) }), false);
+        notice(cmdT("queued", { device: d.name, cmd: cmdT(key) }), false);
       } catch (e) { notice(e.message); }
-    } }, cmdT(name)));
+    } }, cmdT(key));
+  });
 }
 
 // 4G DTUs: the station's names first, counts of registrations and refusals

@@ -36,8 +36,30 @@ point = "p1"
 metrics.level_m = { name = "水位", unit = "m", min = 0, max = 50 }
 transport = { kind = "sl651", address = "0012345601", elements = { Z = "level_m" } }
 
+[[devices]]
+id = "geo-01"
+name = "后山普适型监测仪"
+kind = "geohazard"
+point = "p1"
+metrics.crack_mm = { name = "裂缝", unit = "mm", min = 0, max = 500 }
+transport = { kind = "cigem", dev_id = "53000012", sensors = { L1_LF_1 = "crack_mm" } }
+
+[[devices]]
+id = "fp-01"
+name = "镇政府大楼火灾报警控制器"
+kind = "fire_panel"
+point = "p1"
+metrics.heartbeat = { unit = "1", name = "心跳", min = 0, max = 1 }
+transport = { kind = "gb26875", address = "0A0000000001" }
+
 [sl651]
 listen = { host = "127.0.0.1", port = PORT }
+
+[gb26875]
+listen = { host = "127.0.0.1", port = GBPORT }
+
+[cigem]
+topic = "$dp"
 """
 BJ = ZoneInfo("Asia/Shanghai")
 NAMES = (
@@ -50,6 +72,10 @@ NAMES = (
     "水位",
     "雨量",
     "电池电压",
+    "后山普适型监测仪",
+    "镇政府大楼火灾报警控制器",
+    "裂缝",
+    "心跳",
 )
 
 
@@ -94,11 +120,15 @@ def test_technician_queues_a_command_from_the_devices_page(
     text = text.replace("metrics.battery_v = {", 'metrics.battery_v = { name = "电池电压",')
     head, sep, rest = text.partition("[broker]")
     port = free_port()
-    gateway.config.write_text(head + SL651.replace("PORT", str(port)) + "\n" + sep + rest)
+    devices = SL651.replace("GBPORT", str(free_port())).replace("PORT", str(port))
+    gateway.config.write_text(head + devices + "\n" + sep + rest)
     gateway.start()
     jpeg = feed_station(port)
     deadline = time.monotonic() + 20  # health is written every check_s (5 s)
-    while gateway.get("/api/devices")[-1]["health"]["variants"] != 1:
+    while (
+        next(d for d in gateway.get("/api/devices") if d["id"] == "hs-01")["health"]["variants"]
+        != 1
+    ):
         assert time.monotonic() < deadline, "the variant was not counted"
         time.sleep(0.2)
     viewer = log_in(
@@ -125,6 +155,29 @@ def test_technician_queues_a_command_from_the_devices_page(
     with closing(gateway.api("viewer")) as api:
         (c,) = api.get("/api/devices/hs-01/commands").json()
     assert (c["name"], c["state"], c["by"]) == ("clock.set", "queued", "sun")
+    # CIGEM and GB/T 26875.3: the commands without parameters (the others by CLI or API)
+    geo = tech.locator("tr[data-device=geo-01]")
+    assert geo.locator("button[data-command]").all_inner_texts() == [
+        "查询时钟",
+        "查询状态",
+        "重启设备",
+    ]
+    assert tech.locator("tr[data-device=fp-01] button[data-command]").all_inner_texts() == ["校时"]
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss() if len(asked) == 1 else dialog.accept()
+
+    tech.on("dialog", answer)
+    geo.locator("button[data-command='reboot']").click()  # asked first; dismissed: nothing
+    geo.locator("button[data-command='reboot']").click()  # asked again; accepted: queued
+    tech.locator("#notice[data-bad='0']", has_text="重启设备").wait_for()
+    assert asked[0] == "确定要重启设备“后山普适型监测仪”吗？设备重启期间不上报数据。"
+    assert "后山普适型监测仪：重启设备 已排队" in tech.locator("#notice").inner_text()
+    with closing(gateway.api("viewer")) as api:
+        sent = api.get("/api/devices/geo-01/commands").json()
+    assert [(c["name"], c["state"]) for c in sent] == [("reboot", "queued")]
 
     # the station's row: its non-standard frames counted, its picture a click away
     assert row.locator("td.variants").inner_text() == "1 帧"
