@@ -175,7 +175,10 @@ class Dispatcher:
         timeout = float(getattr(ch, "timeout_s", self.send_timeout_s))
         started = self.clock()
         try:
-            outcome = await asyncio.wait_for(ch.send(d), timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            # that arrives as the send finishes, and the worker would not stop
+            async with asyncio.timeout(timeout):
+                outcome = await ch.send(d)
         except DeliveryError as e:
             error, outcome = str(e), e.outcome
         except TimeoutError:
