@@ -13,6 +13,10 @@ Time: levels move in data time (the readings' timestamps). Threshold and rate ru
 readings in time order and ignore older ones; accumulation rules take late readings into
 their windows up to `lateness_ms` behind the newest one. `tick` uses `now` for `for`,
 `keep_for` and no-data timers.
+
+Cost: a series' first judged reading compiles the rules that judge it, with their state
+objects, into a plan kept in the state (`State.plans`), so later readings look nothing up
+per rule; readings far from every line (the steady state) skip the level machinery.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,7 +36,9 @@ from rules.model import (
     AccumulationRule,
     CompoundRule,
     DeviceInfo,
+    Direction,
     HazardRule,
+    Limits,
     NoDataRule,
     RateRule,
     Rule,
@@ -41,11 +47,17 @@ from rules.model import (
     level_with_clear,
 )
 from rules.reasons import ZH_FAULT, ZH_LEVEL, fault_reason, level_reason, zh_duration
-from rules.windows import PointWindow, SumWindow
+from rules.windows import NEVER, PointWindow, SumWindow
 
 SeriesKey = tuple[str, str, str]  # (rule id, device — or "@point" for compound, metric)
 FAULT = "fault"  # rule id of the built-in fault detector's state keys
 EPS = 1e-9  # sums of decimal rainfall are compared with this much tolerance
+
+# What a series' first judged reading compiles for each hazard rule that judges it (see
+# State.plans): (judge function, rule, state key, the key's state object, a cut below which
+# — above, for "below" rules — the rule's data reaches no level, so the steady state, far
+# from every line, costs no level machinery).
+Entry = tuple[Callable[..., None], Any, SeriesKey, Any, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +109,9 @@ class SilenceState:
 
 @dataclass
 class State:
+    """The evaluator's state per series key. Change the tables through `load` and `forget`
+    (or `evaluate`, `tick`): `plans` hold references to their state objects."""
+
     levels: dict[SeriesKey, lv.LevelState] = field(default_factory=dict)  # threshold, compound
     acc: dict[SeriesKey, AccState] = field(default_factory=dict)
     rate: dict[SeriesKey, RateState] = field(default_factory=dict)
@@ -104,6 +119,18 @@ class State:
     faults: dict[SeriesKey, FaultState] = field(default_factory=dict)
     dirty: set[SeriesKey] = field(default_factory=set)
     late_dropped: int = 0  # readings too late to move any level (counted, stored)
+    # (device, metric) -> what judges it, see `plans` (in memory only)
+    _plans: dict[tuple[str, str], tuple[Entry, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _plans_of: RuleSet | None = field(default=None, init=False, repr=False, compare=False)
+
+    def plans(self, ruleset: RuleSet) -> dict[tuple[str, str], tuple[Entry, ...]]:
+        """The compiled entries per series for `ruleset` (emptied when the rules change)."""
+        if self._plans_of is not ruleset:
+            self._plans.clear()
+            self._plans_of = ruleset
+        return self._plans
 
     # --- persistence: scalars only; windows are refilled from stored readings ----------
 
@@ -132,6 +159,7 @@ class State:
         return json.dumps(data, separators=(",", ":"))
 
     def load(self, key: SeriesKey, text: str) -> None:
+        self._plans.clear()  # it may replace a state object an entry holds
         d = json.loads(text)
         t = d.pop("t")
         if t == "level":
@@ -154,6 +182,7 @@ class State:
 
     def forget(self, keep: set[str]) -> None:
         """Drop the state of rules no longer loaded (reload); faults are always kept."""
+        self._plans.clear()
         for d in (self.levels, self.acc, self.rate, self.silence):
             for k in [k for k in d if k[0] not in keep]:
                 del d[k]
@@ -190,13 +219,16 @@ class RuleSet:
         key = (device, metric)
         found = self._series.get(key)
         if found is None:
-            found = tuple(
-                r
-                for r in self._hazard_by_metric.get(metric, ())
-                if r.scope.devices is None or device in r.scope.devices
-            )
-            self._series[key] = found
+            found = self._series[key] = self.matching(device, metric)
         return found
+
+    def matching(self, device: str, metric: str) -> tuple[HazardRule, ...]:
+        """`rules_for` uncached (the evaluator caches its plans per state instead)."""
+        return tuple(
+            r
+            for r in self._hazard_by_metric.get(metric, ())
+            if r.scope.devices is None or device in r.scope.devices
+        )
 
     def nodata_for(self, device: str) -> tuple[NoDataRule, ...]:
         found = self._silence.get(device)
@@ -276,24 +308,29 @@ def evaluate(
     out: list[Transition] = []
     touched_points: set[str] = set()
     newest = 0
+    plans = state.plans(ruleset)
     for r in sorted(readings, key=_ts):
         if ruleset.nodata:
             _heard(ruleset, state, r, now, out)
         if r.flags:
             continue
-        rules = ruleset.rules_for(r.device, r.metric)
-        for rule in rules:
-            key = (rule.id, r.device, r.metric)
-            if isinstance(rule, AccumulationRule):
-                out.extend(_accumulation(ruleset, state, rule, key, r, now))
+        series = (r.device, r.metric)
+        plan = plans.get(series)
+        if plan is None:
+            plan = plans[series] = _plan(ruleset, state, r.device, r.metric)
+        for judge, rule, key, st, cut in plan:
+            if (
+                judge is _threshold  # its steady state inline: no level, below every line
+                and st.level is None
+                and r.ts > st.last_ts
+                and (r.value < cut if rule.direction == "above" else r.value > cut)
+            ):
+                st.last_ts = r.ts
+                state.dirty.add(key)
+                st.raw = st.pending_since = st.below_since = None  # lv.step(None)
                 continue
-            if isinstance(rule, ThresholdRule):
-                t = _threshold(ruleset, state, rule, key, r, now)
-            else:
-                t = _rate(ruleset, state, rule, key, r, now)
-            if t is not None:
-                out.append(t)
-        if rules and ruleset.compound:
+            judge(ruleset, state, rule, key, st, cut, r, now, out)
+        if plan and ruleset.compound:
             point = ruleset.point_of(r.device)
             if point is not None:
                 touched_points.add(point)
@@ -301,6 +338,44 @@ def evaluate(
     if touched_points:
         out.extend(_compounds(ruleset, state, touched_points, newest, now))
     return out
+
+
+def _plan(ruleset: RuleSet, state: State, device: str, metric: str) -> tuple[Entry, ...]:
+    """Compile the rules that judge a series, creating their state where there is none
+    (as judging its first reading did, rule by rule, before the plans)."""
+    entries: list[Entry] = []
+    for rule in ruleset.matching(device, metric):
+        key = (rule.id, device, metric)
+        if isinstance(rule, AccumulationRule):
+            acc = state.acc.get(key)
+            if acc is None:
+                acc = state.acc[key] = AccState()
+            cut = min(w.limits[0][1] if w.limits else INF for w in rule.windows)
+            entries.append((_accumulation, rule, key, acc, cut))
+        elif isinstance(rule, ThresholdRule):
+            st = state.levels.get(key)
+            if st is None:  # a new series judges its first reading whatever its time
+                st = state.levels[key] = lv.LevelState(last_ts=NEVER)
+            entries.append((_threshold, rule, key, st, _cut(rule.limits, rule.direction, 0.0)))
+        else:
+            rate = state.rate.get(key)
+            if rate is None:
+                rate = state.rate[key] = RateState()
+            entries.append((_rate, rule, key, rate, _cut(rule.limits, rule.direction, 1.0)))
+    return tuple(entries)
+
+
+INF = float("inf")
+
+
+def _cut(limits: Limits, direction: Direction, margin: float) -> float:
+    """The lowest level's line moved away from it by `margin` × (1e-6 + 1e-9 × |line|): a
+    value beyond the cut (below it for "above") reaches no level, even after rounding."""
+    if not limits:
+        return INF if direction == "above" else -INF
+    line = limits[0][1]
+    move = margin * (1e-6 + 1e-9 * abs(line))
+    return line - move if direction == "above" else line + move
 
 
 def tick(ruleset: RuleSet, state: State, now: int) -> list[Transition]:
@@ -445,25 +520,30 @@ def _timed(
 
 
 def _threshold(
-    ruleset: RuleSet, state: State, rule: ThresholdRule, key: SeriesKey, r: Reading, now: int
-) -> Transition | None:
-    st = state.levels.get(key)
-    if st is None:
-        st = state.levels[key] = lv.LevelState()
-    elif r.ts <= st.last_ts:
+    ruleset: RuleSet,
+    state: State,
+    rule: ThresholdRule,
+    key: SeriesKey,
+    st: lv.LevelState,
+    cut: float,
+    r: Reading,
+    now: int,
+    out: list[Transition],
+) -> None:
+    if r.ts <= st.last_ts:
         state.late_dropped += 1
-        return None
-    raw = level_with_clear(rule.limits, rule.direction, r.value, st.level, rule.clear)
+        return
     st.last_ts = r.ts
     state.dirty.add(key)
+    raw = level_with_clear(rule.limits, rule.direction, r.value, st.level, rule.clear)
     ch = lv.step(st, raw, r.ts, rule.timing)
     if ch is None:
-        return None
+        return
     limit = dict(rule.limits).get(ch[1]) if ch[1] else None
     zh, en = level_reason(
         r.metric, r.metric, r.value, ruleset.unit(r.device, r.metric), ch[1], limit, rule.direction
     )
-    return _hazard(ruleset, rule, key, ch, r.value, r.ts, now, zh, en)
+    out.append(_hazard(ruleset, rule, key, ch, r.value, r.ts, now, zh, en))
 
 
 def add_to_window(rule: AccumulationRule, st: AccState, r: Reading, lateness_ms: int) -> bool:
@@ -500,17 +580,41 @@ def _judge_windows(
 
 
 def _accumulation(
-    ruleset: RuleSet, state: State, rule: AccumulationRule, key: SeriesKey, r: Reading, now: int
-) -> list[Transition]:
-    st = state.acc.get(key)
-    if st is None:
-        st = state.acc[key] = AccState()
-    if not add_to_window(rule, st, r, ruleset.lateness_ms):
+    ruleset: RuleSet,
+    state: State,
+    rule: AccumulationRule,
+    key: SeriesKey,
+    st: AccState,
+    cut: float,
+    r: Reading,
+    now: int,
+    out: list[Transition],
+) -> None:
+    if rule.source == "counter":
+        added = add_to_window(rule, st, r, ruleset.lateness_ms)
+    else:  # add_to_window's other half, one call less
+        last = st.levels.last_ts
+        added = not (last and r.ts <= last - ruleset.lateness_ms) and st.window.add(r.ts, r.value)
+    if not added:
         state.late_dropped += 1
-        return []
+        return
     state.dirty.add(key)
-    end = max(st.levels.last_ts, r.ts)
-    st.levels.last_ts = end
+    if r.ts >= st.levels.last_ts:  # in time order: only the windows ending now
+        end = st.levels.last_ts = r.ts
+        window = st.window
+        held = window.nonneg_total()  # every window's sum is at most this
+        below = held is not None and held + EPS < cut  # so below every lowest line
+        best = None if below else _judge_windows(rule, window, end)
+        before = end - rule.span_ms - ruleset.lateness_ms
+        if window.ts and window.ts[0] <= before:
+            window.prune(before)
+        if best is None and st.levels.level is None:
+            levels = st.levels
+            levels.raw = levels.pending_since = levels.below_since = None  # lv.step(None)
+            return
+        _step_accumulation(ruleset, rule, key, st, [(end, best)], r, now, out)
+        return
+    end = st.levels.last_ts
     steps: list[tuple[int, tuple[Level, int, float, float] | None]] = []
     if r.ts < end:
         # a late reading: the windows that ended between it and now may have peaked
@@ -527,7 +631,19 @@ def _accumulation(
             steps.append(peak)
     steps.append((end, _judge_windows(rule, st.window, end)))
     st.window.prune(end - rule.span_ms - ruleset.lateness_ms)
-    out: list[Transition] = []
+    _step_accumulation(ruleset, rule, key, st, steps, r, now, out)
+
+
+def _step_accumulation(
+    ruleset: RuleSet,
+    rule: AccumulationRule,
+    key: SeriesKey,
+    st: AccState,
+    steps: list[tuple[int, tuple[Level, int, float, float] | None]],
+    r: Reading,
+    now: int,
+    out: list[Transition],
+) -> None:
     for at_end, best in steps:
         ch = lv.step(st.levels, best[0] if best else None, at_end, rule.timing)
         if ch is None:
@@ -557,24 +673,39 @@ def _accumulation(
                 "above",
             )
         out.append(_hazard(ruleset, rule, key, ch, value, at_end, now, zh, en))
-    return out
 
 
 def _rate(
-    ruleset: RuleSet, state: State, rule: RateRule, key: SeriesKey, r: Reading, now: int
-) -> Transition | None:
-    st = state.rate.get(key)
-    if st is None:
-        st = state.rate[key] = RateState()
+    ruleset: RuleSet,
+    state: State,
+    rule: RateRule,
+    key: SeriesKey,
+    st: RateState,
+    cut: float,
+    r: Reading,
+    now: int,
+    out: list[Transition],
+) -> None:
     if r.ts <= st.levels.last_ts:
         state.late_dropped += 1
-        return None
+        return
     per = rule.per_ms
-    st.window.add(r.ts, r.value, per)
-    st.window.prune(r.ts - rule.window_ms, per)
-    st.levels.last_ts = r.ts
+    window = st.window
+    n = window.push(r.ts, r.value, per, r.ts - rule.window_ms)
+    levels = st.levels
+    levels.last_ts = r.ts
     state.dirty.add(key)
-    slope, n = st.window.slope()
+    if levels.level is None and not rule.accel_limits:
+        # the slope rounded to 9 decimals moves by at most 1e-9: beyond the cut it
+        # reaches no level either way, and rounding (~0.2 µs) is left out
+        quiet = n < rule.min_points
+        if not quiet:
+            s = window.slope_unrounded(n) if n >= 2 else 0.0
+            quiet = s < cut if rule.direction == "above" else s > cut
+        if quiet:
+            levels.raw = levels.pending_since = levels.below_since = None  # lv.step(None)
+            return
+    slope, n = window.slope()
     raw = level_for(rule.limits, rule.direction, slope) if n >= rule.min_points else None
     accel: float | None = None
     if rule.accel_limits and n >= rule.min_points:
@@ -589,7 +720,7 @@ def _rate(
                 raw = a_level
     ch = lv.step(st.levels, raw, r.ts, rule.timing)
     if ch is None:
-        return None
+        return
     unit = ruleset.unit(r.device, r.metric)
     per_unit = f"{unit}/{rule.per_label}" if unit else f"/{rule.per_label}"
     limit = dict(rule.limits).get(ch[1]) if ch[1] else None
@@ -606,7 +737,7 @@ def _rate(
     if ch[1] is not None and limit is None and accel is not None:
         zh = f"{r.metric}变化加速 {accel:g} ≥ {ZH_LEVEL[ch[1]]}阈值"
         en = f"{r.metric} rate accelerating {accel:g} ≥ {ch[1].label} threshold"
-    return _hazard(ruleset, rule, key, ch, slope, r.ts, now, zh, en)
+    out.append(_hazard(ruleset, rule, key, ch, slope, r.ts, now, zh, en))
 
 
 def _levels_at(ruleset: RuleSet, state: State, rule_id: str) -> dict[str, Level]:

@@ -1,7 +1,9 @@
 """Data windows for accumulation (sums) and rate (least-squares slope) rules.
 
 Both keep points sorted by timestamp; a late point within the lateness bound is inserted
-where it belongs. Sums use prefix sums, so each window's sum costs two bisections.
+where it belongs. Sums use prefix sums, so each window's sum costs two bisections; a
+window that holds no negative (or NaN) amount also bounds every window's sum from above by
+its whole total, which costs nothing (`nonneg_total`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+
+NEVER = -(1 << 63)  # before any timestamp
 
 
 def _ints() -> array[int]:
@@ -24,6 +28,7 @@ class SumWindow:
     ts: array[int] = field(default_factory=_ints)  # arrays: 16 bytes a point, not ~70
     cum: array[float] = field(default_factory=_floats)  # prefix sums, offset by `base`
     base: float = 0.0  # the prefix sum before ts[0]
+    bad_ts: int = NEVER  # the newest time of an amount that was not >= 0 (negative, NaN)
 
     def add(self, t: int, amount: float) -> bool:
         """Add an increment at time t; False if a point at t is already held."""
@@ -31,10 +36,14 @@ class SumWindow:
         if not ts or t > ts[-1]:
             ts.append(t)
             self.cum.append((self.cum[-1] if self.cum else self.base) + amount)
+            if not amount >= 0 and t > self.bad_ts:
+                self.bad_ts = t
             return True
         i = bisect_left(ts, t)
         if i < len(ts) and ts[i] == t:
             return False
+        if not amount >= 0 and t > self.bad_ts:
+            self.bad_ts = t
         before = self.cum[i - 1] if i > 0 else self.base
         ts.insert(i, t)
         self.cum.insert(i, before + amount)
@@ -50,6 +59,16 @@ class SumWindow:
         if j <= i:
             return 0.0
         return self.cum[j - 1] - (self.cum[i - 1] if i > 0 else self.base)
+
+    def nonneg_total(self) -> float | None:
+        """The sum of every point held, when none of them is negative or NaN (else None).
+
+        Then the prefix sums never decrease, so no window's `total` (a difference of two
+        of them, rounded the same way) exceeds it: a bound that costs no bisection."""
+        ts = self.ts
+        if not ts or self.bad_ts >= ts[0]:
+            return None
+        return self.cum[-1] - self.base
 
     def prune(self, before: int) -> None:
         """Forget points at or before `before`."""
@@ -95,6 +114,23 @@ class PointWindow:
         self.sxy += x * v
         return True
 
+    def push(self, t: int, v: float, per_ms: int, before: int) -> int:
+        """`add` then `prune(before)` in one call (a rate rule's step); the live count."""
+        ts = self.ts
+        if not ts or t > ts[-1]:
+            if self.start >= len(ts):
+                self._reset(t)
+            ts.append(t)
+            self.values.append(v)
+            x = (t - self.origin) / per_ms
+            self.sx += x
+            self.sy += v
+            self.sxx += x * x
+            self.sxy += x * v
+        if ts[self.start] <= before:
+            self.prune(before, per_ms)
+        return len(ts) - self.start
+
     def _reset(self, origin: int) -> None:
         del self.ts[:]
         del self.values[:]
@@ -132,7 +168,11 @@ class PointWindow:
         n = len(self)
         if n < 2:
             return 0.0, n
+        return round(self.slope_unrounded(n), 9), n
+
+    def slope_unrounded(self, n: int) -> float:
+        """`slope` before rounding to 9 decimals (which costs ~0.2 µs); n = len(self) >= 2."""
         sxx = self.sxx - self.sx * self.sx / n
         if sxx <= 1e-12:
-            return 0.0, n
-        return round((self.sxy - self.sx * self.sy / n) / sxx, 9), n
+            return 0.0
+        return (self.sxy - self.sx * self.sy / n) / sxx
