@@ -91,8 +91,13 @@ class Store:
                 self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
+                # migrations checkpoint as they go and leave the WAL empty: a new database
+                # on a small disk does not hold its whole schema twice
+                (before,) = self.conn.execute("PRAGMA user_version").fetchone()
+                self.conn.execute("PRAGMA wal_autocheckpoint = 16")
+                if migrate(self.conn) != before:  # before foreign keys: may rebuild tables
+                    self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
-                migrate(self.conn)  # before foreign keys: migrations may rebuild tables
                 self.conn.execute("PRAGMA foreign_keys = ON")
         except BaseException as e:
             if self._lock_fd is not None:  # a writer that failed to open holds nothing

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -253,9 +254,15 @@ def test_a_viewer_sees_no_actions_and_is_refused_by_the_api(
 ) -> None:
     gw = station
     rain(mosquitto, 9.0, 1)  # orange
+    deadline = time.monotonic() + 10  # acknowledged (and so stored) within the group wait
     with closing(gw.api("viewer")) as api:
-        [warning] = [t for t in api.get("/api/tickets").json() if t["kind"] == "warning"] or [None]
-    assert warning is not None and warning["level"] == "orange"
+        while not (
+            tickets := [t for t in api.get("/api/tickets").json() if t["kind"] == "warning"]
+        ):
+            assert time.monotonic() < deadline, "no warning"
+            time.sleep(0.1)
+    [warning] = tickets
+    assert warning["level"] == "orange"
     page = log_in(browser, gw, "screen", add_user(gw.db, "screen", "viewer"), (1366, 768))
     page.locator("#banner li").first.wait_for()
     assert page.locator("#banner button").count() == 0  # no acknowledge, no mute
