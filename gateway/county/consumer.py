@@ -249,11 +249,9 @@ def connect_options(cfg: NatsSection, name: str) -> dict[str, Any]:
 async def ensure_stream(js: JetStreamContext, name: str, replicas: int = 3) -> int:
     """The county stream (subjects county.>), made if missing; return its replicas. A
     single server (no cluster) gets one replica."""
-    try:
+    with contextlib.suppress(nats.js.errors.NotFoundError):  # missing: made below
         info = await js.stream_info(name)
         return int(info.config.num_replicas or 1)
-    except nats.js.errors.NotFoundError:
-        pass
     for r in (replicas, 1):
         try:
             await js.add_stream(

@@ -18,6 +18,7 @@ state from the database alone (`gateway.ingest.commit.restore`).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import time
@@ -159,11 +160,9 @@ def _ready(gw: GatewayProc, db: Db, device: str, seq: int, timeout: float = 120)
     deadline = t0 + timeout
     while time.perf_counter() < deadline and not (page and stored):
         if not page:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # not answering yet: again
                 http_json(f"{gw.url}/api/health", 1)
                 page = True
-            except (OSError, ValueError):
-                pass
         if not stored:
             last = db.last_seq(device)
             stored = last is not None and last >= seq
