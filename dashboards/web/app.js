@@ -47,7 +47,7 @@ const I18N = {
     warning_lowered: "预警降级", suggest_lower: "建议降级", called: "呼叫", escalated: "督导升级",
     acknowledged_ev: "已签收", lowerTo: "降至哪一级（blue/yellow/orange）", online_n: "在线 {n}",
     board: "叫应", boardTitle: "叫应情况", noWarnings: "暂无生效预警", answerIn: "应答剩余",
-    escalateIn: "升级倒计时", exhaustedNote: "已无可升级人员，请值班室处置", round: "第{n}轮",
+    escalateIn: "升级倒计时", countyIn: "县级介入倒计时", countyLate: "已超过县级时限 {d}，县里已介入", exhaustedNote: "已无可升级人员，请值班室处置", round: "第{n}轮",
     call_pending: "呼叫中", call_acknowledged: "已应答", call_not_reached: "未接通",
     call_escalated: "已升级", call_superseded: "已由新一轮取代", call_answered: "已接听",
     call_lifted: "预警已解除", deputyFor: "代岗",
@@ -122,7 +122,7 @@ const I18N = {
     warning_lowered: "warning lowered", suggest_lower: "lowering suggested", called: "called",
     escalated: "escalated", acknowledged_ev: "signed for", lowerTo: "Lower to (blue/yellow/orange)", online_n: "online {n}",
     board: "Call board", boardTitle: "Call and answer", noWarnings: "No warnings in force",
-    answerIn: "Answer due in", escalateIn: "Escalates in", exhaustedNote: "Nobody left to escalate to: the duty room must act",
+    answerIn: "Answer due in", escalateIn: "Escalates in", countyIn: "County steps in in", countyLate: "{d} past the county's deadline: the county has stepped in", exhaustedNote: "Nobody left to escalate to: the duty room must act",
     round: "round {n}", call_pending: "calling", call_acknowledged: "answered",
     call_not_reached: "not reached", call_escalated: "escalated", call_superseded: "superseded by a new round",
     call_answered: "picked up", call_lifted: "warning lifted", deputyFor: "deputy",
@@ -549,12 +549,12 @@ function dur(ms) {
   return h ? `${h}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`;
 }
 // a countdown element: its text is set every second by tickCountdowns
-const countdown = (at, label) => el("span", { class: "countdown", "data-due": at, "data-label": label },
-  `${t(label)} ${dur(at - serverNow())}`);
+const countdown = (at, label, lateLabel) => el("span", { class: "countdown", "data-due": at, "data-label": label,
+  "data-late-label": lateLabel }, `${t(label)} ${dur(at - serverNow())}`);
 function tickCountdowns() {
   for (const n of $$("[data-due]")) {
     const left = Number(n.dataset.due) - serverNow();
-    n.textContent = left >= 0 ? `${t(n.dataset.label)} ${dur(left)}` : t("overdueBy", { d: dur(-left) });
+    n.textContent = left >= 0 ? `${t(n.dataset.label)} ${dur(left)}` : t(n.dataset.lateLabel ?? "overdueBy", { d: dur(-left) });
     n.dataset.late = left < 0 ? "1" : "0";
   }
 }
@@ -590,6 +590,7 @@ function renderBoard(box, compact) {
           w.acknowledged_at ? el("span", { class: "call-state", "data-state": "acknowledged" }, `${t("call_acknowledged")} ${w.acknowledged_by ?? ""} ${when(w.acknowledged_at)}`) : null,
           w.answer_due ? countdown(w.answer_due, "answerIn") : null,
           w.escalate_at ? countdown(w.escalate_at, "escalateIn") : null,
+          w.county_due ? countdown(w.county_due, "countyIn", "countyLate") : null,
           w.exhausted && !w.acknowledged_at ? el("span", { class: "flag" }, t("exhaustedNote")) : null),
         [...rounds.entries()].filter(([r]) => !compact || r === lastRound).map(([r, ps]) => el("div", { class: "round" },
           rounds.size > 1 ? el("small", { class: "muted" }, t("round", { n: r + 1 })) : null,

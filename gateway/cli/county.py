@@ -141,9 +141,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     plan = csub.add_parser("plan", help="rule plans for the stations")
     psub = plan.add_subparsers(dest="plan_command", required=True)
     push = psub.add_parser(
-        "push", help="check a rules file like `rules check` and publish it to stations"
+        "push",
+        help="check a rules file like `rules check` and publish it to stations, with the "
+        "county's people and deadlines",
     )
-    push.add_argument("file", type=Path, help="the rules file (TOML)")
+    push.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        help="the rules file (TOML); without it the target's last rules go again, with the "
+        "county file's people and deadlines as they are now",
+    )
     push.add_argument("-c", "--config", type=Path, required=True)
     push.add_argument(
         "--target", default="all", help="all, group.<group> or station.<station> (default all)"

@@ -69,6 +69,51 @@ class Shift(_Model):
     days: list[Annotated[int, Field(ge=1, le=7)]] = [1, 2, 3, 4, 5, 6, 7]
 
 
+class CountyDeadlines(_Model):
+    """How long a township has to answer a warning of each level before the county steps
+    in (county.toml `[escalation]`, seconds); None: that level stays with the township."""
+
+    blue: int | None = Field(default=None, ge=30)
+    yellow: int | None = Field(default=None, ge=30)
+    orange: int | None = Field(default=None, ge=30)
+    red: int | None = Field(default=None, ge=30)
+
+
+class CountyPart(_Model):
+    """What the county pushes down with its plan (#19 item 4): its name, its people (the
+    top step of the station's calling ladder, grid `county`) and its deadlines."""
+
+    name: str = Field(min_length=1, max_length=60)
+    people: list[Person] = Field(default=[], max_length=500)
+    deadlines: CountyDeadlines = CountyDeadlines()
+
+
+def county_part_problems(part: CountyPart, local: list[Person]) -> list[str]:
+    """What the model alone cannot see: the county's people stand at grid `county`, have
+    unique ids, deputies among themselves, and never take the id of a station person of
+    another grid (a county person replaces only a county person of the station file)."""
+    out: list[str] = []
+    ids = {p.id for p in part.people}
+    seen: set[str] = set()
+    theirs = {p.id: p for p in local}
+    for i, p in enumerate(part.people):
+        key = f"county.people[{i}]"
+        if p.grid != "county":
+            out.append(f"{key}.grid: the county's people stand at grid 'county', not {p.grid!r}")
+        if p.id in seen:
+            out.append(f"{key}.id: duplicate id {p.id!r}")
+        seen.add(p.id)
+        if p.deputy is not None and (p.deputy not in ids or p.deputy == p.id):
+            out.append(f"{key}.deputy: not one of the county's people: {p.deputy!r}")
+        mine = theirs.get(p.id)
+        if mine is not None and mine.grid != "county":
+            out.append(
+                f"{key}.id: {p.id!r} is {mine.name} of this station's file "
+                f"(grid {mine.grid or 'none'}); rename one of them"
+            )
+    return out
+
+
 def default_roles() -> dict[str, list[str]]:
     return {
         "confirm": ["duty_officer", "leader", "technician"],

@@ -35,12 +35,12 @@ from zoneinfo import ZoneInfo
 from gateway.config.loop import NotifySection, Person, Shift
 from gateway.county.config import CountyConfig, EscalationSection
 from gateway.notify.base import AckIn, Channel, Delivery, DeliveryError
+from gateway.tickets.people import STEP_KINDS, unanswered_due
 
 log = logging.getLogger("stationgw.county.escalation")
 
 LEVELS = ("blue", "yellow", "orange", "red")
 LEVEL_ZH = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
-STEP_KINDS = ("warning_issued", "warning_raised", "warning_lowered")
 
 
 # --- the pure core -----------------------------------------------------------------
@@ -111,21 +111,10 @@ def deadline_s(cfg: EscalationSection, level: str | None) -> int | None:
 def due(w: TownshipWarning, cfg: EscalationSection) -> tuple[int, int] | None:
     """(due_at, deadline_s) of the earliest unanswered step, or None (answered, or no
     deadline at its levels)."""
-    steps = sorted(w.steps, key=lambda s: s.at)
-    if not any(s.kind in STEP_KINDS for s in steps):  # events not arrived yet: the ticket
-        steps = [Step(w.opened_at, "warning_issued", w.level), *steps]
-    waiting: list[Step] = []
-    for s in steps:
-        if s.kind == "acknowledged":
-            waiting = []
-        elif s.kind in STEP_KINDS:
-            waiting.append(s)
-    best: tuple[int, int] | None = None
-    for s in waiting:
-        d = deadline_s(cfg, s.level or w.level)
-        if d is not None and (best is None or s.at + d * 1000 < best[0]):
-            best = (s.at + d * 1000, d)
-    return best
+    steps = [(s.at, s.kind, s.level) for s in w.steps]
+    if not any(kind in STEP_KINDS for _, kind, _ in steps):  # events not arrived yet: the
+        steps.insert(0, (w.opened_at, "warning_issued", w.level))  # ticket's opening
+    return unanswered_due(steps, w.level, lambda lv: deadline_s(cfg, lv))
 
 
 def decide(

@@ -1,12 +1,16 @@
 """Rule plans pushed down to the stations (#19 item 4), on the county's side.
 
-`stationgw county plan push -c county.toml FILE --target all|group.<g>|station.<st>
+`stationgw county plan push -c county.toml [FILE] --target all|group.<g>|station.<st>
 [--version V]`: the file is checked exactly as `stationgw rules check FILE` checks it
-(the same parser; a station checks it again against its own devices before it runs it),
-given a version (by default the county's local time, `YYYYMMDD-HHMMSS`) and the SHA-256
-of its text, recorded in `plans` and put in the JetStream key-value bucket `county_plans`
-under the target's key. A version names one text: pushing the same version again with
-another text is refused.
+(the same parser; a station checks it again against its own devices before it runs it).
+Every plan also carries what a station needs of the county (`county_part`): the
+county's name, its `[[people]]` (grid `county`, the top of each station's calling
+ladder) and its `[escalation]` deadlines — so a plan pushed without FILE re-sends the
+rules of the target's last plan with the people and deadlines of the county file now.
+The plan is given a version (by default the county's local time, `YYYYMMDD-HHMMSS`) and
+its hash (gateway/core/plans.py), recorded in `plans` and put in the JetStream key-value
+bucket `county_plans` under the target's key. A version names one content: pushing the
+same version again with other rules, people or deadlines is refused.
 
 `apply_plan_report(conn, cfg, msg)` is what the consumer calls for `county.<st>.plan`:
 it stores which plan the station runs (or the errors it found), and refuses — for the
@@ -17,7 +21,6 @@ never sent that station.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import tomllib
 from dataclasses import dataclass
@@ -28,7 +31,9 @@ from zoneinfo import ZoneInfo
 
 from psycopg.types.json import Jsonb
 
+from gateway.config.loop import CountyPart, county_part_problems
 from gateway.core.errors import ConfigError, GatewayError
+from gateway.core.plans import plan_hash
 from gateway.county.config import CountyConfig
 from rules.schema import parse_rules
 
@@ -50,15 +55,38 @@ class Plan:
     target: str
     hash: str
     text: str
+    county: dict[str, Any]
 
     def value(self) -> bytes:
         """The key-value value (gateway/county/__init__.py)."""
         body = {"version": self.version, "hash": self.hash, "rules": self.text}
-        return json.dumps(body, ensure_ascii=False).encode()
+        return json.dumps({**body, "county": self.county}, ensure_ascii=False).encode()
 
 
-def plan_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def county_part(cfg: CountyConfig) -> dict[str, Any]:
+    """What a station needs of the county, as sent (gateway/config/loop.py CountyPart)."""
+    e = cfg.escalation
+    return {
+        "name": cfg.county.name,
+        "people": [
+            {**p.model_dump(mode="json", exclude_defaults=True), "grid": "county"}
+            for p in cfg.people
+        ],
+        "deadlines": {"blue": e.blue_s, "yellow": e.yellow_s, "orange": e.orange_s, "red": e.red_s},
+    }
+
+
+def check_county_part(part: dict[str, Any]) -> list[str]:
+    """The county part checked as a station will check it (less the station's own people)."""
+    from pydantic import ValidationError
+
+    from gateway.core.validation import problems
+
+    try:
+        model = CountyPart.model_validate(part)
+    except ValidationError as e:
+        return [f"county.{p}" for p in problems(e)]
+    return county_part_problems(model, [])
 
 
 def check_rules(text: str, name: str) -> list[str]:
@@ -94,7 +122,8 @@ def check_target(cfg: CountyConfig, target: str) -> list[str]:
 def make_plan(
     cfg: CountyConfig, text: str, target: str, version: str | None, now: int, name: str
 ) -> Plan:
-    problems = check_target(cfg, target) + check_rules(text, name)
+    county = county_part(cfg)
+    problems = check_target(cfg, target) + check_rules(text, name) + check_county_part(county)
     if version is not None and (
         not 0 < len(version) <= 64 or version.strip() != version or "/" in version
     ):
@@ -104,7 +133,7 @@ def make_plan(
     if version is None:
         local = datetime.fromtimestamp(now / 1000, UTC).astimezone(ZoneInfo(cfg.county.timezone))
         version = local.strftime("%Y%m%d-%H%M%S")
-    return Plan(version, target, plan_hash(text), text)
+    return Plan(version, target, plan_hash(text, county), text, county)
 
 
 def record(conn: Any, plan: Plan, by: str) -> bool:
@@ -117,13 +146,22 @@ def record(conn: Any, plan: Plan, by: str) -> bool:
         if row is not None:
             if row[0] != plan.hash or row[1] != plan.target:
                 raise PlanRefused(
-                    [f"version {plan.version!r} was pushed already with other rules or target"]
+                    [
+                        f"version {plan.version!r} was pushed already with other rules, "
+                        "people, deadlines or target"
+                    ]
                 )
             return False
         conn.execute(
             "INSERT INTO plans (version, target, hash, body, created_by) "
             "VALUES (%s, %s, %s, %s, %s)",
-            (plan.version, plan.target, plan.hash, Jsonb({"rules": plan.text}), by),
+            (
+                plan.version,
+                plan.target,
+                plan.hash,
+                Jsonb({"rules": plan.text, "county": plan.county}),
+                by,
+            ),
         )
     return True
 
@@ -176,22 +214,43 @@ async def connect_nats(cfg: CountyConfig) -> Any:
     return await nats.connect(**opts)
 
 
+def last_rules(conn: Any, target: str) -> str:
+    """The rules text of the newest plan pushed to `target` ("" if none)."""
+    row = conn.execute(
+        "SELECT body->>'rules' FROM plans WHERE target = %s "
+        "ORDER BY created_at DESC, version DESC LIMIT 1",
+        (target,),
+    ).fetchone()
+    return str(row[0]) if row and row[0] else ""
+
+
 def cmd_plan_push(
-    cfg: CountyConfig, file: Path, target: str, version: str | None, by: str = "cli"
+    cfg: CountyConfig, file: Path | None, target: str, version: str | None, by: str = "cli"
 ) -> int:
-    """`stationgw county plan push -c county.toml FILE --target T [--version V]`: 0 when
-    published, 1 with every problem printed when refused."""
+    """`stationgw county plan push -c county.toml [FILE] --target T [--version V]`: 0 when
+    published, 1 with every problem printed when refused. Without FILE the target's last
+    rules go again, with the county file's people and deadlines as they are now."""
     import time
 
     import psycopg
 
+    if file is None:
+        name = f"the rules of the last plan for {target}"
+        try:
+            with psycopg.connect(cfg.postgres.dsn, connect_timeout=10) as conn:
+                text = last_rules(conn, target)
+        except psycopg.Error as e:
+            print(f"postgres: {e}")
+            return 1
+    else:
+        name = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            print(f"{file}: cannot read: {e}")
+            return 1
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        print(f"{file}: cannot read: {e}")
-        return 1
-    try:
-        plan = make_plan(cfg, text, target, version, time.time_ns() // 1_000_000, str(file))
+        plan = make_plan(cfg, text, target, version, time.time_ns() // 1_000_000, name)
     except PlanRefused as e:
         for p in e.problems:
             print(p)
@@ -215,6 +274,10 @@ def cmd_plan_push(
             print(p)
         return 1
     print(f"plan {plan.version} ({plan.hash[:12]}) published to {target} (revision {rev})")
+    rules = len(tomllib.loads(text).get("rules", [])) if text else 0
+    print(f"  {rules} rules ({name}), {len(plan.county['people'])} county people, deadlines:")
+    for level, s in plan.county["deadlines"].items():
+        print(f"  {level}: {f'{s // 60} min' if s else 'stays with the township'}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """GET /api/board: the 叫应 board — every active warning with whom it reached so far.
 
 Per warning: level, since when, the answer deadline and the next escalation (from the
-persisted escalation state), and one line per person per round (not per retry): the
+persisted escalation state), when the county steps in if nobody answers (`county_due`,
+from the deadlines of the county's plan), and one line per person per round (not per retry): the
 person's grid level and role, phone (masked for viewers), every channel tried with its
 last outcome, and the call's state (pending, acknowledged, not_reached, superseded …).
 The page words these in its own language."""
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request
 
 from gateway.auth.policy import Role
 from gateway.core import clock
+from gateway.tickets.people import People
 from gateway.tickets.records import read_attempts, read_calls, read_deliveries, read_warn_state
 from gateway.tickets.store import StationStore
 
@@ -30,7 +32,8 @@ def mask(phone: str | None) -> str | None:
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
-def board(store: StationStore, roles: dict[str, list[str]], masked: bool) -> list[dict[str, Any]]:
+def board(store: StationStore, people: People, masked: bool) -> list[dict[str, Any]]:
+    roles = {p.id: [str(r) for r in p.roles] for p in people.everyone}
     out = []
     for t in store.tickets(open_only=True, limit=500):
         if t.kind != "warning":
@@ -59,10 +62,10 @@ def board(store: StationStore, roles: dict[str, list[str]], masked: bool) -> lis
                 "at": a.ended_at or a.started_at,
                 "tries": max(prev.get("tries", 0), 1),
             }
-        people: dict[tuple[int, str], dict[str, Any]] = {}
+        lines: dict[tuple[int, str], dict[str, Any]] = {}
         for c in calls:  # one line per person per round: the latest call wins
             key = (c.round, c.person)
-            line = people.get(key)
+            line = lines.get(key)
             chans = channels.get(c.id, {})
             if line is None:
                 line = {
@@ -76,7 +79,7 @@ def board(store: StationStore, roles: dict[str, list[str]], masked: bool) -> lis
                     "called_at": c.called_at,
                     "channels": {},
                 }
-                people[key] = line
+                lines[key] = line
             line.update(
                 state=c.outcome,
                 due_at=c.due_at,
@@ -86,11 +89,13 @@ def board(store: StationStore, roles: dict[str, list[str]], masked: bool) -> lis
             line["channels"].update(chans)
         pending = [c.due_at for c in calls if c.outcome == "pending"]
         acked = state is not None and state.acked_at is not None
+        level = t.level.label if t.level else None
+        steps = [(e.at, e.kind, e.level.label if e.level else None) for e in store.events(t.id)]
         out.append(
             {
                 "ticket": t.id,
                 "code": t.code,
-                "level": t.level.label if t.level else None,
+                "level": level,
                 "point": t.point,
                 "device": t.device,
                 "metric": t.metric,
@@ -105,11 +110,11 @@ def board(store: StationStore, roles: dict[str, list[str]], masked: bool) -> lis
                     if state is not None and not acked and not state.exhausted
                     else None
                 ),
+                # when the county steps in if nobody answers (its plan's deadlines)
+                "county_due": people.county_due(level, steps) if level else None,
                 "exhausted": bool(state and state.exhausted),
                 "round": state.round if state else None,
-                "people": [
-                    {**p, "channels": list(p["channels"].values())} for p in people.values()
-                ],
+                "people": [{**p, "channels": list(p["channels"].values())} for p in lines.values()],
             }
         )
     return out
@@ -118,11 +123,18 @@ def board(store: StationStore, roles: dict[str, list[str]], masked: bool) -> lis
 def add_routes(
     app: FastAPI, ctx: Context, reader: Callable[[], StationStore], access: Access
 ) -> None:
-    roles = {p.id: [str(r) for r in p.roles] for p in ctx.config.people}
+
+    def the_people() -> People:
+        return ctx.desk.people if ctx.desk is not None else People(ctx.config)
 
     @app.get("/api/board")
     def get_board(request: Request) -> dict[str, Any]:
         """The 叫应 board: each open warning, whom it called, by which channels, answered
         or not, and when it escalates next. Phones are masked for viewers."""
         masked = access.user(request).role == Role.VIEWER
-        return {"now": clock.now_ms(), "warnings": board(reader(), roles, masked)}
+        p = the_people()
+        return {
+            "now": clock.now_ms(),
+            "county": p.county.name if p.county else None,
+            "warnings": board(reader(), p, masked),
+        }

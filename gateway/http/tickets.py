@@ -253,13 +253,18 @@ def add_routes(
             "deliveries": [d.to_json() for d in rows],
         }
 
+    def the_people() -> People:
+        return ctx.desk.people if ctx.desk is not None else People(ctx.config)
+
     @app.get("/api/people")
     def people() -> dict[str, Any]:
-        """The people file and the duty officer on shift now."""
-        p = People(ctx.config)
+        """The people file, the county's people its plan brought, and the duty officer on
+        shift now."""
+        p = the_people()
         duty = p.on_duty(now_ms())
         return {
-            "people": [x.model_dump() for x in ctx.config.people],
+            "people": [x.model_dump() for x in p.everyone],
+            "county": p.county.name if p.county else None,
             "duty": [s.model_dump() for s in ctx.config.duty],
             "on_duty": {"person": duty.person, "name": duty.name, "why": duty.why}
             if duty
@@ -278,7 +283,7 @@ def add_routes(
         now = now_ms()
         user = access.require(request, HANDOVER_ROLES, "hand over a shift")
         name = user.name
-        if user.person and (p := People(ctx.config).find(user.person)) is not None:
+        if user.person and (p := the_people().find(user.person)) is not None:
             name = p.name
         return await write(
             request,

@@ -1,6 +1,11 @@
 """Rule plans the county pushes down (#19 item 4), on the station's side.
 
-A plan is `{"version", "hash", "rules": "<TOML text of a rules file>"}`. It is checked
+A plan is `{"version", "hash", "rules": "<TOML text of a rules file>", "county": {…}}`;
+`county` (optional) is what the station needs of the county: its name, its people — the
+top step of the calling ladder, grid `county`, who replace the station file's county
+people of the same ids while local people stay — and its escalation deadlines per level
+(shown on the 叫应 board: when the county steps in). The hash covers both
+(gateway/core/plans.py). The rules are checked
 exactly as `stationgw rules check -c STATION_FILE` checks a file (the same parser,
 against this station's devices and metrics), and across the local files like a reload
 (`check_set`: duplicate ids, compound rules naming unknown rules) with the local rules
@@ -13,7 +18,6 @@ starts with it instead of dropping its rules' state until the county is heard ag
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,8 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from gateway.config.loop import CountyPart, county_part_problems
 from gateway.config.station import MAX_FILE_BYTES, Config
 from gateway.core.errors import ConfigError
+from gateway.core.plans import plan_hash
+from gateway.core.validation import problems
 from gateway.ingest.rules_loader import PlanRules, RulesLoader, device_context
 from rules.model import Rule
 from rules.schema import check_set, parse_rules
@@ -59,10 +68,6 @@ def plan_path(cfg: Config) -> Path:
     return cfg.database.path.parent / "county_plan.json"
 
 
-def plan_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def parse_plan_text(text: str, cfg: Config) -> tuple[Rule, ...]:
     """The plan's rules, or ConfigError with every problem (as `rules check` says them)."""
     data = text.encode("utf-8")
@@ -90,17 +95,39 @@ def check_plan(body: Any, key: str, loader: RulesLoader) -> PlanRules | PlanResu
         return PlanResult(None, None, False, ["version: missing"], key)
     if not isinstance(text, str):
         return PlanResult(version, None, False, ["rules: missing (TOML text)"], key)
-    if digest != plan_hash(text):
-        return PlanResult(version, str(digest), False, ["hash: does not match the rules"], key)
+    raw_county = body.get("county")
+    if raw_county is not None and not isinstance(raw_county, dict):
+        return PlanResult(version, None, False, ["county: not a JSON object"], key)
+    if digest != plan_hash(text, raw_county):
+        return PlanResult(
+            version, str(digest), False, ["hash: does not match the rules and county part"], key
+        )
+    county, errors = parse_county(raw_county, loader.config)
     try:
         rules = parse_plan_text(text, loader.config)
     except ConfigError as e:
-        return PlanResult(version, digest, False, [f"{PLAN_NAME}: {p}" for p in e.problems], key)
+        errors += [f"{PLAN_NAME}: {p}" for p in e.problems]
+        rules = ()
+    if errors:
+        return PlanResult(version, digest, False, errors, key)
     named = {r.id for r in rules}
     across = check_set({**loader.local_without(named), PLAN_NAME: rules})
     if across:
         return PlanResult(version, digest, False, across, key)
-    return PlanRules(version, digest, key, text, rules)
+    return PlanRules(version, digest, key, text, rules, county, raw_county)
+
+
+def parse_county(raw: dict[str, Any] | None, cfg: Config) -> tuple[CountyPart | None, list[str]]:
+    """The county part, checked like the station file's `[[people]]` (key paths under
+    `county.`), or every problem found."""
+    if raw is None:
+        return None, []
+    try:
+        part = CountyPart.model_validate(raw)
+    except ValidationError as e:
+        return None, [f"county.{p}" for p in problems(e)]
+    found = county_part_problems(part, cfg.people)
+    return (None, found) if found else (part, [])
 
 
 def save(path: Path, plan: PlanRules) -> None:
@@ -108,7 +135,13 @@ def save(path: Path, plan: PlanRules) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(
         json.dumps(
-            {"version": plan.version, "hash": plan.hash, "key": plan.key, "rules": plan.text},
+            {
+                "version": plan.version,
+                "hash": plan.hash,
+                "key": plan.key,
+                "rules": plan.text,
+                "county": plan.county_json,
+            },
             ensure_ascii=False,
         ),
         encoding="utf-8",

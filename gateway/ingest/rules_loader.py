@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from gateway.config.loop import CountyPart
 from gateway.config.station import Config, read_toml
 from gateway.core.errors import ConfigError
 from rules.durations import parse_duration
@@ -65,6 +67,8 @@ class PlanRules:
     key: str  # the key-value key it came from: all, group.<g>, station.<st>
     text: str
     rules: tuple[Rule, ...]
+    county: CountyPart | None = None  # the county's people and deadlines, when sent
+    county_json: dict[str, Any] | None = None  # as sent (what the hash covers), kept
 
 
 @dataclass

@@ -11,12 +11,14 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.config.loop import CountyPart
 from gateway.core import clock
 from gateway.core.errors import StoreError
 from gateway.ingest.commit import Ingestor
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.rules_loader import RulesLoader
 from rules.durations import format_duration
+from rules.evaluator import RuleSet
 from rules.model import Rule
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ class RulesService:
         self.loaded_at = time.time()
         self._lock = asyncio.Lock()
         self.on_reload: Callable[[], Any] | None = None  # e.g. store the station file again
+        # the county part of a plan applied (its people and deadlines), on the writer thread
+        self.on_plan: Callable[[CountyPart | None], None] | None = None
 
     def status(self) -> dict[str, Any]:
         plan = self.loader.plan
@@ -83,10 +87,14 @@ class RulesService:
             loop = asyncio.get_running_loop()
             old = self.loader.plan
             self.loader.plan = checked
+
+            def swap(ruleset: RuleSet) -> None:
+                self.ingestor.replace_rules(ruleset)
+                if self.on_plan is not None:
+                    self.on_plan(checked.county)
+
             try:
-                await loop.run_in_executor(
-                    self.writer, self.ingestor.replace_rules, self.loader.ruleset()
-                )
+                await loop.run_in_executor(self.writer, swap, self.loader.ruleset())
             except Exception:
                 self.loader.plan = old
                 raise
@@ -94,7 +102,11 @@ class RulesService:
                 await loop.run_in_executor(None, save, keep, checked)
             self.loaded_at = time.time()
             log.info(
-                "county plan %s (%s) applied: %d rules", checked.version, key, len(checked.rules)
+                "county plan %s (%s) applied: %d rules, %d county people",
+                checked.version,
+                key,
+                len(checked.rules),
+                len(checked.county.people) if checked.county else 0,
             )
             return PlanResult(checked.version, checked.hash, True, [], key)
 

@@ -28,6 +28,7 @@ from gateway.ingest.commit import Ingestor
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.rules_loader import RulesLoader
 from gateway.ingest.rules_service import RulesService
+from gateway.tickets.people import People
 from gateway.tickets.store import StationStore
 from gateway.uplinks.plans import PlanWatcher
 from tests.conftest import free_port, wait_port
@@ -154,6 +155,8 @@ def test_a_plan_goes_down_is_applied_beside_local_rules_and_reported(
     ingestor = writer.submit(Ingestor, store, loader.ruleset()).result()
     service = RulesService(loader, ingestor, writer, cast(Pipeline, None))
     keep = tmp_path / "data" / "county_plan.json"
+    people = People(cfg)
+    service.on_plan = people.use_county
 
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
@@ -189,7 +192,7 @@ def test_a_plan_goes_down_is_applied_beside_local_rules_and_reported(
                     "station": "xikou",
                     "at": report["at"],
                     "version": "2026.12-1",
-                    "hash": plans.plan_hash(PLAN),
+                    "hash": v1.hash,
                     "ok": True,
                     "errors": [],
                 }
@@ -202,7 +205,32 @@ def test_a_plan_goes_down_is_applied_beside_local_rules_and_reported(
                 row = conn.execute(
                     "SELECT plan_version, plan_hash, plan_errors FROM stations WHERE id = 'xikou'"
                 ).fetchone()
-                assert row == ("2026.12-1", plans.plan_hash(PLAN), None)
+                assert row == ("2026.12-1", v1.hash, None)
+                # the county's people and deadlines came with it (tests/county_data.py)
+                assert [(s.grid, [c.name for c in s.callees]) for s in people.chain("houshan")] == [
+                    ("county", ["王值班", "刘局长"])
+                ]
+                issued = [(0, "warning_issued", "orange")]
+                assert people.county_due("orange", issued) == 1200 * 1000
+                # pushed again without a file: the same rules, the people as they are now
+                assert plans.last_rules(conn, "all") == PLAN
+                moved = county.model_copy(
+                    update={
+                        "people": [county.people[1].model_copy(update={"phone": "13900000033"})]
+                    }
+                )
+                v3 = plans.make_plan(
+                    moved, plans.last_rules(conn, "all"), "all", "2026.12-3", 0, "-"
+                )
+                assert v3.hash != v1.hash
+                await plans.publish(js, conn, v3, "tech")
+                report = await asyncio.wait_for(reports.get(), 60)
+                assert (report["version"], report["ok"]) == ("2026.12-3", True), report
+                assert rules_of(service) == running
+                assert [c.phone for s in people.chain("houshan") for c in s.callees] == [
+                    "13900000033"
+                ]
+                assert plans.apply_plan_report(conn, county, report) is None
 
                 # a plan for this station only, that it cannot run: refused, rules unchanged
                 v2 = plans.make_plan(
@@ -217,7 +245,7 @@ def test_a_plan_goes_down_is_applied_beside_local_rules_and_reported(
                 row = conn.execute(
                     "SELECT plan_version, plan_errors FROM stations WHERE id = 'xikou'"
                 ).fetchone()
-                assert row[0] == "2026.12-1" and "wind_ms" in row[1][0]
+                assert row[0] == "2026.12-3" and "wind_ms" in row[1][0]
 
                 # the same version with another text is refused; a report of a plan never
                 # sent, or from a station the county does not know, is refused
@@ -232,7 +260,7 @@ def test_a_plan_goes_down_is_applied_beside_local_rules_and_reported(
                 stranger = {**report, "station": "nowhere"}
                 assert "unknown station" in str(plans.apply_plan_report(conn, county, stranger))
                 running_plans = {p["version"]: p for p in plans.plans_running(conn)}
-                assert running_plans["2026.12-1"]["stations"] == 1
+                assert running_plans["2026.12-3"]["stations"] == 1
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -251,5 +279,7 @@ def test_a_plan_goes_down_is_applied_beside_local_rules_and_reported(
     again = RulesLoader(cfg)
     again.load()
     result = load_saved(keep, again)
-    assert result is not None and result.ok and result.version == "2026.12-1"
+    assert result is not None and result.ok and result.version == "2026.12-3"
+    assert again.plan is not None and again.plan.county is not None
+    assert [p.phone for p in again.plan.county.people] == ["13900000033"]
     assert {r.id for r in again.ruleset().rules} == {"rain-burst", "offline", "rain-1h"}
