@@ -15,6 +15,7 @@ const I18N = {
     pickPoint: "点击监测点查看详情", showClosed: "含已关闭", ledgerCsv: "导出台账 CSV",
     ledgerXlsx: "导出台账 Excel", series: "序列", editRules: "编辑规则文件", check: "校验",
     save: "保存并加载", replay: "回放", runReplay: "运行回放", onDuty: "当前值班",
+    countyAbove: "上级：{county}", countyDeadlines: "未应答时县级介入：", countyNone: "留在乡镇",
     handover: "交接班", handTo: "接班人", note: "备注", submitHandover: "提交交接",
     history: "交接记录", monthlyReport: "月度安全形势分析报告", month: "月份", record: "记录", warnings: "预警", levelWarnings: "{lv}预警", levelWarning: "{lv}预警", hazards: "隐患", faults: "设备故障",
     online: "在线", offline: "离线", faulty: "故障", level: "级别", title: "标题",
@@ -84,7 +85,8 @@ const I18N = {
     openTickets: "Open tickets", pickPoint: "Pick a point for its detail",
     showClosed: "Include closed", ledgerCsv: "Ledger CSV", ledgerXlsx: "Ledger Excel",
     series: "Series", editRules: "Edit a rules file", check: "Check", save: "Save and load",
-    replay: "Replay", runReplay: "Run replay", onDuty: "On duty now", handover: "Handover",
+    replay: "Replay", runReplay: "Run replay", onDuty: "On duty now",
+    countyAbove: "Above: {county}", countyDeadlines: "The county steps in when unanswered after: ", countyNone: "stays with the township", handover: "Handover",
     handTo: "Hand over to", note: "Note", submitHandover: "Hand over", history: "History", monthlyReport: "Monthly safety situation report", month: "Month", record: "Record",
     warnings: "Warnings", levelWarnings: "{lv} warnings", levelWarning: "{lv} warning", hazards: "Hazards", faults: "Device faults", online: "Online",
     offline: "Offline", faulty: "Faulty", level: "Level", title: "Title", state: "State",
@@ -999,6 +1001,7 @@ const winName = (w) => {
   const units = S.lang === "zh" ? { s: "秒", m: "分钟", h: "小时", d: "天" } : { s: " s", m: " min", h: " h", d: " d" };
   return m[1] + units[m[2]];
 };
+const secsName = (s) => winName(s % 3600 === 0 ? `${s / 3600}h` : s % 60 === 0 ? `${s / 60}m` : `${s}s`);
 const winMs = (w) => { const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(w); return m ? m[1] * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]] : 0; };
 // the accumulation windows rules use on this series: [{win, ms, levels}]
 function windowsOf(device, metric) {
@@ -1298,8 +1301,14 @@ async function loadDuty() {
   try {
     const [people, hos] = await Promise.all([api("GET", "/api/people"), api("GET", "/api/handovers")]);
     $("#on-duty").textContent = people.on_duty ? people.on_duty.name : t("nobody");
-    // 接班人 from the roster: the duty officers first, then everyone else on the people file
-    const f = $("#handover"), roster = [...people.people].sort((a, b) =>
+    // the county above (its plan's people and deadlines): whom the ladder reaches last
+    const c = people.county, roles = (p) => p.roles.map((r) => t("role_" + r)).join("、") || "—";
+    put($("#county-above"), c ? [el("h3", {}, t("countyAbove", { county: c.name })),
+      el("ul", {}, people.people.filter((p) => p.grid === "county").map((p) => el("li", { "data-person": p.id }, `${p.name}（${roles(p)}）`))),
+      el("p", { class: "muted" }, t("countyDeadlines"), LEVELS.map((lv) =>
+        `${t(lv)} ${c.deadlines[lv] ? secsName(c.deadlines[lv]) : t("countyNone")}`).join(S.lang === "zh" ? "，" : ", "))] : []);
+    // 接班人 from the roster: the duty officers first, then everyone else on the station's file
+    const f = $("#handover"), roster = people.people.filter((p) => p.grid !== "county").sort((a, b) =>
       Number(b.roles.includes("duty_officer")) - Number(a.roles.includes("duty_officer")));
     if (roster.length) {
       const keep = f.to_pick.value;

@@ -35,6 +35,7 @@ from gateway.config.loop import CountyPart, county_part_problems
 from gateway.core.errors import ConfigError, GatewayError
 from gateway.core.plans import plan_hash
 from gateway.county.config import CountyConfig
+from rules.durations import format_duration
 from rules.schema import parse_rules
 
 BUCKET = "county_plans"
@@ -277,7 +278,7 @@ def cmd_plan_push(
     rules = len(tomllib.loads(text).get("rules", [])) if text else 0
     print(f"  {rules} rules ({name}), {len(plan.county['people'])} county people, deadlines:")
     for level, s in plan.county["deadlines"].items():
-        print(f"  {level}: {f'{s // 60} min' if s else 'stays with the township'}")
+        print(f"  {level}: {format_duration(s * 1000) if s else 'stays with the township'}")
     return 0
 
 

@@ -11,7 +11,8 @@ import secrets
 import shutil
 from pathlib import Path
 
-from gateway.county.config import load_county_config
+from gateway.county.config import CountyConfig, load_county_config
+from gateway.county.plans import connect_nats, make_plan, publish
 from gateway.county.service import run
 from gateway.county.store import CountyStore
 from gateway.county.users import add_user_cli
@@ -105,6 +106,7 @@ async def run_county_demo(data: Path, http_port: int, stations: int, stop: async
             sim = SimStation(data / sid, sid, name, 20, cluster.urls, interval_s=10, rules=rules)
             await asyncio.to_thread(sim.start)
             sims.append(sim)
+        plan = await push_plan(cfg)
         mqtt = [n.mqtt_port for n in cluster.nodes]
         print(
             f"county page:   http://127.0.0.1:{http_port}/   (health: /api/health)\n"
@@ -115,6 +117,8 @@ async def run_county_demo(data: Path, http_port: int, stations: int, stop: async
             + "".join(
                 f"station {s.station}: http://127.0.0.1:{s.http_port}/ ({s.config})\n" for s in sims
             )
+            + f"county plan {plan} pushed to all stations: the rules, the county's people "
+            "and deadlines (`stationgw county plan push`)\n"
             + f"county SMS modem: {modem.port} (firmware_stubs/gsm_modem.py)\n"
             "log in as (passwords new every run):\n" + "".join(logins) + "Ctrl-C stops everything.",
             flush=True,
@@ -126,3 +130,19 @@ async def run_county_demo(data: Path, http_port: int, stations: int, stop: async
         cluster.stop()
         await asyncio.to_thread(pg.remove)
         modem.close()
+
+
+async def push_plan(cfg: CountyConfig) -> str:
+    """The demo rules as the county's plan for all stations, with its people and deadlines."""
+    import time
+
+    import psycopg
+
+    plan = make_plan(cfg, DEMO_RULES, "all", "demo-1", time.time_ns() // 1_000_000, "demo")
+    nc = await connect_nats(cfg)
+    try:
+        with psycopg.connect(cfg.postgres.dsn) as conn:
+            await publish(nc.jetstream(), conn, plan, "demo", replicas=3)
+    finally:
+        await nc.close()
+    return plan.version

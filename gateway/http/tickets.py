@@ -264,7 +264,11 @@ def add_routes(
         duty = p.on_duty(now_ms())
         return {
             "people": [x.model_dump() for x in p.everyone],
-            "county": p.county.name if p.county else None,
+            "county": (
+                {"name": p.county.name, "deadlines": p.county.deadlines.model_dump()}
+                if p.county
+                else None
+            ),
             "duty": [s.model_dump() for s in ctx.config.duty],
             "on_duty": {"person": duty.person, "name": duty.name, "why": duty.why}
             if duty

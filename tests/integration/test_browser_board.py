@@ -9,6 +9,7 @@ not asserted."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from firmware_stubs.gsm_modem import GsmModemStub
+from gateway.core.plans import plan_hash
 from tests.conftest import Gateway, Mosquitto, add_user
 from tests.integration.test_browser import ERRORS, browser, log_in, rain, shots  # noqa: F401
 
@@ -78,6 +80,21 @@ source = "increment"
 window = "1h"
 blue = 15
 """
+# the county's plan the station ran before this start (gateway/ingest/plans.py keeps it
+# beside the database): no rules, the county's duty officer and its deadlines
+COUNTY = {
+    "name": "青山县应急管理局",
+    "people": [
+        {
+            "id": "sun",
+            "name": "孙县值班",
+            "phone": "13900000001",
+            "roles": ["duty_officer"],
+            "grid": "county",
+        }
+    ],
+    "deadlines": {"orange": 1200, "red": 600},
+}
 PAGES = ("overview", "calls", "map", "tickets", "trends", "devices", "duty")
 # words a zh-CN page may show in Latin letters: units, file formats, the language switch
 ALLOWED = {
@@ -120,6 +137,11 @@ def station(gateway: Gateway, modem: GsmModemStub) -> Gateway:
     gateway.config.write_text(text + PEOPLE.format(port=modem.port))
     rules = gateway.config.parent / "rules.toml"
     rules.write_text(rules.read_text() + ACC)
+    plan = {"version": "2026.12-1", "key": "all", "rules": "", "county": COUNTY}
+    gateway.db.parent.mkdir(parents=True, exist_ok=True)
+    (gateway.db.parent / "county_plan.json").write_text(
+        json.dumps({**plan, "hash": plan_hash("", COUNTY)}, ensure_ascii=False)
+    )
     gateway.start()
     return gateway
 
@@ -198,6 +220,12 @@ def test_call_board_countdown_answer_colours_audit_and_a_lost_gateway(
     )
     secs = lambda s: sum(int(x) * 60**i for i, x in enumerate(reversed(s.split()[-1].split(":"))))  # noqa: E731
     assert secs(due.inner_text()) < secs(first)  # it runs down
+    # the county's deadline for orange (20 min) runs from the warning's issue
+    county = page.locator("#ov-board .countdown[data-label=countyIn]").first
+    assert county.inner_text().startswith("县级介入倒计时")
+    with closing(gw.api("viewer")) as api:
+        [w] = api.get("/api/board").json()["warnings"]
+    assert abs(w["county_due"] - w["since"] - 1_200_000) < 5_000, w
     # the ticket list's 期限 column counts down too
     page.evaluate("location.hash = '#tickets'")
     page.locator("#queue td .countdown[data-label=answerIn]").first.wait_for()
@@ -239,6 +267,16 @@ def test_call_board_countdown_answer_colours_audit_and_a_lost_gateway(
     page.locator(
         '#board .callee[data-person="li"] .call-state[data-state="acknowledged"]'
     ).wait_for(timeout=30_000)
+    with closing(gw.api("viewer")) as api:  # answered: the county has no reason to step in
+        assert api.get("/api/board").json()["warnings"][0]["county_due"] is None
+    assert page.locator("#board .countdown[data-label=countyIn]").count() == 0
+    # the duty page names the county above and its people, not in the handover list
+    page.evaluate("location.hash = '#duty'")
+    page.locator('#county-above li[data-person="sun"]').wait_for()
+    above = page.locator("#county-above").inner_text()
+    assert "上级：青山县应急管理局" in above and "孙县值班（值班员）" in above, above
+    assert "橙色 20分钟" in above and "蓝色 留在乡镇" in above, above
+    assert "孙县值班" not in page.locator("#handover select").inner_text()
     assert (
         page.locator('#board .callee[data-person="li"] .call-state')
         .inner_text()
@@ -274,6 +312,8 @@ def test_call_board_countdown_answer_colours_audit_and_a_lost_gateway(
                 "小时累计雨量",
                 "电池电压",
                 "雨量",
+                "孙县值班",
+                "青山县应急管理局",
                 f"收到{w['code']}，马上去",
             ),
         ):

@@ -50,31 +50,32 @@ clear = 0.5
 """
 
 
-def _plan_reaches_every_station(tmp_path: Path, text: str) -> None:
+def _plan_reaches_every_station(tmp_path: Path, text: str, file: Path | None, v: str) -> str:
     """`county plan push` → the demo stations (real `stationgw run`) apply it and report
-    the version, which the county stores."""
+    the version, which the county stores; what the command printed."""
     import psycopg
 
-    plan = tmp_path / "plan.toml"
-    plan.write_text(PLAN, encoding="utf-8")
     county = tmp_path / "demo" / "county.toml"
     pushed = subprocess.run(
         [str(Path(sys.executable).parent / "stationgw"), "county", "plan", "push", "-c",
-         str(county), str(plan), "--target", "all", "--version", "2026.12-1"],
+         str(county), *([str(file)] if file else []), "--target", "all", "--version", v],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
-    assert "plan 2026.12-1" in pushed.stdout
+    assert f"plan {v}" in pushed.stdout
     dsn = re.search(r"PostgreSQL:\s+(\S+)", text)
     assert dsn is not None
     deadline = time.monotonic() + 60
     while True:
         with psycopg.connect(dsn.group(1)) as conn:
-            rows = conn.execute("SELECT id, plan_version FROM stations ORDER BY id").fetchall()
-        if rows == [("town01", "2026.12-1"), ("town02", "2026.12-1")]:
+            rows = conn.execute(
+                "SELECT id, plan_version, plan_errors FROM stations ORDER BY id"
+            ).fetchall()
+        if rows == [("town01", v, None), ("town02", v, None)]:
             break
         assert time.monotonic() < deadline, rows  # only stops a hung test
         time.sleep(0.5)
+    return pushed.stdout
 
 
 def test_county_demo_brings_up_a_county_and_stops_clean(tmp_path: Path) -> None:
@@ -108,7 +109,15 @@ def test_county_demo_brings_up_a_county_and_stops_clean(tmp_path: Path) -> None:
             health = _health(url.group(1))
         assert health["fleet"]["stations"] == 2
         _logs_in(url.group(1), text)
-        _plan_reaches_every_station(tmp_path, text)
+        # the demo pushed its own plan first: the county's people and deadlines with it
+        assert "county plan demo-1 pushed to all stations" in text, text
+        plan = tmp_path / "plan.toml"
+        plan.write_text(PLAN, encoding="utf-8")
+        said = _plan_reaches_every_station(tmp_path, text, plan, "2026.12-1")
+        assert "1 rules" in said and "2 county people" in said and "red: 30s" in said
+        # without a file: the same rules again, with the people of the county file now
+        said = _plan_reaches_every_station(tmp_path, text, None, "2026.12-2")
+        assert "1 rules (the rules of the last plan for all)" in said, said
     finally:
         proc.terminate()
         proc.wait(60)
