@@ -310,7 +310,9 @@ function renderWarnings(box, compact) {
         ct ? el("span", { class: "county-flag", "data-state": ct.state }, ct.state === "acked" ? t("countyAcked", { by: ct.acked_by ?? "" }) : t("escalatedCounty"))
           : w.county_due_at ? el("span", { class: "countdown", "data-due": w.county_due_at, "data-label": "countyIn" }, "") : null,
         w.device && !compact ? el("span", { class: "muted" }, t("trigger", { dev: w.device, metric: w.metric_name ?? t("data"), value: `${num(w.value)}${w.unit ? " " + w.unit : ""}` })) : null),
-      el("div", { class: "called" }, called.length ? [t("called"), ...called.flatMap((c, i) => (i ? ["、", calleeText(c)] : [calleeText(c)]))] : t("nobodyCalled")));
+      // answered before anyone was called (on the station's page): no "nobody called" under it
+      called.length ? el("div", { class: "called" }, t("called"), called.flatMap((c, i) => (i ? ["、", calleeText(c)] : [calleeText(c)])))
+        : w.answered ? null : el("div", { class: "called" }, t("nobodyCalled")));
   }));
   if (compact) fitWall(box, more);
 }

@@ -57,12 +57,16 @@ class CountyHttp(_Model):
 
 
 class EscalationSection(_Model):
-    """A township warning not answered within its level's deadline opens a county ticket."""
+    """A township warning not answered within its level's deadline opens a county ticket;
+    its calls go again every `redial_s` until someone at the county takes it, `rounds`
+    rounds in all."""
 
     red_s: int = Field(default=600, ge=30)
     orange_s: int = Field(default=1200, ge=30)
     yellow_s: int = Field(default=3600, ge=30)
     blue_s: int | None = None  # None: blue warnings stay with the township
+    redial_s: int = Field(default=300, ge=60)
+    rounds: int = Field(default=3, ge=1, le=10)
 
 
 class CountyConfig(_Model):

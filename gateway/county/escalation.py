@@ -70,6 +70,9 @@ class OpenCountyTicket:
     station: str
     station_ticket: int
     level: str
+    acked: bool = False  # taken by the county (签收): no more calls
+    rounds: int = 0  # rounds of calls made so far
+    last_round_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +96,22 @@ class Relevel:
 
 
 @dataclass(frozen=True, slots=True)
+class Redial:
+    """Nobody at the county took the ticket: call the officer on duty now and the
+    leaders again (round 2, 3 … up to `[escalation] rounds`)."""
+
+    id: int  # county ticket
+    level: str
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     id: int  # county ticket
     why: str  # lifted
 
 
-Decision = Escalate | Relevel | Close
+Decision = Escalate | Relevel | Redial | Close
 
 
 def deadline_s(cfg: EscalationSection, level: str | None) -> int | None:
@@ -135,6 +148,13 @@ def decide(
         if have is not None:
             if LEVELS.index(w.level) > LEVELS.index(have.level):
                 out.append(Relevel(have.id, w.level))
+            if (
+                not have.acked
+                and have.last_round_at is not None
+                and 0 < have.rounds < cfg.rounds
+                and now >= have.last_round_at + cfg.redial_s * 1000
+            ):
+                out.append(Redial(have.id, w.level, have.rounds + 1))
             continue
         d = due(w, cfg)
         if d is not None and now >= d[0]:
@@ -216,11 +236,15 @@ def plan_calls(
     return out
 
 
-def message(county: str, station: str, place: str, level: str, minutes: int, code: str) -> str:
-    """The county's call: which township, where, the level, how long unanswered."""
+def message(
+    county: str, station: str, place: str, level: str, minutes: int, code: str, round: int = 1
+) -> str:
+    """The county's call: which township, where, the level, how long unanswered (and, from
+    the second round on, which call this is)."""
     lv = LEVEL_ZH.get(level, level)
+    again = f"（第{round}次呼叫，县里尚无人签收）" if round > 1 else ""
     return (
-        f"【{county}】{station}{place}{lv}预警，乡镇{minutes}分钟内未应答，"
+        f"【{county}】{again}{station}{place}{lv}预警，乡镇{minutes}分钟内未应答，"
         f"请县值班员立即督导处置。回复{code}确认"
     )
 
@@ -261,10 +285,23 @@ def load_warnings(conn: Any) -> list[TownshipWarning]:
 
 
 def load_county_open(conn: Any) -> list[OpenCountyTicket]:
+    """County tickets not closed, with the rounds of calls made (a round's calls share
+    their `at`)."""
     return [
-        OpenCountyTicket(int(i), str(st), int(tid), str(lv))
-        for i, st, tid, lv in conn.execute(
-            "SELECT id, station, station_ticket, level FROM county_tickets WHERE state <> 'closed'"
+        OpenCountyTicket(
+            int(i),
+            str(st),
+            int(tid),
+            str(lv),
+            state == "acked",
+            int(n),
+            _ms(last) if last else None,
+        )
+        for i, st, tid, lv, state, n, last in conn.execute(
+            "SELECT t.id, t.station, t.station_ticket, t.level, t.state, "
+            "count(DISTINCT c.at), max(c.at) FROM county_tickets t "
+            "LEFT JOIN county_calls c ON c.ticket_id = t.id "
+            "WHERE t.state <> 'closed' GROUP BY t.id"
         ).fetchall()
     ]
 
@@ -307,6 +344,8 @@ def apply(
                 )
             elif isinstance(d, Relevel):
                 conn.execute("UPDATE county_tickets SET level = %s WHERE id = %s", (d.level, d.id))
+            elif isinstance(d, Redial):
+                _redial(conn, d, cfg, now, names)
             else:
                 row = conn.execute(
                     "INSERT INTO county_tickets (station, station_ticket, level, state, "
@@ -318,19 +357,7 @@ def apply(
                     continue
                 cid = int(row[0])
                 opened.append(cid)
-                station, point = _place(conn, d.station, d.ticket)
-                station = names.get(d.station, station)
-                text = message(
-                    cfg.county.name, station, point, d.level, max(1, d.deadline_s // 60), code(cid)
-                )
-                for c in plan_calls(
-                    d.level, cfg.people, cfg.duty, cfg.notify, cfg.county.timezone, now
-                ):
-                    conn.execute(
-                        "INSERT INTO county_calls (ticket_id, at, person, role, channel, "
-                        "target, outcome, detail) VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s)",
-                        (cid, _dt(now), c.person, c.role, c.channel, c.target, text),
-                    )
+                _plan_round(conn, cid, d.station, d.ticket, d.level, d.deadline_s, cfg, now, names)
                 log.warning(
                     "county ticket %d: %s warning %d (%s) not answered within %d s",
                     cid,
@@ -340,6 +367,50 @@ def apply(
                     d.deadline_s,
                 )
     return opened
+
+
+def _plan_round(
+    conn: Any,
+    cid: int,
+    station_id: str,
+    ticket: int,
+    level: str,
+    deadline: int,
+    cfg: CountyConfig,
+    now: int,
+    names: Mapping[str, str],
+    round: int = 1,
+) -> None:
+    """One round of calls of a county ticket: rows of county_calls, pending, sharing `at`."""
+    station, point = _place(conn, station_id, ticket)
+    station = names.get(station_id, station)
+    text = message(cfg.county.name, station, point, level, max(1, deadline // 60), code(cid), round)
+    for c in plan_calls(level, cfg.people, cfg.duty, cfg.notify, cfg.county.timezone, now):
+        conn.execute(
+            "INSERT INTO county_calls (ticket_id, at, person, role, channel, "
+            "target, outcome, detail) VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s)",
+            (cid, _dt(now), c.person, c.role, c.channel, c.target, text),
+        )
+
+
+def _redial(conn: Any, d: Redial, cfg: CountyConfig, now: int, names: Mapping[str, str]) -> None:
+    """Another round, unless the ticket was taken or another instance made this round
+    (the ticket's row is locked while its rounds are counted)."""
+    row = conn.execute(
+        "SELECT station, station_ticket FROM county_tickets WHERE id = %s AND state = 'open' "
+        "FOR UPDATE",
+        (d.id,),
+    ).fetchone()
+    if row is None:
+        return
+    (made,) = conn.execute(
+        "SELECT count(DISTINCT at) FROM county_calls WHERE ticket_id = %s", (d.id,)
+    ).fetchone()
+    if int(made) + 1 != d.round:
+        return
+    deadline = deadline_s(cfg.escalation, d.level) or 0
+    _plan_round(conn, d.id, str(row[0]), int(row[1]), d.level, deadline, cfg, now, names, d.round)
+    log.warning("county ticket %d: nobody at the county took it; calling round %d", d.id, d.round)
 
 
 def code(county_ticket: int) -> str:

@@ -10,6 +10,7 @@ from gateway.county.escalation import (
     Close,
     Escalate,
     OpenCountyTicket,
+    Redial,
     Relevel,
     Step,
     TownshipWarning,
@@ -98,6 +99,40 @@ def test_a_ticket_already_escalated_is_not_opened_again_but_follows_a_raise() ->
     have = OpenCountyTicket(3, "st1", 7, "orange")
     assert decide([w("orange")], [have], CFG, T0 + 10**8) == []
     assert decide([w("red")], [have], CFG, T0 + 10**8) == [Relevel(3, "red")]
+
+
+REDIAL = [
+    # (name, county ticket, now, decisions) with CFG's redial every 5 min, 3 rounds
+    ("one round, 4 min ago", OpenCountyTicket(3, "st1", 7, "red", False, 1, T0), T0 + 4 * MIN, []),
+    (
+        "one round, 5 min ago",
+        OpenCountyTicket(3, "st1", 7, "red", False, 1, T0),
+        T0 + 5 * MIN,
+        [Redial(3, "red", 2)],
+    ),
+    (
+        "two rounds, the second 5 min ago",
+        OpenCountyTicket(3, "st1", 7, "red", False, 2, T0),
+        T0 + 5 * MIN,
+        [Redial(3, "red", 3)],
+    ),
+    ("three rounds: no more", OpenCountyTicket(3, "st1", 7, "red", False, 3, T0), T0 + 10**8, []),
+    ("taken by the county", OpenCountyTicket(3, "st1", 7, "red", True, 1, T0), T0 + 10**8, []),
+    ("nobody to call: no rounds", OpenCountyTicket(3, "st1", 7, "red", False, 0), T0 + 10**8, []),
+    (
+        "raised while unanswered: a new level and another round",
+        OpenCountyTicket(3, "st1", 7, "orange", False, 1, T0),
+        T0 + 5 * MIN,
+        [Relevel(3, "red"), Redial(3, "red", 2)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "have", "now", "out"), REDIAL, ids=[r[0] for r in REDIAL])
+def test_the_county_calls_again_until_someone_takes_it(
+    name: str, have: OpenCountyTicket, now: int, out: list[object]
+) -> None:
+    assert decide([w("red")], [have], CFG, now) == out
 
 
 def test_a_lifted_warning_closes_its_county_ticket() -> None:
