@@ -56,7 +56,9 @@ const I18N = {
     reportPrev: "上月预警 {n} 次、督导到县 {escalated} 次。", reportWorst: "有预警督导到县的乡镇：{names}。",
     plansTitle: "县级规则方案下发情况", refusedTitle: "拒收的消息（24小时）", allStations: "全部站点",
     planVersion: "方案版本", planTarget: "下发范围", planAt: "下发时间", planRunning: "运行站点",
-    noPlans: "尚未下发规则方案", refusedCount: "条数", refusedLast: "最近一次", noRefused: "无拒收消息",
+    pushTitle: "下发新方案", pushFile: "规则文件", pushVersionHint: "留空则按当前时间编号", pushSubmit: "检查并下发",
+    pushDone: "方案 {v} 已下发至{target}，随附县级联系人 {n} 人及县级介入时限；各站检查通过后即运行", pushRefused: "方案未下发，请先改正：",
+    pushBus: "县级消息总线或数据库暂不可达，方案未下发", noPlans: "尚未下发规则方案", refusedCount: "条数", refusedLast: "最近一次", noRefused: "无拒收消息",
     mb: "{n} MB", items: "{n} 条", clockHint: "站点时钟减县级时钟：正数为站点时钟偏快", normal: "正常", stationLevel: "站点最高预警", unanswered: "有未应答预警",
   },
   en: {
@@ -112,7 +114,9 @@ const I18N = {
     reportPrev: "Last month: {n} warnings, {escalated} escalated. ", reportWorst: "Townships with warnings escalated to the county: {names}.",
     plansTitle: "Rule plans pushed by the county", refusedTitle: "Messages refused (24 h)", allStations: "all stations",
     planVersion: "Version", planTarget: "Sent to", planAt: "Pushed", planRunning: "Stations running it",
-    noPlans: "No plan pushed yet", refusedCount: "Count", refusedLast: "Last", noRefused: "Nothing refused",
+    pushTitle: "Push a new plan", pushFile: "Rules file", pushVersionHint: "empty: numbered by the time now", pushSubmit: "Check and push",
+    pushDone: "Plan {v} pushed to {target}, with {n} county contacts and the county's deadlines; each station runs it once it checks", pushRefused: "Plan not pushed; correct first:",
+    pushBus: "The county bus or store cannot be reached: plan not pushed", noPlans: "No plan pushed yet", refusedCount: "Count", refusedLast: "Last", noRefused: "Nothing refused",
     mb: "{n} MB", items: "{n}", clockHint: "station clock minus county clock: positive when the station is ahead", normal: "normal", stationLevel: "highest warning at the station", unanswered: "unanswered warning",
   },
 };
@@ -432,7 +436,37 @@ function targetText(target) {
   const names = S.ov.fleet.filter((s) => (kind === "group" ? s.group === id : s.id === id)).map((s) => s.name);
   return names.join("、") || "—";
 }
+// a technician pushes a plan from here as `stationgw county plan push` does
+function planTargets() {
+  const f = $("#plan-push"), keep = f.target.value, fleet = S.ov?.fleet ?? [];
+  const groups = [...new Set(fleet.map((s) => s.group).filter(Boolean))].sort();
+  put(f.target, el("option", { value: "all" }, t("allStations")),
+    groups.map((g) => el("option", { value: `group.${g}` }, targetText(`group.${g}`))),
+    fleet.map((s) => el("option", { value: `station.${s.id}` }, s.name)));
+  if (keep) f.target.value = keep;
+}
+async function pushPlan(ev) {
+  ev.preventDefault();
+  const f = ev.target, out = $("#plan-push-out");
+  const body = { rules: f.rules.value, target: f.target.value, version: f.version.value.trim() || null };
+  put(out, el("p", { class: "muted" }, "…"));
+  try {
+    const r = await api("POST", "/api/plans", body);
+    put(out, el("p", { class: "good", "data-state": "pushed" }, t("pushDone", { v: r.version, target: targetText(r.target), n: r.people })));
+    f.version.value = "";
+    loadPlans();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 422 && e.body?.detail?.problems) {
+      put(out, el("p", { class: "bad", "data-state": "refused" }, t("pushRefused")),
+        el("ul", { class: "problems" }, e.body.detail.problems.map((p) => el("li", {}, p))));
+    } else if (e instanceof ApiError && e.status === 503) {
+      put(out, el("p", { class: "bad", "data-state": "bus" }, t("pushBus")));
+    } else put(out, el("p", { class: "bad" }, errText(e)));
+  }
+}
 async function loadPlans() {
+  $("#plan-push").hidden = !S.me?.may?.plan;
+  if (S.me?.may?.plan) planTargets();
   try {
     const d = await api("GET", "/api/plans");
     const total = S.ov?.fleet.length ?? 0;
@@ -586,6 +620,7 @@ async function loadReport() {
 function applyLang() {
   document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
   $$("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
+  $$("[data-i18n-placeholder]").forEach((n) => { n.placeholder = t(n.dataset.i18nPlaceholder); });
   $("#conn-state").textContent = t($("#conn-state").dataset.state);
   $("#lang").textContent = S.lang === "zh" ? "English" : "中文";
   $("#lang").lang = S.lang === "zh" ? "en" : "zh-CN";
@@ -616,6 +651,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#st-series").addEventListener("change", () => drawTrend().catch((e) => notice(e)));
   $("#report-month").addEventListener("change", loadReport);
   $("#report-print").addEventListener("click", () => window.print());
+  $("#plan-push").addEventListener("submit", pushPlan);
+  $("#plan-push").file.addEventListener("change", async (ev) => {
+    const file = ev.target.files[0];
+    if (file) $("#plan-push").rules.value = await file.text();
+  });
   window.addEventListener("hashchange", route);
   tick(); setInterval(tick, 1000);
   start().catch((e) => notice(e));

@@ -215,6 +215,24 @@ async def connect_nats(cfg: CountyConfig) -> Any:
     return await nats.connect(**opts)
 
 
+async def push(cfg: CountyConfig, plan: Plan, by: str) -> int:
+    """Publish a plan made by `make_plan` (the CLI, the page, the demo), over connections
+    to the cluster and PostgreSQL made for this push; the key-value revision."""
+    import psycopg
+
+    nc = await connect_nats(cfg)
+    try:
+        dsn = cfg.postgres.dsn
+        conn = await asyncio.to_thread(lambda: psycopg.connect(dsn, connect_timeout=10))
+        try:
+            replicas = min(3, len(cfg.nats.servers))
+            return await publish(nc.jetstream(), conn, plan, by, replicas=replicas)
+        finally:
+            conn.close()
+    finally:
+        await nc.close()
+
+
 def last_rules(conn: Any, target: str) -> str:
     """The rules text of the newest plan pushed to `target` ("" if none)."""
     row = conn.execute(
@@ -258,18 +276,8 @@ def cmd_plan_push(
         print("plan not published")
         return 1
 
-    async def go() -> int:
-        nc = await connect_nats(cfg)
-        try:
-            with psycopg.connect(cfg.postgres.dsn) as conn:
-                return await publish(
-                    nc.jetstream(), conn, plan, by, replicas=min(3, len(cfg.nats.servers))
-                )
-        finally:
-            await nc.close()
-
     try:
-        rev = asyncio.run(go())
+        rev = asyncio.run(push(cfg, plan, by))
     except PlanRefused as e:
         for p in e.problems:
             print(p)

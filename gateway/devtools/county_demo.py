@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from gateway.county.config import CountyConfig, load_county_config
-from gateway.county.plans import connect_nats, make_plan, publish
+from gateway.county.plans import make_plan, push
 from gateway.county.service import run
 from gateway.county.store import CountyStore
 from gateway.county.users import add_user_cli
@@ -136,13 +136,6 @@ async def push_plan(cfg: CountyConfig) -> str:
     """The demo rules as the county's plan for all stations, with its people and deadlines."""
     import time
 
-    import psycopg
-
     plan = make_plan(cfg, DEMO_RULES, "all", "demo-1", time.time_ns() // 1_000_000, "demo")
-    nc = await connect_nats(cfg)
-    try:
-        with psycopg.connect(cfg.postgres.dsn) as conn:
-            await publish(nc.jetstream(), conn, plan, "demo", replicas=3)
-    finally:
-        await nc.close()
+    await push(cfg, plan, "demo")
     return plan.version

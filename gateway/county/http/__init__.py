@@ -29,6 +29,7 @@ from gateway.auth.policy import (
     ADDRESS,
     AUDIT_ROLES,
     PAIR,
+    RULES_ROLES,
     SESSION_COOKIE,
     Attempts,
     Role,
@@ -64,12 +65,21 @@ class AckBody(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class PlanBody(BaseModel):
+    """A plan pushed from the page: the rules file's text, the target, the version."""
+
+    model_config = ConfigDict(extra="forbid")
+    rules: str = Field(max_length=plans.MAX_PLAN_BYTES)
+    target: str = Field(default="all", min_length=1, max_length=140)
+    version: str | None = Field(default=None, max_length=64)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 def permissions(role: Role) -> dict[str, object]:
-    return {"ack": role in ACK_ROLES, "audit": role in AUDIT_ROLES}
+    return {"ack": role in ACK_ROLES, "audit": role in AUDIT_ROLES, "plan": role in RULES_ROLES}
 
 
 def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
@@ -349,6 +359,38 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
         refused lately (counted per station and reason)."""
         conn = db()
         return {"plans": plans.plans_running(conn), "refused": views.refused(conn, cfg)}
+
+    @app.post("/api/plans", status_code=201)
+    async def push_plan(request: Request, body: PlanBody) -> dict[str, Any]:
+        """Push a rules plan to all stations, a group or one station, as `stationgw county
+        plan push` does (a technician or an admin): 422 with every problem when it does not
+        check, 503 when the cluster cannot be reached."""
+        import nats.errors
+        import psycopg
+
+        u = user(request)
+        if u.role not in RULES_ROLES:
+            record(request, "plan.push", body.target, {"refused": "role"}, ok=False)
+            raise HTTPException(403, {"why": "role", "message": f"a {u.role} may not push plans"})
+        try:
+            plan = plans.make_plan(cfg, body.rules, body.target, body.version, now_ms(), "plan")
+            rev = await plans.push(cfg, plan, u.person or u.name)
+        except plans.PlanRefused as e:
+            record(request, "plan.push", body.target, {"problems": e.problems[:20]}, ok=False)
+            raise HTTPException(422, {"why": "plan", "problems": e.problems}) from None
+        except (OSError, TimeoutError, nats.errors.Error, psycopg.Error) as e:
+            record(request, "plan.push", body.target, {"error": str(e)[:200]}, ok=False)
+            raise HTTPException(
+                503, {"why": "bus", "message": f"the county bus or store: {e}"}
+            ) from None
+        record(request, "plan.push", plan.version, {"target": plan.target, "hash": plan.hash})
+        return {
+            "version": plan.version,
+            "target": plan.target,
+            "hash": plan.hash,
+            "revision": rev,
+            "people": len(plan.county["people"]),
+        }
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
