@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -215,15 +216,20 @@ async def connect_nats(cfg: CountyConfig) -> Any:
     return await nats.connect(**opts)
 
 
-async def push(cfg: CountyConfig, plan: Plan, by: str) -> int:
+async def push(
+    cfg: CountyConfig, plan: Plan, by: str, connect: Callable[[], Any] | None = None
+) -> int:
     """Publish a plan made by `make_plan` (the CLI, the page, the demo), over connections
-    to the cluster and PostgreSQL made for this push; the key-value revision."""
+    to the cluster and PostgreSQL made for this push (`connect`: the caller's store, by
+    default `[postgres] dsn`); the key-value revision."""
     import psycopg
 
+    dsn = cfg.postgres.dsn
     nc = await connect_nats(cfg)
     try:
-        dsn = cfg.postgres.dsn
-        conn = await asyncio.to_thread(lambda: psycopg.connect(dsn, connect_timeout=10))
+        conn = await asyncio.to_thread(
+            connect or (lambda: psycopg.connect(dsn, connect_timeout=10))
+        )
         try:
             replicas = min(3, len(cfg.nats.servers))
             return await publish(nc.jetstream(), conn, plan, by, replicas=replicas)

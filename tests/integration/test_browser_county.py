@@ -354,7 +354,7 @@ def test_a_viewer_on_the_wall_screen_sees_everything_and_can_take_nothing(
     # the six answered before anyone was called: 已应答 and no "nobody called" under it
     answered = page.evaluate(
         """() => [...document.querySelectorAll('#scr-warnings .warn-card[data-station=dongling]')]
-             .filter((c) => c.textContent.includes('陈网格')).map((c) => c.textContent)"""
+             .filter((c) => c.textContent.includes('已应答：陈网格')).map((c) => c.textContent)"""
     )
     assert len(answered) == 6 and not any("尚未呼叫任何人" in c for c in answered), answered
     page.locator('.st-marker[data-station="xikou"]').wait_for()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from tests.county_data import COUNTY, fill
 from tests.county_pg import migrate, postgres
 from tests.integration.test_browser import browser, shots  # noqa: F401
 from tests.integration.test_browser_county import PASSWORD, Store, audit, log_in
-from tests.integration.test_county_plans import nats_server
+from tests.integration.test_county_plans import nats_node
 
 pytestmark = pytest.mark.integration
 
@@ -71,32 +71,19 @@ def serving(cfg: CountyConfig, dsn: str) -> Iterator[str]:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [nats_server(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     now = int(time.time() * 1000)
-    try:
-        wait_port(port)
-        with postgres() as dsn:
-            at = datetime.fromtimestamp(now / 1000, UTC)
-            migrate(dsn, tuple(at - timedelta(days=d) for d in range(0, 70, 5)))
-            cfg = CountyConfig.model_validate(
-                {**COUNTY, "nats": {"servers": [f"nats://127.0.0.1:{port}"]}}
-            )
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                fill(conn, now)
-                users.add_user(conn, "tech", "technician", PASSWORD, None, now)
-                users.add_user(conn, "screen", "viewer", PASSWORD, None, now)
-            with serving(cfg, dsn) as url:
-                out = App(url)
-                out.nats, out.dsn = f"nats://127.0.0.1:{port}", dsn
-                yield out
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with nats_node(tmp_path) as nats_url, postgres() as dsn:
+        at = datetime.fromtimestamp(now / 1000, UTC)
+        migrate(dsn, tuple(at - timedelta(days=d) for d in range(0, 70, 5)))
+        cfg = CountyConfig.model_validate({**COUNTY, "nats": {"servers": [nats_url]}})
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            fill(conn, now)
+            users.add_user(conn, "tech", "technician", PASSWORD, None, now)
+            users.add_user(conn, "screen", "viewer", PASSWORD, None, now)
+        with serving(cfg, dsn) as url:
+            out = App(url)
+            out.nats, out.dsn = nats_url, dsn
+            yield out
 
 
 def kv(url: str, key: str) -> dict[str, Any] | None:
@@ -114,7 +101,9 @@ def kv(url: str, key: str) -> dict[str, Any] | None:
         finally:
             await nc.close()
 
-    return asyncio.run(get())
+    # a thread of its own: Playwright's sync API holds this thread's event loop
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(get())).result()
 
 
 def session(url: str, name: str) -> tuple[httpx.Client, str]:
@@ -160,7 +149,8 @@ def test_a_technician_pushes_a_plan_from_the_page(
     page.evaluate("location.hash = '#fleet'")
     page.locator("#plan-push:not([hidden])").wait_for()
     options = page.locator("#plan-push select[name=target] option").all_inner_texts()
-    assert options[0] == "全部站点" and "溪口镇" in options and "溪口镇、山尾乡" in options
+    assert options[0] == "全部站点" and "溪口镇" in options
+    assert any(set(o.split("、")) == {"溪口镇", "山尾乡"} for o in options), options  # group
     bad = tmp_path / "bad.toml"
     bad.write_text(RULES.replace("orange = 30.0", 'orange = "很多"'), encoding="utf-8")
     page.set_input_files("#plan-push input[type=file]", str(bad))
@@ -182,7 +172,7 @@ def test_a_technician_pushes_a_plan_from_the_page(
     page.locator('#plans tr[data-plan="2026.12-7"]').wait_for()
     assert "溪口镇" in page.locator('#plans tr[data-plan="2026.12-7"]').inner_text()
     page.screenshot(path=str(shots / "county-plan-push.png"), full_page=True)
-    assert audit(page, "zh") == [], audit(page, "zh")
+    assert [w for w in audit(page, "zh") if w != "tech"] == []  # "tech": the login name
     assert page.errors == []
 
     # what the station will get: the rules, the county's people and deadlines

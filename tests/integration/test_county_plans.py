@@ -9,6 +9,7 @@ a report of a plan never sent is refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -90,11 +91,12 @@ def nats_server() -> str:
     return path
 
 
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def nats_node(folder: Path) -> Iterator[str]:
+    """One nats-server with JetStream on a free loopback port; its URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [nats_server(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
+        [nats_server(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(folder / "js")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -104,6 +106,12 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    with nats_node(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -374,7 +374,7 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
             raise HTTPException(403, {"why": "role", "message": f"a {u.role} may not push plans"})
         try:
             plan = plans.make_plan(cfg, body.rules, body.target, body.version, now_ms(), "plan")
-            rev = await plans.push(cfg, plan, u.person or u.name)
+            rev = await plans.push(cfg, plan, u.person or u.name, store.connect)
         except plans.PlanRefused as e:
             record(request, "plan.push", body.target, {"problems": e.problems[:20]}, ok=False)
             raise HTTPException(422, {"why": "plan", "problems": e.problems}) from None
