@@ -56,7 +56,7 @@ const I18N = {
     reportPrev: "上月预警 {n} 次、督导到县 {escalated} 次。", reportWorst: "有预警督导到县的乡镇：{names}。",
     plansTitle: "县级规则方案下发情况", refusedTitle: "拒收的消息（24小时）", allStations: "全部站点",
     planVersion: "方案版本", planTarget: "下发范围", planAt: "下发时间", planRunning: "运行站点",
-    pushTitle: "下发新方案", pushFile: "规则文件", pushVersionHint: "留空则按当前时间编号", pushSubmit: "检查并下发",
+    pushTitle: "下发新方案", pushFile: "规则文件", pushPick: "选择文件…", pushVersionHint: "留空则按当前时间编号", pushSubmit: "检查并下发",
     pushDone: "方案 {v} 已下发至{target}，随附县级联系人 {n} 人及县级介入时限；各站检查通过后即运行", pushRefused: "方案未下发，请先改正：",
     pushBus: "县级消息总线或数据库暂不可达，方案未下发", noPlans: "尚未下发规则方案", refusedCount: "条数", refusedLast: "最近一次", noRefused: "无拒收消息",
     mb: "{n} MB", items: "{n} 条", clockHint: "站点时钟减县级时钟：正数为站点时钟偏快", normal: "正常", stationLevel: "站点最高预警", unanswered: "有未应答预警",
@@ -114,7 +114,7 @@ const I18N = {
     reportPrev: "Last month: {n} warnings, {escalated} escalated. ", reportWorst: "Townships with warnings escalated to the county: {names}.",
     plansTitle: "Rule plans pushed by the county", refusedTitle: "Messages refused (24 h)", allStations: "all stations",
     planVersion: "Version", planTarget: "Sent to", planAt: "Pushed", planRunning: "Stations running it",
-    pushTitle: "Push a new plan", pushFile: "Rules file", pushVersionHint: "empty: numbered by the time now", pushSubmit: "Check and push",
+    pushTitle: "Push a new plan", pushFile: "Rules file", pushPick: "Choose a file…", pushVersionHint: "empty: numbered by the time now", pushSubmit: "Check and push",
     pushDone: "Plan {v} pushed to {target}, with {n} county contacts and the county's deadlines; each station runs it once it checks", pushRefused: "Plan not pushed; correct first:",
     pushBus: "The county bus or store cannot be reached: plan not pushed", noPlans: "No plan pushed yet", refusedCount: "Count", refusedLast: "Last", noRefused: "Nothing refused",
     mb: "{n} MB", items: "{n}", clockHint: "station clock minus county clock: positive when the station is ahead", normal: "normal", stationLevel: "highest warning at the station", unanswered: "unanswered warning",
@@ -469,9 +469,11 @@ async function loadPlans() {
   if (S.me?.may?.plan) planTargets();
   try {
     const d = await api("GET", "/api/plans");
-    const total = S.ov?.fleet.length ?? 0;
+    // how many stations a plan was sent to: all, a group's, or one
+    const fleet = S.ov?.fleet ?? [], sentTo = (target) => (target === "all" ? fleet.length
+      : target.startsWith("group.") ? fleet.filter((s) => `group.${s.group}` === target).length : 1);
     put($("#plans"), d.plans.length ? table(["planVersion", "planTarget", "planAt", "planRunning"], d.plans.map((p) => el("tr", { "data-plan": p.version, title: p.hash },
-      el("td", {}, p.version), el("td", {}, targetText(p.target)), el("td", {}, when(p.at)), el("td", { class: "num" }, `${p.stations}/${total}`))))
+      el("td", {}, p.version), el("td", {}, targetText(p.target)), el("td", {}, when(p.at)), el("td", { class: "num" }, `${p.stations}/${sentTo(p.target)}`))))
       : el("p", { class: "muted" }, t("noPlans")));
     put($("#refused"), d.refused.length ? table(["station", "refusedCount", "refusedLast"], d.refused.map((r) => el("tr", { title: r.reason },
       el("td", {}, r.name ?? t("unknownStation")), el("td", { class: "num" }, r.count), el("td", {}, when(r.last)))))
@@ -654,6 +656,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#plan-push").addEventListener("submit", pushPlan);
   $("#plan-push").file.addEventListener("change", async (ev) => {
     const file = ev.target.files[0];
+    $("#plan-file").textContent = file ? file.name : "";
     if (file) $("#plan-push").rules.value = await file.text();
   });
   window.addEventListener("hashchange", route);

@@ -281,7 +281,7 @@ def test_county_duty_officer_sees_every_township_and_takes_the_escalation(
     ]
     north = page.locator('#plans tr[data-plan="2026.11-3"]').inner_text()
     assert set(north.split("\t")[1].split("、")) == {"东岭镇", "河口街道", "北山乡"}
-    assert north.split("\t")[3] == "2/5"
+    assert north.split("\t")[3] == "2/3"  # of the 3 stations of the group it was sent to
     refused = page.locator("#refused tbody tr")
     assert refused.count() == 2 and "河口街道" in refused.first.inner_text()
     assert audit(page, "zh") == []

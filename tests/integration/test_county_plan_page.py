@@ -170,9 +170,13 @@ def test_a_technician_pushes_a_plan_from_the_page(
     done.wait_for(timeout=60_000)
     assert done.inner_text().startswith("方案 2026.12-7 已下发至溪口镇，随附县级联系人 2 人")
     page.locator('#plans tr[data-plan="2026.12-7"]').wait_for()
-    assert "溪口镇" in page.locator('#plans tr[data-plan="2026.12-7"]').inner_text()
+    row = page.locator('#plans tr[data-plan="2026.12-7"]').inner_text().split("\t")
+    assert row[1] == "溪口镇" and row[3] == "0/1", row  # sent to one station, not run yet
+    assert page.locator("#plan-file").inner_text() == "county.toml"
+    assert page.locator("#plan-push .filebtn").inner_text() == "选择文件…"
     page.screenshot(path=str(shots / "county-plan-push.png"), full_page=True)
-    assert [w for w in audit(page, "zh") if w != "tech"] == []  # "tech": the login name
+    # the login name and the technician's own file name are theirs
+    assert [w for w in audit(page, "zh") if w not in ("tech", "county", "toml")] == []
     assert page.errors == []
 
     # what the station will get: the rules, the county's people and deadlines
