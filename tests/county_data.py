@@ -433,3 +433,88 @@ def fill(conn: Any, now: int) -> None:
             "VALUES (%s, %s, %s, %s, %s, %s)",
             rows,
         )
+
+
+FIRST = "清河石龙白桃青红金银松柏梅兰竹菊东西南北"
+SECOND = "水山门泉沙源岩溪坪口"
+
+
+def many(n: int) -> list[tuple[str, str]]:
+    """`n` more townships (id, name): 清水镇, 清山乡, … — the names a county has."""
+    out = []
+    for i in range(n):
+        name = FIRST[i % len(FIRST)] + SECOND[(i // len(FIRST)) % len(SECOND)]
+        out.append((f"t{i:03d}", name + ("镇" if i % 3 else "乡")))
+    return out
+
+
+def fill_many(conn: Any, now: int, stations: list[tuple[str, str]]) -> int:
+    """The generated townships: 2 villages, 4 points, 8 devices each, reporting now; every
+    fifth has a warning in force (red, orange, yellow, blue in turn), half of them
+    answered. How many warnings."""
+    warnings = 0
+    for i, (sid, name) in enumerate(stations):
+        lon, lat = 117.7 + (i % 20) * 0.04, 25.8 + (i // 20) * 0.05
+        villages = [{"id": f"v{j}", "name": f"{name[:2]}{'一二'[j]}村"} for j in range(2)]
+        points = [
+            {
+                "id": f"p{j}",
+                "name": f"{name[:2]}{j + 1}号监测点",
+                "village": f"v{j % 2}",
+                "lon": lon + 0.01 * j,
+                "lat": lat + 0.008 * (j % 2),
+                "kind": "landslide",
+            }
+            for j in range(4)
+        ]
+        devices = [
+            {
+                "id": f"rg-{j:02d}",
+                "name": f"{name[:2]}{j + 1}号雨量计",
+                "point": f"p{j % 4}",
+                "protocol": "sl651",
+                "metrics": {"rain_mm": {"name": "雨量", "unit": "mm"}},
+            }
+            for j in range(8)
+        ]
+        st = _state(
+            name,
+            lon,
+            lat,
+            villages,
+            points,
+            devices,
+            [{"id": "gm", "name": f"{name[:2]}网格员", "role": "grid_member"}],
+            now - 30_000,
+            {"version": "2026.12-1", "hash": "9f2c…", "errors": []},
+        )
+        conn.execute(
+            "INSERT INTO stations (id, name, grp, tz, lon, lat, version, state, state_at, "
+            "last_seen, clock_offset_ms, backlog, disk_free_mb, plan_version, plan_hash, "
+            "plan_at) VALUES (%s, %s, NULL, 'Asia/Shanghai', %s, %s, '0.9.3', %s, %s, %s, "
+            "0, 0, 5200.0, '2026.12-1', '9f2c', %s)",
+            (sid, name, lon, lat, Jsonb(st), dt(now - 30_000), dt(now - 30_000), dt(now)),
+        )
+        if i % 5:
+            continue
+        warnings += 1
+        lv = ("red", "orange", "yellow", "blue")[(i // 5) % 4]
+        opened = now - (i % 50 + 1) * MIN
+        conn.execute(
+            "INSERT INTO tickets (station, id, kind, level, state, title, device, metric, "
+            "point, rule, value, opened_at, updated_at, seq) VALUES (%s, 1, 'warning', %s, "
+            "'issued', 'rain', 'rg-00', 'rain_mm', 'p0', 'rain', 21.5, %s, %s, %s)",
+            (sid, lv, dt(opened), dt(opened), 50_000 + i),
+        )
+        events = [(opened, "warning_issued", "rules", lv, None)]
+        events.append((opened, "called", "desk", lv, f"point:p0 {name[:2]}网格员 (issued)"))
+        if i % 10 == 0:
+            events.append((opened + MIN, "acknowledged", f"{name[:2]}网格员", None, None))
+        for k, (at, kind, actor, level, note) in enumerate(events):
+            body = {"id": k + 1, "at": at, "kind": kind, "actor": actor, "level": level}
+            conn.execute(
+                "INSERT INTO ticket_events (station, id, ticket_id, seq, at, kind, actor, "
+                "level, note, body) VALUES (%s, %s, 1, %s, %s, %s, %s, %s, %s, %s)",
+                (sid, k + 1, 60_000 + i * 10 + k, dt(at), kind, actor, level, note, Jsonb(body)),
+            )
+    return warnings

@@ -510,16 +510,22 @@ async function loadMap() {
       if (all.length) m.fitBounds(all, { padding: [50, 50], maxZoom: 13 }); else m.setView([30, 114], 8);
     }
     S.layer.clearLayers();
+    // a whole county (more than 30 townships) would bury the map under names: then only the
+    // stations that need someone (a warning, offline) and the points in warning are named
+    // and drawn; the others show their name on hover and their points on the station page
+    const crowded = data.stations.length > 30;
     for (const p of data.points) {
+      if (crowded && !p.level) continue;
       L.marker([p.lat, p.lon], { keyboard: false, icon: L.divIcon({ className: "", iconSize: null, html: `<span class="pt-marker" data-level="${p.level ?? "none"}"></span>` }) })
-        .bindTooltip(p.level ? p.name : `${p.station_name} · ${p.name}`, p.level
+        .bindTooltip(p.level ? p.name : `${p.station_name} · ${p.name}`, p.level && !crowded
           ? { permanent: true, direction: "top", className: "map-label", offset: [0, -8] } : { direction: "top" })
         .on("click", () => mapDetail(p.station)).addTo(S.layer);
     }
     for (const s of data.stations) {
-      const mk = L.marker([s.lat, s.lon], { keyboard: false, zIndexOffset: 1000, icon: L.divIcon({ className: "", iconSize: null,
+      const named = !crowded || s.level || !s.online;
+      const mk = L.marker([s.lat, s.lon], { keyboard: false, zIndexOffset: named ? 1000 : 500, icon: L.divIcon({ className: "", iconSize: null,
         html: `<button type="button" class="st-marker" data-station="" data-level="${s.level ?? "none"}" data-online="${s.online ? 1 : 0}" data-blink="${s.unanswered ? 1 : 0}"></button>` }) })
-        .bindTooltip(s.name, { permanent: true, direction: "right", className: "map-label", offset: [14, 0] })
+        .bindTooltip(s.name, named ? { permanent: true, direction: "right", className: "map-label", offset: [14, 0] } : { direction: "right", offset: [14, 0] })
         .on("click", () => mapDetail(s.id)).addTo(S.layer);
       const b = mk.getElement()?.querySelector("button");
       if (b) { b.dataset.station = s.id; b.setAttribute("aria-label", s.name); }
