@@ -24,6 +24,7 @@ COUNTY = {
         {"id": "hekou", "name": "河口街道", "group": "north"},
         {"id": "beishan", "name": "北山乡", "group": "north"},
     ],
+    "groups": [{"id": "south", "name": "南片区"}],  # north has no name: shown by its stations
     "nats": {"servers": ["nats://127.0.0.1:4222"]},
     "postgres": {"dsn": "postgresql:///county"},
     "escalation": {"red_s": 600, "orange_s": 1200, "yellow_s": 3600},

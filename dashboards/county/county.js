@@ -433,6 +433,7 @@ function fleetTable(list, brief) {
 function targetText(target) {
   if (target === "all") return t("allStations");
   const [kind, id] = [target.split(".")[0], target.slice(target.indexOf(".") + 1)];
+  if (kind === "group" && S.ov.groups?.[id]) return S.ov.groups[id]; // the group's own name
   const names = S.ov.fleet.filter((s) => (kind === "group" ? s.group === id : s.id === id)).map((s) => s.name);
   return names.join("、") || "—";
 }

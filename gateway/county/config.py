@@ -36,6 +36,13 @@ class KnownStation(_Model):
     group: Ident | None = None  # plans can target a group of stations
 
 
+class Group(_Model):
+    """A group of stations by its own name (片区), for plans and the page."""
+
+    id: Ident
+    name: str = Field(min_length=1, max_length=40)
+
+
 class NatsSection(_Model):
     servers: list[str] = Field(min_length=1)  # nats://host:4222 of every node
     user: str | None = None
@@ -72,6 +79,7 @@ class EscalationSection(_Model):
 class CountyConfig(_Model):
     county: CountySection
     stations: list[KnownStation] = []
+    groups: list[Group] = []  # names of the stations' groups (a group unnamed: its stations)
     nats: NatsSection
     postgres: PostgresSection
     http: CountyHttp = CountyHttp()
@@ -91,6 +99,14 @@ def county_problems(cfg: CountyConfig) -> list[str]:
         if "." in s.id:
             out.append(f"stations[{i}].id: {s.id!r} has a '.' (one token of county.<st>.…)")
         seen.add(s.id)
+    used = {s.group for s in cfg.stations if s.group}
+    named: set[str] = set()
+    for i, g in enumerate(cfg.groups):
+        if g.id in named:
+            out.append(f"groups[{i}].id: {g.id!r} is named twice")
+        if g.id not in used:
+            out.append(f"groups[{i}].id: no station of [[stations]] is in group {g.id!r}")
+        named.add(g.id)
     return out
 
 

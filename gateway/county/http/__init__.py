@@ -263,6 +263,7 @@ def create_app(cfg: CountyConfig, store: ConnectionSource) -> FastAPI:
         return {
             "now": now,
             "county": {"name": cfg.county.name, "timezone": cfg.county.timezone},
+            "groups": {g.id: g.name for g in cfg.groups},
             "escalation": cfg.escalation.model_dump(),
             "warnings": views.warnings(conn, cfg, now),
             "county_tickets": views.county_tickets(conn, cfg),

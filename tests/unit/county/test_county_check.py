@@ -80,3 +80,28 @@ def test_problems_name_the_file_and_key_path(
     assert "stations[1].id: 'h.s' has a '.'" in capsys.readouterr().err
     assert main(["county", "check", "-c", str(tmp_path / "none.toml")]) == 2
     assert "none.toml: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("groups", "said"),
+    [
+        (
+            '[[groups]]\nid = "south"\nname = "南片"\n',
+            "groups[0].id: no station of [[stations]] is in group 'south'",
+        ),
+        (
+            '[[groups]]\nid = "north"\nname = "北片"\n[[groups]]\nid = "north"\nname = "北"\n',
+            "groups[1].id: 'north' is named twice",
+        ),
+        ('[[groups]]\nid = "north"\nname = ""\n', "groups[0].name"),
+    ],
+)
+def test_group_names_name_groups_that_exist_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], groups: str, said: str
+) -> None:
+    f = tmp_path / "county.toml"
+    f.write_text(GOOD.replace("[nats]", groups + "[nats]"))
+    assert main(["county", "check", "-c", str(f)]) == 2
+    assert said in capsys.readouterr().err
+    f.write_text(GOOD.replace("[nats]", '[[groups]]\nid = "north"\nname = "北部片区"\n[nats]'))
+    assert main(["county", "check", "-c", str(f)]) == 0
