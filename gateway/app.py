@@ -92,8 +92,7 @@ async def run_gateway(
     store = await loop.run_in_executor(writer, StationStore, cfg.database.path)
     await loop.run_in_executor(writer, store.register_devices, [d.id for d in cfg.devices])
     desk = Desk(store, cfg)  # warnings, calls and deliveries (used on the writer thread)
-    if loader.plan is not None:  # the county's people and deadlines it ran with
-        desk.people.use_county(loader.plan.county)
+    desk.people.use_county(loader.plan.county if loader.plan else None)  # as it ran before
     ingestor = await loop.run_in_executor(writer, Ingestor, store, ruleset, desk)
     ingestor.gap_grace_ms = cfg.pipeline.seq_gap_grace_s * 1000
     uplinks = Uplinks(cfg, cfg.database.path, writer, store, wall_ms)  # to the county

@@ -32,6 +32,7 @@ from gateway.ingest.health import EMPTY, interval_ms, load_health
 from gateway.ingest.rules_service import RulesService
 from gateway.metrics import Metrics
 from gateway.storage.pictures import counts as picture_counts
+from gateway.tickets.people import People
 from gateway.tickets.store import StationStore, Ticket
 
 if TYPE_CHECKING:
@@ -62,6 +63,11 @@ class Context:
     uplinks: Uplinks | None = None  # to the county (GET /api/uplinks)
     clock_skews: Callable[[], dict[str, int]] = dict  # device -> clock lead (ms), when far
     dtus: Callable[[], list[dict[str, Any]]] = list  # 4G DTUs and their counts
+
+    def people(self) -> People:
+        """Who the station calls: the desk's `People` (with the county's plan part), or
+        the station file's when the warning loop is not running."""
+        return self.desk.people if self.desk is not None else People(self.config)
 
 
 class AckBody(BaseModel):

@@ -124,15 +124,12 @@ def add_routes(
     app: FastAPI, ctx: Context, reader: Callable[[], StationStore], access: Access
 ) -> None:
 
-    def the_people() -> People:
-        return ctx.desk.people if ctx.desk is not None else People(ctx.config)
-
     @app.get("/api/board")
     def get_board(request: Request) -> dict[str, Any]:
         """The 叫应 board: each open warning, whom it called, by which channels, answered
         or not, and when it escalates next. Phones are masked for viewers."""
         masked = access.user(request).role == Role.VIEWER
-        p = the_people()
+        p = ctx.people()
         return {
             "now": clock.now_ms(),
             "county": p.county.name if p.county else None,

@@ -23,7 +23,6 @@ from gateway.http.params import MAX_ROW_ID, RowId
 from gateway.tickets import ledger
 from gateway.tickets.desk import Desk, StepRefused
 from gateway.tickets.lifecycle import Step
-from gateway.tickets.people import People
 from gateway.tickets.records import read_attempts, read_calls, read_deliveries, read_handovers
 from gateway.tickets.store import StationStore, Ticket
 from gateway.tickets.summary import summarize
@@ -253,14 +252,11 @@ def add_routes(
             "deliveries": [d.to_json() for d in rows],
         }
 
-    def the_people() -> People:
-        return ctx.desk.people if ctx.desk is not None else People(ctx.config)
-
     @app.get("/api/people")
     def people() -> dict[str, Any]:
         """The people file, the county's people its plan brought, and the duty officer on
         shift now."""
-        p = the_people()
+        p = ctx.people()
         duty = p.on_duty(now_ms())
         return {
             "people": [x.model_dump() for x in p.everyone],
@@ -287,7 +283,7 @@ def add_routes(
         now = now_ms()
         user = access.require(request, HANDOVER_ROLES, "hand over a shift")
         name = user.name
-        if user.person and (p := the_people().find(user.person)) is not None:
+        if user.person and (p := ctx.people().find(user.person)) is not None:
             name = p.name
         return await write(
             request,
