@@ -20,11 +20,11 @@ from gateway.tickets.calls import Callee, GridStep
 
 
 class People:
-    def __init__(self, cfg: Config, county: CountyPart | None = None) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.tz = ZoneInfo(cfg.station.timezone)
         self.points = {p.id: p for p in cfg.points}
-        self.use_county(county)
+        self.use_county(None)  # the station file's people until a county plan is applied
 
     def use_county(self, county: CountyPart | None) -> None:
         """The county's part of its plan (None: the station file's people only). The
